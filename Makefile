@@ -1,0 +1,31 @@
+# ModelZoo: `make demo` (first run installs everything) and `make test`.
+SHELL := /bin/bash
+ROOT := $(abspath .)
+export ZOO_PYTHON ?= $(ROOT)/.venv/bin/python
+export ZOO_VENV ?= $(ROOT)/.venv
+export ZOO_FIXTURES ?= $(ROOT)/.cache/fixtures
+SWIFT_TEST_FLAGS ?=
+
+.PHONY: setup build release fixtures test demo parity fuzz bench clean
+
+setup:
+	@tools/setup.sh
+
+build: setup
+	swift build
+
+release: setup
+	swift build -c release
+
+fixtures: setup
+	@tools/fixtures/generate.sh
+
+test: setup fixtures
+	swift build --build-tests
+	swift test --skip-build $(SWIFT_TEST_FLAGS)
+
+demo: release
+	@tools/demo.sh
+
+clean:
+	rm -rf .build .cache

@@ -1,0 +1,61 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Module map: see docs/architecture.md. Data flows one way:
+// source file -> importer (ZooPyTorch / ZooHDF5 / ZooFormats) -> flat named tensors (ZooFormats)
+// -> mapping (ZooMapping) -> native file (ZooFormats) -> model (ZooArchitectures + ZooRuntime over ZooKernels).
+let package = Package(
+    name: "ModelZoo",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "ModelZoo", targets: ["ModelZoo"]),
+        .executable(name: "zoo", targets: ["zoo"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+    ],
+    targets: [
+        // C libraries from Debian packages (module maps only).
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CHDF5", providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CJPEG", providers: [.apt(["libjpeg62-turbo-dev"])]),
+        .systemLibrary(name: "CPNG", providers: [.apt(["libpng-dev"])]),
+
+        // Tensors, dtypes, errors, JSON, .npy, mapped files, atomic writes.
+        .target(name: "ZooTensor"),
+        // Flat named tensors, format detection, the native (safetensors) format.
+        .target(name: "ZooFormats", dependencies: ["ZooTensor"]),
+        // Importers.
+        .target(name: "ZooPyTorch", dependencies: ["ZooTensor", "ZooFormats", "CZlib"]),
+        .target(name: "ZooHDF5", dependencies: ["ZooTensor", "ZooFormats", "CHDF5"]),
+        // Architecture definitions and the catalogue.
+        .target(name: "ZooArchitectures", dependencies: ["ZooTensor"]),
+        // Source names -> canonical names.
+        .target(name: "ZooMapping", dependencies: ["ZooTensor", "ZooFormats", "ZooArchitectures"]),
+        // Compute kernels and the runtime.
+        .target(name: "ZooKernels", dependencies: ["CBLAS"]),
+        .target(name: "ZooRuntime", dependencies: ["ZooTensor", "ZooFormats", "ZooArchitectures", "ZooKernels"]),
+        // Images.
+        .target(name: "ZooImages", dependencies: ["ZooTensor", "CJPEG", "CPNG"]),
+        // The public umbrella library.
+        .target(name: "ModelZoo", dependencies: [
+            "ZooTensor", "ZooFormats", "ZooPyTorch", "ZooHDF5", "ZooArchitectures", "ZooMapping",
+            "ZooKernels", "ZooRuntime", "ZooImages",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        // The command-line tool, thin over the library.
+        .executableTarget(name: "zoo", dependencies: [
+            "ModelZoo",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        // Tests. ZooTestSupport finds the repository, the fixtures and the Python reference environment.
+        .target(name: "ZooTestSupport", dependencies: ["ZooTensor"], path: "Tests/ZooTestSupport"),
+        .testTarget(name: "ZooTensorTests", dependencies: ["ZooTensor", "ZooTestSupport"]),
+        .testTarget(name: "ZooFormatsTests", dependencies: ["ZooFormats", "ZooTensor", "ZooTestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["ZooTensor", "ZooFormats", "ZooTestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

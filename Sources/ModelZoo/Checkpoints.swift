@@ -1,0 +1,31 @@
+@_exported import ZooTensor
+@_exported import ZooFormats
+
+/// Entry points for reading any checkpoint file ModelZoo understands.
+public enum Checkpoints {
+    /// Reads `path`, detecting its format from the bytes, and returns its flat named tensors.
+    ///
+    /// Errors are `ZooError`s that name the file.
+    public static func read(path: String) throws -> ImportedCheckpoint {
+        do {
+            let file = try MappedFile(path: path)
+            guard let format = FileFormat.detect(file.bytes) else {
+                if file.count == 0 { throw ZooError.bad("file is empty") }
+                throw ZooError(.unsupported, "unknown format (not safetensors, PyTorch, HDF5 or .npy)")
+            }
+            switch format {
+            case .safetensors:
+                return try SafetensorsFile(file: file).imported()
+            case .npy:
+                let t = try NPY.read(file.bytes)
+                return ImportedCheckpoint(format: "npy", tensors: [TensorRecord(name: "array", tensor: t)])
+            case .zip, .pickle:
+                throw ZooError(.unsupported, "PyTorch files are not supported by this build yet")
+            case .hdf5:
+                throw ZooError(.unsupported, "HDF5 files are not supported by this build yet")
+            }
+        } catch let e as ZooError {
+            throw e.inFile(path)
+        }
+    }
+}

@@ -1,0 +1,138 @@
+import ZooTensor
+
+/// One named tensor as an importer found it: what it is, and how to get its bytes.
+///
+/// Importers describe every tensor up front (name, dtype, shape) and produce the data
+/// lazily, one tensor at a time, so a converter streams a large checkpoint without
+/// holding it in memory twice.
+public struct TensorRecord: Sendable {
+    /// The flat, dotted name (`layer1.0.conv1.weight`, `model_weights/conv1/conv1/kernel:0`).
+    public var name: String
+    /// Element type of the data `load()` returns.
+    public var dtype: DType
+    /// Shape of the data `load()` returns.
+    public var shape: [Int]
+    /// Format-specific facts shown by `zoo inspect` (strides, storage, Keras layer, ...).
+    public var details: [(String, JSONValue)]
+    /// Produces the tensor (little-endian, contiguous). May be a zero-copy view of a mapped file.
+    public var load: @Sendable () throws -> Tensor
+
+    /// Creates a record.
+    public init(name: String, dtype: DType, shape: [Int], details: [(String, JSONValue)] = [], load: @escaping @Sendable () throws -> Tensor) {
+        self.name = name
+        self.dtype = dtype
+        self.shape = shape
+        self.details = details
+        self.load = load
+    }
+
+    /// A record for a tensor already in memory.
+    public init(name: String, tensor: Tensor, details: [(String, JSONValue)] = []) {
+        self.init(name: name, dtype: tensor.dtype, shape: tensor.shape, details: details) { tensor }
+    }
+
+    /// Number of elements.
+    public var elementCount: Int { shape.reduce(1, *) }
+    /// Bytes of data.
+    public var byteCount: Int { elementCount * dtype.byteSize }
+}
+
+/// A table that `zoo inspect` prints after the tensor list (layers of a Keras file, shared storages, ...).
+public struct ReportSection: Sendable {
+    /// Heading line.
+    public var title: String
+    /// Column names.
+    public var columns: [String]
+    /// Rows of cells.
+    public var rows: [[String]]
+
+    /// Creates a section.
+    public init(title: String, columns: [String], rows: [[String]]) {
+        self.title = title
+        self.columns = columns
+        self.rows = rows
+    }
+}
+
+/// What an importer read from a file: flat named tensors plus what the file says about itself.
+public struct ImportedCheckpoint: Sendable {
+    /// Short format name: `safetensors`, `pytorch-zip`, `pytorch-legacy`, `torchscript`, `hdf5`, `npy`.
+    public var format: String
+    /// Facts about the file (format version, pickle protocol, Keras version, zoo metadata, ...).
+    public var metadata: [(String, JSONValue)]
+    /// The tensors, in the file's own order.
+    public var tensors: [TensorRecord]
+    /// Extra tables for `zoo inspect`.
+    public var sections: [ReportSection]
+    /// Keras's layer order and names, for Keras weight files.
+    public var keras: KerasLayout?
+
+    /// Creates an imported checkpoint.
+    public init(format: String, metadata: [(String, JSONValue)] = [], tensors: [TensorRecord], sections: [ReportSection] = [],
+                keras: KerasLayout? = nil) {
+        self.format = format
+        self.metadata = metadata
+        self.tensors = tensors
+        self.sections = sections
+        self.keras = keras
+    }
+}
+
+/// The structure a Keras weight file gives its tensors: layers in Keras's own order,
+/// each with its weights in Keras's order. The HDF5 importer fills it; the Keras
+/// mappings to canonical names are driven by it (never by walking names or positions).
+public struct KerasLayout: Sendable {
+    /// One weight of a layer.
+    public struct Weight: Sendable {
+        /// The weight's name as Keras stores it (`conv1/kernel:0`, `vars/0`).
+        public var name: String
+        /// The name of the `TensorRecord` holding its data.
+        public var tensor: String
+
+        /// Creates a weight reference.
+        public init(name: String, tensor: String) {
+            self.name = name
+            self.tensor = tensor
+        }
+    }
+
+    /// One layer.
+    public struct Layer: Sendable {
+        /// Layer name (`conv1_conv`, `block_1_expand`).
+        public var name: String
+        /// Keras class name when the file has a model config (`Conv2D`, `DepthwiseConv2D`).
+        public var className: String?
+        /// The layer's config from the model config, when present.
+        public var config: JSONValue?
+        /// Weights in Keras order (kernel, bias; gamma, beta, moving_mean, moving_variance).
+        public var weights: [Weight]
+
+        /// Creates a layer.
+        public init(name: String, className: String? = nil, config: JSONValue? = nil, weights: [Weight]) {
+            self.name = name
+            self.className = className
+            self.config = config
+            self.weights = weights
+        }
+    }
+
+    /// `keras1`, `keras2` (legacy .h5, also written by tf-keras and Keras 3's legacy writer) or `keras3` (.weights.h5).
+    public var dialect: String
+    /// `keras_version` attribute, when present.
+    public var kerasVersion: String?
+    /// `backend` attribute, when present.
+    public var backend: String?
+    /// The parsed `model_config`, when the file is a full-model save.
+    public var modelConfig: JSONValue?
+    /// Layers with weights, in Keras order (nested models flattened in order).
+    public var layers: [Layer]
+
+    /// Creates a layout.
+    public init(dialect: String, kerasVersion: String? = nil, backend: String? = nil, modelConfig: JSONValue? = nil, layers: [Layer]) {
+        self.dialect = dialect
+        self.kerasVersion = kerasVersion
+        self.backend = backend
+        self.modelConfig = modelConfig
+        self.layers = layers
+    }
+}

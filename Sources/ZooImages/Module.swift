@@ -1,0 +1,1 @@
+// ZooImages: JPEG/PNG decoding and preprocessing.

@@ -1,0 +1,1 @@
+// ZooKernels: CPU compute kernels (GEMM via OpenBLAS, convolutions, pooling, activations).

@@ -1,0 +1,1 @@
+// ZooRuntime: runs an architecture from a native checkpoint (classifier, backbone).

@@ -1,0 +1,44 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A whole file mapped read-only into memory.
+///
+/// Tensors read from a file are views into this mapping, so reading a checkpoint
+/// copies nothing until a value is used. The mapping lives as long as any view.
+public final class MappedFile: @unchecked Sendable {
+    /// The path the file was opened with.
+    public let path: String
+    /// Start of the mapping (nil for an empty file).
+    public let base: UnsafeRawPointer?
+    /// Size of the file in bytes.
+    public let count: Int
+
+    /// Maps `path` read-only. Throws an `io` error naming the file when it cannot be opened.
+    public init(path: String) throws {
+        self.path = path
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw ZooError(.io, "cannot open: \(String(cString: strerror(errno)))", file: path) }
+        defer { close(fd) }
+        var st = stat()
+        if fstat(fd, &st) != 0 { throw ZooError(.io, "cannot stat: \(String(cString: strerror(errno)))", file: path) }
+        if (st.st_mode & S_IFMT) == S_IFDIR { throw ZooError(.io, "is a directory", file: path) }
+        let size = Int(st.st_size)
+        count = size
+        if size == 0 { base = nil; return }
+        let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
+        if p == MAP_FAILED || p == nil {
+            throw ZooError(.io, "cannot map file: \(String(cString: strerror(errno)))", file: path)
+        }
+        base = UnsafeRawPointer(p!)
+    }
+
+    deinit {
+        if let base { munmap(UnsafeMutableRawPointer(mutating: base), count) }
+    }
+
+    /// The whole file as bytes.
+    public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
+}

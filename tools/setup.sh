@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# One-time setup on a fresh Debian machine: the C libraries (apt-get, only when
+# missing) and the Python reference environment (tools/setup-venv.sh).
+# Safe to run again: it does nothing when everything is present.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+packages=(libhdf5-dev zlib1g-dev libopenblas-dev libjpeg62-turbo-dev libpng-dev pkg-config)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}" >&2
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if [ "${1:-}" != "--no-python" ]; then
+  "$here/setup-venv.sh"
+fi
