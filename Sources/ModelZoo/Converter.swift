@@ -97,7 +97,19 @@ public enum Converter {
         meta.source = NativeMetadata.Source(file: fileName, sha256: digest, importer: checkpoint.format,
                                             dtype: originalFloatDType(checkpoint.tensors))
         meta.extras = .object(checkpoint.metadata)
-        return Plan(records: checkpoint.tensors, metadata: meta, format: checkpoint.format)
+        // Errors that surface while a record loads (CRC, truncation) name the input, not the output.
+        let records = checkpoint.tensors.map { r -> TensorRecord in
+            var copy = r
+            let load = r.load
+            copy.load = {
+                do { return try load() } catch var e as ZooError {
+                    if e.item == nil { e.item = r.name }
+                    throw e.inFile(input)
+                }
+            }
+            return copy
+        }
+        return Plan(records: records, metadata: meta, format: checkpoint.format)
     }
 
     /// Step 2 (a transform): floating-point records converted to `target`; others untouched.
