@@ -35,7 +35,7 @@ public final class PickleMachine {
     public let limits: PickleLimits
     /// Called for PERSID / BINPERSID with the persistent id; returns the object it stands for.
     public var persistentLoad: ((PickleValue) throws -> PickleValue)?
-    /// The highest protocol announced by a PROTO opcode (0 when none).
+    /// The pickle protocol: the highest PROTO opcode, else 1 when binary opcodes occur, else 0.
     public private(set) var protocolVersion = 0
     /// Every distinct global the pickle named, in first-seen order (`module.name`).
     public private(set) var globalsSeen: [String] = []
@@ -75,9 +75,11 @@ public final class PickleMachine {
         stack = []
         marks = []
         memo = [:]
+        created = 0
         while true {
             let at = reader.baseOffset + reader.position
             let op = try reader.u8("pickle opcode")
+            if protocolVersion == 0, !PickleMachine.textOpcodes.contains(op) { protocolVersion = 1 }
             do {
                 if let result = try step(op, &reader) { return result }
             } catch var e as ZooError {
@@ -92,6 +94,9 @@ public final class PickleMachine {
         var r = ByteReader(bytes)
         return try load(&r)
     }
+
+    /// The opcodes of protocol 0; any other opcode means at least protocol 1.
+    static let textOpcodes: Set<UInt8> = Set("(.012FILNPRSVabcdgilpst".utf8)
 
     // MARK: - Helpers
 
