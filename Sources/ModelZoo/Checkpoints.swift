@@ -1,5 +1,6 @@
 @_exported import ZooTensor
 @_exported import ZooFormats
+import ZooHDF5
 
 /// Entry points for reading any checkpoint file ModelZoo understands.
 public enum Checkpoints {
@@ -22,7 +23,7 @@ public enum Checkpoints {
             case .zip, .pickle:
                 throw ZooError(.unsupported, "PyTorch files are not supported by this build yet")
             case .hdf5:
-                throw ZooError(.unsupported, "HDF5 files are not supported by this build yet")
+                return try HDF5Importer.read(path: path)
             }
         } catch let e as ZooError {
             throw e.inFile(path)
