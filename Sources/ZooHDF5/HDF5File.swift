@@ -78,6 +78,8 @@ public final class HDF5File: @unchecked Sendable {
             let fapl = try H5Library.id(H5Pcreate(zoo_h5p_file_access()), "cannot create file access properties")
             defer { _ = H5Pclose(fapl) }
             _ = H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG)
+            // Reading needs no lock; do not fail on file systems without locking (NFS, read-only mounts).
+            _ = H5Pset_file_locking(fapl, 0, 1)
             let raw = H5Fopen(path, zoo_h5f_acc_rdonly(), fapl)
             if raw < 0 {
                 let text = H5Library.errorStackText()

@@ -37,7 +37,11 @@ public enum HDF5Importer {
             metadata.append(("dialect", .string(l.dialect)))
             if let v = l.kerasVersion { metadata.append(("keras_version", .string(v))) }
             if let b = l.backend { metadata.append(("backend", .string(b))) }
-            if let c = l.modelConfig { metadata.append(("model_config", c)) }
+            if let c = l.modelConfig {
+                metadata.append(("model_config", c))
+            } else if let text = k.modelConfigText {
+                metadata.append(("model_config", .string(text)))
+            }
             if let t = k.trainingConfig { metadata.append(("training_config", t)) }
             if k.optimizerWeights > 0 { metadata.append(("optimizer_weights", .int(Int64(k.optimizerWeights)))) }
             metadata.append(("keras_layers", .int(Int64(l.layers.count))))
@@ -58,7 +62,9 @@ public enum HDF5Importer {
             var title = "Keras layers (\(l.dialect)"
             if let v = l.kerasVersion { title += ", Keras \(v)" }
             if let b = l.backend { title += ", \(b)" }
-            title += "; \(l.layers.count) layers with weights, in Keras order)"
+            title += l.dialect == "keras3"
+                ? "; \(l.layers.count) layers with weights, by saved key: per class in Keras order)"
+                : "; \(l.layers.count) layers with weights, in Keras order)"
             sections.append(ReportSection(title: title, columns: ["layer", "class", "weight", "shape", "dtype"], rows: rows))
         } else if let root = file.object(""), !root.attributes.isEmpty {
             metadata.append(("attributes", .object(root.attributes)))

@@ -106,9 +106,9 @@ enum KerasReader {
         let modelConfigText = text(root.attribute("model_config"))
         var modelConfig: JSONValue?
         if let t = modelConfigText {
-            do { modelConfig = try JSONValue.parse(t, maxDepth: 256) } catch let e as ZooError {
-                throw ZooError.bad("model_config is not valid JSON: \(e.message)", item: "/ attribute model_config")
-            }
+            // Python's json writes NaN/Infinity, which strict JSON refuses: then the text is kept
+            // as is (metadata) and the layers get no classes.
+            modelConfig = try? JSONValue.parse(t, maxDepth: 256)
         }
         var trainingConfig: JSONValue?
         if let t = text(root.attribute("training_config")) { trainingConfig = (try? JSONValue.parse(t, maxDepth: 256)) ?? .string(t) }
