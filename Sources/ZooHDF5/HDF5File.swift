@@ -79,7 +79,7 @@ public final class HDF5File: @unchecked Sendable {
             defer { _ = H5Pclose(fapl) }
             _ = H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG)
             // Reading needs no lock; do not fail on file systems without locking (NFS, read-only mounts).
-            _ = H5Pset_file_locking(fapl, 0, 1)
+            _ = H5Pset_file_locking(fapl, false, true)
             let raw = H5Fopen(path, zoo_h5f_acc_rdonly(), fapl)
             if raw < 0 {
                 let text = H5Library.errorStackText()
