@@ -264,6 +264,18 @@ private struct Scanner {
         // Filters.
         var filters: [String] = []
         if layout == H5D_CHUNKED {
+            // libhdf5 allocates whole chunks when reading: a chunk far larger than the data is a memory bomb.
+            var chunk = [hsize_t](repeating: 0, count: 32)
+            let crank = H5Pget_chunk(dcpl.raw, 32, &chunk)
+            guard crank >= 0 else { throw H5Library.failure("cannot read the chunk shape", item: path) }
+            var chunkBytes = kind.dtype.byteSize
+            for d in chunk.prefix(Int(crank)) {
+                guard let n = Int(exactly: d) else { throw ZooError.bad("chunk dimension \(d) out of range", item: path) }
+                chunkBytes = try Checked.mul(chunkBytes, n, "chunk size of \(path)")
+            }
+            guard chunkBytes <= max(logical, HDF5File.fillAllowance) else {
+                throw ZooError.bad("chunks of \(chunkBytes) bytes are absurd for \(logical) bytes of data", item: path)
+            }
             let n = H5Pget_nfilters(dcpl.raw)
             if n > 0 {
                 for i in 0..<UInt32(n) {

@@ -113,13 +113,27 @@ import ZooTestSupport
         #expect(e?.file == path)
     }
 
-    @Test(arguments: ["bomb_chunked.h5", "bomb_contig.h5"])
-    func shapeBombsRefusedBeforeAllocating(file: String) throws {
+    @Test(arguments: [("bomb_chunked.h5", "1099511627776"), ("bomb_contig.h5", "1099511627776"), ("bomb_chunk.h5", "chunks of 536870912 bytes")])
+    func shapeBombsRefusedBeforeAllocating(file: String, phrase: String) throws {
         let path = try TestSupport.fixture("hdf5/\(file)")
         let e = expectZooError(file) { _ = try HDF5Importer.read(path: path) }
         #expect(e?.kind == .badInput)
         #expect(e?.item == "bomb")
-        #expect(e?.description.contains("1099511627776") == true, "\(e?.description ?? "")")
+        #expect(e?.description.contains(phrase) == true, "\(e?.description ?? "")")
+    }
+
+    @Test func modelConfigWithNaNKeptAsText() throws {
+        let path = try TestSupport.fixture("hdf5/keras_nan_config.h5")
+        let ckpt = try HDF5Importer.read(path: path)
+        try Manifest.expectDatasetsMatch(ckpt, try Manifest.entry("hdf5", "keras_nan_config.h5"), file: "keras_nan_config.h5")
+        let k = try #require(ckpt.keras)
+        #expect(k.dialect == "keras2")
+        #expect(k.modelConfig == nil)
+        #expect(k.layers.map(\.name) == ["fc"])
+        #expect(k.layers.first?.className == nil)
+        #expect(k.layers.first?.weights.map(\.tensor) == ["model_weights/fc/fc/kernel:0", "model_weights/fc/fc/bias:0"])
+        let text = ckpt.metadata.first { $0.0 == "model_config" }?.1.stringValue
+        #expect(text?.contains("NaN") == true)
     }
 
     @Test func keras1FlatNames() throws {
