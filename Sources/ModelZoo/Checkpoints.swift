@@ -10,7 +10,7 @@ public enum Checkpoints {
     public static func read(path: String) throws -> ImportedCheckpoint {
         do {
             let file = try MappedFile(path: path)
-            guard let format = FileFormat.detect(file.bytes) else {
+            guard let format = file.withBytes({ FileFormat.detect($0) }) else {
                 if file.count == 0 { throw ZooError.bad("file is empty") }
                 throw ZooError(.unsupported, "unknown format (not safetensors, PyTorch, HDF5 or .npy)")
             }
@@ -18,7 +18,7 @@ public enum Checkpoints {
             case .safetensors:
                 return try SafetensorsFile(file: file).imported()
             case .npy:
-                let t = try NPY.read(file.bytes)
+                let t = try file.withBytes { try NPY.read($0) }
                 return ImportedCheckpoint(format: "npy", tensors: [TensorRecord(name: "array", tensor: t)])
             case .zip, .pickle:
                 throw ZooError(.unsupported, "PyTorch files are not supported by this build yet")

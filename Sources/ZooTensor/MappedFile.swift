@@ -39,6 +39,12 @@ public final class MappedFile: @unchecked Sendable {
         if let base { munmap(UnsafeMutableRawPointer(mutating: base), count) }
     }
 
-    /// The whole file as bytes.
+    /// The whole file as bytes. The pointer is valid only while this object is alive: keep a
+    /// reference (or use `withBytes`), since Swift may release a local after its last use.
     public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
+
+    /// Calls `body` with the file's bytes, keeping the mapping alive for the call.
+    public func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try withExtendedLifetime(self) { try body(bytes) }
+    }
 }

@@ -38,7 +38,6 @@ public enum FileFormat: String, Sendable, CaseIterable {
 
     /// Detects the format of a file on disk.
     public static func detect(path: String) throws -> FileFormat? {
-        let f = try MappedFile(path: path)
-        return detect(f.bytes)
+        try MappedFile(path: path).withBytes { detect($0) }
     }
 }
