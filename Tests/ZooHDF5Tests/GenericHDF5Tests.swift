@@ -122,6 +122,24 @@ import ZooTestSupport
         #expect(e?.description.contains(phrase) == true, "\(e?.description ?? "")")
     }
 
+    @Test func userBlockBeforeTheSignature() throws {
+        let path = try TestSupport.fixture("hdf5/userblock.h5")
+        let head = try FileHandle(forReadingFrom: URL(fileURLWithPath: path)).readData(ofLength: 16)
+        #expect(String(decoding: head, as: UTF8.self) == "user block text ")
+        let ckpt = try HDF5Importer.read(path: path)
+        try Manifest.expectDatasetsMatch(ckpt, try Manifest.entry("hdf5", "userblock.h5"), file: "userblock.h5")
+        #expect(ckpt.tensors.map(\.name) == ["x"])
+    }
+
+    @Test func hardLinksAndNamedTypes() throws {
+        let ckpt = try HDF5Importer.read(path: try TestSupport.fixture("hdf5/generic.h5"))
+        let names = ckpt.tensors.map(\.name)
+        // The second hard link to f32 is the same object: read once, under its first name.
+        #expect(names.contains("f32") && !names.contains("zz_hard_alias"))
+        // A dataset whose type is a committed datatype reads like any other; the type itself is no tensor.
+        #expect(names.contains("uses_named_type") && !names.contains("named_type"))
+    }
+
     @Test func modelConfigWithNaNKeptAsText() throws {
         let path = try TestSupport.fixture("hdf5/keras_nan_config.h5")
         let ckpt = try HDF5Importer.read(path: path)
