@@ -1,6 +1,7 @@
 @_exported import ZooTensor
 @_exported import ZooFormats
 @_exported import ZooPyTorch
+@_exported import ZooHDF5
 
 /// Entry points for reading any checkpoint file ModelZoo understands.
 public enum Checkpoints {
@@ -28,7 +29,7 @@ public enum Checkpoints {
             case .zip, .pickle:
                 return try PyTorchImporter.read(file, options: pytorch)
             case .hdf5:
-                throw ZooError(.unsupported, "HDF5 files are not supported by this build yet")
+                return try HDF5Importer.read(path: path)
             }
         } catch let e as ZooError {
             throw e.inFile(path)
