@@ -1017,6 +1017,33 @@ toilet tissue
     224,
     224
    ],
+   "stages": [
+    {
+     "name": "features.1",
+     "channels": 16,
+     "reduction": 2
+    },
+    {
+     "name": "features.3",
+     "channels": 32,
+     "reduction": 4
+    },
+    {
+     "name": "features.5",
+     "channels": 64,
+     "reduction": 8
+    },
+    {
+     "name": "features.11",
+     "channels": 128,
+     "reduction": 16
+    },
+    {
+     "name": "features.13",
+     "channels": 256,
+     "reduction": 32
+    }
+   ],
    "preprocessing": {
     "mode": "tf",
     "channel_order": "RGB",
@@ -1173,6 +1200,33 @@ toilet tissue
    "input_size": [
     224,
     224
+   ],
+   "stages": [
+    {
+     "name": "features.1",
+     "channels": 32,
+     "reduction": 2
+    },
+    {
+     "name": "features.3",
+     "channels": 64,
+     "reduction": 4
+    },
+    {
+     "name": "features.5",
+     "channels": 128,
+     "reduction": 8
+    },
+    {
+     "name": "features.11",
+     "channels": 256,
+     "reduction": 16
+    },
+    {
+     "name": "features.13",
+     "channels": 512,
+     "reduction": 32
+    }
    ],
    "preprocessing": {
     "mode": "tf",
@@ -1331,6 +1385,33 @@ toilet tissue
     224,
     224
    ],
+   "stages": [
+    {
+     "name": "features.1",
+     "channels": 48,
+     "reduction": 2
+    },
+    {
+     "name": "features.3",
+     "channels": 96,
+     "reduction": 4
+    },
+    {
+     "name": "features.5",
+     "channels": 192,
+     "reduction": 8
+    },
+    {
+     "name": "features.11",
+     "channels": 384,
+     "reduction": 16
+    },
+    {
+     "name": "features.13",
+     "channels": 768,
+     "reduction": 32
+    }
+   ],
    "preprocessing": {
     "mode": "tf",
     "channel_order": "RGB",
@@ -1487,6 +1568,33 @@ toilet tissue
    "input_size": [
     224,
     224
+   ],
+   "stages": [
+    {
+     "name": "features.1",
+     "channels": 64,
+     "reduction": 2
+    },
+    {
+     "name": "features.3",
+     "channels": 128,
+     "reduction": 4
+    },
+    {
+     "name": "features.5",
+     "channels": 256,
+     "reduction": 8
+    },
+    {
+     "name": "features.11",
+     "channels": 512,
+     "reduction": 16
+    },
+    {
+     "name": "features.13",
+     "channels": 1024,
+     "reduction": 32
+    }
    ],
    "preprocessing": {
     "mode": "tf",
@@ -1652,6 +1760,33 @@ toilet tissue
    "input_size": [
     224,
     224
+   ],
+   "stages": [
+    {
+     "name": "features.1",
+     "channels": 8,
+     "reduction": 2
+    },
+    {
+     "name": "features.3",
+     "channels": 8,
+     "reduction": 4
+    },
+    {
+     "name": "features.6",
+     "channels": 16,
+     "reduction": 8
+    },
+    {
+     "name": "features.13",
+     "channels": 32,
+     "reduction": 16
+    },
+    {
+     "name": "features.18",
+     "channels": 1280,
+     "reduction": 32
+    }
    ],
    "preprocessing": {
     "mode": "tf",
@@ -1845,6 +1980,33 @@ toilet tissue
     224,
     224
    ],
+   "stages": [
+    {
+     "name": "features.1",
+     "channels": 8,
+     "reduction": 2
+    },
+    {
+     "name": "features.3",
+     "channels": 16,
+     "reduction": 4
+    },
+    {
+     "name": "features.6",
+     "channels": 16,
+     "reduction": 8
+    },
+    {
+     "name": "features.13",
+     "channels": 48,
+     "reduction": 16
+    },
+    {
+     "name": "features.18",
+     "channels": 1280,
+     "reduction": 32
+    }
+   ],
    "preprocessing": {
     "mode": "tf",
     "channel_order": "RGB",
@@ -2037,6 +2199,33 @@ toilet tissue
     224,
     224
    ],
+   "stages": [
+    {
+     "name": "features.1",
+     "channels": 16,
+     "reduction": 2
+    },
+    {
+     "name": "features.3",
+     "channels": 24,
+     "reduction": 4
+    },
+    {
+     "name": "features.6",
+     "channels": 24,
+     "reduction": 8
+    },
+    {
+     "name": "features.13",
+     "channels": 72,
+     "reduction": 16
+    },
+    {
+     "name": "features.18",
+     "channels": 1280,
+     "reduction": 32
+    }
+   ],
    "preprocessing": {
     "mode": "tf",
     "channel_order": "RGB",
@@ -2228,6 +2417,33 @@ toilet tissue
    "input_size": [
     224,
     224
+   ],
+   "stages": [
+    {
+     "name": "features.1",
+     "channels": 16,
+     "reduction": 2
+    },
+    {
+     "name": "features.3",
+     "channels": 24,
+     "reduction": 4
+    },
+    {
+     "name": "features.6",
+     "channels": 32,
+     "reduction": 8
+    },
+    {
+     "name": "features.13",
+     "channels": 96,
+     "reduction": 16
+    },
+    {
+     "name": "features.18",
+     "channels": 1280,
+     "reduction": 32
+    }
    ],
    "preprocessing": {
     "mode": "torch",
@@ -2524,6 +2740,33 @@ toilet tissue
     224,
     224
    ],
+   "stages": [
+    {
+     "name": "features.1",
+     "channels": 24,
+     "reduction": 2
+    },
+    {
+     "name": "features.3",
+     "channels": 32,
+     "reduction": 4
+    },
+    {
+     "name": "features.6",
+     "channels": 40,
+     "reduction": 8
+    },
+    {
+     "name": "features.13",
+     "channels": 128,
+     "reduction": 16
+    },
+    {
+     "name": "features.18",
+     "channels": 1664,
+     "reduction": 32
+    }
+   ],
    "preprocessing": {
     "mode": "tf",
     "channel_order": "RGB",
@@ -2575,6 +2818,33 @@ toilet tissue
    "input_size": [
     224,
     224
+   ],
+   "stages": [
+    {
+     "name": "features.1",
+     "channels": 24,
+     "reduction": 2
+    },
+    {
+     "name": "features.3",
+     "channels": 32,
+     "reduction": 4
+    },
+    {
+     "name": "features.6",
+     "channels": 48,
+     "reduction": 8
+    },
+    {
+     "name": "features.13",
+     "channels": 136,
+     "reduction": 16
+    },
+    {
+     "name": "features.18",
+     "channels": 1792,
+     "reduction": 32
+    }
    ],
    "preprocessing": {
     "mode": "tf",
@@ -2635,6 +2905,33 @@ toilet tissue
    "input_size": [
     224,
     224
+   ],
+   "stages": [
+    {
+     "name": "features.1",
+     "channels": 16,
+     "reduction": 2
+    },
+    {
+     "name": "features.3",
+     "channels": 24,
+     "reduction": 4
+    },
+    {
+     "name": "features.6",
+     "channels": 32,
+     "reduction": 8
+    },
+    {
+     "name": "features.12",
+     "channels": 88,
+     "reduction": 16
+    },
+    {
+     "name": "features.16",
+     "channels": 720,
+     "reduction": 32
+    }
    ],
    "preprocessing": {
     "mode": "tf",
@@ -2717,6 +3014,33 @@ toilet tissue
    "input_size": [
     224,
     224
+   ],
+   "stages": [
+    {
+     "name": "features.1",
+     "channels": 16,
+     "reduction": 2
+    },
+    {
+     "name": "features.3",
+     "channels": 24,
+     "reduction": 4
+    },
+    {
+     "name": "features.6",
+     "channels": 40,
+     "reduction": 8
+    },
+    {
+     "name": "features.12",
+     "channels": 112,
+     "reduction": 16
+    },
+    {
+     "name": "features.16",
+     "channels": 960,
+     "reduction": 32
+    }
    ],
    "preprocessing": {
     "mode": "torch",
@@ -2902,6 +3226,33 @@ toilet tissue
     224,
     224
    ],
+   "stages": [
+    {
+     "name": "features.0",
+     "channels": 16,
+     "reduction": 2
+    },
+    {
+     "name": "features.1",
+     "channels": 16,
+     "reduction": 4
+    },
+    {
+     "name": "features.3",
+     "channels": 24,
+     "reduction": 8
+    },
+    {
+     "name": "features.8",
+     "channels": 40,
+     "reduction": 16
+    },
+    {
+     "name": "features.12",
+     "channels": 432,
+     "reduction": 32
+    }
+   ],
    "preprocessing": {
     "mode": "tf",
     "channel_order": "RGB",
@@ -2983,6 +3334,33 @@ toilet tissue
    "input_size": [
     224,
     224
+   ],
+   "stages": [
+    {
+     "name": "features.0",
+     "channels": 16,
+     "reduction": 2
+    },
+    {
+     "name": "features.1",
+     "channels": 16,
+     "reduction": 4
+    },
+    {
+     "name": "features.3",
+     "channels": 24,
+     "reduction": 8
+    },
+    {
+     "name": "features.8",
+     "channels": 48,
+     "reduction": 16
+    },
+    {
+     "name": "features.12",
+     "channels": 576,
+     "reduction": 32
+    }
    ],
    "preprocessing": {
     "mode": "torch",
@@ -3129,6 +3507,33 @@ toilet tissue
     224,
     224
    ],
+   "stages": [
+    {
+     "name": "relu",
+     "channels": 64,
+     "reduction": 2
+    },
+    {
+     "name": "layer1",
+     "channels": 64,
+     "reduction": 4
+    },
+    {
+     "name": "layer2",
+     "channels": 128,
+     "reduction": 8
+    },
+    {
+     "name": "layer3",
+     "channels": 256,
+     "reduction": 16
+    },
+    {
+     "name": "layer4",
+     "channels": 512,
+     "reduction": 32
+    }
+   ],
    "preprocessing": {
     "mode": "torch",
     "channel_order": "RGB",
@@ -3208,6 +3613,33 @@ toilet tissue
     224,
     224
    ],
+   "stages": [
+    {
+     "name": "relu",
+     "channels": 64,
+     "reduction": 2
+    },
+    {
+     "name": "layer1",
+     "channels": 64,
+     "reduction": 4
+    },
+    {
+     "name": "layer2",
+     "channels": 128,
+     "reduction": 8
+    },
+    {
+     "name": "layer3",
+     "channels": 256,
+     "reduction": 16
+    },
+    {
+     "name": "layer4",
+     "channels": 512,
+     "reduction": 32
+    }
+   ],
    "preprocessing": {
     "mode": "torch",
     "channel_order": "RGB",
@@ -3286,6 +3718,33 @@ toilet tissue
    "input_size": [
     224,
     224
+   ],
+   "stages": [
+    {
+     "name": "relu",
+     "channels": 64,
+     "reduction": 2
+    },
+    {
+     "name": "layer1",
+     "channels": 256,
+     "reduction": 4
+    },
+    {
+     "name": "layer2",
+     "channels": 512,
+     "reduction": 8
+    },
+    {
+     "name": "layer3",
+     "channels": 1024,
+     "reduction": 16
+    },
+    {
+     "name": "layer4",
+     "channels": 2048,
+     "reduction": 32
+    }
    ],
    "preprocessing": {
     "mode": "torch",
@@ -3475,6 +3934,33 @@ toilet tissue
     224,
     224
    ],
+   "stages": [
+    {
+     "name": "relu",
+     "channels": 64,
+     "reduction": 2
+    },
+    {
+     "name": "layer1",
+     "channels": 256,
+     "reduction": 4
+    },
+    {
+     "name": "layer2",
+     "channels": 512,
+     "reduction": 8
+    },
+    {
+     "name": "layer3",
+     "channels": 1024,
+     "reduction": 16
+    },
+    {
+     "name": "layer4",
+     "channels": 2048,
+     "reduction": 32
+    }
+   ],
    "preprocessing": {
     "mode": "torch",
     "channel_order": "RGB",
@@ -3662,6 +4148,33 @@ toilet tissue
    "input_size": [
     224,
     224
+   ],
+   "stages": [
+    {
+     "name": "relu",
+     "channels": 64,
+     "reduction": 2
+    },
+    {
+     "name": "layer1",
+     "channels": 256,
+     "reduction": 4
+    },
+    {
+     "name": "layer2",
+     "channels": 512,
+     "reduction": 8
+    },
+    {
+     "name": "layer3",
+     "channels": 1024,
+     "reduction": 16
+    },
+    {
+     "name": "layer4",
+     "channels": 2048,
+     "reduction": 32
+    }
    ],
    "preprocessing": {
     "mode": "torch",
@@ -3851,6 +4364,33 @@ toilet tissue
     224,
     224
    ],
+   "stages": [
+    {
+     "name": "relu",
+     "channels": 64,
+     "reduction": 2
+    },
+    {
+     "name": "layer1",
+     "channels": 256,
+     "reduction": 4
+    },
+    {
+     "name": "layer2",
+     "channels": 512,
+     "reduction": 8
+    },
+    {
+     "name": "layer3",
+     "channels": 1024,
+     "reduction": 16
+    },
+    {
+     "name": "layer4",
+     "channels": 2048,
+     "reduction": 32
+    }
+   ],
    "preprocessing": {
     "mode": "torch",
     "channel_order": "RGB",
@@ -3976,6 +4516,33 @@ toilet tissue
    "input_size": [
     224,
     224
+   ],
+   "stages": [
+    {
+     "name": "relu",
+     "channels": 64,
+     "reduction": 2
+    },
+    {
+     "name": "layer1",
+     "channels": 256,
+     "reduction": 4
+    },
+    {
+     "name": "layer2",
+     "channels": 512,
+     "reduction": 8
+    },
+    {
+     "name": "layer3",
+     "channels": 1024,
+     "reduction": 16
+    },
+    {
+     "name": "layer4",
+     "channels": 2048,
+     "reduction": 32
+    }
    ],
    "preprocessing": {
     "mode": "torch",
@@ -4103,6 +4670,33 @@ toilet tissue
     224,
     224
    ],
+   "stages": [
+    {
+     "name": "relu",
+     "channels": 64,
+     "reduction": 2
+    },
+    {
+     "name": "layer1",
+     "channels": 256,
+     "reduction": 4
+    },
+    {
+     "name": "layer2",
+     "channels": 512,
+     "reduction": 8
+    },
+    {
+     "name": "layer3",
+     "channels": 1024,
+     "reduction": 16
+    },
+    {
+     "name": "layer4",
+     "channels": 2048,
+     "reduction": 32
+    }
+   ],
    "preprocessing": {
     "mode": "torch",
     "channel_order": "RGB",
@@ -4181,6 +4775,33 @@ toilet tissue
    "input_size": [
     224,
     224
+   ],
+   "stages": [
+    {
+     "name": "relu",
+     "channels": 64,
+     "reduction": 2
+    },
+    {
+     "name": "layer1",
+     "channels": 256,
+     "reduction": 4
+    },
+    {
+     "name": "layer2",
+     "channels": 512,
+     "reduction": 8
+    },
+    {
+     "name": "layer3",
+     "channels": 1024,
+     "reduction": 16
+    },
+    {
+     "name": "layer4",
+     "channels": 2048,
+     "reduction": 32
+    }
    ],
    "preprocessing": {
     "mode": "torch",
@@ -4307,6 +4928,33 @@ toilet tissue
    "input_size": [
     224,
     224
+   ],
+   "stages": [
+    {
+     "name": "relu",
+     "channels": 64,
+     "reduction": 2
+    },
+    {
+     "name": "layer1",
+     "channels": 256,
+     "reduction": 4
+    },
+    {
+     "name": "layer2",
+     "channels": 512,
+     "reduction": 8
+    },
+    {
+     "name": "layer3",
+     "channels": 1024,
+     "reduction": 16
+    },
+    {
+     "name": "layer4",
+     "channels": 2048,
+     "reduction": 32
+    }
    ],
    "preprocessing": {
     "mode": "torch",
@@ -4442,6 +5090,33 @@ toilet tissue
     224,
     224
    ],
+   "stages": [
+    {
+     "name": "features.2",
+     "channels": 64,
+     "reduction": 2
+    },
+    {
+     "name": "features.5",
+     "channels": 128,
+     "reduction": 4
+    },
+    {
+     "name": "features.10",
+     "channels": 256,
+     "reduction": 8
+    },
+    {
+     "name": "features.15",
+     "channels": 512,
+     "reduction": 16
+    },
+    {
+     "name": "features.20",
+     "channels": 512,
+     "reduction": 32
+    }
+   ],
    "preprocessing": {
     "mode": "torch",
     "channel_order": "RGB",
@@ -4520,6 +5195,33 @@ toilet tissue
    "input_size": [
     224,
     224
+   ],
+   "stages": [
+    {
+     "name": "features.3",
+     "channels": 64,
+     "reduction": 2
+    },
+    {
+     "name": "features.7",
+     "channels": 128,
+     "reduction": 4
+    },
+    {
+     "name": "features.14",
+     "channels": 256,
+     "reduction": 8
+    },
+    {
+     "name": "features.21",
+     "channels": 512,
+     "reduction": 16
+    },
+    {
+     "name": "features.28",
+     "channels": 512,
+     "reduction": 32
+    }
    ],
    "preprocessing": {
     "mode": "torch",
@@ -4600,6 +5302,33 @@ toilet tissue
     224,
     224
    ],
+   "stages": [
+    {
+     "name": "features.4",
+     "channels": 64,
+     "reduction": 2
+    },
+    {
+     "name": "features.9",
+     "channels": 128,
+     "reduction": 4
+    },
+    {
+     "name": "features.14",
+     "channels": 256,
+     "reduction": 8
+    },
+    {
+     "name": "features.19",
+     "channels": 512,
+     "reduction": 16
+    },
+    {
+     "name": "features.24",
+     "channels": 512,
+     "reduction": 32
+    }
+   ],
    "preprocessing": {
     "mode": "torch",
     "channel_order": "RGB",
@@ -4679,6 +5408,33 @@ toilet tissue
     224,
     224
    ],
+   "stages": [
+    {
+     "name": "features.6",
+     "channels": 64,
+     "reduction": 2
+    },
+    {
+     "name": "features.13",
+     "channels": 128,
+     "reduction": 4
+    },
+    {
+     "name": "features.20",
+     "channels": 256,
+     "reduction": 8
+    },
+    {
+     "name": "features.27",
+     "channels": 512,
+     "reduction": 16
+    },
+    {
+     "name": "features.34",
+     "channels": 512,
+     "reduction": 32
+    }
+   ],
    "preprocessing": {
     "mode": "torch",
     "channel_order": "RGB",
@@ -4757,6 +5513,33 @@ toilet tissue
    "input_size": [
     224,
     224
+   ],
+   "stages": [
+    {
+     "name": "features.4",
+     "channels": 64,
+     "reduction": 2
+    },
+    {
+     "name": "features.9",
+     "channels": 128,
+     "reduction": 4
+    },
+    {
+     "name": "features.16",
+     "channels": 256,
+     "reduction": 8
+    },
+    {
+     "name": "features.23",
+     "channels": 512,
+     "reduction": 16
+    },
+    {
+     "name": "features.30",
+     "channels": 512,
+     "reduction": 32
+    }
    ],
    "preprocessing": {
     "mode": "torch",
@@ -4839,8 +5622,8 @@ toilet tissue
      "md5": null,
      "file_size": 553440510,
      "file_size_approximate": true,
-     "acc1": NaN,
-     "acc5": NaN,
+     "acc1": null,
+     "acc5": null,
      "license": "BSD-3-Clause (torchvision); trained on ImageNet-1k, whose terms of access apply",
      "preprocessing": {
       "mode": "torch",
@@ -4874,7 +5657,8 @@ toilet tissue
        32,
        32
       ]
-     }
+     },
+     "note": "feature-extraction weights (SSD, amdegroot): torchvision publishes no ImageNet accuracy and the classifier holds NaN; use as a backbone only"
     },
     {
      "tag": "KERAS_IMAGENET",
@@ -4945,6 +5729,33 @@ toilet tissue
    "input_size": [
     224,
     224
+   ],
+   "stages": [
+    {
+     "name": "features.6",
+     "channels": 64,
+     "reduction": 2
+    },
+    {
+     "name": "features.13",
+     "channels": 128,
+     "reduction": 4
+    },
+    {
+     "name": "features.23",
+     "channels": 256,
+     "reduction": 8
+    },
+    {
+     "name": "features.33",
+     "channels": 512,
+     "reduction": 16
+    },
+    {
+     "name": "features.43",
+     "channels": 512,
+     "reduction": 32
+    }
    ],
    "preprocessing": {
     "mode": "torch",
@@ -5024,6 +5835,33 @@ toilet tissue
    "input_size": [
     224,
     224
+   ],
+   "stages": [
+    {
+     "name": "features.4",
+     "channels": 64,
+     "reduction": 2
+    },
+    {
+     "name": "features.9",
+     "channels": 128,
+     "reduction": 4
+    },
+    {
+     "name": "features.18",
+     "channels": 256,
+     "reduction": 8
+    },
+    {
+     "name": "features.27",
+     "channels": 512,
+     "reduction": 16
+    },
+    {
+     "name": "features.36",
+     "channels": 512,
+     "reduction": 32
+    }
    ],
    "preprocessing": {
     "mode": "torch",
@@ -5165,6 +6003,33 @@ toilet tissue
    "input_size": [
     224,
     224
+   ],
+   "stages": [
+    {
+     "name": "features.6",
+     "channels": 64,
+     "reduction": 2
+    },
+    {
+     "name": "features.13",
+     "channels": 128,
+     "reduction": 4
+    },
+    {
+     "name": "features.26",
+     "channels": 256,
+     "reduction": 8
+    },
+    {
+     "name": "features.39",
+     "channels": 512,
+     "reduction": 16
+    },
+    {
+     "name": "features.52",
+     "channels": 512,
+     "reduction": 32
+    }
    ],
    "preprocessing": {
     "mode": "torch",

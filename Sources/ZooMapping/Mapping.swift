@@ -115,10 +115,19 @@ public enum Mapping {
     /// Throws a `.mismatch` error listing missing, unexpected and mismatched tensors unless `allowPartial`,
     /// in which case the matching tensors are returned and the report goes into the metadata.
     public static func canonicalize(records: [TensorRecord], keras: KerasLayout?, arch: String, allowPartial: Bool = false) throws -> CanonicalCheckpoint {
-        let candidates: [(String, Flavour)]
+        var candidates: [(name: String, flavour: Flavour, width: Double?)] = []
         if arch == "auto" {
-            candidates = Architectures.names.flatMap { n in Architectures.flavours(of: n).map { (n, $0) } }
-                .filter { keras == nil || $0.1 == .keras }
+            let all = Architectures.names.flatMap { n in Architectures.flavours(of: n).map { (name: n, flavour: $0, width: Optional<Double>.none) } }
+            if keras != nil {
+                candidates = all.filter { $0.flavour == .keras }
+            } else {
+                // torchvision first (a VGG's canonical names are the same in both flavours), then other widths, then Keras flavours.
+                candidates = all.filter { $0.flavour == .torchvision }
+                for base in ["mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"] {
+                    for w in [0.35, 0.5, 0.75, 1.3, 1.4] { candidates.append((base, .torchvision, w)) }
+                }
+                candidates += all.filter { $0.flavour == .keras }
+            }
         } else {
             guard Architectures.family(of: arch) != nil else {
                 throw ZooError(.usage, "unknown architecture \"\(arch)\"; `zoo list` shows the known names (or use --arch auto)", item: arch)
@@ -126,25 +135,28 @@ public enum Mapping {
             let fl = Architectures.flavours(of: arch)
             if keras != nil {
                 guard fl.contains(.keras) else { throw ZooError(.unsupported, "\(arch) has no Keras flavour; Keras files convert as: \(kerasNames.joined(separator: ", "))", item: arch) }
-                candidates = [(arch, .keras)]
+                candidates = [(arch, .keras, nil)]
             } else {
-                candidates = fl.map { (arch, $0) }
+                candidates = fl.map { (arch, $0, nil) }
+                if fl.contains(.torchvision), Architectures.family(of: arch) == .mobilenetV2 || Architectures.family(of: arch) == .mobilenetV3 {
+                    for w in [0.35, 0.5, 0.75, 1.3, 1.4] { candidates.append((arch, .torchvision, w)) }
+                }
             }
         }
         var best: (score: Int, result: CanonicalCheckpoint)?
-        for (name, flavour) in candidates {
+        for c in candidates {
             let result: CanonicalCheckpoint
             if let keras {
-                guard let r = try? kerasMapping(records: records, layout: keras, name: name) else { continue }
+                guard let r = try? kerasMapping(records: records, layout: keras, name: c.name) else { continue }
                 result = r
             } else {
-                guard let r = try? torchvisionMapping(records: records, name: name, flavour: flavour) else { continue }
+                guard let r = try? torchvisionMapping(records: records, name: c.name, flavour: c.flavour, width: c.width) else { continue }
                 result = r
             }
             let rep = result.report
             let score = result.records.count * 4 - rep.missing.count * 3 - rep.unexpected.count * 3 - rep.mismatched.count * 4
-            if best == nil || score > best!.score { best = (score, result) }
-            if rep.isComplete && arch != "auto" { break }
+            if score > (best?.score ?? Int.min) { best = (score, result) }
+            if rep.isComplete { break }
         }
         guard var chosen = best?.result else {
             throw ZooError(.mismatch, arch == "auto" ? "no architecture of the catalogue fits these tensors" : "the tensors do not fit \(arch)", item: arch)
@@ -197,8 +209,9 @@ public enum Mapping {
     }
 
     /// Maps torchvision-style names (identity, plus wrapper keys and `module.` prefixes) for one candidate architecture.
-    public static func torchvisionMapping(records: [TensorRecord], name: String, flavour: Flavour) throws -> CanonicalCheckpoint {
+    public static func torchvisionMapping(records: [TensorRecord], name: String, flavour: Flavour, width: Double? = nil) throws -> CanonicalCheckpoint {
         var config = try Architectures.preset(name, flavour: flavour)
+        if let width { config.width = width }
         var spec = try config.parameterSpec()
         let specNames = Set(spec.map(\.name))
         // Find the prefix under which most canonical names sit.

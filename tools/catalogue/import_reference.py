@@ -56,13 +56,17 @@ def kw(arch, tag, url, md5, pre, lic, config=None, notop=False, note=None):
 
 arch_weights = {}
 for e in tv:
+    nan = e["acc1"] != e["acc1"]
     arch_weights.setdefault(e["arch"], []).append({
         "tag": e["tag"], "source": "torchvision", "url": e["url"], "file": e["file"],
         "sha256": None, "sha256_prefix": e["file"].rsplit("-", 1)[1].split(".")[0], "md5": None,
         "file_size": int(round(e["file_size_mb"] * 1024 * 1024)), "file_size_approximate": True,
-        "acc1": e["acc1"], "acc5": e["acc5"], "license": TV_LICENSE, "preprocessing": tv_pre(e["transforms"]),
+        "acc1": None if nan else e["acc1"], "acc5": None if nan else e["acc5"], "license": TV_LICENSE, "preprocessing": tv_pre(e["transforms"]),
         "recipe": e["recipe"], "reference": "torchvision.models (Weights enums, torchvision 0.29)",
         "published": {"num_params": e["num_params"], "gflops": e["gflops"], "min_size": e["min_size"]}})
+    if nan:
+        arch_weights[e["arch"]][-1]["note"] = ("feature-extraction weights (SSD, amdegroot): torchvision publishes no ImageNet accuracy "
+                                              "and the classifier holds NaN; use as a backbone only")
 
 RES_LIC = "MIT (converted from K. He's original Caffe models)"
 for a in ["resnet50", "resnet101", "resnet152"]:
