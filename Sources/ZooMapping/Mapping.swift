@@ -144,14 +144,18 @@ public enum Mapping {
             }
         }
         var best: (score: Int, result: CanonicalCheckpoint)?
+        var firstError: ZooError?
         for c in candidates {
             let result: CanonicalCheckpoint
-            if let keras {
-                guard let r = try? kerasMapping(records: records, layout: keras, name: c.name) else { continue }
-                result = r
-            } else {
-                guard let r = try? torchvisionMapping(records: records, name: c.name, flavour: c.flavour, width: c.width) else { continue }
-                result = r
+            do {
+                if let keras {
+                    result = try kerasMapping(records: records, layout: keras, name: c.name)
+                } else {
+                    result = try torchvisionMapping(records: records, name: c.name, flavour: c.flavour, width: c.width)
+                }
+            } catch let e as ZooError {
+                if firstError == nil { firstError = e }
+                continue
             }
             let rep = result.report
             let score = result.records.count * 4 - rep.missing.count * 3 - rep.unexpected.count * 3 - rep.mismatched.count * 4
@@ -159,6 +163,7 @@ public enum Mapping {
             if rep.isComplete { break }
         }
         guard var chosen = best?.result else {
+            if arch != "auto", let firstError { throw firstError }
             throw ZooError(.mismatch, arch == "auto" ? "no architecture of the catalogue fits these tensors" : "the tensors do not fit \(arch)", item: arch)
         }
         if arch == "auto" {

@@ -186,6 +186,43 @@ struct MappingTests {
         }
     }
 
+    @Test("Keras VGG16 (tf_keras) converted: torchvision's VGG16 on the canonical weights reproduces Keras's logits; unpermuted fc1 does not")
+    func kerasVGGNumerics() throws {
+        let (records, layout) = try kerasFixture("vgg16_64px")
+        let r = try Mapping.canonicalize(records: records, keras: layout, arch: "vgg16")
+        let dir = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("vgg16_keras.safetensors").path
+        try NativeCheckpoint.write(r.records, metadata: r.metadata, to: out, overwrite: true)
+        let code = """
+        import sys, numpy as np, torch, torchvision
+        from safetensors.torch import load_file
+        path, xp, yp = sys.argv[1:4]
+        sd = load_file(path)
+        x = torch.from_numpy(np.load(xp)).permute(0, 3, 1, 2).contiguous()
+        ref = np.load(yp)
+        def run(sd):
+            m = torchvision.models.vgg16(weights=None)
+            m.avgpool = torch.nn.Identity()          # Keras flattens the 2x2 map directly
+            m.classifier[0] = torch.nn.Linear(2048, 4096)
+            m.load_state_dict(sd, strict=True)
+            m.eval()
+            with torch.no_grad():
+                y = m(x).numpy()
+            return float(np.abs(y - ref).max() / np.abs(ref).max())
+        good = run(sd)
+        bad = dict(sd)
+        bad["classifier.0.weight"] = sd["classifier.0.weight"].reshape(4096, 512, 2, 2).permute(0, 2, 3, 1).reshape(4096, 2048)
+        print("ERR", good, run(bad))
+        """
+        let res = try TestSupport.python(code, [out, try TestSupport.fixture("arch/keras_vgg16_64px_x.npy"), try TestSupport.fixture("arch/keras_vgg16_64px_y.npy")])
+        let parts = res.stdout.split(separator: " ").map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) }
+        let good = try #require(parts.count == 3 ? Double(parts[1]) : nil, "\(res.stdout) \(res.stderr.suffix(500))")
+        let bad = try #require(Double(parts[2]))
+        #expect(good < 1e-4, "max relative error \(good)")
+        #expect(bad > 1e-2, "negative control: fc1 in Keras's (h, w, c) order must not match (\(bad))")
+    }
+
     @Test("Validation lists missing, unexpected and mismatched tensors by name with both shapes; --allow-partial keeps the report")
     func validation() throws {
         let records = try SafetensorsFile(path: try TestSupport.fixture("arch/tv_resnet18.safetensors")).records
