@@ -55,6 +55,8 @@ let package = Package(
         .target(name: "ZooTestSupport", dependencies: ["ZooTensor"], path: "Tests/ZooTestSupport"),
         .testTarget(name: "ZooTensorTests", dependencies: ["ZooTensor", "ZooFormats", "ZooTestSupport"]),
         .testTarget(name: "ZooFormatsTests", dependencies: ["ZooFormats", "ZooTensor", "ZooTestSupport"]),
+        .testTarget(name: "ZooArchitecturesTests", dependencies: ["ZooArchitectures", "ZooTensor", "ZooTestSupport"]),
+        .testTarget(name: "ZooMappingTests", dependencies: ["ZooMapping", "ZooArchitectures", "ZooFormats", "ZooTensor", "ZooTestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["ZooTensor", "ZooFormats", "ZooTestSupport"]),
         .testTarget(name: "ZooPyTorchTests", dependencies: ["ZooPyTorch", "ZooTensor", "ZooFormats", "ZooTestSupport"]),
         .testTarget(name: "ZooHDF5Tests", dependencies: [
