@@ -39,10 +39,12 @@ let package = Package(
         .target(name: "ZooRuntime", dependencies: ["ZooTensor", "ZooFormats", "ZooArchitectures", "ZooKernels"]),
         // Images.
         .target(name: "ZooImages", dependencies: ["ZooTensor", "CJPEG", "CPNG"]),
+        // Downloads into the model cache (resume, checksums, atomic placement).
+        .target(name: "ZooFetch", dependencies: ["ZooTensor", .product(name: "Crypto", package: "swift-crypto")]),
         // The public umbrella library.
         .target(name: "ModelZoo", dependencies: [
             "ZooTensor", "ZooFormats", "ZooPyTorch", "ZooHDF5", "ZooArchitectures", "ZooMapping",
-            "ZooKernels", "ZooRuntime", "ZooImages",
+            "ZooKernels", "ZooRuntime", "ZooImages", "ZooFetch",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // The command-line tool, thin over the library.
@@ -61,6 +63,8 @@ let package = Package(
         .testTarget(name: "ZooRuntimeTests", dependencies: [
             "ZooRuntime", "ZooKernels", "ZooArchitectures", "ZooFormats", "ZooTensor", "ZooTestSupport",
         ]),
+        .testTarget(name: "ZooImagesTests", dependencies: ["ZooImages", "ZooTensor", "ZooTestSupport"]),
+        .testTarget(name: "ZooFetchTests", dependencies: ["ZooFetch", "ZooTensor", "ZooTestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["ZooTensor", "ZooFormats", "ZooTestSupport"]),
         .testTarget(name: "ZooPyTorchTests", dependencies: ["ZooPyTorch", "ZooTensor", "ZooFormats", "ZooTestSupport"]),
         .testTarget(name: "ZooHDF5Tests", dependencies: [
