@@ -56,6 +56,7 @@ let package = Package(
         .testTarget(name: "ZooTensorTests", dependencies: ["ZooTensor", "ZooFormats", "ZooTestSupport"]),
         .testTarget(name: "ZooFormatsTests", dependencies: ["ZooFormats", "ZooTensor", "ZooTestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["ZooTensor", "ZooFormats", "ZooTestSupport"]),
+        .testTarget(name: "ParityTests", dependencies: ["ZooTensor", "ZooFormats", "ZooTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )
