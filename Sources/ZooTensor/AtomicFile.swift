@@ -37,7 +37,7 @@ public final class AtomicFileWriter {
             throw ZooError(.io, "cannot create a temporary file in \(dir): \(String(cString: strerror(errno)))", file: destination)
         }
         self.fd = fd
-        temporaryPath = String(cString: template)
+        temporaryPath = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         TemporaryFiles.shared.register(temporaryPath)
     }
 
