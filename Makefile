@@ -35,3 +35,13 @@ demo: release
 
 clean:
 	rm -rf .build .cache
+
+# Parity with torchvision and Keras for every architecture (docs/parity.md). Generates the full
+# fixture set (heavy, cached), runs Tests/ParityTests with ZOO_PARITY=all in release mode, writes the table.
+PARITY_RESULTS := $(ROOT)/.cache/parity-results.jsonl
+parity: setup
+	ZOO_FIXTURES_ALL=1 tools/fixtures/generate.sh
+	swift build -c release --build-tests
+	@mkdir -p .cache; rm -f $(PARITY_RESULTS)
+	ZOO_PARITY=all ZOO_PARITY_RESULTS=$(PARITY_RESULTS) swift test -c release --skip-build --filter ParityTests; \
+	  status=$$?; $(ZOO_PYTHON) tools/parity_report.py $(PARITY_RESULTS) docs/parity.md $(ZOO_FIXTURES); exit $$status
