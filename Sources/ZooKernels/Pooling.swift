@@ -8,7 +8,7 @@ public enum Pooling {
             let ninf = -Float.infinity
             while ch + 8 <= c {
                 var m = SIMD8<Float>(repeating: ninf)
-                for p in ptrs { m = pointwiseMax(m, load8(p + ch)) }
+                for p in ptrs { m = vmax(m, load8(p + ch)) }
                 store8(m, o + ch)
                 ch += 8
             }

@@ -19,8 +19,8 @@ struct Step: @unchecked Sendable {
         case input
         case conv(Conv2D)
         case linear(Linear)
-        case maxPool(kernel: (Int, Int), stride: (Int, Int), padding: PaddingRule, ceilMode: Bool)
-        case avgPool(kernel: (Int, Int), stride: (Int, Int), padding: PaddingRule, ceilMode: Bool, countIncludePad: Bool)
+        case maxPool(kernel: (Int, Int), stride: (Int, Int), padding: WindowPadding, ceilMode: Bool)
+        case avgPool(kernel: (Int, Int), stride: (Int, Int), padding: WindowPadding, ceilMode: Bool, countIncludePad: Bool)
         case adaptiveAvgPool(Int, Int)
         case add(Activation)
         case scale
@@ -29,6 +29,24 @@ struct Step: @unchecked Sendable {
         case flatten
     }
     var kind: Kind
+    /// A short name of the kind (profiling).
+    var kindName: String {
+        switch kind {
+        case .input: return "input"
+        case let .conv(c):
+            let d = c.descriptor
+            return "conv\(d.kernelH)x\(d.kernelW)/\(d.strideH) g\(d.groups) \(d.inChannels)->\(d.outChannels)"
+        case .linear: return "linear"
+        case .maxPool: return "maxpool"
+        case .avgPool: return "avgpool"
+        case .adaptiveAvgPool: return "adaptive"
+        case .add: return "add"
+        case .scale: return "scale"
+        case .affine: return "affine"
+        case .activation: return "activation"
+        case .flatten: return "flatten"
+        }
+    }
     /// Input values (step indices).
     var inputs: [Int]
     /// The graph node this step's output stands for (for messages).
@@ -285,7 +303,7 @@ final class Engine: @unchecked Sendable {
                       nodeNames: nodes.map(\.name))
     }
 
-    static func rule(_ p: LayerGraph.Padding) -> PaddingRule {
+    static func rule(_ p: LayerGraph.Padding) -> WindowPadding {
         switch p {
         case let .explicit(t, b, l, r): return .explicit(top: t, bottom: b, left: l, right: r)
         case .tfSame: return .tfSame
