@@ -80,7 +80,9 @@ public final class Conv2D: @unchecked Sendable {
         let splitRows = tasks == 1 || m >= 64 * tasks
         if direct { return Plan(mode: .direct, tasks: tasks, tileRows: splitRows ? 0 : -1, scratch: 0) }
         if splitRows {
-            let tile = max(16, min(Parallel.chunk(0, of: tasks, count: m).count + 8, 262_144 / max(kt, 1)))
+            // Tiles of at least 256 rows keep the GEMM efficient (the BLAS repacks the weights per call);
+            // up to ~4 MB of patches per task.
+            let tile = max(16, min(Parallel.chunk(0, of: tasks, count: m).count + 8, max(256, 1_048_576 / max(kt, 1))))
             return Plan(mode: .rows, tasks: tasks, tileRows: tile, scratch: tasks * tile * kt)
         }
         return Plan(mode: .columns, tasks: tasks, tileRows: m, scratch: m * kt)

@@ -32,6 +32,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Flavour when MODEL is an architecture name (torchvision or keras).")
     var flavour = "torchvision"
 
+    @Flag(help: "With --json, also list every timed pass as samples_ms (in run order).")
+    var samples = false
+
     @Flag(help: "Print {\"median_ms\", \"p10_ms\", \"p90_ms\", \"images_per_s\", \"threads\", \"batch\"} as JSON.")
     var json = false
 
@@ -65,6 +68,7 @@ struct Bench: ParsableCommand {
             _ = try classifier(input)
             times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
         }
+        let runOrder = times
         times.sort()
         func pct(_ p: Double) -> Double {
             let pos = p * Double(times.count - 1)
@@ -74,13 +78,14 @@ struct Bench: ParsableCommand {
         let median = pct(0.5), p10 = pct(0.1), p90 = pct(0.9)
         let ips = Double(batch) / (median / 1000)
         if json {
-            let doc: JSONValue = .object([
+            var fields: [(String, JSONValue)] = [
                 ("median_ms", .double(median)), ("p10_ms", .double(p10)), ("p90_ms", .double(p90)),
                 ("images_per_s", .double(ips)), ("threads", .int(Int64(threads))), ("batch", .int(Int64(batch))),
                 ("size", .int(Int64(size))), ("iterations", .int(Int64(iterations))), ("load_ms", .double(loadMs)),
                 ("model", .string(model)), ("blas", .string(KernelBackend.blasDescription)),
-            ])
-            print(doc.serialized())
+            ]
+            if samples { fields.append(("samples_ms", .array(runOrder.map { .double($0) }))) }
+            print(JSONValue.object(fields).serialized())
         } else {
             func f(_ v: Double) -> String { String(format: "%.2f", v) }
             print("model:      \(model) (batch \(batch), \(size)x\(size), \(threads) threads, \(iterations) passes)")
