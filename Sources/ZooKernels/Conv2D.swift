@@ -314,6 +314,44 @@ public final class Conv2D: @unchecked Sendable {
         let act = activation
         let w = UnsafePointer(packed), bias = UnsafePointer(self.bias)
         let inPlane = g.inH * g.inW * c
+        /// One output pixel, channels `from..<c`.
+        @inline(__always)
+        func pixel(_ row: Int, _ ox: Int, _ y0: Int, _ i0: Int, _ i1: Int, from: Int) {
+            let img = row / g.outH
+            let src = input + img * inPlane
+            let x0 = ox * sw - g.padLeft
+            var j0 = 0
+            while j0 < kw && x0 + j0 * dw < 0 { j0 += 1 }
+            var j1 = kw
+            while j1 > j0 && x0 + (j1 - 1) * dw >= g.inW { j1 -= 1 }
+            let o = output + (row * g.outW + ox) * c
+            let res = residual.map { $0 + (row * g.outW + ox) * c }
+            var ch = from
+            while ch + 8 <= c {
+                var acc = load8(bias + ch)
+                for i in i0..<i1 {
+                    let rp = src + ((y0 + i * dh) * g.inW) * c + ch
+                    let wp = w + i * kw * c + ch
+                    for j in j0..<j1 {
+                        acc += load8(rp + (x0 + j * dw) * c) * load8(wp + j * c)
+                    }
+                }
+                if let res { acc += load8(res + ch) }
+                store8(act.apply(acc), o + ch)
+                ch += 8
+            }
+            while ch < c {
+                var acc = bias[ch]
+                for i in i0..<i1 {
+                    for j in j0..<j1 {
+                        acc += src[((y0 + i * dh) * g.inW + x0 + j * dw) * c + ch] * w[(i * kw + j) * c + ch]
+                    }
+                }
+                if let res { acc += res[ch] }
+                o[ch] = act.apply(acc)
+                ch += 1
+            }
+        }
         for row in rows {
             let img = row / g.outH, oy = row - img * g.outH
             let src = input + img * inPlane
@@ -323,40 +361,49 @@ public final class Conv2D: @unchecked Sendable {
             while i0 < kh && y0 + i0 * dh < 0 { i0 += 1 }
             var i1 = kh
             while i1 > i0 && y0 + (i1 - 1) * dh >= g.inH { i1 -= 1 }
-            for ox in 0..<g.outW {
-                let x0 = ox * sw - g.padLeft
-                var j0 = 0
-                while j0 < kw && x0 + j0 * dw < 0 { j0 += 1 }
-                var j1 = kw
-                while j1 > j0 && x0 + (j1 - 1) * dw >= g.inW { j1 -= 1 }
-                let o = output + (row * g.outW + ox) * c
-                let res = residual.map { $0 + (row * g.outW + ox) * c }
-                var ch = 0
-                while ch + 8 <= c {
-                    var acc = load8(bias + ch)
-                    for i in i0..<i1 {
-                        let rp = src + ((y0 + i * dh) * g.inW) * c + ch
-                        let wp = w + i * kw * c + ch
-                        for j in j0..<j1 {
-                            acc += load8(rp + (x0 + j * dw) * c) * load8(wp + j * c)
+            // Pixels whose window lies wholly inside the row run four at a time (weights loaded once per tap).
+            let oxLo = min(g.outW, (g.padLeft + sw - 1) / sw)
+            let lastStart = g.inW - 1 - (kw - 1) * dw + g.padLeft
+            let oxHi = lastStart >= 0 ? min(g.outW, lastStart / sw + 1) : 0
+            let full = c & ~7
+            var ox = 0
+            while ox < g.outW {
+                if c >= 8 && ox >= oxLo && ox + 4 <= oxHi {
+                    let x0 = ox * sw - g.padLeft
+                    let base = (row * g.outW + ox) * c
+                    var ch = 0
+                    while ch < full {
+                        let b = load8(bias + ch)
+                        var a0 = b, a1 = b, a2 = b, a3 = b
+                        for i in i0..<i1 {
+                            let rp = src + ((y0 + i * dh) * g.inW + x0) * c + ch
+                            let wp = w + i * kw * c + ch
+                            for j in 0..<kw {
+                                let wv = load8(wp + j * c)
+                                let p = rp + j * dw * c
+                                a0 += load8(p) * wv
+                                a1 += load8(p + sw * c) * wv
+                                a2 += load8(p + 2 * sw * c) * wv
+                                a3 += load8(p + 3 * sw * c) * wv
+                            }
                         }
-                    }
-                    if let res { acc += load8(res + ch) }
-                    store8(act.apply(acc), o + ch)
-                    ch += 8
-                }
-                while ch < c {
-                    var acc = bias[ch]
-                    for i in i0..<i1 {
-                        for j in j0..<j1 {
-                            acc += src[((y0 + i * dh) * g.inW + x0 + j * dw) * c + ch] * w[(i * kw + j) * c + ch]
+                        if let residual {
+                            let r = residual + base + ch
+                            a0 += load8(r); a1 += load8(r + c); a2 += load8(r + 2 * c); a3 += load8(r + 3 * c)
                         }
+                        let o = output + base + ch
+                        store8(act.apply(a0), o); store8(act.apply(a1), o + c)
+                        store8(act.apply(a2), o + 2 * c); store8(act.apply(a3), o + 3 * c)
+                        ch += 8
                     }
-                    if let res { acc += res[ch] }
-                    o[ch] = act.apply(acc)
-                    ch += 1
+                    if full < c { for q in 0..<4 { pixel(row, ox + q, y0, i0, i1, from: full) } }
+                    ox += 4
+                } else {
+                    pixel(row, ox, y0, i0, i1, from: 0)
+                    ox += 1
                 }
             }
         }
+
     }
 }
