@@ -107,7 +107,7 @@ public final class Conv2D: @unchecked Sendable {
 
     // MARK: planning
 
-    @usableFromInline enum Mode { case depthwise, direct, rows, columns }
+    @usableFromInline enum Mode { case depthwise, stem, direct, rows, columns }
 
     @usableFromInline struct Plan {
         var mode: Mode
@@ -126,6 +126,10 @@ public final class Conv2D: @unchecked Sendable {
             return Plan(mode: .depthwise, tasks: Parallel.tasks(threads, work: work, minimumPerTask: 32_768), tileRows: 0, scratch: 0)
         }
         let tasks = Parallel.tasks(threads, work: work, minimumPerTask: 131_072)
+        // Few input channels (the RGB stem) and 16 or 32 outputs: a direct kernel beats a skinny GEMM.
+        if d.groups == 1 && d.inChannels <= 4 && (d.outChannels == 16 || d.outChannels == 32) {
+            return Plan(mode: .stem, tasks: Parallel.tasks(threads, work: work, minimumPerTask: 65_536), tileRows: 0, scratch: 0)
+        }
         let direct = d.kernelH == 1 && d.kernelW == 1 && d.strideH == 1 && d.strideW == 1 && d.groups == 1
             && g.padTop == 0 && g.padLeft == 0 && g.padBottom == 0 && g.padRight == 0
         let splitRows = tasks == 1 || m >= 64 * tasks
@@ -158,6 +162,11 @@ public final class Conv2D: @unchecked Sendable {
         let m = batch * g.outH * g.outW
         let cout = d.outChannels
         switch p.mode {
+        case .stem:
+            let rows = batch * g.outH
+            Parallel.run(p.tasks) { t in
+                self.stemRows(Parallel.chunk(t, of: p.tasks, count: rows), input: input, g, output: output, residual: residual)
+            }
         case .depthwise:
             let rows = batch * g.outH
             Parallel.run(p.tasks) { t in
@@ -300,6 +309,57 @@ public final class Conv2D: @unchecked Sendable {
             } else {
                 while c + 8 <= c1 { store8(act.apply(load8(o + c) + load8(bias + c)), o + c); c += 8 }
                 while c < c1 { o[c] = act.apply(o[c] + bias[c]); c += 1 }
+            }
+        }
+    }
+
+    /// Direct convolution for few input channels and 16 or 32 output channels, rows `rows` (image * outH + oy).
+    @inline(__always)
+    func stemRows(_ rows: Range<Int>, input: UnsafePointer<Float>, _ g: WindowGeometry,
+                  output: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>?) {
+        let d = descriptor
+        let cin = d.inChannels, cout = d.outChannels, kh = d.kernelH, kw = d.kernelW
+        let four = cout == 32
+        let act = activation
+        let w = UnsafePointer(packed), bias = UnsafePointer(self.bias)
+        let inPlane = g.inH * g.inW * cin
+        for row in rows {
+            let img = row / g.outH, oy = row - img * g.outH
+            let src = input + img * inPlane
+            let y0 = oy * d.strideH - g.padTop
+            var i0 = 0
+            while i0 < kh && y0 + i0 * d.dilationH < 0 { i0 += 1 }
+            var i1 = kh
+            while i1 > i0 && y0 + (i1 - 1) * d.dilationH >= g.inH { i1 -= 1 }
+            for ox in 0..<g.outW {
+                let x0 = ox * d.strideW - g.padLeft
+                var j0 = 0
+                while j0 < kw && x0 + j0 * d.dilationW < 0 { j0 += 1 }
+                var j1 = kw
+                while j1 > j0 && x0 + (j1 - 1) * d.dilationW >= g.inW { j1 -= 1 }
+                var a0 = load8(bias), a1 = load8(bias + 8)
+                var a2 = four ? load8(bias + 16) : SIMD8<Float>(), a3 = four ? load8(bias + 24) : SIMD8<Float>()
+                for i in i0..<i1 {
+                    let rp = src + (y0 + i * d.dilationH) * g.inW * cin
+                    for j in j0..<j1 {
+                        let xp = rp + (x0 + j * d.dilationW) * cin
+                        var wp = w + (i * kw + j) * cin * cout
+                        for ci in 0..<cin {
+                            let xv = SIMD8<Float>(repeating: xp[ci])
+                            a0 += xv * load8(wp); a1 += xv * load8(wp + 8)
+                            if four { a2 += xv * load8(wp + 16); a3 += xv * load8(wp + 24) }
+                            wp += cout
+                        }
+                    }
+                }
+                let o = output + (row * g.outW + ox) * cout
+                if let residual {
+                    let r = residual + (row * g.outW + ox) * cout
+                    a0 += load8(r); a1 += load8(r + 8)
+                    if four { a2 += load8(r + 16); a3 += load8(r + 24) }
+                }
+                store8(act.apply(a0), o); store8(act.apply(a1), o + 8)
+                if four { store8(act.apply(a2), o + 16); store8(act.apply(a3), o + 24) }
             }
         }
     }
