@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import CHDF5
 import ZooFormats
 import ZooTensor
@@ -50,9 +55,20 @@ public final class HDF5File: @unchecked Sendable {
     private let file: H5ID
 
     /// Opens `path` and scans it. Errors are `ZooError`s naming the file.
-    public init(path: String) throws {
+    ///
+    /// With `isolated` (the default, on Linux), libhdf5 first reads the whole file in a forked
+    /// child process, so a file that crashes or hangs libhdf5 is refused instead of taking the
+    /// caller down (see `Isolation`); this reads the file twice.
+    public init(path: String, isolated: Bool = true) throws {
         self.path = path
         do {
+            if isolated {
+                var st = stat()
+                guard stat(path, &st) == 0 else {
+                    throw ZooError(.io, "cannot stat: \(String(cString: strerror(errno)))")
+                }
+                try Isolation.probe(path, fileSize: Int(st.st_size))
+            }
             let (file, size) = try HDF5File.open(path)
             self.file = file
             fileSize = size
