@@ -56,6 +56,7 @@ let package = Package(
         .testTarget(name: "ZooTensorTests", dependencies: ["ZooTensor", "ZooFormats", "ZooTestSupport"]),
         .testTarget(name: "ZooFormatsTests", dependencies: ["ZooFormats", "ZooTensor", "ZooTestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["ZooTensor", "ZooFormats", "ZooTestSupport"]),
+        .testTarget(name: "ZooPyTorchTests", dependencies: ["ZooPyTorch", "ZooTensor", "ZooFormats", "ZooTestSupport"]),
         .testTarget(name: "ZooHDF5Tests", dependencies: [
             "ZooHDF5", "ZooFormats", "ZooTensor", "ZooTestSupport", .product(name: "Crypto", package: "swift-crypto"),
         ]),

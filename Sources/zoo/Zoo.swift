@@ -7,7 +7,7 @@ struct Zoo: ParsableCommand {
         commandName: "zoo",
         abstract: "Pretrained image backbones for Swift: convert, inspect and run checkpoints.",
         version: "0.1.0",
-        subcommands: [Inspect.self]
+        subcommands: [Inspect.self, Convert.self]
     )
 
     /// Runs the tool with ModelZoo's error discipline: one line on stderr, documented exit codes.
