@@ -30,7 +30,7 @@ let package = Package(
         .target(name: "ZooFormats", dependencies: ["ZooTensor"]),
         // Importers.
         .target(name: "ZooPyTorch", dependencies: ["ZooTensor", "ZooFormats", "CZlib"]),
-        .target(name: "ZooHDF5", dependencies: ["ZooTensor", "ZooFormats", "CHDF5"]),
+        .target(name: "ZooHDF5", dependencies: ["ZooTensor", "ZooFormats", "CHDF5", "CZlib"]),
         // Architecture definitions and the catalogue.
         .target(name: "ZooArchitectures", dependencies: ["ZooTensor"]),
         // Source names -> canonical names.
