@@ -260,7 +260,7 @@ public enum Mapping {
         // Classes from the head; Keras VGG's flatten size from fc1.
         if let head = spec.last(where: { $0.role == .linearWeight }), let r = byName[head.name], r.shape.count == 2, r.shape[0] > 0 {
             config.classes = r.shape[0]
-        } else if !spec.contains(where: { byName[$0.name] != nil && $0.node >= (try? config.graph().headStart) ?? .max }) {
+        } else if case let headStart = try config.graph().headStart, !spec.contains(where: { byName[$0.name] != nil && $0.node >= headStart }) {
             config.includeTop = false
         }
         if config.family == .vgg, config.flavour == .keras, let r = byName["classifier.0.weight"], r.shape.count == 2 {
