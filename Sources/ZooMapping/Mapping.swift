@@ -133,11 +133,14 @@ public enum Mapping {
                 throw ZooError(.usage, "unknown architecture \"\(arch)\"; `zoo list` shows the known names (or use --arch auto)", item: arch)
             }
             let fl = Architectures.flavours(of: arch)
+            // The MobileNet width is read off the tensors: `--arch mobilenet_v2` also accepts `mobilenet_v2_035` weights.
+            let siblings = widthSiblings(of: arch)
             if keras != nil {
                 guard fl.contains(.keras) else { throw ZooError(.unsupported, "\(arch) has no Keras flavour; Keras files convert as: \(kerasNames.joined(separator: ", "))", item: arch) }
-                candidates = [(arch, .keras, nil)]
+                candidates = [(arch, .keras, nil)] + siblings.map { ($0, .keras, nil) }
             } else {
                 candidates = fl.map { (arch, $0, nil) }
+                for s in siblings where Architectures.flavours(of: s).contains(.keras) && !fl.contains(.torchvision) { candidates.append((s, .keras, nil)) }
                 if fl.contains(.torchvision), Architectures.family(of: arch) == .mobilenetV2 || Architectures.family(of: arch) == .mobilenetV3 {
                     for w in [0.35, 0.5, 0.75, 1.3, 1.4] { candidates.append((arch, .torchvision, w)) }
                 }
@@ -174,11 +177,26 @@ public enum Mapping {
             chosen.report.notes.insert("recognised as \(chosen.config.name) (\(chosen.config.flavour.rawValue), \(chosen.config.classes) classes"
                                        + (chosen.config.includeTop ? "" : ", no top") + ")", at: 0)
         }
+        if arch != "auto", chosen.config.name != arch {
+            chosen.report.notes.insert("width \(chosen.config.width) read from the tensors: \(chosen.config.name)", at: 0)
+        }
         if !chosen.report.isComplete {
             guard allowPartial else { throw chosen.report.error }
             chosen.metadata.report = chosen.report.json
         }
         return chosen
+    }
+
+    /// The other widths of a MobileNet (`mobilenet_v2` -> `mobilenet_v2_035`, ..., `mobilenet_v2_140`); empty for other families.
+    public static func widthSiblings(of name: String) -> [String] {
+        let base: String
+        switch Architectures.family(of: name) {
+        case .mobilenetV1?: base = "mobilenet_v1"
+        case .mobilenetV2?: base = "mobilenet_v2"
+        case .mobilenetV3?: base = name.hasPrefix("mobilenet_v3_small") ? "mobilenet_v3_small" : "mobilenet_v3_large"
+        default: return []
+        }
+        return Architectures.names.filter { $0 != name && ($0 == base || $0.hasPrefix(base + "_0") || $0.hasPrefix(base + "_1")) }
     }
 
     /// Catalogue names that exist in the Keras flavour.

@@ -270,10 +270,12 @@ struct MappingTests {
         // Errors: the wrong architecture (exit 2, names tensors); --allow-partial writes and keeps the report.
         let src = try TestSupport.fixture("arch/keras_mobilenet_v2_035.weights.h5")
         let out = dir.appendingPathComponent("partial.safetensors").path
-        let wrong = try TestSupport.zoo(["convert", src, "--arch", "mobilenet_v2_050", "-o", out])
-        #expect(wrong.status == 2 && wrong.stderr.contains("does not fit mobilenet_v2_050") && wrong.stderr.contains("expects"), "\(wrong.stderr)")
+        let wrong = try TestSupport.zoo(["convert", src, "--arch", "mobilenet_v3_small", "-o", out])
+        #expect(wrong.status == 2 && wrong.stderr.contains("does not fit mobilenet_v3_small") && wrong.stderr.contains("missing: features."), "\(wrong.stderr)")
         #expect(!FileManager.default.fileExists(atPath: out))
-        let partial = try TestSupport.zoo(["convert", src, "--arch", "mobilenet_v2_050", "--allow-partial", "-o", out])
+        let width = try TestSupport.zoo(["convert", src, "--arch", "mobilenet_v2", "-o", out + "w"])
+        #expect(width.status == 0 && width.stderr.contains("width 0.35 read from the tensors"), "\(width.stderr)")
+        let partial = try TestSupport.zoo(["convert", src, "--arch", "mobilenet_v3_small", "--allow-partial", "-o", out])
         #expect(partial.status == 0 && partial.stderr.contains("partial:"))
         #expect(try NativeCheckpoint(path: out).metadata.report?["mismatched"]?.arrayValue?.isEmpty == false)
         let noArch = try TestSupport.zoo(["convert", src, "--allow-partial", "-o", out + "2"])
@@ -367,7 +369,11 @@ struct MappingTests {
         #expect(v.config.flattenSize == [2, 2])
         // Negative control: a Keras file under an architecture it is not.
         let (mr, ml) = try kerasFixture("mobilenet_v2_035")
-        #expect(throws: ZooError.self) { try Mapping.canonicalize(records: mr, keras: ml, arch: "mobilenet_v2_050") }
+        #expect(throws: ZooError.self) { try Mapping.canonicalize(records: mr, keras: ml, arch: "mobilenet_v3_small") }
+        // The width is read off the tensors: `mobilenet_v2` (or another width) accepts alpha-0.35 weights and says so.
+        let sibling = try Mapping.canonicalize(records: mr, keras: ml, arch: "mobilenet_v2")
+        #expect(sibling.config.name == "mobilenet_v2_035" && sibling.config.width == 0.35)
+        #expect(sibling.report.notes.first == "width 0.35 read from the tensors: mobilenet_v2_035")
         #expect(throws: ZooError.self) { try Mapping.canonicalize(records: mr, keras: ml, arch: "resnet18") }
     }
 }
