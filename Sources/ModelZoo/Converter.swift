@@ -65,12 +65,15 @@ public enum Converter {
         public var metadata: NativeMetadata
         /// The importer's format name (`pytorch-zip`, `hdf5`, ...).
         public var format: String
+        /// Keras's layer order, for Keras weight files (drives the Keras mapping).
+        public var keras: KerasLayout?
 
         /// Creates a plan.
-        public init(records: [TensorRecord], metadata: NativeMetadata, format: String) {
+        public init(records: [TensorRecord], metadata: NativeMetadata, format: String, keras: KerasLayout? = nil) {
             self.records = records
             self.metadata = metadata
             self.format = format
+            self.keras = keras
         }
     }
 
@@ -122,7 +125,7 @@ public enum Converter {
             }
             return copy
         }
-        return Plan(records: records, metadata: meta, format: checkpoint.format)
+        return Plan(records: records, metadata: meta, format: checkpoint.format, keras: checkpoint.keras)
     }
 
     /// Step 2 (a transform): floating-point records converted to `target`; others untouched.
