@@ -31,10 +31,21 @@ public struct TensorRecord: Sendable {
         self.init(name: name, dtype: tensor.dtype, shape: tensor.shape, details: details) { tensor }
     }
 
-    /// Number of elements.
-    public var elementCount: Int { shape.reduce(1, *) }
-    /// Bytes of data.
-    public var byteCount: Int { elementCount * dtype.byteSize }
+    /// Number of elements; saturates at `Int.max` (never traps) for a shape no file can hold.
+    public var elementCount: Int {
+        var n = 1
+        for d in shape {
+            let (r, o) = n.multipliedReportingOverflow(by: max(d, 0))
+            if o { return Int.max }
+            n = r
+        }
+        return n
+    }
+    /// Bytes of data; saturates at `Int.max` like `elementCount`.
+    public var byteCount: Int {
+        let (r, o) = elementCount.multipliedReportingOverflow(by: dtype.byteSize)
+        return o ? Int.max : r
+    }
 }
 
 /// A table that `zoo inspect` prints after the tensor list (layers of a Keras file, shared storages, ...).

@@ -1,0 +1,183 @@
+import Crypto
+import ZooFormats
+import ZooPyTorch
+import ZooTensor
+
+/// Raw conversion of any checkpoint ModelZoo reads into a native checkpoint.
+///
+/// The pipeline is three separate steps so that later stages (an architecture mapping,
+/// `[TensorRecord] -> [TensorRecord]` plus metadata) slot in between without touching the others:
+///
+/// ```swift
+/// var plan = try Converter.plan(input: "vgg16.pth")          // read: lazy records + metadata
+/// plan.records = Converter.cast(plan.records, to: .f16)       // transform(s)
+/// try Converter.write(plan, to: "vgg16.safetensors", overwrite: false)  // stream to disk
+/// ```
+///
+/// Records are loaded one at a time while writing, so peak memory stays near the largest tensor
+/// (zero for contiguous little-endian tensors, which are views of the mapped input).
+public enum Converter {
+    /// The element type of the floating-point tensors in the output.
+    public enum TargetDType: String, Sendable, CaseIterable {
+        /// Keep every tensor's dtype (bit-exact copy).
+        case keep
+        /// float32.
+        case f32
+        /// float16 (round to nearest even).
+        case f16
+        /// bfloat16 (round to nearest even).
+        case bf16
+
+        /// The dtype, or nil for `keep`.
+        public var dtype: DType? {
+            switch self {
+            case .keep: return nil
+            case .f32: return .f32
+            case .f16: return .f16
+            case .bf16: return .bf16
+            }
+        }
+    }
+
+    /// Options of a conversion.
+    public struct Options: Sendable {
+        /// Output float dtype.
+        public var dtype: TargetDType
+        /// Replace an existing output.
+        public var overwrite: Bool
+        /// Importer options (CRC verification, limits).
+        public var pytorch: PyTorchImporter.Options
+
+        /// Defaults: keep dtypes, never overwrite, verify CRCs.
+        public init(dtype: TargetDType = .keep, overwrite: Bool = false, pytorch: PyTorchImporter.Options = PyTorchImporter.Options()) {
+            self.dtype = dtype
+            self.overwrite = overwrite
+            self.pytorch = pytorch
+        }
+    }
+
+    /// What will be written: lazy tensor records and the native metadata.
+    public struct Plan: Sendable {
+        /// The tensors, in the source's order (the writer orders them for alignment).
+        public var records: [TensorRecord]
+        /// The metadata of the output file.
+        public var metadata: NativeMetadata
+        /// The importer's format name (`pytorch-zip`, `hdf5`, ...).
+        public var format: String
+
+        /// Creates a plan.
+        public init(records: [TensorRecord], metadata: NativeMetadata, format: String) {
+            self.records = records
+            self.metadata = metadata
+            self.format = format
+        }
+    }
+
+    /// What a conversion did.
+    public struct Summary: Sendable {
+        /// The importer's format.
+        public var format: String
+        /// Tensors written.
+        public var tensors: Int
+        /// Bytes of tensor data written.
+        public var bytes: Int
+        /// SHA-256 of the input.
+        public var sha256: String
+    }
+
+    /// Step 1: reads `input` (any format `Checkpoints.read` detects) and describes the output:
+    /// every tensor under its own name, the provenance (`zoo.source`: file name, SHA-256 of the
+    /// input, importer, original float dtype) and the importer's metadata as `zoo.extras`.
+    public static func plan(input: String, options: Options = Options()) throws -> Plan {
+        let checkpoint = try Checkpoints.read(path: input, pytorch: options.pytorch)
+        let digest: String
+        do { digest = try sha256(path: input) } catch let e as ZooError { throw e.inFile(input) }
+        var meta = NativeMetadata()
+        let fileName = input.split(separator: "/").last.map(String.init) ?? input
+        meta.source = NativeMetadata.Source(file: fileName, sha256: digest, importer: checkpoint.format,
+                                            dtype: originalFloatDType(checkpoint.tensors))
+        meta.extras = .object(checkpoint.metadata)
+        // Errors that surface while a record loads (CRC, truncation) name the input, not the output.
+        let records = checkpoint.tensors.map { r -> TensorRecord in
+            var copy = r
+            let load = r.load
+            copy.load = {
+                do { return try load() } catch var e as ZooError {
+                    if e.item == nil { e.item = r.name }
+                    throw e.inFile(input)
+                }
+            }
+            return copy
+        }
+        return Plan(records: records, metadata: meta, format: checkpoint.format)
+    }
+
+    /// Step 2 (a transform): floating-point records converted to `target`; others untouched.
+    /// Lazy: the conversion happens when the writer loads each record.
+    public static func cast(_ records: [TensorRecord], to target: TargetDType) -> [TensorRecord] {
+        guard let dtype = target.dtype else { return records }
+        return records.map { r in
+            guard r.dtype.isFloatingPoint, r.dtype != dtype else { return r }
+            let load = r.load
+            return TensorRecord(name: r.name, dtype: dtype, shape: r.shape, details: r.details) {
+                try load().converted(to: dtype)
+            }
+        }
+    }
+
+    /// Step 3: streams the plan to `output` atomically (no file appears unless complete).
+    /// `progress` receives bytes written and the total.
+    public static func write(_ plan: Plan, to output: String, overwrite: Bool, progress: ((Int, Int) -> Void)? = nil) throws {
+        try NativeCheckpoint.write(plan.records, metadata: plan.metadata, to: output, overwrite: overwrite, progress: progress)
+    }
+
+    /// The whole raw conversion: read, cast to `options.dtype`, write.
+    @discardableResult
+    public static func convert(input: String, output: String, options: Options = Options(),
+                               progress: ((Int, Int) -> Void)? = nil) throws -> Summary {
+        if !options.overwrite, FileSystem.exists(output) {
+            throw ZooError(.io, "already exists (use --force to replace it)", file: output)
+        }
+        var p = try plan(input: input, options: options)
+        p.records = cast(p.records, to: options.dtype)
+        try write(p, to: output, overwrite: options.overwrite, progress: progress)
+        return Summary(format: p.format, tensors: p.records.count, bytes: p.records.reduce(0) { $0 + $1.byteCount },
+                       sha256: p.metadata.source?.sha256 ?? "")
+    }
+
+    /// The float dtype holding the most bytes (`F32` for a typical checkpoint); `none` without float tensors.
+    public static func originalFloatDType(_ records: [TensorRecord]) -> String {
+        var bytes: [DType: Int] = [:]
+        for r in records where r.dtype.isFloatingPoint { bytes[r.dtype, default: 0] += r.byteCount }
+        guard let best = bytes.max(by: { $0.value != $1.value ? $0.value < $1.value : $0.key.name > $1.key.name }) else { return "none" }
+        return best.key.name
+    }
+
+    /// SHA-256 of a file, lowercase hex, read through the memory map in chunks.
+    public static func sha256(path: String) throws -> String {
+        let file = try MappedFile(path: path)
+        var hasher = SHA256()
+        let bytes = file.bytes
+        var pos = 0
+        let chunk = 1 << 24
+        while pos < bytes.count {
+            let end = min(bytes.count, pos + chunk)
+            hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: bytes[pos..<end]))
+            pos = end
+        }
+        return hasher.finalize().map { b in
+            let h = String(b, radix: 16)
+            return h.count == 1 ? "0" + h : h
+        }.joined()
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+enum FileSystem {
+    static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+}

@@ -1,0 +1,125 @@
+"""Conversion benchmark: `zoo convert` vs `cp` vs Python torch.load + safetensors.save_file.
+
+Usage: .venv/bin/python benchmarks/convert.py [--runs 5] [--zoo .build/release/zoo] [--write-results]
+
+Writes a ~100 MB torchvision checkpoint (resnet50, random init, torch.save zip format) into
+.cache/bench/, then times each whole process side by side (interleaved, median of --runs),
+reporting wall time and peak resident memory of each child process. With --write-results
+the figures replace the "Conversion" section of benchmarks/RESULTS.md.
+"""
+import argparse
+import datetime
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ap = argparse.ArgumentParser()
+ap.add_argument("--runs", type=int, default=5)
+ap.add_argument("--zoo", default=os.path.join(ROOT, ".build", "release", "zoo"))
+ap.add_argument("--write-results", action="store_true")
+args = ap.parse_args()
+
+bench = os.path.join(ROOT, ".cache", "bench")
+os.makedirs(bench, exist_ok=True)
+src = os.path.join(bench, "resnet50-random.pth")
+if not os.path.exists(src):
+    import torch
+    import torchvision
+    torch.manual_seed(0)
+    torch.save(torchvision.models.resnet50().state_dict(), src)
+size = os.path.getsize(src)
+if not os.path.exists(args.zoo):
+    sys.exit(f"{args.zoo} not found: run `swift build -c release --product zoo` first")
+
+PY_CONVERT = (
+    "import sys, torch; from safetensors.torch import save_file; "
+    "sd = torch.load(sys.argv[1], map_location='cpu', weights_only=True); "
+    "save_file({k: v.contiguous() for k, v in sd.items()}, sys.argv[2])"
+)
+out_cp = os.path.join(bench, "copy.pth")
+out_zoo = os.path.join(bench, "zoo.safetensors")
+out_py = os.path.join(bench, "python.safetensors")
+commands = {
+    "cp": ["cp", src, out_cp],
+    "zoo convert": [args.zoo, "convert", src, "-o", out_zoo, "--force"],
+    "python torch.load + save_file": [sys.executable, "-c", PY_CONVERT, src, out_py],
+}
+
+
+def run(cmd):
+    """Wall time and peak RSS (KiB) of one child process."""
+    start = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - start
+    err = p.stderr.read().decode()
+    p.stderr.close()
+    if status != 0:
+        sys.exit(f"{cmd[0]} failed: {err}")
+    return wall, usage.ru_maxrss
+
+
+# Warm the page cache once for every command, then interleave the timed runs.
+for cmd in commands.values():
+    run(cmd)
+times = {k: [] for k in commands}
+rss = {k: [] for k in commands}
+for i in range(args.runs):
+    for k, cmd in commands.items():
+        for f in (out_cp, out_zoo, out_py):
+            if os.path.exists(f) and k != "zoo convert":
+                os.remove(f)
+        w, m = run(cmd)
+        times[k].append(w)
+        rss[k].append(m)
+
+med = {k: statistics.median(v) for k, v in times.items()}
+cpu = platform.processor() or platform.machine()
+try:
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+except OSError:
+    pass
+ncpu = os.cpu_count()
+mem = ""
+try:
+    for line in open("/proc/meminfo"):
+        if line.startswith("MemTotal"):
+            mem = f"{int(line.split()[1]) // 1024 // 1024} GiB RAM"
+except OSError:
+    pass
+
+lines = [
+    "## Conversion",
+    "",
+    f"`benchmarks/convert.py`, {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, "
+    f"{cpu}, {ncpu} cores, {mem}, {platform.system()} {platform.release()}.",
+    f"Input: torchvision resnet50 state_dict, random init, `torch.save` zip format, {size / 1e6:.1f} MB, page cache warm.",
+    f"Whole process wall time, median of {args.runs} interleaved runs; peak RSS of the process (includes mapped file pages it touched).",
+    "",
+    "| command | median | min | max | x cp | peak RSS |",
+    "|---|---:|---:|---:|---:|---:|",
+]
+for k in commands:
+    lines.append(f"| {k} | {med[k] * 1000:.0f} ms | {min(times[k]) * 1000:.0f} ms | {max(times[k]) * 1000:.0f} ms | "
+                 f"{med[k] / med['cp']:.2f} | {max(rss[k]) / 1024:.0f} MiB |")
+lines += ["", f"Target (issue #3): zoo convert at most 2x cp: {'met' if med['zoo convert'] <= 2 * med['cp'] else 'NOT met'} "
+          f"({med['zoo convert'] / med['cp']:.2f}x).", ""]
+text = "\n".join(lines)
+print(text)
+
+if args.write_results:
+    path = os.path.join(ROOT, "benchmarks", "RESULTS.md")
+    old = open(path).read() if os.path.exists(path) else "# Benchmark results\n\n"
+    if "## Conversion" in old:
+        old = re.sub(r"## Conversion\n.*?(?=\n## |\Z)", text.rstrip("\n") + "\n", old, flags=re.S)
+    else:
+        old = old.rstrip("\n") + "\n\n" + text
+    open(path, "w").write(old)
