@@ -11,6 +11,7 @@ Paths:
   /flaky/N/NAME          first request for NAME truncated after N bytes, later ones served whole
                          (with Range support): an interrupted transfer that a resume completes
   /norange/NAME          ignores Range, always 200 with the whole file
+  /redirect/PATH         302 to /PATH (e.g. /redirect/files/NAME), as release hosts redirect to a CDN
   anything else          404
 """
 import json
@@ -37,6 +38,12 @@ class Handler(BaseHTTPRequestHandler):
         with lock:
             with open(LOG, "a") as f:
                 f.write(json.dumps({"path": self.path, "range": rng}) + "\n")
+        if self.path.startswith("/redirect/"):
+            self.send_response(302)
+            self.send_header("Location", self.path[len("/redirect"):])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         m = re.fullmatch(r"/(files|norange)/([\w.\-]+)|/(truncate|flaky)/(\d+)/([\w.\-]+)", self.path)
         if not m:
             return self.send_error(404, "Not Found")

@@ -33,7 +33,8 @@ public struct DownloadResult: Sendable, Equatable {
     public var alreadyPresent: Bool
 }
 
-/// Downloads a URL to a file with resume, progress and checksum verification.
+/// Downloads a URL (`https`, `http`, or `file` for a local mirror) to a file with resume,
+/// progress and checksum verification.
 ///
 /// Data streams into `<destination>.part` beside the destination. When a transfer breaks, the
 /// partial file stays and the next attempt (in the same call, up to `attempts`, or a later
@@ -158,8 +159,57 @@ public struct Downloader: Sendable {
         var resumedFrom: Int64
     }
 
+    /// A `file://` source (a local mirror, offline demos): copied into `part` (no resume needed).
+    private func copyLocal(_ url: URL, to part: String, progress: (@Sendable (DownloadProgress) -> Void)?) throws -> Int64 {
+        let source = url.path
+        let input = open(source, O_RDONLY | O_CLOEXEC)
+        if input < 0 {
+            throw TransferError(error: ZooError(.io, "cannot open: \(String(cString: strerror(errno)))", file: source),
+                                retryable: false, resumedFrom: 0)
+        }
+        defer { close(input) }
+        var st = stat()
+        let total: Int64? = fstat(input, &st) == 0 ? Int64(st.st_size) : nil
+        let output = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        if output < 0 {
+            throw TransferError(error: ZooError(.io, "cannot write: \(String(cString: strerror(errno)))", file: part),
+                                retryable: false, resumedFrom: 0)
+        }
+        defer { close(output) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { buffer.deallocate() }
+        var copied: Int64 = 0
+        while true {
+            let n = read(input, buffer.baseAddress, buffer.count)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw TransferError(error: ZooError(.io, "read failed: \(String(cString: strerror(errno)))", file: source),
+                                    retryable: false, resumedFrom: 0)
+            }
+            if n == 0 { break }
+            var offset = 0
+            while offset < n {
+                let w = write(output, buffer.baseAddress.map { $0 + offset }, n - offset)
+                if w < 0 {
+                    if errno == EINTR { continue }
+                    throw TransferError(error: ZooError(.io, "write failed: \(String(cString: strerror(errno)))", file: part),
+                                        retryable: false, resumedFrom: 0)
+                }
+                offset += w
+            }
+            copied += Int64(n)
+            progress?(DownloadProgress(bytesReceived: copied, totalBytes: total, resumedFrom: 0))
+        }
+        return 0
+    }
+
     /// One HTTP transfer appending to `part`; returns the byte count it resumed from.
     private func transfer(_ url: URL, to part: String, progress: (@Sendable (DownloadProgress) -> Void)?) throws -> Int64 {
+        if url.isFileURL { return try copyLocal(url, to: part, progress: progress) }
+        guard let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https" else {
+            throw TransferError(error: ZooError(.usage, "unsupported URL scheme (use https, http or file)", file: url.absoluteString),
+                                retryable: false, resumedFrom: 0)
+        }
         var existing: Int64 = 0
         var st = stat()
         if stat(part, &st) == 0 { existing = Int64(st.st_size) }

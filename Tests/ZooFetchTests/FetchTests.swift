@@ -241,6 +241,34 @@ final class ProgressLog: @unchecked Sendable {
         #expect(files(in: out).isEmpty)
     }
 
+    @Test func redirectsAndLocalFiles() throws {
+        let server = try RangeServer()
+        let bytes = try server.serve("weights.bin", count: 120_000, seed: 3)
+        let sha = try pythonDigest(server.root.appendingPathComponent("weights.bin").path, "sha256")
+        let out = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: out) }
+
+        // A redirect is followed, and a resume through it sends Range to the final location.
+        let dest = out.appendingPathComponent("r.bin").path
+        try Data(bytes.prefix(30_000)).write(to: URL(fileURLWithPath: dest + ".part"))
+        let result = try fast.download(server.url("/redirect/files/weights.bin"), to: dest, checksum: .sha256(sha))
+        #expect(result.resumedFrom == 30_000)
+        #expect([UInt8](try Data(contentsOf: URL(fileURLWithPath: dest))) == bytes)
+        let seen = try server.requests()
+        #expect(seen.map(\.path) == ["/redirect/files/weights.bin", "/files/weights.bin"])
+        #expect(seen.last?.range == "bytes=30000-")
+
+        // file:// sources (a local mirror) are verified and placed the same way.
+        let local = server.root.appendingPathComponent("weights.bin")
+        let dest2 = out.appendingPathComponent("l.bin").path
+        #expect(try fast.download(local, to: dest2, checksum: .sha256(sha)).bytes == 120_000)
+        #expect([UInt8](try Data(contentsOf: URL(fileURLWithPath: dest2))) == bytes)
+        let dest3 = out.appendingPathComponent("bad.bin").path
+        #expect(throws: ZooError.self) { try fast.download(local, to: dest3, checksum: .md5(String(repeating: "0", count: 32))) }
+        #expect(throws: ZooError.self) { try fast.download(URL(string: "ftp://127.0.0.1/x")!, to: dest3, checksum: nil) }
+        #expect(!FileManager.default.fileExists(atPath: dest3) && !FileManager.default.fileExists(atPath: dest3 + ".part"))
+    }
+
     @Test func cacheFolderFollowsTheEnvironment() throws {
         #expect(try ModelCache.defaultRoot(environment: ["ZOO_HOME": "/z", "XDG_CACHE_HOME": "/x", "HOME": "/h"]) == "/z")
         #expect(try ModelCache.defaultRoot(environment: ["XDG_CACHE_HOME": "/x", "HOME": "/h"]) == "/x/modelzoo")
