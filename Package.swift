@@ -68,7 +68,7 @@ let package = Package(
         .testTarget(name: "ZooRuntimeTests", dependencies: [
             "ZooRuntime", "ZooKernels", "ZooArchitectures", "ZooFormats", "ZooTensor", "ZooTestSupport",
         ]),
-        .testTarget(name: "ZooImagesTests", dependencies: ["ZooImages", "ZooTensor", "ZooTestSupport"]),
+        .testTarget(name: "ZooImagesTests", dependencies: ["ZooImages", "ZooTensor", "ZooTestSupport", "CJPEG"]),
         .testTarget(name: "ZooFetchTests", dependencies: ["ZooFetch", "ZooTensor", "ZooTestSupport"]),
         .testTarget(name: "HardeningTests", dependencies: ["ZooFuzzTargets", "ZooTensor", "ZooFormats", "ZooTestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["ZooTensor", "ZooFormats", "ZooTestSupport"]),
