@@ -230,7 +230,7 @@ def main():
                          f"{'met' if r['zoo'] >= r['torch'] else '**missed**'} |")
     if cpu:
         lines += ["", "## Single-thread CPU cost (CPU ms per pass, batch 1, lower is better)", "",
-                  "CPU time (user + system) rather than wall time, each engine at one thread: this measures the work "
+                  "Process CPU time rather than wall time, each engine at one thread: this measures the work "
                   "each engine does and is barely affected by other processes, unlike the latencies above.", "",
                   "| model | zoo | PyTorch | ONNX Runtime | zoo / PyTorch | zoo / ORT |", "|---|---:|---:|---:|---:|---:|"]
         for m in models:
