@@ -119,7 +119,7 @@ public enum Converter {
             copy.load = {
                 do { return try load() } catch var e as ZooError {
                     if e.item == nil { e.item = r.name }
-                    throw e.inFile(input)
+                    throw e.singleLine.inFile(input)
                 }
             }
             return copy
