@@ -10,6 +10,7 @@ let package = Package(
     products: [
         .library(name: "ModelZoo", targets: ["ModelZoo"]),
         .executable(name: "zoo", targets: ["zoo"]),
+        .executable(name: "zoo-fuzz", targets: ["ZooFuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -29,7 +30,7 @@ let package = Package(
         .target(name: "ZooFormats", dependencies: ["ZooTensor"]),
         // Importers.
         .target(name: "ZooPyTorch", dependencies: ["ZooTensor", "ZooFormats", "CZlib"]),
-        .target(name: "ZooHDF5", dependencies: ["ZooTensor", "ZooFormats", "CHDF5"]),
+        .target(name: "ZooHDF5", dependencies: ["ZooTensor", "ZooFormats", "CHDF5", "CZlib"]),
         // Architecture definitions and the catalogue.
         .target(name: "ZooArchitectures", dependencies: ["ZooTensor"]),
         // Source names -> canonical names.
@@ -39,10 +40,12 @@ let package = Package(
         .target(name: "ZooRuntime", dependencies: ["ZooTensor", "ZooFormats", "ZooArchitectures", "ZooKernels"]),
         // Images.
         .target(name: "ZooImages", dependencies: ["ZooTensor", "CJPEG", "CPNG"]),
+        // Downloads into the model cache (resume, checksums, atomic placement).
+        .target(name: "ZooFetch", dependencies: ["ZooTensor", .product(name: "Crypto", package: "swift-crypto")]),
         // The public umbrella library.
         .target(name: "ModelZoo", dependencies: [
             "ZooTensor", "ZooFormats", "ZooPyTorch", "ZooHDF5", "ZooArchitectures", "ZooMapping",
-            "ZooKernels", "ZooRuntime", "ZooImages",
+            "ZooKernels", "ZooRuntime", "ZooImages", "ZooFetch",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // The command-line tool, thin over the library.
@@ -50,13 +53,30 @@ let package = Package(
             "ModelZoo",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // Fuzzing (docs/security.md): the targets as a library (replayed by the tests) and the
+        // libFuzzer / replay executable. Sanitizer flags are given on the command line by tools/fuzz.sh.
+        .target(name: "ZooFuzzTargets", dependencies: ["ZooTensor", "ZooFormats", "ZooPyTorch", "ZooHDF5", "ZooImages"]),
+        .executableTarget(name: "ZooFuzz", dependencies: ["ZooFuzzTargets"]),
 
         // Tests. ZooTestSupport finds the repository, the fixtures and the Python reference environment.
         .target(name: "ZooTestSupport", dependencies: ["ZooTensor"], path: "Tests/ZooTestSupport"),
-        .testTarget(name: "ZooTensorTests", dependencies: ["ZooTensor", "ZooTestSupport"]),
+        .testTarget(name: "ZooTensorTests", dependencies: ["ZooTensor", "ZooFormats", "ZooTestSupport"]),
         .testTarget(name: "ZooFormatsTests", dependencies: ["ZooFormats", "ZooTensor", "ZooTestSupport"]),
+        .testTarget(name: "ZooArchitecturesTests", dependencies: ["ZooArchitectures", "ZooTensor", "ZooTestSupport"]),
+        .testTarget(name: "ZooMappingTests", dependencies: ["ZooMapping", "ZooArchitectures", "ZooFormats", "ZooTensor", "ZooTestSupport"]),
+        .testTarget(name: "ZooKernelsTests", dependencies: ["ZooKernels"]),
+        .testTarget(name: "ZooRuntimeTests", dependencies: [
+            "ZooRuntime", "ZooKernels", "ZooArchitectures", "ZooFormats", "ZooTensor", "ZooTestSupport",
+        ]),
+        .testTarget(name: "ZooImagesTests", dependencies: ["ZooImages", "ZooTensor", "ZooTestSupport", "CJPEG"]),
+        .testTarget(name: "ZooFetchTests", dependencies: ["ZooFetch", "ZooTensor", "ZooTestSupport"]),
+        .testTarget(name: "HardeningTests", dependencies: ["ZooFuzzTargets", "ZooTensor", "ZooFormats", "ZooPyTorch", "ZooTestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["ZooTensor", "ZooFormats", "ZooTestSupport"]),
         .testTarget(name: "ZooPyTorchTests", dependencies: ["ZooPyTorch", "ZooTensor", "ZooFormats", "ZooTestSupport"]),
+        .testTarget(name: "ZooHDF5Tests", dependencies: [
+            "ZooHDF5", "ZooFormats", "ZooTensor", "ZooTestSupport", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        .testTarget(name: "ParityTests", dependencies: ["ZooTensor", "ZooFormats", "ZooTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

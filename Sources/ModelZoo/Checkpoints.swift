@@ -1,6 +1,7 @@
 @_exported import ZooTensor
 @_exported import ZooFormats
 @_exported import ZooPyTorch
+@_exported import ZooHDF5
 
 /// Entry points for reading any checkpoint file ModelZoo understands.
 public enum Checkpoints {
@@ -15,7 +16,7 @@ public enum Checkpoints {
     public static func read(path: String, pytorch: PyTorchImporter.Options) throws -> ImportedCheckpoint {
         do {
             let file = try MappedFile(path: path)
-            guard let format = FileFormat.detect(file.bytes) else {
+            guard let format = file.withBytes({ FileFormat.detect($0) }) else {
                 if file.count == 0 { throw ZooError.bad("file is empty") }
                 throw ZooError(.unsupported, "unknown format (not safetensors, PyTorch, HDF5 or .npy)")
             }
@@ -23,12 +24,12 @@ public enum Checkpoints {
             case .safetensors:
                 return try SafetensorsFile(file: file).imported()
             case .npy:
-                let t = try NPY.read(file.bytes)
+                let t = try file.withBytes { try NPY.read($0) }
                 return ImportedCheckpoint(format: "npy", tensors: [TensorRecord(name: "array", tensor: t)])
             case .zip, .pickle:
                 return try PyTorchImporter.read(file, options: pytorch)
             case .hdf5:
-                throw ZooError(.unsupported, "HDF5 files are not supported by this build yet")
+                return try HDF5Importer.read(path: path)
             }
         } catch let e as ZooError {
             throw e.inFile(path)

@@ -65,15 +65,18 @@ public enum Converter {
         public var metadata: NativeMetadata
         /// The importer's format name (`pytorch-zip`, `hdf5`, ...).
         public var format: String
+        /// Keras's layer order, for Keras weight files (drives the Keras mapping).
+        public var keras: KerasLayout?
         /// The input's SHA-256 still being computed (`plan(input:options:hashInBackground: true)`);
         /// `write` fills it into `metadata.source` when it is ready.
         var pendingDigest: BackgroundSHA256?
 
         /// Creates a plan.
-        public init(records: [TensorRecord], metadata: NativeMetadata, format: String) {
+        public init(records: [TensorRecord], metadata: NativeMetadata, format: String, keras: KerasLayout? = nil) {
             self.records = records
             self.metadata = metadata
             self.format = format
+            self.keras = keras
         }
 
         /// True when `metadata.source.sha256` is a placeholder that `write` replaces.
@@ -124,7 +127,7 @@ public enum Converter {
             }
             return copy
         }
-        var plan = Plan(records: records, metadata: meta, format: checkpoint.format)
+        var plan = Plan(records: records, metadata: meta, format: checkpoint.format, keras: checkpoint.keras)
         if hashInBackground { plan.pendingDigest = hash }
         return plan
     }

@@ -7,9 +7,11 @@ import Darwin
 /// Writes a file so that the destination either receives the complete content or is untouched.
 ///
 /// Data goes to a temporary file in the destination's folder; `commit()` fsyncs it and
-/// renames it over the destination. Dropping the writer without committing (an error, a
-/// thrown tensor, SIGINT/SIGTERM once `AtomicFile.installSignalCleanup()` ran) removes the
-/// temporary file, so no partial output is ever left behind.
+/// renames it over the destination (atomic on POSIX file systems, so `--force` never leaves
+/// a half-replaced file: until the rename the old file is intact). Dropping the writer without
+/// committing (an error, a thrown tensor) removes the temporary file, and so does SIGINT,
+/// SIGTERM or SIGHUP once `TemporaryFiles.installSignalCleanup()` ran: the temporary path is
+/// registered before the file is created, so there is no moment a signal can leave it behind.
 public final class AtomicFileWriter {
     /// The final path.
     public let destination: String
@@ -17,6 +19,7 @@ public final class AtomicFileWriter {
     public let temporaryPath: String
     private var fd: Int32
     private var committed = false
+    private let slot: TemporaryFiles.Slot
     private var buffer: [UInt8] = []
     private let bufferLimit = 1 << 20
     /// Bytes written so far.
@@ -31,17 +34,39 @@ public final class AtomicFileWriter {
         let slash = destination.lastIndex(of: "/")
         let dir = slash.map { String(destination[..<$0]) } ?? "."
         let base = slash.map { String(destination[destination.index(after: $0)...]) } ?? destination
-        var template = Array("\(dir.isEmpty ? "/" : dir)/.\(base).zoo-tmp-XXXXXX".utf8CString)
-        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        if fd < 0 {
-            throw ZooError(.io, "cannot create a temporary file in \(dir): \(String(cString: strerror(errno)))", file: destination)
+        if base.isEmpty { throw ZooError(.usage, "destination is a folder, not a file name", file: destination) }
+        var attempt = 0
+        while true {
+            // Register the name first, then create the file (O_EXCL): a signal at any point
+            // finds the name registered (unlinking a name not yet created is harmless).
+            var random = SystemRandomNumberGenerator()
+            let suffix = String(random.next() & 0xFFFF_FFFF_FFFF, radix: 36)
+            let path = "\(dir.isEmpty ? "" : dir)/.\(base).zoo-tmp-\(suffix)"
+            let slot = try TemporaryFiles.shared.register(path)
+            let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            if fd >= 0 {
+                self.fd = fd
+                self.slot = slot
+                temporaryPath = path
+                return
+            }
+            let code = errno
+            TemporaryFiles.shared.unregister(slot: slot)
+            attempt += 1
+            if code == EEXIST, attempt < 100 { continue }
+            throw ZooError(.io, "cannot create a temporary file in \(dir.isEmpty ? "/" : dir): \(String(cString: strerror(code)))", file: destination)
         }
-        self.fd = fd
-        temporaryPath = String(cString: template)
-        TemporaryFiles.shared.register(temporaryPath)
     }
 
     deinit { abandon() }
+
+    /// The mode a plain creat() would give (0666 minus the umask, read once), not the 0600 the
+    /// temporary file was created with.
+    private static let creationMode: mode_t = {
+        let mask = umask(0o022)
+        umask(mask)
+        return 0o666 & ~mask
+    }()
 
     /// Appends bytes.
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
@@ -67,10 +92,15 @@ public final class AtomicFileWriter {
     }
 
     private func writeAll(_ bytes: UnsafeRawBufferPointer) throws {
+        guard fd >= 0 else { throw ZooError(.io, "write after commit or abandon", file: destination) }
         guard var p = bytes.baseAddress else { return }
         var left = bytes.count
         while left > 0 {
+            #if canImport(Glibc)
             let n = Glibc.write(fd, p, left)
+            #else
+            let n = Darwin.write(fd, p, left)
+            #endif
             if n < 0 {
                 if errno == EINTR { continue }
                 throw ZooError(.io, "write failed: \(String(cString: strerror(errno)))", file: destination)
@@ -80,22 +110,25 @@ public final class AtomicFileWriter {
         }
     }
 
-    /// Flushes, fsyncs and renames the temporary file to the destination.
+    /// Flushes, fsyncs and renames the temporary file to the destination, then fsyncs the folder.
     public func commit() throws {
+        guard !committed, fd >= 0 else { throw ZooError(.io, "commit after commit or abandon", file: destination) }
         try flushBuffer()
         if fsync(fd) != 0 { throw ZooError(.io, "fsync failed: \(String(cString: strerror(errno)))", file: destination) }
-        fchmod(fd, 0o644)
+        fchmod(fd, AtomicFileWriter.creationMode)
         close(fd)
         fd = -1
         if rename(temporaryPath, destination) != 0 {
             let reason = String(cString: strerror(errno))
-            unlink(temporaryPath)
-            TemporaryFiles.shared.unregister(temporaryPath)
-            committed = true
+            abandon()
             throw ZooError(.io, "cannot rename into place: \(reason)", file: destination)
         }
-        TemporaryFiles.shared.unregister(temporaryPath)
         committed = true
+        TemporaryFiles.shared.unregister(slot: slot)
+        let slash = destination.lastIndex(of: "/")
+        let dir = slash.map { String(destination[..<$0]) } ?? "."
+        let dfd = open(dir.isEmpty ? "/" : dir, O_RDONLY | O_CLOEXEC)
+        if dfd >= 0 { _ = fsync(dfd); close(dfd) }
     }
 
     /// Removes the temporary file (called automatically when the writer is dropped uncommitted).
@@ -103,7 +136,7 @@ public final class AtomicFileWriter {
         if fd >= 0 { close(fd); fd = -1 }
         if !committed {
             unlink(temporaryPath)
-            TemporaryFiles.shared.unregister(temporaryPath)
+            TemporaryFiles.shared.unregister(slot: slot)
             committed = true
         }
     }
@@ -116,39 +149,109 @@ public final class AtomicFileWriter {
     }
 }
 
-/// The temporary files in flight, removed on SIGINT/SIGTERM.
+/// The temporary files in flight, removed on SIGINT/SIGTERM/SIGHUP and by `removeAll()`.
+///
+/// The registry is a fixed block of C memory allocated once and never freed or moved: one
+/// state word and one NUL-terminated path per slot. The signal handler only reads it and calls
+/// `unlink`, which is async-signal-safe; it takes no lock and allocates nothing.
 public final class TemporaryFiles: @unchecked Sendable {
     /// The process-wide registry.
     public static let shared = TemporaryFiles()
-    private var lock = pthread_mutex_t()
-    // Fixed-size C strings so the signal handler needs no allocation.
-    fileprivate var slots = [UnsafeMutablePointer<CChar>?](repeating: nil, count: 64)
+    /// How many temporary files may be in flight at once.
+    public static let capacity = 128
+    private static let pathBytes = 4096
+    private static let free: Int32 = 0, writing: Int32 = 1, live: Int32 = 2
 
-    private init() { pthread_mutex_init(&lock, nil) }
+    /// A registration: the slot index and the generation it was claimed in, so that a stale
+    /// handle (after `removeAll()`) can never free a slot someone else claimed since.
+    struct Slot: Sendable { let index: Int; let generation: UInt64 }
 
-    func register(_ path: String) {
-        pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }
-        if let i = slots.firstIndex(where: { $0 == nil }) { slots[i] = strdup(path) }
+    private let states: UnsafeMutablePointer<Int32>
+    private let generations: UnsafeMutablePointer<UInt64>
+    private let paths: UnsafeMutablePointer<CChar>
+    private let lock: UnsafeMutablePointer<pthread_mutex_t>
+
+    private init() {
+        states = .allocate(capacity: Self.capacity)
+        states.initialize(repeating: Self.free, count: Self.capacity)
+        generations = .allocate(capacity: Self.capacity)
+        generations.initialize(repeating: 0, count: Self.capacity)
+        paths = .allocate(capacity: Self.capacity * Self.pathBytes)
+        paths.initialize(repeating: 0, count: Self.capacity * Self.pathBytes)
+        lock = .allocate(capacity: 1)
+        lock.initialize(to: pthread_mutex_t())
+        pthread_mutex_init(lock, nil)
     }
 
-    func unregister(_ path: String) {
-        pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }
-        for i in slots.indices {
-            if let p = slots[i], String(cString: p) == path { free(p); slots[i] = nil }
+    /// Records `path` for removal on a signal; returns its slot.
+    func register(_ path: String) throws -> Slot {
+        let utf8 = Array(path.utf8)
+        guard utf8.count < Self.pathBytes, !utf8.contains(0) else {
+            throw ZooError(.io, "temporary path too long", file: path)
+        }
+        pthread_mutex_lock(lock); defer { pthread_mutex_unlock(lock) }
+        for i in 0..<Self.capacity where states[i] == Self.free {
+            states[i] = Self.writing
+            let dst = paths + i * Self.pathBytes
+            for (j, b) in utf8.enumerated() { dst[j] = CChar(bitPattern: b) }
+            dst[utf8.count] = 0
+            states[i] = Self.live
+            generations[i] &+= 1
+            return Slot(index: i, generation: generations[i])
+        }
+        throw ZooError(.io, "more than \(Self.capacity) temporary files in flight", file: path)
+    }
+
+    /// Forgets a slot (its file was renamed into place or removed).
+    func unregister(slot: Slot) {
+        guard slot.index >= 0, slot.index < Self.capacity else { return }
+        pthread_mutex_lock(lock); defer { pthread_mutex_unlock(lock) }
+        if generations[slot.index] == slot.generation { states[slot.index] = Self.free }
+    }
+
+    /// Number of registered temporary files (for tests and diagnostics).
+    public var count: Int {
+        pthread_mutex_lock(lock); defer { pthread_mutex_unlock(lock) }
+        return (0..<Self.capacity).filter { states[$0] == Self.live }.count
+    }
+
+    /// Removes every registered temporary file now (before `exit`, which runs no deinit).
+    public func removeAll() {
+        pthread_mutex_lock(lock); defer { pthread_mutex_unlock(lock) }
+        unlinkLive()
+        for i in 0..<Self.capacity { states[i] = Self.free }
+    }
+
+    /// Async-signal-safe: reads the fixed block and calls unlink, nothing else.
+    fileprivate func unlinkLive() {
+        for i in 0..<Self.capacity where states[i] == Self.live {
+            unlink(paths + i * Self.pathBytes)
         }
     }
 
-    fileprivate func unlinkAll() {
-        for p in slots { if let p { unlink(p) } }
-    }
-
-    /// Installs SIGINT/SIGTERM handlers that delete in-flight temporary files, then exit 130/143.
+    /// Installs SIGINT/SIGTERM/SIGHUP handlers that delete in-flight temporary files, then
+    /// re-raise the signal with its default action (the shell sees 130 / 143 / 129).
     public static func installSignalCleanup() {
+        _ = TemporaryFiles.shared // initialise outside the handler
         let handler: @convention(c) (Int32) -> Void = { sig in
-            TemporaryFiles.shared.unlinkAll()
-            _exit(128 + sig)
+            TemporaryFiles.shared.unlinkLive()
+            signal(sig, SIG_DFL)
+            raise(sig)
         }
-        signal(SIGINT, handler)
-        signal(SIGTERM, handler)
+        for sig in [SIGINT, SIGTERM, SIGHUP] {
+            var action = sigaction()
+            #if canImport(Glibc)
+            action.__sigaction_handler.sa_handler = handler
+            #else
+            action.__sigaction_u.__sa_handler = handler
+            #endif
+            sigemptyset(&action.sa_mask)
+            // Block the other cleanup signals while one is handled.
+            sigaddset(&action.sa_mask, SIGINT)
+            sigaddset(&action.sa_mask, SIGTERM)
+            sigaddset(&action.sa_mask, SIGHUP)
+            action.sa_flags = 0
+            sigaction(sig, &action, nil)
+        }
     }
 }

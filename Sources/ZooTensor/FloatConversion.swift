@@ -1,7 +1,8 @@
 /// Exact conversions between float32 and the narrow float formats.
 ///
-/// Widening is exact. Narrowing rounds to nearest, ties to even; NaN stays NaN
-/// (quiet, sign kept) and infinities stay infinite (E4M3 has none: they become NaN).
+/// Widening is exact. Narrowing rounds to nearest, ties to even; NaN stays NaN and
+/// infinities stay infinite. Bit patterns match NumPy (float16) and PyTorch (bfloat16,
+/// except the payload of NaNs, which PyTorch's own code paths do not agree on).
 public enum FloatBits {
     /// binary16 bits -> Float (exact).
     @inlinable
@@ -10,7 +11,7 @@ public enum FloatBits {
         let exp = UInt32(h >> 10) & 0x1F
         let man = UInt32(h & 0x3FF)
         if exp == 0x1F { // inf / nan
-            return Float(bitPattern: sign | 0x7F80_0000 | (man << 13) | (man != 0 ? 0x0040_0000 : 0))
+            return Float(bitPattern: sign | 0x7F80_0000 | (man << 13)) // NaN payload kept, as NumPy does
         }
         if exp == 0 {
             if man == 0 { return Float(bitPattern: sign) }
@@ -30,7 +31,8 @@ public enum FloatBits {
         let man = x & 0x7F_FFFF
         if exp == 0xFF {
             if man == 0 { return sign | 0x7C00 }
-            return sign | 0x7E00 | UInt16(truncatingIfNeeded: man >> 13)
+            let payload = UInt16(truncatingIfNeeded: man >> 13)
+            return sign | 0x7C00 | (payload == 0 ? 1 : payload) // stays NaN, payload kept, as NumPy does
         }
         let e = exp - 127 + 15
         if e >= 0x1F { return sign | 0x7C00 }
@@ -55,7 +57,7 @@ public enum FloatBits {
     @inlinable
     public static func bf16ToF32(_ b: UInt16) -> Float { Float(bitPattern: UInt32(b) << 16) }
 
-    /// Float -> bfloat16 bits, round to nearest even; NaN stays quiet NaN.
+    /// Float -> bfloat16 bits, round to nearest even; NaN stays a (quiet) NaN with its sign.
     @inlinable
     public static func f32ToBF16(_ f: Float) -> UInt16 {
         let x = f.bitPattern

@@ -133,10 +133,19 @@ public enum JSONValue: Sendable, Equatable, CustomStringConvertible {
         out += "\""
     }
 
+    /// Default cap on the number of values (scalars, arrays, objects) in one parsed document.
+    ///
+    /// A value costs far more memory parsed than as text (`[0],` is 4 bytes of text but about
+    /// 80 bytes as `JSONValue`), so the text length alone does not bound memory: 4 Mi values
+    /// keep a hostile document under roughly 400 MB, while a safetensors header with 100,000
+    /// tensors has about 1 Mi values.
+    public static let defaultMaxValues = 1 << 22
+
     /// Parses JSON text strictly (RFC 8259): one value, no trailing data, no duplicate
-    /// object keys, nesting at most `maxDepth`. Errors carry the byte offset.
-    public static func parse(_ bytes: UnsafeRawBufferPointer, maxDepth: Int = 64) throws -> JSONValue {
-        var p = JSONParser(bytes: bytes, maxDepth: maxDepth)
+    /// object keys, nesting at most `maxDepth`, at most `maxValues` values. Errors carry the byte offset.
+    public static func parse(_ bytes: UnsafeRawBufferPointer, maxDepth: Int = 64,
+                             maxValues: Int = JSONValue.defaultMaxValues) throws -> JSONValue {
+        var p = JSONParser(bytes: bytes, maxDepth: maxDepth, maxValues: maxValues)
         p.skipSpace()
         let v = try p.value(depth: 0)
         p.skipSpace()
@@ -145,20 +154,23 @@ public enum JSONValue: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Parses JSON text from a string.
-    public static func parse(_ text: String, maxDepth: Int = 64) throws -> JSONValue {
+    public static func parse(_ text: String, maxDepth: Int = 64, maxValues: Int = JSONValue.defaultMaxValues) throws -> JSONValue {
         var copy = text
-        return try copy.withUTF8 { try parse(UnsafeRawBufferPointer($0), maxDepth: maxDepth) }
+        return try copy.withUTF8 { try parse(UnsafeRawBufferPointer($0), maxDepth: maxDepth, maxValues: maxValues) }
     }
 }
 
 private struct JSONParser {
     let bytes: UnsafeRawBufferPointer
     let maxDepth: Int
+    let maxValues: Int
+    var values = 0
     var pos = 0
 
-    init(bytes: UnsafeRawBufferPointer, maxDepth: Int) {
+    init(bytes: UnsafeRawBufferPointer, maxDepth: Int, maxValues: Int) {
         self.bytes = bytes
         self.maxDepth = maxDepth
+        self.maxValues = maxValues
     }
 
     func fail(_ m: String) -> ZooError { ZooError.bad("JSON: \(m)", offset: pos) }
@@ -179,6 +191,8 @@ private struct JSONParser {
 
     mutating func value(depth: Int) throws -> JSONValue {
         guard depth <= maxDepth else { throw fail("nesting deeper than \(maxDepth)") }
+        values += 1
+        guard values <= maxValues else { throw fail("more than \(maxValues) values") }
         guard pos < bytes.count else { throw fail("unexpected end of text") }
         switch bytes[pos] {
         case UInt8(ascii: "{"):

@@ -15,10 +15,13 @@ public final class MappedFile: @unchecked Sendable {
     public let base: UnsafeRawPointer?
     /// Size of the file in bytes.
     public let count: Int
+    /// True when `base` is heap memory owned by this object (see `init(copying:path:)`), not a mapping.
+    private let ownsHeapCopy: Bool
 
     /// Maps `path` read-only. Throws an `io` error naming the file when it cannot be opened.
     public init(path: String) throws {
         self.path = path
+        ownsHeapCopy = false
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         if fd < 0 { throw ZooError(.io, "cannot open: \(String(cString: strerror(errno)))", file: path) }
         defer { close(fd) }
@@ -35,10 +38,35 @@ public final class MappedFile: @unchecked Sendable {
         base = UnsafeRawPointer(p!)
     }
 
-    deinit {
-        if let base { munmap(UnsafeMutableRawPointer(mutating: base), count) }
+    /// An in-memory stand-in for a mapped file holding a copy of `bytes`, named `path` in errors.
+    ///
+    /// Readers that take a `MappedFile` can then parse bytes that never touched the disk
+    /// (fuzzing, tests, data received over the network).
+    public init(copying bytes: UnsafeRawBufferPointer, path: String = "<memory>") {
+        self.path = path
+        count = bytes.count
+        ownsHeapCopy = true
+        guard let source = bytes.baseAddress, bytes.count > 0 else { base = nil; return }
+        let p = UnsafeMutableRawPointer.allocate(byteCount: bytes.count, alignment: 64)
+        p.copyMemory(from: source, byteCount: bytes.count)
+        base = UnsafeRawPointer(p)
     }
 
-    /// The whole file as bytes.
+    deinit {
+        guard let base else { return }
+        if ownsHeapCopy {
+            UnsafeMutableRawPointer(mutating: base).deallocate()
+        } else {
+            munmap(UnsafeMutableRawPointer(mutating: base), count)
+        }
+    }
+
+    /// The whole file as bytes. The pointer is valid only while this object is alive: keep a
+    /// reference (or use `withBytes`), since Swift may release a local after its last use.
     public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
+
+    /// Calls `body` with the file's bytes, keeping the mapping alive for the call.
+    public func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try withExtendedLifetime(self) { try body(bytes) }
+    }
 }

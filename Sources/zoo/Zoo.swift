@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import ModelZoo
 
 @main
@@ -7,19 +8,43 @@ struct Zoo: ParsableCommand {
         commandName: "zoo",
         abstract: "Pretrained image backbones for Swift: convert, inspect and run checkpoints.",
         version: "0.1.0",
-        subcommands: [Inspect.self, Convert.self]
+        subcommands: [Inspect.self, Convert.self, List.self, Info.self, Bench.self, Run.self]
     )
 
-    /// Runs the tool with ModelZoo's error discipline: one line on stderr, documented exit codes.
+    /// Runs the tool with ModelZoo's error discipline (docs/cli.md): one `zoo: ...` line on
+    /// stderr and the documented exit code: 0 ok, 1 usage, 2 bad/unsupported input or mismatch, 3 I/O.
     static func main() {
         TemporaryFiles.installSignalCleanup()
+        var command: ParsableCommand
         do {
-            var command = try parseAsRoot()
+            command = try parseAsRoot()
+        } catch {
+            usageFailure(error)
+        }
+        do {
             try command.run()
         } catch let error as ZooError {
             CLIOutput.fail(error)
         } catch {
-            exit(withError: error)
+            // ArgumentParser's own errors thrown from run(): help/version requests, ExitCode,
+            // ValidationError (a usage error). Anything else is unexpected and treated as I/O.
+            let code = exitCode(for: error)
+            if code == .success || error is ExitCode { exit(withError: error) }
+            if error is ValidationError { usageFailure(error) }
+            CLIOutput.fail(ZooError(.io, "\(error)"))
         }
+    }
+
+    /// Prints a command-line error as `zoo: MESSAGE` plus the usage lines, and exits 1
+    /// (or prints help / the version on stdout and exits 0 when that is what was asked).
+    static func usageFailure(_ error: Error) -> Never {
+        if exitCode(for: error) == .success { exit(withError: error) }
+        var lines = fullMessage(for: error).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        if let first = lines.first, first.hasPrefix("Error: ") { lines.removeFirst() }
+        var text = "zoo: " + message(for: error).replacingOccurrences(of: "\n", with: " ") + "\n"
+        let rest = lines.joined(separator: "\n").trimmingCharacters(in: .whitespacesAndNewlines)
+        if !rest.isEmpty { text += rest + "\n" }
+        FileHandle.standardError.write(Data(text.utf8))
+        Foundation.exit(ZooError.Kind.usage.exitCode)
     }
 }

@@ -77,8 +77,8 @@ public enum TestSupport {
         if let currentDirectory { p.currentDirectoryURL = URL(fileURLWithPath: currentDirectory) }
         let outURL = FileManager.default.temporaryDirectory.appendingPathComponent("zoo-test-\(UUID().uuidString).out")
         let errURL = FileManager.default.temporaryDirectory.appendingPathComponent("zoo-test-\(UUID().uuidString).err")
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         defer {
             try? FileManager.default.removeItem(at: outURL)
             try? FileManager.default.removeItem(at: errURL)

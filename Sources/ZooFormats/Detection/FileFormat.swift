@@ -30,7 +30,9 @@ public enum FileFormat: String, Sendable, CaseIterable {
         }
         if bytes.count >= 10 {
             let n = bytes.loadUnaligned(as: UInt64.self).littleEndian
-            if n >= 2, n <= UInt64(bytes.count - 8), bytes[8] == UInt8(ascii: "{") { return .safetensors }
+            // A header running past the end still counts (a truncated download): the reader then
+            // says "truncated" rather than "unknown format".
+            if n >= 2, n <= UInt64(SafetensorsFile.maxHeaderSize), bytes[8] == UInt8(ascii: "{") { return .safetensors }
         }
         if bytes.count >= 2, bytes[0] == 0x80, bytes[1] <= 5 { return .pickle }
         return nil
@@ -38,7 +40,6 @@ public enum FileFormat: String, Sendable, CaseIterable {
 
     /// Detects the format of a file on disk.
     public static func detect(path: String) throws -> FileFormat? {
-        let f = try MappedFile(path: path)
-        return detect(f.bytes)
+        try MappedFile(path: path).withBytes { detect($0) }
     }
 }

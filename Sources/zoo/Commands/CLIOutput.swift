@@ -7,6 +7,7 @@ import ModelZoo
 enum CLIOutput {
     /// Prints `zoo: <error>` on stderr and exits with the error's code.
     static func fail(_ error: ZooError) -> Never {
+        TemporaryFiles.shared.removeAll() // exit() runs no deinit: no writer may leave a temporary file
         let line = Array("zoo: \(error.description)\n".utf8)
         line.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) }
         exit(error.kind.exitCode)

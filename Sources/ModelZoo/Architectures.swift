@@ -1,0 +1,2 @@
+@_exported import ZooArchitectures
+@_exported import ZooMapping

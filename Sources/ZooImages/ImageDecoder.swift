@@ -1,0 +1,213 @@
+import CJPEG
+import CPNG
+import ZooTensor
+
+/// Image file formats ZooImages decodes.
+public enum ImageFormat: String, Sendable, CaseIterable {
+    /// JPEG (baseline, progressive, arithmetic; gray, YCbCr, RGB, CMYK, YCCK), read with libjpeg-turbo.
+    case jpeg
+    /// PNG (every color type and bit depth, interlaced or not), read with libpng.
+    case png
+}
+
+/// Resource limits checked before any pixel memory is allocated.
+public struct ImageLimits: Sendable, Equatable {
+    /// Largest accepted `width * height`. The default is Pillow's `Image.MAX_IMAGE_PIXELS`
+    /// (89,478,485, about a 0.25 GB RGB image).
+    public var maxPixels: Int
+    /// Largest accepted file size in bytes (default 256 MiB).
+    public var maxFileBytes: Int
+    /// Largest number of scans in a progressive JPEG (default 1000; real files use about 10).
+    public var maxJPEGScans: Int
+
+    /// Creates limits; the defaults suit photographs.
+    public init(maxPixels: Int = 89_478_485, maxFileBytes: Int = 256 << 20, maxJPEGScans: Int = 1000) {
+        self.maxPixels = maxPixels
+        self.maxFileBytes = maxFileBytes
+        self.maxJPEGScans = maxJPEGScans
+    }
+
+    /// The default limits.
+    public static let standard = ImageLimits()
+}
+
+/// Decodes JPEG and PNG files into `RGBImage`s the way Pillow's `Image.open(p).convert("RGB")`
+/// does (after `ImageOps.exif_transpose` when `applyOrientation` is true).
+///
+/// Every failure is a `ZooError` with a one-line message naming the file: `.unsupported` for
+/// other formats or features libjpeg/libpng lack, `.badInput` for corrupt, truncated or
+/// oversized images, `.io` when the file cannot be read. The C libraries' error exits are
+/// contained in C (see Sources/CJPEG/shim.h and Sources/CPNG/shim.h); nothing exits the process.
+public enum ImageDecoder {
+    /// The format of an image from its first bytes, or nil when it is neither JPEG nor PNG.
+    public static func detect(_ bytes: UnsafeRawBufferPointer) -> ImageFormat? {
+        if bytes.count >= 3, bytes[0] == 0xFF, bytes[1] == 0xD8, bytes[2] == 0xFF { return .jpeg }
+        if bytes.count >= 8, Array(bytes[0..<8]) == [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] { return .png }
+        return nil
+    }
+
+    /// Names formats ZooImages recognizes but does not decode, for the error message.
+    static func otherFormatName(_ bytes: UnsafeRawBufferPointer) -> String? {
+        func starts(_ prefix: [UInt8], at offset: Int = 0) -> Bool {
+            bytes.count >= offset + prefix.count && zip(bytes[offset..<(offset + prefix.count)], prefix).allSatisfy { $0 == $1 }
+        }
+        if starts(Array("GIF8".utf8)) { return "GIF" }
+        if starts(Array("BM".utf8)) { return "BMP" }
+        if starts(Array("RIFF".utf8)), starts(Array("WEBP".utf8), at: 8) { return "WebP" }
+        if starts([0x49, 0x49, 0x2A, 0x00]) || starts([0x4D, 0x4D, 0x00, 0x2A]) { return "TIFF" }
+        if starts(Array("ftypheic".utf8), at: 4) || starts(Array("ftypheix".utf8), at: 4) || starts(Array("ftypmif1".utf8), at: 4) { return "HEIF" }
+        if starts(Array("ftypavif".utf8), at: 4) { return "AVIF" }
+        if starts([0x00, 0x00, 0x00, 0x0C, 0x6A, 0x50, 0x20, 0x20]) || starts([0xFF, 0x4F, 0xFF, 0x51]) { return "JPEG 2000" }
+        if starts(Array("<svg".utf8)) || starts(Array("<?xml".utf8)) { return "SVG/XML" }
+        if starts([0xFF, 0x0A]) || starts([0x00, 0x00, 0x00, 0x0C, 0x4A, 0x58, 0x4C, 0x20]) { return "JPEG XL" }
+        return nil
+    }
+
+    /// Reads and decodes the image at `path`.
+    public static func decode(path: String, limits: ImageLimits = .standard, applyOrientation: Bool = true) throws -> RGBImage {
+        do {
+            let file = try MappedFile(path: path)
+            guard file.count <= limits.maxFileBytes else {
+                throw ZooError.bad("file of \(file.count) bytes exceeds the image size limit of \(limits.maxFileBytes) bytes")
+            }
+            return try withExtendedLifetime(file) {
+                try decode(bytes: file.bytes, limits: limits, applyOrientation: applyOrientation)
+            }
+        } catch let error as ZooError {
+            throw error.inFile(path)
+        }
+    }
+
+    /// Decodes an image held in memory.
+    public static func decode(bytes: [UInt8], limits: ImageLimits = .standard, applyOrientation: Bool = true) throws -> RGBImage {
+        try bytes.withUnsafeBytes { try decode(bytes: $0, limits: limits, applyOrientation: applyOrientation) }
+    }
+
+    /// Decodes an image held in memory (the bytes are only read during the call).
+    public static func decode(bytes: UnsafeRawBufferPointer, limits: ImageLimits = .standard, applyOrientation: Bool = true) throws -> RGBImage {
+        if bytes.isEmpty { throw ZooError.bad("empty file, not an image") }
+        guard bytes.count <= limits.maxFileBytes else {
+            throw ZooError.bad("\(bytes.count) bytes exceed the image size limit of \(limits.maxFileBytes) bytes")
+        }
+        switch detect(bytes) {
+        case .jpeg:
+            var image = try decodeJPEG(bytes, limits: limits)
+            if applyOrientation, let o = EXIF.jpegOrientation(bytes) { image = image.oriented(o) }
+            return image
+        case .png:
+            var (image, exif) = try decodePNG(bytes, limits: limits)
+            if applyOrientation, let exif, let o = exif.withUnsafeBytes({ EXIF.orientation(tiff: $0) }) {
+                image = image.oriented(o)
+            }
+            return image
+        case nil:
+            if let name = otherFormatName(bytes) {
+                throw ZooError(.unsupported, "\(name) images are not supported; ZooImages reads JPEG and PNG")
+            }
+            throw ZooError(.unsupported, "not a JPEG or PNG image (unrecognized first bytes)")
+        }
+    }
+
+    // MARK: JPEG
+
+    static func decodeJPEG(_ bytes: UnsafeRawBufferPointer, limits: ImageLimits) throws -> RGBImage {
+        guard let base = bytes.baseAddress else { throw ZooError.bad("empty file, not an image") }
+        var result = zoo_jpeg_result()
+        zoo_jpeg_decode(base.assumingMemoryBound(to: UInt8.self), UInt(bytes.count),
+                        UInt64(clamping: limits.maxPixels), Int32(clamping: limits.maxJPEGScans), &result)
+        defer { zoo_jpeg_free(result.pixels) }
+        let message = withUnsafeBytes(of: &result.message) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        switch result.status {
+        case 0: break
+        case 2: throw ZooError.bad("image too large: \(message)")
+        case 3: throw ZooError(.io, "JPEG: \(message)")
+        case 4: throw ZooError.bad("corrupt or truncated JPEG: \(message)")
+        default:
+            let code = Int(result.message_code)
+            let unsupported = [Int(JERR_BAD_PRECISION.rawValue), Int(JERR_CONVERSION_NOTIMPL.rawValue),
+                               Int(JERR_NOT_COMPILED.rawValue)]
+            if message.isEmpty { throw ZooError.bad("corrupt JPEG") }
+            if unsupported.contains(code) { throw ZooError(.unsupported, "unsupported JPEG: \(message)") }
+            throw ZooError.bad("corrupt JPEG: \(message)")
+        }
+        let width = Int(result.width), height = Int(result.height), components = Int(result.components)
+        guard let src = result.pixels, width > 0, height > 0 else { throw ZooError.bad("JPEG without pixels") }
+        let pixelCount = try Checked.mul(width, height, "pixel count")
+        return try RGBImage(width: width, height: height) { dst in
+            switch components {
+            case 3:
+                guard let d = dst.baseAddress else { return }
+                d.update(from: src, count: pixelCount * 3)
+            case 1:
+                for i in 0..<pixelCount {
+                    let v = src[i]
+                    dst[3 * i] = v; dst[3 * i + 1] = v; dst[3 * i + 2] = v
+                }
+            case 4:
+                // Pillow reads 4-component JPEGs as Adobe-inverted CMYK ("CMYK;I") and converts
+                // with r = (255-k) - round(c*(255-k)/255) (its cmyk2rgb).
+                for i in 0..<pixelCount {
+                    let nk = Int(src[4 * i + 3])          // stored inverted: 255 - k
+                    for ch in 0..<3 {
+                        let c = 255 - Int(src[4 * i + ch])
+                        let t = c * nk + 128
+                        let prod = ((t >> 8) + t) >> 8
+                        dst[3 * i + ch] = UInt8(clamping: nk - prod)
+                    }
+                }
+            default:
+                throw ZooError(.unsupported, "JPEG with \(components) color components")
+            }
+        }
+    }
+
+    // MARK: PNG
+
+    static func decodePNG(_ bytes: UnsafeRawBufferPointer, limits: ImageLimits) throws -> (RGBImage, [UInt8]?) {
+        guard let base = bytes.baseAddress else { throw ZooError.bad("empty file, not an image") }
+        var result = zoo_png_result()
+        zoo_png_decode(base.assumingMemoryBound(to: UInt8.self), bytes.count, UInt64(clamping: limits.maxPixels), &result)
+        defer {
+            zoo_png_free(result.pixels)
+            zoo_png_free(result.exif)
+        }
+        let message = withUnsafeBytes(of: &result.message) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        switch result.status {
+        case 0: break
+        case 2: throw ZooError.bad("image too large: \(message)")
+        case 3: throw ZooError(.io, "PNG: \(message)")
+        case 4: throw ZooError.bad("truncated PNG: \(message)")
+        default: throw ZooError.bad("corrupt PNG: \(message.isEmpty ? "libpng error" : message)")
+        }
+        let width = Int(result.width), height = Int(result.height), channels = Int(result.channels)
+        guard let src = result.pixels, width > 0, height > 0 else { throw ZooError.bad("PNG without pixels") }
+        let pixelCount = try Checked.mul(width, height, "pixel count")
+        let image = try RGBImage(width: width, height: height) { dst in
+            switch channels {
+            case 1, 2:
+                for i in 0..<pixelCount {
+                    let v = src[i * channels]
+                    dst[3 * i] = v; dst[3 * i + 1] = v; dst[3 * i + 2] = v
+                }
+            case 3:
+                guard let d = dst.baseAddress else { return }
+                d.update(from: src, count: pixelCount * 3)
+            case 4:
+                for i in 0..<pixelCount {
+                    dst[3 * i] = src[4 * i]; dst[3 * i + 1] = src[4 * i + 1]; dst[3 * i + 2] = src[4 * i + 2]
+                }
+            default:
+                throw ZooError(.unsupported, "PNG with \(channels) channels")
+            }
+        }
+        var exif: [UInt8]?
+        if let p = result.exif, result.exif_length > 0 {
+            exif = Array(UnsafeBufferPointer(start: p, count: Int(result.exif_length)))
+        }
+        return (image, exif)
+    }
+}

@@ -1,1 +1,0 @@
-// ZooImages: JPEG/PNG decoding and preprocessing.

@@ -1,0 +1,55 @@
+// ZooKernels: CPU compute kernels (GEMM via a BLAS, convolutions, pooling, activations).
+// Activations are channels-last (NHWC) float32 buffers; every kernel works on raw pointers.
+import CBLAS
+
+/// The one door to the BLAS. Everything else in ZooKernels calls GEMM through here, so another
+/// BLAS (Apple's Accelerate) can replace OpenBLAS by changing this file only.
+@usableFromInline
+enum BLAS {
+    /// Pins the BLAS to one thread per call: ZooKernels splits work across its own threads,
+    /// so BLAS threads would only oversubscribe the cores. Done once per process.
+    static let configured: Bool = {
+        openblas_set_num_threads(1)
+        return true
+    }()
+
+    /// C[m, n] = A[m, k] * op(B) + beta * C, row-major. `transB`: B is stored [n, k].
+    @inline(__always)
+    static func gemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
+                     b: UnsafePointer<Float>, ldb: Int, transB: Bool,
+                     c: UnsafeMutablePointer<Float>, ldc: Int, beta: Float = 0) {
+        guard m > 0, n > 0 else { return }
+        if k == 0 {
+            if beta == 0 { for r in 0..<m { (c + r * ldc).update(repeating: 0, count: n) } }
+            return
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// y[m] = A[m, n] * x[n] (row-major A), y overwritten.
+    @inline(__always)
+    static func gemv(m: Int, n: Int, a: UnsafePointer<Float>, lda: Int, x: UnsafePointer<Float>,
+                     y: UnsafeMutablePointer<Float>) {
+        guard m > 0 else { return }
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(m), Int32(n), 1, a, Int32(lda), x, 1, 0, y, 1)
+    }
+
+    /// The name of the BLAS and the CPU kernel it picked.
+    static var description: String {
+        guard let name = openblas_get_corename() else { return "OpenBLAS" }
+        return "OpenBLAS (\(String(cString: name)))"
+    }
+}
+
+/// Process-wide facts about the compute backend.
+public enum KernelBackend {
+    /// Which BLAS is linked and the CPU kernel it chose (for benchmark reports).
+    public static var blasDescription: String {
+        _ = BLAS.configured
+        return BLAS.description
+    }
+
+    /// Makes sure the BLAS runs single-threaded per call (ZooKernels threads on its own).
+    public static func prepare() { _ = BLAS.configured }
+}

@@ -1,0 +1,362 @@
+/// A 2-D convolution with its weights packed once, bias and activation fused into the epilogue,
+/// and optionally a residual added before the activation.
+///
+/// Activations are NHWC. 1x1 stride-1 convolutions are one SGEMM over the input; other kernels
+/// go through im2col in cache-sized row tiles; depthwise convolutions (groups == channels) run a
+/// direct kernel vectorised over channels. Work is split across rows (or output columns when there
+/// are few rows) into `threads` tasks; the split depends only on `threads`.
+/// Convolution weights packed for the kernels, once, at load: [kh*kw, C] for depthwise, else per
+/// group [kh, kw, in/groups, out/groups] (the GEMM's B). A BatchNorm that follows the convolution is
+/// folded in with `scaleOutputChannels` before the weights are handed to a `Conv2D`.
+public final class PackedConvWeights: @unchecked Sendable {
+    /// The convolution.
+    public let descriptor: ConvDescriptor
+    @usableFromInline let packed: UnsafeMutablePointer<Float>
+    @usableFromInline let depthwise: Bool
+
+    /// Packs `weight` (PyTorch layout [out, in/groups, kh, kw], row-major); nil when the descriptor is
+    /// invalid or the count is wrong.
+    public init?(_ d: ConvDescriptor, weight: UnsafeBufferPointer<Float>) {
+        guard d.isValid, weight.count == d.weightCount, let w = weight.baseAddress else { return nil }
+        descriptor = d
+        depthwise = d.isDepthwise
+        let taps = d.kernelH * d.kernelW
+        packed = .allocate(capacity: max(d.weightCount, 1))
+        if depthwise {
+            let c = d.outChannels
+            for t in 0..<taps { for ch in 0..<c { (packed + t * c + ch).initialize(to: w[ch * taps + t]) } }
+        } else {
+            let g = d.groups, cinG = d.inChannels / g, coutG = d.outChannels / g, kg = taps * cinG
+            for grp in 0..<g {
+                let dst = packed + grp * kg * coutG
+                let src = w + grp * coutG * kg
+                for ci in 0..<cinG {
+                    for t in 0..<taps {
+                        let row = dst + (t * cinG + ci) * coutG
+                        let s0 = src + ci * taps + t
+                        for co in 0..<coutG { (row + co).initialize(to: s0[co * kg]) }
+                    }
+                }
+            }
+        }
+    }
+
+    deinit { packed.deallocate() }
+
+    /// Multiplies every weight of output channel `c` by `scale[c]` (BatchNorm folding).
+    public func scaleOutputChannels(_ scale: [Float]) {
+        let d = descriptor
+        guard scale.count == d.outChannels else { return }
+        let taps = d.kernelH * d.kernelW
+        if depthwise {
+            for t in 0..<taps { for c in 0..<d.outChannels { packed[t * d.outChannels + c] *= scale[c] } }
+            return
+        }
+        let g = d.groups, coutG = d.outChannels / g, kg = taps * (d.inChannels / g)
+        for grp in 0..<g {
+            for k in 0..<kg {
+                let row = packed + (grp * kg + k) * coutG
+                for co in 0..<coutG { row[co] *= scale[grp * coutG + co] }
+            }
+        }
+    }
+}
+
+/// A 2-D convolution with its weights packed once, bias and activation fused into the epilogue,
+/// and optionally a residual added before the activation.
+///
+/// Activations are NHWC. 1x1 stride-1 convolutions are one SGEMM over the input; other kernels
+/// go through im2col in cache-sized row tiles; depthwise convolutions (groups == channels) run a
+/// direct kernel vectorised over channels. Work is split across rows (or output columns when there
+/// are few rows) into `threads` tasks; the split depends only on `threads`.
+public final class Conv2D: @unchecked Sendable {
+    /// The convolution.
+    public let descriptor: ConvDescriptor
+    /// Activation applied after bias (and residual).
+    public let activation: Activation
+    let weights: PackedConvWeights
+    @usableFromInline let packed: UnsafeMutablePointer<Float>
+    @usableFromInline let bias: UnsafeMutablePointer<Float>
+    @usableFromInline let depthwise: Bool
+
+    /// Packs `weight` (PyTorch layout [out, in/groups, kh, kw], row-major) and `bias` ([out], zeros when nil).
+    /// Returns nil when the descriptor is invalid or the buffers have the wrong element counts.
+    public convenience init?(_ d: ConvDescriptor, weight: UnsafeBufferPointer<Float>, bias b: UnsafeBufferPointer<Float>?,
+                             activation: Activation = .none) {
+        guard let w = PackedConvWeights(d, weight: weight) else { return nil }
+        self.init(w, bias: b, activation: activation)
+    }
+
+    /// A convolution over already packed weights; nil when `bias` has the wrong count.
+    public init?(_ w: PackedConvWeights, bias b: UnsafeBufferPointer<Float>?, activation: Activation = .none) {
+        let d = w.descriptor
+        guard b.map({ $0.count == d.outChannels }) ?? true else { return nil }
+        descriptor = d
+        self.activation = activation
+        weights = w
+        packed = w.packed
+        depthwise = w.depthwise
+        bias = .allocate(capacity: d.outChannels)
+        if let b, let bp = b.baseAddress { bias.initialize(from: bp, count: d.outChannels) } else { bias.initialize(repeating: 0, count: d.outChannels) }
+    }
+
+    deinit { bias.deallocate() }
+
+    /// Output geometry on an input of `inH` x `inW`; nil when the input is too small.
+    public func geometry(inH: Int, inW: Int) -> WindowGeometry? { descriptor.geometry(inH: inH, inW: inW) }
+
+    // MARK: planning
+
+    @usableFromInline enum Mode { case depthwise, direct, rows, columns }
+
+    @usableFromInline struct Plan {
+        var mode: Mode
+        var tasks: Int
+        var tileRows: Int
+        var scratch: Int
+    }
+
+    @usableFromInline
+    func plan(batch: Int, _ g: WindowGeometry, threads: Int) -> Plan {
+        let d = descriptor
+        let m = batch * g.outH * g.outW
+        let kt = d.kernelH * d.kernelW * d.inChannels
+        let work = m * kt * d.outChannels / max(d.groups, 1)
+        if depthwise {
+            return Plan(mode: .depthwise, tasks: Parallel.tasks(threads, work: work, minimumPerTask: 32_768), tileRows: 0, scratch: 0)
+        }
+        let tasks = Parallel.tasks(threads, work: work, minimumPerTask: 131_072)
+        let direct = d.kernelH == 1 && d.kernelW == 1 && d.strideH == 1 && d.strideW == 1 && d.groups == 1
+            && g.padTop == 0 && g.padLeft == 0 && g.padBottom == 0 && g.padRight == 0
+        let splitRows = tasks == 1 || m >= 64 * tasks
+        if direct { return Plan(mode: .direct, tasks: tasks, tileRows: splitRows ? 0 : -1, scratch: 0) }
+        if splitRows {
+            // Tiles of at least 256 rows keep the GEMM efficient (the BLAS repacks the weights per call);
+            // up to ~4 MB of patches per task.
+            let tile = max(16, min(Parallel.chunk(0, of: tasks, count: m).count + 8, max(256, 1_048_576 / max(kt, 1))))
+            return Plan(mode: .rows, tasks: tasks, tileRows: tile, scratch: tasks * tile * kt)
+        }
+        return Plan(mode: .columns, tasks: tasks, tileRows: m, scratch: m * kt)
+    }
+
+    /// Floats of scratch `run` needs for this batch, input size and thread count.
+    public func scratchCount(batch: Int, geometry g: WindowGeometry, threads: Int) -> Int {
+        plan(batch: batch, g, threads: threads).scratch
+    }
+
+    // MARK: running
+
+    /// Runs the convolution: `input` [batch, inH, inW, in] -> `output` [batch, outH, outW, out],
+    /// `output = act(conv + bias + residual)`. `scratch` holds `scratchCount(...)` floats.
+    /// `output` must not overlap `input`, `residual` or `scratch`.
+    public func run(input: UnsafePointer<Float>, batch: Int, geometry g: WindowGeometry,
+                    output: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>? = nil,
+                    scratch: UnsafeMutablePointer<Float>?, threads: Int) {
+        _ = BLAS.configured
+        let p = plan(batch: batch, g, threads: threads)
+        let d = descriptor
+        let m = batch * g.outH * g.outW
+        let cout = d.outChannels
+        switch p.mode {
+        case .depthwise:
+            let rows = batch * g.outH
+            Parallel.run(p.tasks) { t in
+                self.depthwiseRows(Parallel.chunk(t, of: p.tasks, count: rows), input: input, g, output: output, residual: residual)
+            }
+        case .direct:
+            let k = d.inChannels
+            if p.tileRows == 0 {
+                Parallel.run(p.tasks) { t in
+                    let r = Parallel.chunk(t, of: p.tasks, count: m, align: 8)
+                    guard !r.isEmpty else { return }
+                    BLAS.gemm(m: r.count, n: cout, k: k, a: input + r.lowerBound * k, lda: k, b: self.packed, ldb: cout,
+                              transB: false, c: output + r.lowerBound * cout, ldc: cout)
+                    self.epilogue(output, rows: r, columns: 0..<cout, residual: residual)
+                }
+            } else {
+                Parallel.run(p.tasks) { t in
+                    let c = Parallel.chunk(t, of: p.tasks, count: cout, align: 16)
+                    guard !c.isEmpty else { return }
+                    BLAS.gemm(m: m, n: c.count, k: k, a: input, lda: k, b: self.packed + c.lowerBound, ldb: cout,
+                              transB: false, c: output + c.lowerBound, ldc: cout)
+                    self.epilogue(output, rows: 0..<m, columns: c, residual: residual)
+                }
+            }
+        case .rows:
+            guard let scratch else { return }
+            Parallel.run(p.tasks) { t in
+                let r = Parallel.chunk(t, of: p.tasks, count: m, align: 8)
+                let buf = scratch + t * p.tileRows * d.kernelH * d.kernelW * d.inChannels
+                var a = r.lowerBound
+                while a < r.upperBound {
+                    let b = min(a + p.tileRows, r.upperBound)
+                    self.im2col(input: input, g, rows: a..<b, into: buf)
+                    self.gemmGroups(buf, rows: a..<b, groups: 0..<d.groups, columnsOfGroup1: 0..<cout, output: output)
+                    self.epilogue(output, rows: a..<b, columns: 0..<cout, residual: residual)
+                    a = b
+                }
+            }
+        case .columns:
+            guard let scratch else { return }
+            Parallel.run(p.tasks) { t in
+                self.im2col(input: input, g, rows: Parallel.chunk(t, of: p.tasks, count: m), into: scratch + Parallel.chunk(t, of: p.tasks, count: m).lowerBound * d.kernelH * d.kernelW * d.inChannels)
+            }
+            Parallel.run(p.tasks) { t in
+                if d.groups == 1 {
+                    let c = Parallel.chunk(t, of: p.tasks, count: cout, align: 16)
+                    guard !c.isEmpty else { return }
+                    self.gemmGroups(scratch, rows: 0..<m, groups: 0..<1, columnsOfGroup1: c, output: output)
+                    self.epilogue(output, rows: 0..<m, columns: c, residual: residual)
+                } else {
+                    let gr = Parallel.chunk(t, of: p.tasks, count: d.groups)
+                    guard !gr.isEmpty else { return }
+                    let coutG = cout / d.groups
+                    self.gemmGroups(scratch, rows: 0..<m, groups: gr, columnsOfGroup1: 0..<coutG, output: output)
+                    self.epilogue(output, rows: 0..<m, columns: (gr.lowerBound * coutG)..<(gr.upperBound * coutG), residual: residual)
+                }
+            }
+        }
+    }
+
+    /// GEMM of an im2col tile (rows `rows` of the output, tile starting at `buf`) for the given groups.
+    /// With one group, `columnsOfGroup1` selects a column range of the output.
+    @inline(__always)
+    func gemmGroups(_ buf: UnsafePointer<Float>, rows: Range<Int>, groups: Range<Int>, columnsOfGroup1 cols: Range<Int>,
+                    output: UnsafeMutablePointer<Float>) {
+        let d = descriptor
+        let kt = d.kernelH * d.kernelW * d.inChannels
+        let kg = kt / d.groups, coutG = d.outChannels / d.groups
+        if d.groups == 1 {
+            BLAS.gemm(m: rows.count, n: cols.count, k: kt, a: buf, lda: kt, b: packed + cols.lowerBound, ldb: coutG,
+                      transB: false, c: output + rows.lowerBound * d.outChannels + cols.lowerBound, ldc: d.outChannels)
+            return
+        }
+        for grp in groups {
+            BLAS.gemm(m: rows.count, n: coutG, k: kg, a: buf + grp * kg, lda: kt, b: packed + grp * kg * coutG, ldb: coutG,
+                      transB: false, c: output + rows.lowerBound * d.outChannels + grp * coutG, ldc: d.outChannels)
+        }
+    }
+
+    /// Writes the patches of output rows `rows` (global over the batch) into `buf`, one row of
+    /// `kh*kw*in` values each, laid out per group as [kh, kw, in/groups].
+    @inline(__always)
+    func im2col(input: UnsafePointer<Float>, _ g: WindowGeometry, rows: Range<Int>, into buf: UnsafeMutablePointer<Float>) {
+        let d = descriptor
+        let cin = d.inChannels, kh = d.kernelH, kw = d.kernelW
+        let groups = d.groups, cinG = cin / groups
+        let kt = kh * kw * cin, kg = kt / groups
+        let plane = g.outH * g.outW
+        let inPlane = g.inH * g.inW * cin
+        for r in rows {
+            let img = r / plane, rem = r - img * plane
+            let oy = rem / g.outW, ox = rem - oy * g.outW
+            let dst = buf + (r - rows.lowerBound) * kt
+            let src = input + img * inPlane
+            let x0 = ox * d.strideW - g.padLeft
+            for i in 0..<kh {
+                let iy = oy * d.strideH - g.padTop + i * d.dilationH
+                if iy < 0 || iy >= g.inH {
+                    if groups == 1 { (dst + i * kw * cin).update(repeating: 0, count: kw * cin) } else {
+                        for grp in 0..<groups { (dst + grp * kg + i * kw * cinG).update(repeating: 0, count: kw * cinG) }
+                    }
+                    continue
+                }
+                let rowSrc = src + iy * g.inW * cin
+                if groups == 1 && d.dilationW == 1 && x0 >= 0 && x0 + kw <= g.inW {
+                    (dst + i * kw * cin).update(from: rowSrc + x0 * cin, count: kw * cin)
+                    continue
+                }
+                for j in 0..<kw {
+                    let ix = x0 + j * d.dilationW
+                    let inside = ix >= 0 && ix < g.inW
+                    if groups == 1 {
+                        let o = dst + (i * kw + j) * cin
+                        if inside { o.update(from: rowSrc + ix * cin, count: cin) } else { o.update(repeating: 0, count: cin) }
+                    } else {
+                        for grp in 0..<groups {
+                            let o = dst + grp * kg + (i * kw + j) * cinG
+                            if inside { o.update(from: rowSrc + ix * cin + grp * cinG, count: cinG) } else { o.update(repeating: 0, count: cinG) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// out = act(out + bias (+ residual)) on a block of the output.
+    @inline(__always)
+    func epilogue(_ out: UnsafeMutablePointer<Float>, rows: Range<Int>, columns: Range<Int>, residual: UnsafePointer<Float>?) {
+        let ld = descriptor.outChannels
+        let act = activation
+        let c0 = columns.lowerBound, c1 = columns.upperBound
+        let bias = self.bias
+        for r in rows {
+            let o = out + r * ld
+            var c = c0
+            if let residual {
+                let s = residual + r * ld
+                while c + 8 <= c1 { store8(act.apply(load8(o + c) + load8(bias + c) + load8(s + c)), o + c); c += 8 }
+                while c < c1 { o[c] = act.apply(o[c] + bias[c] + s[c]); c += 1 }
+            } else {
+                while c + 8 <= c1 { store8(act.apply(load8(o + c) + load8(bias + c)), o + c); c += 8 }
+                while c < c1 { o[c] = act.apply(o[c] + bias[c]); c += 1 }
+            }
+        }
+    }
+
+    /// Depthwise convolution of output rows `rows` (global: image * outH + oy).
+    @inline(__always)
+    func depthwiseRows(_ rows: Range<Int>, input: UnsafePointer<Float>, _ g: WindowGeometry,
+                       output: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>?) {
+        let d = descriptor
+        let c = d.outChannels, kh = d.kernelH, kw = d.kernelW
+        let sh = d.strideH, sw = d.strideW, dh = d.dilationH, dw = d.dilationW
+        let act = activation
+        let w = UnsafePointer(packed), bias = UnsafePointer(self.bias)
+        let inPlane = g.inH * g.inW * c
+        for row in rows {
+            let img = row / g.outH, oy = row - img * g.outH
+            let src = input + img * inPlane
+            let y0 = oy * sh - g.padTop
+            // valid kernel rows: 0 <= y0 + i*dh < inH
+            var i0 = 0
+            while i0 < kh && y0 + i0 * dh < 0 { i0 += 1 }
+            var i1 = kh
+            while i1 > i0 && y0 + (i1 - 1) * dh >= g.inH { i1 -= 1 }
+            for ox in 0..<g.outW {
+                let x0 = ox * sw - g.padLeft
+                var j0 = 0
+                while j0 < kw && x0 + j0 * dw < 0 { j0 += 1 }
+                var j1 = kw
+                while j1 > j0 && x0 + (j1 - 1) * dw >= g.inW { j1 -= 1 }
+                let o = output + (row * g.outW + ox) * c
+                let res = residual.map { $0 + (row * g.outW + ox) * c }
+                var ch = 0
+                while ch + 8 <= c {
+                    var acc = load8(bias + ch)
+                    for i in i0..<i1 {
+                        let rp = src + ((y0 + i * dh) * g.inW) * c + ch
+                        let wp = w + i * kw * c + ch
+                        for j in j0..<j1 {
+                            acc += load8(rp + (x0 + j * dw) * c) * load8(wp + j * c)
+                        }
+                    }
+                    if let res { acc += load8(res + ch) }
+                    store8(act.apply(acc), o + ch)
+                    ch += 8
+                }
+                while ch < c {
+                    var acc = bias[ch]
+                    for i in i0..<i1 {
+                        for j in j0..<j1 {
+                            acc += src[((y0 + i * dh) * g.inW + x0 + j * dw) * c + ch] * w[(i * kw + j) * c + ch]
+                        }
+                    }
+                    if let res { acc += res[ch] }
+                    o[ch] = act.apply(acc)
+                    ch += 1
+                }
+            }
+        }
+    }
+}

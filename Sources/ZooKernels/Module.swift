@@ -1,1 +1,0 @@
-// ZooKernels: CPU compute kernels (GEMM via OpenBLAS, convolutions, pooling, activations).

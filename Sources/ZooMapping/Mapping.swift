@@ -1,0 +1,512 @@
+import ZooArchitectures
+import ZooFormats
+import ZooTensor
+
+/// What a conversion found: which tensors fit the architecture and which do not.
+public struct MappingReport: Sendable {
+    /// A canonical tensor the source lacks.
+    public struct Missing: Sendable, Hashable {
+        /// Canonical name.
+        public var name: String
+        /// Expected shape.
+        public var shape: [Int]
+    }
+    /// A source tensor the architecture has no place for.
+    public struct Unexpected: Sendable, Hashable {
+        /// Source name.
+        public var name: String
+        /// Source shape.
+        public var shape: [Int]
+    }
+    /// A tensor present on both sides with different shapes.
+    public struct Mismatch: Sendable, Hashable {
+        /// Canonical name.
+        public var name: String
+        /// Expected canonical shape.
+        public var expected: [Int]
+        /// Source name.
+        public var source: String
+        /// Source shape (as stored).
+        public var sourceShape: [Int]
+        /// Source shape after the layout transform.
+        public var got: [Int]
+    }
+
+    /// Architecture chosen.
+    public var architecture: String
+    /// Flavour of the configuration.
+    public var flavour: Flavour
+    /// `torchvision` (names) or `keras` (layer order).
+    public var source: String
+    /// Wrapper prefix stripped from torchvision-style names (`state_dict.module.`), when any.
+    public var prefix: String?
+    /// Canonical tensors absent from the source.
+    public var missing: [Missing] = []
+    /// Source tensors with no canonical counterpart.
+    public var unexpected: [Unexpected] = []
+    /// Shape mismatches.
+    public var mismatched: [Mismatch] = []
+    /// Canonical tensors created by the conversion (`num_batches_tracked` = 0).
+    public var synthesized: [String] = []
+    /// Source tensors outside the chosen wrapper (optimizer state, a second copy of the weights...).
+    public var ignored: [String] = []
+    /// Remarks (how the architecture was recognised, a missing head, ...).
+    public var notes: [String] = []
+
+    /// True when every canonical tensor was found with the right shape and nothing was left over.
+    public var isComplete: Bool { missing.isEmpty && unexpected.isEmpty && mismatched.isEmpty }
+
+    /// The report as JSON (stored as `zoo.report` by partial conversions).
+    public var json: JSONValue {
+        func shape(_ s: [Int]) -> JSONValue { .array(s.map { .int(Int64($0)) }) }
+        return .object([
+            ("architecture", .string(architecture)), ("flavour", .string(flavour.rawValue)), ("source", .string(source)),
+            ("prefix", prefix.map { .string($0) } ?? .null),
+            ("missing", .array(missing.map { .object([("name", .string($0.name)), ("shape", shape($0.shape))]) })),
+            ("unexpected", .array(unexpected.map { .object([("name", .string($0.name)), ("shape", shape($0.shape))]) })),
+            ("mismatched", .array(mismatched.map {
+                .object([("name", .string($0.name)), ("expected", shape($0.expected)), ("source", .string($0.source)),
+                         ("source_shape", shape($0.sourceShape)), ("got", shape($0.got))])
+            })),
+            ("synthesized", .array(synthesized.map { .string($0) })),
+            ("ignored", .array(ignored.map { .string($0) })),
+            ("notes", .array(notes.map { .string($0) })),
+        ])
+    }
+
+    /// Lines for people: one per problem, naming both sides.
+    public var lines: [String] {
+        var out: [String] = []
+        for m in missing { out.append("missing: \(m.name) \(m.shape)") }
+        for u in unexpected { out.append("unexpected: \(u.name) \(u.shape)") }
+        for m in mismatched {
+            let via = m.sourceShape == m.got ? "" : " (stored as \(m.sourceShape))"
+            out.append("shape mismatch: \(m.name) expects \(m.expected), \(m.source) has \(m.got)\(via)")
+        }
+        return out
+    }
+
+    /// The error a strict conversion throws: the first few problems on one line.
+    public var error: ZooError {
+        let problems = lines
+        let shown = problems.prefix(6).joined(separator: "; ")
+        let more = problems.count > 6 ? "; ... and \(problems.count - 6) more" : ""
+        return ZooError(.mismatch, "checkpoint does not fit \(architecture) (\(flavour.rawValue)): \(missing.count) missing, \(unexpected.count) unexpected, \(mismatched.count) mismatched: \(shown)\(more) (use --allow-partial to write anyway)", item: architecture)
+    }
+}
+
+/// The result of a mapping: canonical records (lazy), the metadata to write and the report.
+public struct CanonicalCheckpoint: Sendable {
+    /// Canonical records in architecture order (data transformed inside `load`).
+    public var records: [TensorRecord]
+    /// The configuration the records fit.
+    public var config: ArchitectureConfig
+    /// Metadata to write (architecture, config, preprocessing, labels; `source` left for the caller).
+    public var metadata: NativeMetadata
+    /// The report.
+    public var report: MappingReport
+}
+
+/// Source tensors -> canonical names and layouts.
+public enum Mapping {
+    /// Maps `records` (and, for Keras files, their `keras` layout) to the canonical tensors of `arch`
+    /// (a catalogue name, or `auto` to recognise it), validating them against its parameter spec.
+    ///
+    /// Throws a `.mismatch` error listing missing, unexpected and mismatched tensors unless `allowPartial`,
+    /// in which case the matching tensors are returned and the report goes into the metadata.
+    public static func canonicalize(records: [TensorRecord], keras: KerasLayout?, arch: String, allowPartial: Bool = false) throws -> CanonicalCheckpoint {
+        var candidates: [(name: String, flavour: Flavour, width: Double?)] = []
+        if arch == "auto" {
+            let all = Architectures.names.flatMap { n in Architectures.flavours(of: n).map { (name: n, flavour: $0, width: Optional<Double>.none) } }
+            if keras != nil {
+                candidates = all.filter { $0.flavour == .keras }
+            } else {
+                // torchvision first (a VGG's canonical names are the same in both flavours), then other widths, then Keras flavours.
+                candidates = all.filter { $0.flavour == .torchvision }
+                for base in ["mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"] {
+                    for w in [0.35, 0.5, 0.75, 1.3, 1.4] { candidates.append((base, .torchvision, w)) }
+                }
+                candidates += all.filter { $0.flavour == .keras }
+            }
+        } else {
+            guard Architectures.family(of: arch) != nil else {
+                throw ZooError(.usage, "unknown architecture \"\(arch)\"; `zoo list` shows the known names (or use --arch auto)", item: arch)
+            }
+            let fl = Architectures.flavours(of: arch)
+            // The MobileNet width is read off the tensors: `--arch mobilenet_v2` also accepts `mobilenet_v2_035` weights.
+            let siblings = widthSiblings(of: arch)
+            if keras != nil {
+                guard fl.contains(.keras) else { throw ZooError(.unsupported, "\(arch) has no Keras flavour; Keras files convert as: \(kerasNames.joined(separator: ", "))", item: arch) }
+                candidates = [(arch, .keras, nil)] + siblings.map { ($0, .keras, nil) }
+            } else {
+                candidates = fl.map { (arch, $0, nil) }
+                for s in siblings where Architectures.flavours(of: s).contains(.keras) && !fl.contains(.torchvision) { candidates.append((s, .keras, nil)) }
+                if fl.contains(.torchvision), Architectures.family(of: arch) == .mobilenetV2 || Architectures.family(of: arch) == .mobilenetV3 {
+                    for w in [0.35, 0.5, 0.75, 1.3, 1.4] { candidates.append((arch, .torchvision, w)) }
+                }
+            }
+        }
+        var best: (score: Int, result: CanonicalCheckpoint)?
+        var firstError: ZooError?
+        for c in candidates {
+            let result: CanonicalCheckpoint
+            do {
+                if let keras {
+                    result = try kerasMapping(records: records, layout: keras, name: c.name)
+                } else {
+                    result = try torchvisionMapping(records: records, name: c.name, flavour: c.flavour, width: c.width)
+                }
+            } catch let e as ZooError {
+                if firstError == nil { firstError = e }
+                continue
+            }
+            let rep = result.report
+            let score = result.records.count * 4 - rep.missing.count * 3 - rep.unexpected.count * 3 - rep.mismatched.count * 4
+            if score > (best?.score ?? Int.min) { best = (score, result) }
+            if rep.isComplete { break }
+        }
+        guard var chosen = best?.result else {
+            if arch != "auto", let firstError { throw firstError }
+            throw ZooError(.mismatch, arch == "auto" ? "no architecture of the catalogue fits these tensors" : "the tensors do not fit \(arch)", item: arch)
+        }
+        if arch == "auto" {
+            guard chosen.report.isComplete || allowPartial else {
+                throw ZooError(.mismatch, "no architecture fits exactly; closest is \(chosen.config.name) (\(chosen.config.flavour.rawValue)): "
+                               + chosen.report.lines.prefix(4).joined(separator: "; "), item: "auto")
+            }
+            chosen.report.notes.insert("recognised as \(chosen.config.name) (\(chosen.config.flavour.rawValue), \(chosen.config.classes) classes"
+                                       + (chosen.config.includeTop ? "" : ", no top") + ")", at: 0)
+        }
+        if arch != "auto", chosen.config.name != arch {
+            chosen.report.notes.insert("width \(chosen.config.width) read from the tensors: \(chosen.config.name)", at: 0)
+        }
+        if !chosen.report.isComplete {
+            guard allowPartial else { throw chosen.report.error }
+            chosen.metadata.report = chosen.report.json
+        }
+        return chosen
+    }
+
+    /// The other widths of a MobileNet (`mobilenet_v2` -> `mobilenet_v2_035`, ..., `mobilenet_v2_140`); empty for other families.
+    public static func widthSiblings(of name: String) -> [String] {
+        let base: String
+        switch Architectures.family(of: name) {
+        case .mobilenetV1?: base = "mobilenet_v1"
+        case .mobilenetV2?: base = "mobilenet_v2"
+        case .mobilenetV3?: base = name.hasPrefix("mobilenet_v3_small") ? "mobilenet_v3_small" : "mobilenet_v3_large"
+        default: return []
+        }
+        return Architectures.names.filter { $0 != name && ($0 == base || $0.hasPrefix(base + "_0") || $0.hasPrefix(base + "_1")) }
+    }
+
+    /// Catalogue names that exist in the Keras flavour.
+    public static var kerasNames: [String] { Architectures.names.filter { Architectures.flavours(of: $0).contains(.keras) } }
+
+    /// The metadata for a configuration: architecture, config, preprocessing from the catalogue, ImageNet labels for 1000 classes.
+    public static func metadata(for config: ArchitectureConfig, inputSize: [Int]? = nil) -> NativeMetadata {
+        var m = NativeMetadata()
+        m.version = NativeMetadata.currentVersion
+        m.architecture = config.name
+        m.config = config.json
+        if let cat = try? Catalogue.shared(), let e = try? cat.entry(config.name) {
+            let w = e.weights.first { $0.flavour == config.flavour && $0.includeTop && $0.config == nil }
+                ?? e.weights.first { $0.flavour == config.flavour }
+            var pre = (config.flavour == .torchvision ? e.preprocessing : nil) ?? w?.preprocessing ?? e.preprocessing
+            if let size = inputSize, config.flavour == .keras, case .object(var fields)? = pre {
+                fields = fields.map { $0.0 == "resize" ? ("resize", .array(size.map { .int(Int64($0)) })) : $0 }
+                pre = .object(fields)
+            }
+            m.preprocessing = pre
+            if config.classes == cat.imagenetLabels.count { m.labels = cat.imagenetLabels }
+        }
+        return m
+    }
+
+    // MARK: torchvision names
+
+    /// Candidate wrapper prefixes in order of preference (EMA copies last).
+    static func prefixRank(_ p: String) -> Int {
+        if p.isEmpty { return 0 }
+        if p.contains("ema") { return 2 }
+        return 1
+    }
+
+    /// Maps torchvision-style names (identity, plus wrapper keys and `module.` prefixes) for one candidate architecture.
+    public static func torchvisionMapping(records: [TensorRecord], name: String, flavour: Flavour, width: Double? = nil) throws -> CanonicalCheckpoint {
+        var config = try Architectures.preset(name, flavour: flavour)
+        if let width { config.width = width }
+        var spec = try config.parameterSpec()
+        let specNames = Set(spec.map(\.name))
+        // Find the prefix under which most canonical names sit.
+        var counts: [String: Int] = [:]
+        var order: [String] = []
+        for r in records {
+            let n = r.name
+            if specNames.contains(n) { if counts[""] == nil { order.append("") }; counts["", default: 0] += 1; continue }
+            var i = n.startIndex
+            while let dot = n[i...].firstIndex(of: ".") {
+                let suffix = String(n[n.index(after: dot)...])
+                if specNames.contains(suffix) {
+                    let p = String(n[...dot])
+                    if counts[p] == nil { order.append(p) }
+                    counts[p, default: 0] += 1
+                    break
+                }
+                i = n.index(after: dot)
+            }
+        }
+        guard let prefix = order.max(by: { a, b in
+            let ca = counts[a] ?? 0, cb = counts[b] ?? 0
+            if ca != cb { return ca < cb }
+            return prefixRank(a) > prefixRank(b)
+        }) else {
+            throw ZooError(.mismatch, "no tensor name of \(name) found", item: name)
+        }
+        var byName: [String: TensorRecord] = [:]
+        var inScope: [TensorRecord] = []
+        var ignored: [String] = []
+        for r in records {
+            if r.name.hasPrefix(prefix) {
+                let canonical = String(r.name.dropFirst(prefix.count))
+                var c = r
+                c.name = canonical
+                if byName[canonical] == nil { byName[canonical] = c; inScope.append(c) }
+            } else {
+                ignored.append(r.name)
+            }
+        }
+        // Classes from the head; Keras VGG's flatten size from fc1.
+        if let head = spec.last(where: { $0.role == .linearWeight }), let r = byName[head.name], r.shape.count == 2, r.shape[0] > 0 {
+            config.classes = r.shape[0]
+        } else if case let headStart = try config.graph().headStart, !spec.contains(where: { byName[$0.name] != nil && $0.node >= headStart }) {
+            config.includeTop = false
+        }
+        if config.family == .vgg, config.flavour == .keras, let r = byName["classifier.0.weight"], r.shape.count == 2 {
+            let hw = r.shape[1] / 512
+            let side = Int(Double(hw).squareRoot().rounded())
+            if side * side * 512 == r.shape[1] { config.flattenSize = [side, side] }
+        }
+        spec = try config.parameterSpec()
+        var report = MappingReport(architecture: name, flavour: flavour, source: "torchvision", prefix: prefix.isEmpty ? nil : prefix)
+        report.ignored = ignored
+        if !config.includeTop { report.notes.append("no classifier head in the source: backbone only (include_top false)") }
+        var out: [TensorRecord] = []
+        var used = Set<String>()
+        for p in spec {
+            guard let r = byName[p.name] else {
+                if p.role == .numBatchesTracked {
+                    out.append(TensorRecord(name: p.name, dtype: .i64, shape: []) { try Tensor(zeros: .i64, shape: []) })
+                    report.synthesized.append(p.name)
+                } else {
+                    report.missing.append(.init(name: p.name, shape: p.shape))
+                }
+                continue
+            }
+            used.insert(p.name)
+            var shape = r.shape
+            // A scalar stored as [1] (some old checkpoints) is accepted for num_batches_tracked.
+            if p.role == .numBatchesTracked && shape == [1] { shape = [] }
+            guard shape == p.shape else {
+                report.mismatched.append(.init(name: p.name, expected: p.shape, source: prefix + p.name, sourceShape: r.shape, got: r.shape))
+                continue
+            }
+            if p.role == .numBatchesTracked && (r.dtype != .i64 || r.shape != []) {
+                let load = r.load
+                let dt = r.dtype
+                out.append(TensorRecord(name: p.name, dtype: .i64, shape: []) {
+                    let t = try load()
+                    var v: Int64 = 0
+                    t.withUnsafeBytes { b in
+                        switch dt {
+                        case .i32: v = Int64(b.loadUnaligned(as: Int32.self))
+                        case .i64: v = b.loadUnaligned(as: Int64.self)
+                        default: v = 0
+                        }
+                    }
+                    return try Tensor(dtype: .i64, shape: []) { $0.storeBytes(of: v, as: Int64.self) }
+                })
+                continue
+            }
+            var c = r
+            c.name = p.name
+            out.append(c)
+        }
+        for r in inScope where !used.contains(r.name) { report.unexpected.append(.init(name: prefix + r.name, shape: r.shape)) }
+        let meta = metadata(for: config)
+        return CanonicalCheckpoint(records: out, config: config, metadata: meta, report: report)
+    }
+
+    // MARK: Keras layer order
+
+    /// What a Keras layer holds, from its class or its weights.
+    enum KerasKind: Hashable { case conv, depthwise, dense, batchNorm, other }
+
+    static func kind(of layer: KerasLayout.Layer, shapes: [[Int]]) -> KerasKind {
+        guard let first = shapes.first else { return .other }
+        if let cls = layer.className {
+            if cls == "BatchNormalization" { return .batchNorm }
+            if cls == "Dense" { return .dense }
+            if cls == "DepthwiseConv2D" { return .depthwise }
+            if cls.hasPrefix("Conv2D") { return .conv }
+        }
+        if layer.weights.first.map({ weightRole($0.name) == "depthwise_kernel" }) == true { return .depthwise }
+        if shapes.count == 4 && shapes.allSatisfy({ $0.count == 1 && $0 == first }) { return .batchNorm }
+        // A depthwise kernel is (kh, kw, C, 1) with C > 1; no Conv2D of these applications has one output channel.
+        if first.count == 4 { return first[3] == 1 && first[2] > 1 ? .depthwise : .conv }
+        if first.count == 2 { return .dense }
+        return .other
+    }
+
+    /// The short Keras name of a weight (`conv1/kernel:0` -> `kernel`, `vars/0` -> nil).
+    static func weightRole(_ name: String) -> String? {
+        var base = name
+        if let colon = base.lastIndex(of: ":") { base = String(base[..<colon]) }
+        if let slash = base.lastIndex(of: "/") { base = String(base[base.index(after: slash)...]) }
+        let known = ["kernel", "depthwise_kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance"]
+        return known.contains(base) ? base : nil
+    }
+
+    /// Maps a Keras weight file for one catalogue name.
+    ///
+    /// Driven by Keras's order *within each kind of layer* (convolutions, depthwise convolutions,
+    /// BatchNorms, Dense): the graph's conv / BN / linear nodes, listed in Keras's order, take the next
+    /// layer of their kind. This needs no layer names and holds both for legacy `.h5` files (one global
+    /// order) and for Keras 3 `.weights.h5` files (which keep the order only within a class).
+    public static func kerasMapping(records: [TensorRecord], layout: KerasLayout, name: String) throws -> CanonicalCheckpoint {
+        var byName: [String: TensorRecord] = [:]
+        for r in records { byName[r.name] = r }
+        struct Src { var layer: KerasLayout.Layer; var tensors: [TensorRecord]; var kind: KerasKind }
+        var queues: [KerasKind: [Src]] = [:]
+        var unexpected: [MappingReport.Unexpected] = []
+        var layerCount = 0
+        for l in layout.layers where !l.weights.isEmpty {
+            var ts: [TensorRecord] = []
+            for w in l.weights {
+                guard let r = byName[w.tensor] else {
+                    throw ZooError(.badInput, "Keras layout names tensor \(w.tensor), which the file does not hold", item: l.name)
+                }
+                ts.append(r)
+            }
+            // Order weights by role when the names say it (Keras order otherwise).
+            let roles = l.weights.map { weightRole($0.name) }
+            if roles.allSatisfy({ $0 != nil }) {
+                let rank = ["kernel": 0, "depthwise_kernel": 0, "gamma": 0, "bias": 1, "beta": 1, "moving_mean": 2, "moving_variance": 3]
+                ts = zip(roles, ts).sorted { rank[$0.0 ?? ""] ?? 9 < rank[$1.0 ?? ""] ?? 9 }.map(\.1)
+            }
+            let k = kind(of: l, shapes: ts.map(\.shape))
+            if k == .other {
+                for t in ts { unexpected.append(.init(name: t.name, shape: t.shape)) }
+                continue
+            }
+            queues[k, default: []].append(Src(layer: l, tensors: ts, kind: k))
+            layerCount += 1
+        }
+        var config = try Architectures.preset(name, flavour: .keras)
+        // Classes from the classifier: the last Dense, or (MobileNet v1/V3) the last 1x1 conv with a bias.
+        if let last = queues[.dense]?.last, let k = last.tensors.first, k.shape.count == 2 {
+            config.classes = k.shape[1]
+        } else if config.family == .mobilenetV1 || config.family == .mobilenetV3, let last = queues[.conv]?.last,
+                  let k = last.tensors.first, k.shape.count == 4, k.shape[0] == 1, k.shape[1] == 1, last.tensors.count == 2 {
+            config.classes = k.shape[3]
+        }
+        if config.family == .vgg, let fc1 = queues[.dense]?.first, let k = fc1.tensors.first, k.shape.count == 2 {
+            let hw = k.shape[0] / 512
+            let side = Int(Double(hw).squareRoot().rounded())
+            if side * side * 512 == k.shape[0] { config.flattenSize = [side, side] }
+        }
+        var graph = try config.graph()
+        var targets = graph.nodes.indices.filter { i in
+            switch graph.nodes[i].op { case .conv2d, .batchNorm, .linear: return true; default: return false }
+        }
+        if layerCount < targets.count, layerCount == targets.filter({ $0 < graph.headStart }).count {
+            config.includeTop = false
+            graph = try config.graph()
+            targets = targets.filter { $0 < graph.headStart }
+        }
+        var report = MappingReport(architecture: name, flavour: .keras, source: "keras")
+        report.unexpected = unexpected
+        if !config.includeTop { report.notes.append("Keras file without the classifier (no top): backbone only") }
+        let spec = config.includeTop ? graph.parameterSpec : graph.parameterSpec.filter { $0.node < graph.headStart }
+        var specByNode: [Int: [ParameterSpec]] = [:]
+        for p in spec { specByNode[p.node, default: []].append(p) }
+        var out: [TensorRecord] = []
+        var firstLinear = true
+        func pop(_ k: KerasKind) -> Src? {
+            guard var q = queues[k], !q.isEmpty else { return nil }
+            let s = q.removeFirst()
+            queues[k] = q
+            return s
+        }
+        for node in targets {
+            let n = graph.nodes[node]
+            let ps = specByNode[node] ?? []
+            let canon = ps.filter { $0.role != .numBatchesTracked }
+            // Which layer kind feeds the node, and the transform of each of its tensors.
+            var src: Src?
+            var transforms: [LayoutTransform] = []
+            switch n.op {
+            case let .conv2d(cin, cout, _, _, _, _, groups, _):
+                let dw = groups > 1 && groups == cin && groups == cout
+                src = pop(dw ? .depthwise : .conv)
+                transforms = [dw ? .depthwiseToOIHW : .hwioToOIHW, .identity]
+            case .batchNorm:
+                src = pop(.batchNorm)
+                transforms = [.identity, .identity, .identity, .identity]
+            case let .linear(fin, _, _):
+                // A 1x1 conv head (MobileNet v1/V3) when the next convolution is one; a Dense otherwise.
+                if let c = queues[.conv]?.first, let k = c.tensors.first, k.shape.count == 4, k.shape[0] == 1, k.shape[1] == 1, k.shape[2] == fin,
+                   c.tensors.count == 2, (queues[.dense] ?? []).isEmpty {
+                    src = pop(.conv)
+                    transforms = [.conv1x1ToLinear, .identity]
+                } else {
+                    src = pop(.dense)
+                    if config.family == .vgg, firstLinear, let f = config.flattenSize {
+                        transforms = [.flattenHWCToLinear(h: f[0], w: f[1], c: fin / (f[0] * f[1])), .identity]
+                    } else {
+                        transforms = [.denseToLinear, .identity]
+                    }
+                }
+                firstLinear = false
+            default: break
+            }
+            guard let src else {
+                for p in canon { report.missing.append(.init(name: p.name, shape: p.shape)) }
+                continue
+            }
+            guard canon.count == src.tensors.count else {
+                let srcDesc = src.tensors.map { "\($0.name) \($0.shape)" }.joined(separator: ", ")
+                for p in canon {
+                    report.mismatched.append(.init(name: p.name, expected: p.shape, source: "\(src.layer.name) (\(srcDesc))", sourceShape: [], got: []))
+                }
+                continue
+            }
+            for (i, p) in canon.enumerated() {
+                let r = src.tensors[i]
+                let tf = transforms[min(i, transforms.count - 1)]
+                guard let got = tf.outputShape(r.shape), got == p.shape else {
+                    report.mismatched.append(.init(name: p.name, expected: p.shape, source: r.name, sourceShape: r.shape,
+                                                   got: tf.outputShape(r.shape) ?? r.shape))
+                    continue
+                }
+                let load = r.load
+                let item = p.name
+                let details: [(String, JSONValue)] = [("source", .string(r.name)), ("keras_layer", .string(src.layer.name))]
+                out.append(TensorRecord(name: p.name, dtype: r.dtype, shape: got, details: details) { try tf.apply(load(), item: item) })
+            }
+            if let nbt = ps.first(where: { $0.role == .numBatchesTracked }) {
+                out.append(TensorRecord(name: nbt.name, dtype: .i64, shape: []) { try Tensor(zeros: .i64, shape: []) })
+                report.synthesized.append(nbt.name)
+            }
+        }
+        for k in [KerasKind.conv, .depthwise, .batchNorm, .dense] {
+            for l in queues[k] ?? [] { for t in l.tensors { report.unexpected.append(.init(name: t.name, shape: t.shape)) } }
+        }
+        if layout.dialect == "keras3" { report.notes.append("Keras 3 weights") }
+        var meta = metadata(for: config, inputSize: config.flattenSize.map { $0.map { $0 * 32 } })
+        if case .object(var o)? = meta.config {
+            o.append(("source_dialect", .string(layout.dialect)))
+            meta.config = .object(o)
+        }
+        return CanonicalCheckpoint(records: out, config: config, metadata: meta, report: report)
+    }
+}

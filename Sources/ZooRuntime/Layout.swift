@@ -1,0 +1,296 @@
+import Foundation
+import ZooKernels
+import ZooTensor
+
+struct LayoutKey: Hashable {
+    var n: Int, h: Int, w: Int
+    var outputs: [Int]
+}
+
+/// Shapes, buffer offsets and scratch of one compiled graph for one input size and set of outputs.
+struct Layout {
+    var shapes: [ValueShape]
+    var geometry: [WindowGeometry?]
+    var offsets: [Int]
+    var run: [Int]
+    var scratchOffset: Int
+    var arenaFloats: Int
+}
+
+extension Engine {
+    /// The layout for an input of `key.n` x C x `key.h` x `key.w`, cached.
+    func layout(_ key: LayoutKey, threads: Int) throws -> Layout {
+        lock.lock()
+        if let l = layouts[key] { lock.unlock(); return l }
+        lock.unlock()
+        let l = try makeLayout(key, threads: threads)
+        lock.lock()
+        layouts[key] = l
+        lock.unlock()
+        return l
+    }
+
+    private func makeLayout(_ key: LayoutKey, threads: Int) throws -> Layout {
+        // Steps needed for the outputs.
+        var needed = [Bool](repeating: false, count: steps.count)
+        var stack = key.outputs
+        while let s = stack.popLast() {
+            if needed[s] { continue }
+            needed[s] = true
+            stack.append(contentsOf: steps[s].inputs)
+        }
+        let run = order.filter { needed[$0] }
+        var shapes = [ValueShape](repeating: ValueShape(n: 0, h: 0, w: 0, c: 0), count: steps.count)
+        var geometry = [WindowGeometry?](repeating: nil, count: steps.count)
+        var scratch = 0
+        let n = key.n
+        func tooSmall(_ s: Int, _ x: ValueShape) -> ZooError {
+            ZooError(.badInput, "input \(key.h)x\(key.w) is too small: the map reaching this layer is \(x.h)x\(x.w)", item: steps[s].name)
+        }
+        func channels(_ s: Int, _ x: ValueShape, _ expected: Int) throws {
+            guard x.c == expected else {
+                throw ZooError(.badInput, "layer expects \(expected) input channels, gets \(x.c)", item: steps[s].name)
+            }
+        }
+        for s in run {
+            let step = steps[s]
+            let x = step.inputs.first.map { shapes[$0] } ?? ValueShape(n: n, h: key.h, w: key.w, c: inputChannels)
+            switch step.kind {
+            case .input:
+                shapes[s] = x
+            case let .conv(conv):
+                let d = conv.descriptor
+                try channels(s, x, d.inChannels)
+                guard let g = conv.geometry(inH: x.h, inW: x.w) else { throw tooSmall(s, x) }
+                geometry[s] = g
+                shapes[s] = ValueShape(n: n, h: g.outH, w: g.outW, c: d.outChannels)
+                if step.inputs.count == 2, shapes[step.inputs[1]] != shapes[s] {
+                    throw ZooError(.badInput, "residual shape \(shapes[step.inputs[1]]) differs from \(shapes[s])", item: step.name)
+                }
+                scratch = max(scratch, conv.scratchCount(batch: n, geometry: g, threads: threads))
+            case let .linear(lin):
+                guard x.h * x.w * x.c == lin.inFeatures else {
+                    throw ZooError(.badInput, "linear layer expects \(lin.inFeatures) features, gets \(x.h * x.w * x.c) (\(x.c)x\(x.h)x\(x.w))", item: step.name)
+                }
+                guard x.h == 1 && x.w == 1 else {
+                    throw ZooError(.unsupported, "linear layer on a \(x.h)x\(x.w) map (flatten first)", item: step.name)
+                }
+                shapes[s] = ValueShape(n: n, h: 1, w: 1, c: lin.outFeatures)
+            case let .maxPool(k, st, p, ceil):
+                guard let g = WindowGeometry(inH: x.h, inW: x.w, kernel: k, stride: st, padding: p, ceilMode: ceil) else { throw tooSmall(s, x) }
+                geometry[s] = g
+                shapes[s] = ValueShape(n: n, h: g.outH, w: g.outW, c: x.c)
+            case let .avgPool(k, st, p, ceil, _):
+                guard let g = WindowGeometry(inH: x.h, inW: x.w, kernel: k, stride: st, padding: p, ceilMode: ceil) else { throw tooSmall(s, x) }
+                geometry[s] = g
+                shapes[s] = ValueShape(n: n, h: g.outH, w: g.outW, c: x.c)
+            case let .adaptiveAvgPool(h, w):
+                guard x.h > 0, x.w > 0 else { throw tooSmall(s, x) }
+                shapes[s] = ValueShape(n: n, h: h, w: w, c: x.c)
+            case .add:
+                let y = shapes[step.inputs[1]]
+                guard x == y else { throw ZooError(.badInput, "cannot add \(x.c)x\(x.h)x\(x.w) and \(y.c)x\(y.h)x\(y.w)", item: step.name) }
+                shapes[s] = x
+            case .scale:
+                let y = shapes[step.inputs[1]]
+                guard y.c == x.c, y.h == 1, y.w == 1 else {
+                    throw ZooError(.badInput, "cannot scale \(x.c)x\(x.h)x\(x.w) by \(y.c)x\(y.h)x\(y.w)", item: step.name)
+                }
+                shapes[s] = x
+            case let .affine(scale, _, _):
+                try channels(s, x, scale.count)
+                shapes[s] = x
+            case .activation:
+                shapes[s] = x
+            case .flatten:
+                shapes[s] = ValueShape(n: n, h: 1, w: 1, c: x.h * x.w * x.c)
+            }
+            guard shapes[s].h > 0, shapes[s].w > 0 else { throw tooSmall(s, x) }
+        }
+        // Last use of each value; outputs live to the end.
+        var lastUse = [Int](repeating: -1, count: steps.count)
+        for (pos, s) in run.enumerated() { for v in steps[s].inputs { lastUse[v] = pos } }
+        for v in key.outputs { lastUse[v] = Int.max }
+        // Greedy slot assignment.
+        var slotCapacity: [Int] = []
+        var free: [Int] = []
+        var slotOf = [Int](repeating: -1, count: steps.count)
+        for (pos, s) in run.enumerated() {
+            let size = (shapes[s].count + 15) & ~15
+            var pick = -1
+            for (fi, slot) in free.enumerated() where slotCapacity[slot] >= size {
+                if pick < 0 || slotCapacity[slot] < slotCapacity[free[pick]] { pick = fi }
+            }
+            if pick < 0, !free.isEmpty {
+                pick = free.indices.max { slotCapacity[free[$0]] < slotCapacity[free[$1]] } ?? -1
+            }
+            let slot: Int
+            if pick >= 0 {
+                slot = free.remove(at: pick)
+                slotCapacity[slot] = max(slotCapacity[slot], size)
+            } else {
+                slot = slotCapacity.count
+                slotCapacity.append(size)
+            }
+            slotOf[s] = slot
+            for v in Set(steps[s].inputs) where lastUse[v] == pos { free.append(slotOf[v]) }
+        }
+        var slotOffset: [Int] = []
+        var total = 0
+        for c in slotCapacity { slotOffset.append(total); total += c }
+        let offsets = slotOf.map { $0 < 0 ? -1 : slotOffset[$0] }
+        let scratchOffset = total
+        total += (scratch + 15) & ~15
+        return Layout(shapes: shapes, geometry: geometry, offsets: offsets, run: run, scratchOffset: scratchOffset,
+                      arenaFloats: max(total, 16))
+    }
+
+    // MARK: arenas
+
+    func takeArena(_ floats: Int) -> UnsafeMutablePointer<Float> {
+        lock.lock()
+        if var list = arenas[floats], let p = list.popLast() {
+            arenas[floats] = list
+            lock.unlock()
+            return p.assumingMemoryBound(to: Float.self)
+        }
+        lock.unlock()
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: floats * 4, alignment: 64)
+        return raw.bindMemory(to: Float.self, capacity: floats)
+    }
+
+    func returnArena(_ p: UnsafeMutablePointer<Float>, _ floats: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        if arenas.values.reduce(0, { $0 + $1.count }) >= 8 {
+            p.deallocate()
+            return
+        }
+        arenas[floats, default: []].append(UnsafeMutableRawPointer(p))
+    }
+
+    // MARK: running
+
+    /// Runs the graph on an NCHW input; returns the requested values as tensors
+    /// ([N, C, H, W] maps, or [N, F] for flat values) and, when asked, the global average of the last.
+    func run(_ input: Tensor, outputs: [Int], threads: Int, poolLast: Bool = false) throws -> [Tensor] {
+        guard input.rank == 4 else {
+            throw ZooError(.badInput, "input must be [N, \(inputChannels), H, W], got shape \(input.shape)", item: "input")
+        }
+        guard input.shape[1] == inputChannels else {
+            throw ZooError(.badInput, "input has \(input.shape[1]) channels, the model takes \(inputChannels)", item: "input")
+        }
+        guard input.dtype.isFloatingPoint else {
+            throw ZooError(.badInput, "input dtype \(input.dtype.name) is not a float type", item: "input")
+        }
+        let n = input.shape[0], h = input.shape[2], w = input.shape[3]
+        guard n > 0, h > 0, w > 0 else { throw ZooError(.badInput, "input shape \(input.shape) is empty", item: "input") }
+        let threads = max(1, threads)
+        let layout = try self.layout(LayoutKey(n: n, h: h, w: w, outputs: outputs), threads: threads)
+        let arena = takeArena(layout.arenaFloats)
+        defer { returnArena(arena, layout.arenaFloats) }
+        let converted: Tensor? = input.dtype == .f32 ? nil : try Tensor(shape: input.shape, floats: input.floats())
+        try (converted ?? input).withUnsafeBytes { raw in
+            guard let base = raw.baseAddress else { throw ZooError(.badInput, "input has no data", item: "input") }
+            let x = base.bindMemory(to: Float.self, capacity: n * inputChannels * h * w)
+            execute(layout, input: x, arena: arena, threads: threads)
+        }
+        var result: [Tensor] = []
+        for v in outputs {
+            let s = layout.shapes[v]
+            let p = UnsafePointer(arena + layout.offsets[v])
+            if steps[v].flat {
+                result.append(try Tensor(dtype: .f32, shape: [s.n, s.c]) { dst in
+                    dst.copyMemory(from: UnsafeRawBufferPointer(start: p, count: s.count * 4))
+                })
+            } else {
+                result.append(try Tensor(dtype: .f32, shape: [s.n, s.c, s.h, s.w]) { dst in
+                    guard let o = dst.baseAddress?.bindMemory(to: Float.self, capacity: s.count) else { return }
+                    Elementwise.nhwcToNCHW(p, into: o, batch: s.n, channels: s.c, height: s.h, width: s.w)
+                })
+            }
+        }
+        if poolLast, let v = outputs.last {
+            let s = layout.shapes[v]
+            let p = UnsafePointer(arena + layout.offsets[v])
+            result.append(try Tensor(dtype: .f32, shape: [s.n, s.c]) { dst in
+                guard let o = dst.baseAddress?.bindMemory(to: Float.self, capacity: s.n * s.c) else { return }
+                Pooling.adaptiveAverage(p, into: o, batch: s.n, channels: s.c, inH: s.h, inW: s.w, outH: 1, outW: 1, threads: 1)
+            })
+        }
+        return result
+    }
+
+    /// Per-step timings on stderr when ZOO_PROFILE is set.
+    static let profiling = ProcessInfo.processInfo.environment["ZOO_PROFILE"] != nil
+
+    /// CPU time of the calling thread in nanoseconds (profiling).
+    static func threadCPUTime() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
+    private func execute(_ l: Layout, input: UnsafePointer<Float>, arena: UnsafeMutablePointer<Float>, threads: Int) {
+        let scratch = arena + l.scratchOffset
+        let profile = Engine.profiling
+        for s in l.run {
+            let t0 = profile ? DispatchTime.now().uptimeNanoseconds : 0
+            let c0 = profile ? Engine.threadCPUTime() : 0
+            defer {
+                if profile {
+                    let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
+                    let dc = Double(Engine.threadCPUTime() - c0) / 1e6
+                    let sh = l.shapes[s]
+                    FileHandle.standardError.write(Data("profile \(steps[s].name) \(steps[s].kindName) cpu \(String(format: "%.3f", dc)) out \(sh.n)x\(sh.h)x\(sh.w)x\(sh.c) \(String(format: "%.3f", dt)) ms\n".utf8))
+                }
+            }
+            let step = steps[s]
+            let out = arena + l.offsets[s]
+            let shape = l.shapes[s]
+            let x: UnsafePointer<Float> = step.inputs.isEmpty ? input : UnsafePointer(arena + l.offsets[step.inputs[0]])
+            let xs = step.inputs.isEmpty ? shape : l.shapes[step.inputs[0]]
+            switch step.kind {
+            case .input:
+                Elementwise.nchwToNHWC(x, into: out, batch: shape.n, channels: shape.c, height: shape.h, width: shape.w)
+            case let .conv(conv):
+                let residual: UnsafePointer<Float>? = step.inputs.count == 2 ? UnsafePointer(arena + l.offsets[step.inputs[1]]) : nil
+                if let g = l.geometry[s] {
+                    conv.run(input: x, batch: shape.n, geometry: g, output: out, residual: residual, scratch: scratch, threads: threads)
+                }
+            case let .linear(lin):
+                lin.run(input: x, batch: shape.n, output: out, threads: threads)
+            case let .maxPool(k, st, _, _):
+                if let g = l.geometry[s] {
+                    Pooling.max(x, into: out, batch: shape.n, channels: shape.c, geometry: g, kernel: k, stride: st, threads: threads)
+                }
+            case let .avgPool(k, st, _, _, include):
+                if let g = l.geometry[s] {
+                    Pooling.average(x, into: out, batch: shape.n, channels: shape.c, geometry: g, kernel: k, stride: st,
+                                    countIncludePad: include, threads: threads)
+                }
+            case let .adaptiveAvgPool(oh, ow):
+                Pooling.adaptiveAverage(x, into: out, batch: shape.n, channels: shape.c, inH: xs.h, inW: xs.w, outH: oh, outW: ow,
+                                        threads: threads)
+            case let .add(act):
+                Elementwise.add(x, UnsafePointer(arena + l.offsets[step.inputs[1]]), into: out, count: shape.count, act, threads: threads)
+            case .scale:
+                Elementwise.scaleChannels(x, by: UnsafePointer(arena + l.offsets[step.inputs[1]]), into: out, batch: shape.n,
+                                          pixels: shape.h * shape.w, channels: shape.c, threads: threads)
+            case let .affine(scale, shift, act):
+                scale.withUnsafeBufferPointer { sc in
+                    shift.withUnsafeBufferPointer { sh in
+                        guard let scp = sc.baseAddress, let shp = sh.baseAddress else { return }
+                        Elementwise.affine(x, scale: scp, shift: shp, into: out, pixels: shape.n * shape.h * shape.w,
+                                           channels: shape.c, act, threads: threads)
+                    }
+                }
+            case let .activation(act):
+                out.update(from: x, count: shape.count)
+                Elementwise.activate(out, count: shape.count, act, threads: threads)
+            case .flatten:
+                Elementwise.nhwcToNCHW(x, into: out, batch: shape.n, channels: xs.c, height: xs.h, width: xs.w)
+            }
+        }
+    }
+}

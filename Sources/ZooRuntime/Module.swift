@@ -1,1 +1,0 @@
-// ZooRuntime: runs an architecture from a native checkpoint (classifier, backbone).

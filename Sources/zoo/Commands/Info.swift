@@ -1,0 +1,95 @@
+import ArgumentParser
+import ModelZoo
+
+/// `zoo info NAME [--json]`: one architecture layer by layer.
+struct Info: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show an architecture: parameters, GFLOPs, input size, preprocessing, feature stages, layers and weights."
+    )
+
+    @Argument(help: "Architecture name (`zoo list` shows them).")
+    var name: String
+
+    @Option(help: "torchvision or keras (default: the architecture's first flavour).")
+    var flavour: String?
+
+    @Option(help: "Number of classes of the head (default 1000).")
+    var classes: Int?
+
+    @Option(name: .customLong("input-size"), help: "Input size H or HxW for shapes and GFLOPs (default: the catalogue's).")
+    var inputSize: String?
+
+    @Flag(help: "Print JSON: {\"name\", \"parameters\", \"gflops\", \"input_size\", \"stages\", \"layers\", \"weights\", ...}.")
+    var json = false
+
+    func run() throws {
+        let cat = try Catalogue.shared()
+        let e = try cat.entry(name)
+        var fl: Flavour?
+        if let f = flavour {
+            guard let v = Flavour(rawValue: f) else { throw ZooError(.usage, "unknown flavour \"\(f)\" (torchvision or keras)") }
+            fl = v
+        }
+        var config = try e.config(flavour: fl)
+        if let c = classes {
+            guard c > 0 else { throw ZooError(.usage, "--classes must be positive") }
+            config.classes = c
+        }
+        var size = e.inputSize
+        if let s = inputSize {
+            let parts = s.split(separator: "x").compactMap { Int($0) }
+            guard (parts.count == 1 || parts.count == 2), parts.allSatisfy({ $0 > 0 && $0 < 100_000 }) else {
+                throw ZooError(.usage, "--input-size must be H or HxW, got \"\(s)\"")
+            }
+            size = parts.count == 1 ? [parts[0], parts[0]] : parts
+        }
+        if config.family == .vgg, config.flavour == .keras { config.flattenSize = [size[0] / 32, size[1] / 32] }
+        let g = try config.graph()
+        let shapes = try g.shapes(height: size[0], width: size[1])
+        let macs = try g.macs(height: size[0], width: size[1])
+        let params = g.nodeParameterCounts
+        let gf = Double(macs.reduce(0, +)) / 1e9
+        let pre = config.flavour == .torchvision ? e.preprocessing : (e.weights.first { $0.flavour == .keras }?.preprocessing ?? e.preprocessing)
+        if json {
+            var o: [(String, JSONValue)] = [
+                ("name", .string(e.name)), ("family", .string(e.family.rawValue)), ("flavour", .string(config.flavour.rawValue)),
+                ("flavours", .array(e.flavours.map { .string($0.rawValue) })),
+                ("parameters", .int(Int64(g.parameterCount))), ("keras_parameters", .int(Int64(g.kerasParameterCount))),
+                ("gflops", .double(CatalogueJSON.rounded(gf, 4))), ("macs", .int(Int64(macs.reduce(0, +)))),
+                ("input_size", .array(size.map { .int(Int64($0)) })), ("config", config.json),
+                ("preprocessing", pre ?? .null),
+                ("stages", .array(g.taps.map { .object([("name", .string($0.name)), ("channels", .int(Int64($0.channels))), ("reduction", .int(Int64($0.reduction)))]) })),
+                ("layers", .array(g.nodes.indices.map { i in
+                    let d = LayerGraph.describe(g.nodes[i].op)
+                    return .object([("name", .string(g.nodes[i].name)), ("kind", .string(d.kind)), ("detail", .string(d.detail)),
+                                    ("output_shape", .array(shapes[i].map { .int(Int64($0)) })), ("params", .int(Int64(params[i]))),
+                                    ("macs", .int(Int64(macs[i])))])
+                })),
+                ("weights", .array(e.weights.map(CatalogueJSON.weights))),
+            ]
+            o.insert(("tensors", .int(Int64(g.parameterSpec.count))), at: 6)
+            print(JSONValue.object(o).serialized(pretty: true))
+            return
+        }
+        var out = "\(e.name) — \(e.familyTitle), \(config.flavour.rawValue) flavour (available: \(e.flavours.map(\.rawValue).joined(separator: ", ")))\n"
+        out += "parameters:    \(g.parameterCount)" + (config.flavour == .keras ? " (Keras count_params: \(g.kerasParameterCount))" : "") + "\n"
+        out += "GFLOPs:        \(String(format2: gf)) at \(size[0])x\(size[1]) (multiply-accumulates / 1e9)\n"
+        out += "classes:       \(config.classes)\n"
+        if let pre { out += "preprocessing: \(pre.serialized())\n" }
+        out += "stages:        " + g.taps.map { "\($0.name) (\($0.channels) ch, /\($0.reduction))" }.joined(separator: ", ") + "\n\n"
+        let rows = g.nodes.indices.map { i -> [String] in
+            let d = LayerGraph.describe(g.nodes[i].op)
+            return [g.nodes[i].name, d.kind, d.detail, "[" + shapes[i].map(String.init).joined(separator: ", ") + "]",
+                    params[i] == 0 ? "" : String(params[i]), macs[i] == 0 ? "" : String(macs[i])]
+        }
+        out += CLIOutput.table(["layer", "kind", "detail", "output", "params", "MACs"], rows, rightAligned: [4, 5])
+        out += "\nweights:\n"
+        if e.weights.isEmpty { out += "  (none in the catalogue)\n" }
+        for w in e.weights {
+            let acc = w.acc1.map { "acc@1 \($0)" + (w.acc5.map { ", acc@5 \($0)" } ?? "") } ?? "no published accuracy"
+            let hash = w.sha256 ?? w.sha256Prefix.map { "sha256 \($0)…" } ?? w.md5.map { "md5 \($0)" } ?? "no published hash"
+            out += "  \(w.tag) [\(w.source)] \(acc); \(hash)\n    \(w.url)\n"
+        }
+        print(out, terminator: "")
+    }
+}

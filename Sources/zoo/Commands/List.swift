@@ -1,0 +1,61 @@
+import ArgumentParser
+import ModelZoo
+
+/// `zoo list [--family F] [--json]`: every architecture of the catalogue with its pretrained weights.
+struct List: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List the architectures the zoo knows, with their pretrained weights."
+    )
+
+    @Option(help: "Only this family: resnet, vgg, mobilenet_v1, mobilenet_v2, mobilenet_v3 (or a prefix such as mobilenet).")
+    var family: String?
+
+    @Flag(help: "Print JSON: [{\"name\", \"family\", \"parameters\", \"gflops\", \"weights\": [{\"tag\", \"source\", \"url\", \"sha256_prefix\" or \"md5\", \"acc1\", \"acc5\", ...}]}].")
+    var json = false
+
+    func run() throws {
+        let cat = try Catalogue.shared()
+        var entries = cat.entries
+        if let f = family {
+            entries = entries.filter { $0.family.rawValue == f || $0.family.rawValue.hasPrefix(f) }
+            guard !entries.isEmpty else {
+                throw ZooError(.usage, "unknown family \"\(f)\" (families: \(Family.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+        }
+        var rows: [[String]] = []
+        var docs: [JSONValue] = []
+        for e in entries {
+            let config = try e.config()
+            let g = try config.graph()
+            let size = e.inputSize
+            let gf = try g.gflops(height: size[0], width: size[1])
+            if json {
+                var o: [(String, JSONValue)] = [
+                    ("name", .string(e.name)), ("family", .string(e.family.rawValue)),
+                    ("flavours", .array(e.flavours.map { .string($0.rawValue) })),
+                    ("parameters", .int(Int64(g.parameterCount))), ("gflops", .double(CatalogueJSON.rounded(gf, 4))),
+                    ("input_size", .array(size.map { .int(Int64($0)) })),
+                ]
+                if e.flavours.contains(.keras) {
+                    o.append(("keras_parameters", .int(Int64(try e.config(flavour: .keras).graph().kerasParameterCount))))
+                }
+                o.append(("weights", .array(e.weights.map(CatalogueJSON.weights))))
+                docs.append(.object(o))
+            } else {
+                rows.append([e.name, e.family.rawValue, e.flavours.map(\.rawValue).joined(separator: "+"), CLIOutput.millions(g.parameterCount),
+                             String(format2: gf), "\(size[0])x\(size[1])", CatalogueJSON.weightsSummary(e)])
+            }
+        }
+        if json {
+            print(JSONValue.array(docs).serialized(pretty: true))
+        } else {
+            print(CLIOutput.table(["name", "family", "flavours", "params", "GFLOPs", "input", "weights (acc@1)"], rows, rightAligned: [3, 4]), terminator: "")
+            print("\n\(entries.count) architectures, \(entries.reduce(0) { $0 + $1.weights.count }) weight sets. `zoo info NAME` for details.")
+        }
+    }
+}
+
+extension CLIOutput {
+    /// 25.6M
+    static func millions(_ n: Int) -> String { String(format1: Double(n) / 1e6) + "M" }
+}

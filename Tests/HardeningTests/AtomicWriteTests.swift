@@ -1,0 +1,57 @@
+import Foundation
+import Testing
+import ZooTensor
+import ZooTestSupport
+
+/// No partial output: AtomicFileWriter and the temporary-file registry, in process.
+/// (The end-to-end SIGINT/SIGTERM tests against `zoo convert` are in SignalTests.swift.)
+@Suite(.serialized) struct AtomicWriteTests {
+    func leftovers(_ dir: URL) throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.contains("zoo-tmp") }
+    }
+
+    @Test func abandonedWriterLeavesNothing() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let dest = dir.appendingPathComponent("out.bin").path
+        do {
+            let w = try AtomicFileWriter(destination: dest, overwrite: false)
+            try w.write([UInt8](repeating: 7, count: 3 << 20))
+            #expect(FileManager.default.fileExists(atPath: w.temporaryPath))
+        }
+        #expect(try leftovers(dir).isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: dest))
+    }
+
+    @Test func forceReplacesAtomicallyAndKeepsTheOldFileOnFailure() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let dest = dir.appendingPathComponent("out.bin").path
+        try AtomicFileWriter.write(Array("old".utf8), to: dest, overwrite: false)
+        // Without overwrite: refused, old file intact.
+        #expect(throws: ZooError.self) { try AtomicFileWriter.write(Array("new".utf8), to: dest, overwrite: false) }
+        // With overwrite, a failed write (abandoned mid-way) leaves the old file intact.
+        do {
+            let w = try AtomicFileWriter(destination: dest, overwrite: true)
+            try w.write([UInt8](repeating: 1, count: 2 << 20))
+            #expect(try String(contentsOfFile: dest, encoding: .utf8) == "old")
+            w.abandon()
+        }
+        #expect(try String(contentsOfFile: dest, encoding: .utf8) == "old")
+        // A committed overwrite replaces it in one step.
+        try AtomicFileWriter.write(Array("new".utf8), to: dest, overwrite: true)
+        #expect(try String(contentsOfFile: dest, encoding: .utf8) == "new")
+        #expect(try leftovers(dir).isEmpty)
+    }
+
+    @Test func unwritableFolderIsAnIOError() throws {
+        do {
+            _ = try AtomicFileWriter(destination: "/nonexistent-folder/x.safetensors", overwrite: false)
+            Issue.record("accepted")
+        } catch let e as ZooError {
+            #expect(e.kind == .io)
+            #expect(e.kind.exitCode == 3)
+            #expect(e.description.contains("/nonexistent-folder"))
+        }
+    }
+}

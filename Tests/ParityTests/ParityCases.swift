@@ -1,0 +1,178 @@
+import Foundation
+import ZooFormats
+import ZooTensor
+import ZooTestSupport
+
+/// One parity case from a generator's `cases.json` (tools/fixtures/gen_parity_*.py).
+struct ParityCase: Sendable, CustomStringConvertible {
+    /// A reference feature map of a backbone case (timm `features_only` index).
+    struct Tap: Sendable {
+        var index: Int
+        var node: String
+        var channels: Int
+        var reduction: Int
+        var shape: [Int]
+    }
+
+    /// Fixture folder (`parity_torch`, `parity_keras`, `*_full`).
+    var group: String
+    /// `source/case/dtype`.
+    var id: String
+    /// Catalogue name given to `zoo convert --arch`.
+    var arch: String
+    /// `torchvision`, `tf-keras-h5`, `keras3-weights-h5`, `tf-keras-full-h5`, `keras3-full-h5`.
+    var source: String
+    /// `f32`, `f16`, `bf16` (the checkpoint's stored dtype).
+    var dtype: String
+    /// Paths relative to the group's fixture folder.
+    var checkpoint: String
+    var input: String
+    var logits: String?
+    var features: String?
+    var taps: [Tap]
+    /// Set when the manifest itself could not be read: the case fails with this message.
+    var loadError: String?
+
+    var description: String { id }
+
+    /// Absolute path of a file of this case; throws (the test fails) when it was not generated.
+    func path(_ relative: String) throws -> String { try TestSupport.fixture("\(group)/\(relative)") }
+}
+
+/// Which cases run: the `make test` subset by default, everything with `ZOO_PARITY=all`.
+enum ParityCatalog {
+    static let subsetGroups = ["parity_torch", "parity_keras"]
+    static let fullGroups = ["parity_torch_full", "parity_keras_full"]
+    /// The parity tolerance: max |ours - ref| / max |ref|.
+    static let tolerance = 1e-4
+
+    static var runAll: Bool { ProcessInfo.processInfo.environment["ZOO_PARITY"] == "all" }
+    static var groups: [String] { runAll ? subsetGroups + fullGroups : subsetGroups }
+
+    /// Every selected case; a group whose manifest is missing yields one failing placeholder case.
+    static let all: [ParityCase] = groups.flatMap { load(group: $0) }
+    static var logitCases: [ParityCase] { all.filter { $0.features == nil } }
+    static var featureCases: [ParityCase] { all.filter { $0.features != nil || $0.loadError != nil } }
+
+    static func load(group: String) -> [ParityCase] {
+        func failed(_ message: String) -> [ParityCase] {
+            [ParityCase(group: group, id: "\(group)/cases.json", arch: "", source: "", dtype: "", checkpoint: "", input: "",
+                        logits: nil, features: nil, taps: [], loadError: message)]
+        }
+        do {
+            let path = try TestSupport.fixture("\(group)/cases.json")
+            let doc = try JSONValue.parse(String(decoding: try Data(contentsOf: URL(fileURLWithPath: path)), as: UTF8.self))
+            guard let rows = doc["cases"]?.arrayValue, !rows.isEmpty else { return failed("\(path): no cases") }
+            return try rows.map { r in
+                func s(_ k: String) throws -> String {
+                    guard let v = r[k]?.stringValue else { throw ZooError(.badInput, "case lacks \(k)", file: path) }
+                    return v
+                }
+                let taps = (r["taps"]?.arrayValue ?? []).map { t in
+                    ParityCase.Tap(index: t["index"]?.intValue ?? -1, node: t["node"]?.stringValue ?? "",
+                                   channels: t["channels"]?.intValue ?? -1, reduction: t["reduction"]?.intValue ?? -1,
+                                   shape: t["shape"]?.arrayValue?.compactMap(\.intValue) ?? [])
+                }
+                return ParityCase(group: group, id: try s("id"), arch: try s("arch"), source: try s("source"),
+                                  dtype: try s("dtype"), checkpoint: try s("checkpoint"), input: try s("input"),
+                                  logits: r["logits"]?.stringValue, features: r["features"]?.stringValue, taps: taps,
+                                  loadError: nil)
+            }
+        } catch {
+            return failed("\(error)")
+        }
+    }
+
+    /// The case with this id among the subset (used by the thread and negative-control tests).
+    static func subsetCase(_ id: String) throws -> ParityCase {
+        let cases = subsetGroups.flatMap { load(group: $0) }
+        if let bad = cases.first(where: { $0.loadError != nil }) { throw ZooError(.io, bad.loadError ?? "", item: bad.id) }
+        guard let c = cases.first(where: { $0.id == id }) else { throw ZooError(.mismatch, "no parity case \(id)") }
+        return c
+    }
+}
+
+/// Running the `zoo` tool and comparing with the references.
+enum Parity {
+    /// max |a - ref| / max |ref| over two tensors of the same shape.
+    static func relativeError(_ ours: Tensor, _ ref: Tensor) throws -> Double {
+        guard ours.shape == ref.shape else {
+            throw ZooError(.mismatch, "shape \(ours.shape) differs from the reference's \(ref.shape)")
+        }
+        let a = ours.floats(), b = ref.floats()
+        var diff = 0.0, peak = 0.0
+        for i in 0..<a.count {
+            let d = abs(Double(a[i]) - Double(b[i]))
+            // NaN never compares greater: force it to fail.
+            if d.isNaN { return .infinity }
+            diff = max(diff, d)
+            peak = max(peak, abs(Double(b[i])))
+        }
+        guard peak > 0 else { throw ZooError(.badInput, "reference is all zeros") }
+        return diff / peak
+    }
+
+    static func readNPY(_ path: String) throws -> Tensor {
+        let file = try MappedFile(path: path)
+        do { return try file.withBytes { try NPY.read($0) } } catch let e as ZooError { throw e.inFile(path) }
+    }
+
+    /// Fails with the tool's stderr when it exits non-zero.
+    @discardableResult
+    static func zoo(_ args: [String]) throws -> TestSupport.ProcessResult {
+        let r = try TestSupport.zoo(args)
+        guard r.status == 0 else {
+            let line = r.stderr.split(separator: "\n").last.map(String.init) ?? ""
+            throw ZooError(.mismatch, "`zoo \(args.prefix(2).joined(separator: " ")) ...` exited \(r.status): \(line)")
+        }
+        return r
+    }
+
+    /// `zoo convert SRC --arch NAME -o DIR/native.safetensors`.
+    static func convert(_ c: ParityCase, into dir: URL) throws -> String {
+        let out = dir.appendingPathComponent("native.safetensors").path
+        try zoo(["convert", try c.path(c.checkpoint), "--arch", c.arch, "-o", out])
+        return out
+    }
+
+    /// `zoo run NATIVE --input x.npy --output y.npy [--threads T]`, then the relative error to the reference logits.
+    static func runLogits(_ c: ParityCase, native: String, dir: URL, threads: Int? = nil, tag: String = "y") throws -> (Double, Tensor) {
+        let y = dir.appendingPathComponent("\(tag).npy").path
+        var args = ["run", native, "--input", try c.path(c.input), "--output", y]
+        if let threads { args += ["--threads", String(threads)] }
+        try zoo(args)
+        let ours = try readNPY(y)
+        guard let logits = c.logits else { throw ZooError(.badInput, "case has no logits", item: c.id) }
+        let ref = try readNPY(try c.path(logits))
+        return (try relativeError(ours, ref), ours)
+    }
+
+    /// Rewrites a native file's `zoo.config`, keeping tensors and the other metadata.
+    static func rewriteConfig(_ native: String, to out: String, _ edit: (inout [(String, JSONValue)]) throws -> Void) throws {
+        let ckpt = try NativeCheckpoint(path: native)
+        var meta = ckpt.metadata
+        guard case .object(var fields)? = meta.config else {
+            throw ZooError(.badInput, "no zoo.config object", file: native)
+        }
+        try edit(&fields)
+        meta.config = .object(fields)
+        try NativeCheckpoint.write(ckpt.file.records, metadata: meta, to: out, overwrite: true)
+    }
+
+    /// Appends one result line to `$ZOO_PARITY_RESULTS` (JSON lines; tools/parity_report.py makes docs/parity.md).
+    static func record(_ c: ParityCase, kind: String, error: Double?, passed: Bool, note: String = "") {
+        guard let path = ProcessInfo.processInfo.environment["ZOO_PARITY_RESULTS"], !path.isEmpty else { return }
+        let line = JSONValue.object([
+            ("id", .string(c.id)), ("group", .string(c.group)), ("arch", .string(c.arch)), ("source", .string(c.source)),
+            ("dtype", .string(c.dtype)), ("kind", .string(kind)),
+            ("max_rel_err", error.map { $0.isFinite ? .double($0) : .string("inf") } ?? .null),
+            ("passed", .bool(passed)), ("note", .string(note)),
+        ]).serialized() + "\n"
+        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+        if let h = FileHandle(forWritingAtPath: path) {
+            h.seekToEndOfFile()
+            h.write(Data(line.utf8))
+            try? h.close()
+        }
+    }
+}

@@ -1,0 +1,98 @@
+import Foundation
+import Testing
+import ZooTensor
+import ZooTestSupport
+
+/// `zoo` on HDF5 files, run as a separate process (so a crash in libhdf5 would show as a
+/// signal, not take the test runner down).
+@Suite struct HDF5CLITests {
+    @Test func inspectShowsDialectVersionBackendAndLayerTable() throws {
+        let path = try TestSupport.fixture("keras/tfk_mobilenet.h5")
+        let r = try TestSupport.zoo(["inspect", path])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.isEmpty)
+        #expect(r.stdout.contains("format:  hdf5"))
+        #expect(r.stdout.contains("dialect: keras2"))
+        #expect(r.stdout.contains("keras_version: 2.21.0"))
+        #expect(r.stdout.contains("backend: tensorflow"))
+        #expect(r.stdout.contains("Keras layers (keras2, Keras 2.21.0, tensorflow"))
+        // The table is in Keras order: conv1 comes before conv_dw_1 although HDF5 sorts names.
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        let table = lines.drop { !$0.hasPrefix("Keras layers") }
+        let first = table.dropFirst(2).first ?? ""
+        #expect(first.hasPrefix("conv1 ") && first.contains("conv1/kernel:0"), "\(first)")
+        let conv1 = table.firstIndex { $0.hasPrefix("conv1 ") } ?? -1
+        let dw1 = table.firstIndex { $0.hasPrefix("conv_dw_1 ") } ?? -1
+        let pw13 = table.firstIndex { $0.hasPrefix("conv_pw_13 ") } ?? -1
+        #expect(conv1 >= 0 && conv1 < dw1 && dw1 < pw13)
+    }
+
+    @Test func inspectJSONCarriesMetadataAndSections() throws {
+        let path = try TestSupport.fixture("keras/tfk_full.h5")
+        let r = try TestSupport.zoo(["inspect", "--json", path])
+        #expect(r.status == 0, "\(r.stderr)")
+        let doc = try JSONValue.parse(r.stdout, maxDepth: 512)
+        #expect(doc["format"] == .string("hdf5"))
+        #expect(doc["metadata"]?["dialect"] == .string("keras2"))
+        #expect(doc["metadata"]?["keras_version"] == .string("2.21.0"))
+        #expect(doc["metadata"]?["model_config"]?["class_name"] == .string("Sequential"))
+        let rows = doc["sections"]?.arrayValue?.first?["rows"]?.arrayValue ?? []
+        #expect(rows.first?["layer"] == .string("Conv"))
+        #expect(rows.first?["class"] == .string("Conv2D"))
+        #expect(rows.last?["layer"] == .string("custom_head"))
+        #expect(rows.last?["shape"] == .string("[19]"))
+        let keras3 = try TestSupport.zoo(["inspect", "--json", try TestSupport.fixture("keras/k3_bf16.weights.h5")])
+        let doc3 = try JSONValue.parse(keras3.stdout)
+        #expect(doc3["metadata"]?["dialect"] == .string("keras3"))
+        let dtypes = doc3["tensors"]?.arrayValue?.compactMap { $0["dtype"]?.stringValue } ?? []
+        #expect(dtypes.filter { $0 == "BF16" }.count == 2)
+    }
+
+    @Test(arguments: ["keras/truncated_50.h5", "keras/truncated_header.h5", "keras/corrupt_superblock.h5",
+                      "keras/corrupt_scattered.h5", "hdf5/softlink.h5", "hdf5/bomb_chunked.h5", "hdf5/bomb_contig.h5"])
+    func refusedWithOneLineAndExitCode2(file: String) throws {
+        let path = try TestSupport.fixture(file)
+        let r = try TestSupport.zoo(["inspect", path])
+        #expect(r.status == 2, "\(file): status \(r.status), stderr \(r.stderr)")
+        #expect(r.stdout.isEmpty)
+        let lines = r.stderr.split(separator: "\n", omittingEmptySubsequences: true)
+        #expect(lines.count == 1, "\(file): libhdf5 noise on stderr: \(r.stderr)")
+        #expect(r.stderr.hasPrefix("zoo: \(path): "))
+        #expect(!r.stderr.contains("HDF5-DIAG"))
+    }
+
+    @Test func crashingFileGivesOneLineNoBacktrace() throws {
+        let path = TestSupport.committed("hdf5/libhdf5_segv_2.h5")
+        let r = try TestSupport.zoo(["inspect", path])
+        #expect(r.status == 2, "\(r.stderr)")
+        #expect(r.stderr == "zoo: \(path): libhdf5 crashed (signal 11) reading the file (corrupted or hostile HDF5); refused\n")
+        #expect(r.stdout.isEmpty)
+    }
+
+    /// Deterministic byte corruption of a small Keras file: every copy is read or refused with
+    /// one line; none crashes (a signal) or hangs.
+    @Test func corruptedCopiesNeverCrash() throws {
+        let source = try TestSupport.fixture("keras/tfk_nested.h5")
+        let data = [UInt8](try Data(contentsOf: URL(fileURLWithPath: source)))
+        let dir = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next() -> UInt64 { state ^= state << 13; state ^= state >> 7; state ^= state << 17; return state }
+        var outcomes: [Int32: Int] = [:]
+        for i in 0..<24 {
+            var bad = data
+            // Corrupt the metadata region (the first 4 KiB holds the superblock and root headers).
+            let span = min(bad.count, i % 2 == 0 ? 4096 : bad.count)
+            for _ in 0..<8 { bad[Int(next() % UInt64(span))] ^= UInt8(truncatingIfNeeded: next() | 1) }
+            let path = dir.appendingPathComponent("c\(i).h5").path
+            try Data(bad).write(to: URL(fileURLWithPath: path))
+            let r = try TestSupport.zoo(["inspect", path])
+            outcomes[r.status, default: 0] += 1
+            #expect(r.status == 0 || r.status == 2, "copy \(i): status \(r.status) (signal?) stderr \(r.stderr)")
+            if r.status != 0 {
+                #expect(r.stderr.split(separator: "\n").count == 1, "copy \(i): \(r.stderr)")
+            }
+        }
+        #expect((outcomes[2] ?? 0) > 0, "some corrupted copies must be refused: \(outcomes)")
+    }
+}

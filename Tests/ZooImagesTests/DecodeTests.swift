@@ -1,0 +1,150 @@
+import Foundation
+import Testing
+import ZooImages
+import ZooTensor
+import ZooTestSupport
+
+@Suite struct DecodeTests {
+    @Test(arguments: ImageCase.pngNames)
+    func pngMatchesPillowBitExactly(_ name: String) throws {
+        let c = try ImageCase.named(name, format: "png")
+        let image = try ImageDecoder.decode(path: try c.path)
+        let reference = try c.pillowImage()
+        #expect(image.width == reference.width && image.height == reference.height, "\(c): size")
+        let d = Fixture.diff(image.pixels, reference.pixels)
+        #expect(d.differing == 0, "\(c): \(d.differing) values differ from Pillow, max \(d.max)")
+    }
+
+    @Test(arguments: ImageCase.jpegNames)
+    func jpegMatchesPillow(_ name: String) throws {
+        let c = try ImageCase.named(name, format: "jpeg")
+        let image = try ImageDecoder.decode(path: try c.path)
+        let reference = try c.pillowImage()
+        #expect(image.width == reference.width && image.height == reference.height, "\(c): size \(image.width)x\(image.height)")
+        let d = Fixture.diff(image.pixels, reference.pixels)
+        // Same libjpeg-turbo algorithms (islow IDCT, fancy upsampling) as Pillow's bundled copy:
+        // measured bit-exact; allow 1 level for a different libjpeg-turbo build.
+        #expect(d.max <= 1, "\(c): max difference \(d.max) over \(d.differing) values")
+        print("jpeg \(name): \(d.differing) of \(image.pixels.count) values differ from Pillow, max \(d.max)")
+    }
+
+    @Test func orientationTurnsTheImageUpright() throws {
+        // All eight files store a 150x100 picture; orientations 5-8 come out 100x150.
+        for o in 1...8 {
+            let c = try ImageCase.named("orient\(o)", format: "jpeg")
+            let upright = try ImageDecoder.decode(path: try c.path)
+            let stored = try ImageDecoder.decode(path: try c.path, applyOrientation: false)
+            #expect(stored.width == 150 && stored.height == 100)
+            #expect(o >= 5 ? (upright.width == 100 && upright.height == 150) : (upright.width == 150 && upright.height == 100))
+            if o == 1 { #expect(upright == stored) } else { #expect(upright != stored, "orientation \(o) changed nothing") }
+            #expect(upright == stored.oriented(Orientation(rawValue: o) ?? .up))
+        }
+    }
+
+    @Test func negativeControlDifferentImagesDiffer() throws {
+        let a = try ImageDecoder.decode(path: try ImageCase.named("orient1", format: "jpeg").path)
+        let b = try ImageCase.named("orient2", format: "jpeg").pillowImage()
+        #expect(Fixture.diff(a.pixels, b.pixels).max > 20)
+    }
+
+    @Test(arguments: ["gif", "bmp", "webp", "tiff"])
+    func otherFormatsAreRefusedNamingTheFile(_ ext: String) throws {
+        let path = try TestSupport.fixture("images/other.\(ext)")
+        let error = try #require(throws: ZooError.self) { try ImageDecoder.decode(path: path) }
+        #expect(error.kind == .unsupported)
+        #expect(error.description.hasPrefix(path))
+        #expect(!error.description.contains("\n"))
+    }
+
+    @Test(arguments: ["huge.png", "huge.jpg"])
+    func oversizedImagesAreRefusedBeforeDecoding(_ file: String) throws {
+        let path = try TestSupport.fixture("images/\(file)")
+        let start = Date()
+        let error = try #require(throws: ZooError.self) { try ImageDecoder.decode(path: path) }
+        #expect(error.kind == .badInput)
+        #expect(error.description.contains("60000 x 60000"), "\(error)")
+        #expect(error.description.hasPrefix(path))
+        #expect(Date().timeIntervalSince(start) < 2)
+    }
+
+    @Test func pixelLimitIsConfigurable() throws {
+        let path = try ImageCase.named("rgb420", format: "jpeg").path
+        let png = try ImageCase.named("rgb_odd", format: "png").path
+        #expect(throws: ZooError.self) { try ImageDecoder.decode(path: path, limits: ImageLimits(maxPixels: 400 * 300 - 1)) }
+        #expect(throws: ZooError.self) { try ImageDecoder.decode(path: png, limits: ImageLimits(maxPixels: 1000)) }
+        _ = try ImageDecoder.decode(path: path, limits: ImageLimits(maxPixels: 400 * 300))
+        #expect(throws: ZooError.self) { try ImageDecoder.decode(path: path, limits: ImageLimits(maxFileBytes: 100)) }
+    }
+
+    @Test func emptyAndMissingFiles() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let empty = dir.appendingPathComponent("empty.jpg").path
+        FileManager.default.createFile(atPath: empty, contents: Data())
+        let e1 = try #require(throws: ZooError.self) { try ImageDecoder.decode(path: empty) }
+        #expect(e1.kind == .badInput && e1.file == empty)
+        let e2 = try #require(throws: ZooError.self) { try ImageDecoder.decode(path: dir.appendingPathComponent("nope.png").path) }
+        #expect(e2.kind == .io)
+    }
+
+    /// Every prefix boundary of a small JPEG and PNG: truncated files must be refused with a
+    /// ZooError (never a crash, never the process exiting), and the whole file must decode.
+    @Test(arguments: [("rgb444_odd", "jpeg"), ("progressive", "jpeg"), ("cmyk", "jpeg"), ("rgb_odd", "png"), ("interlaced", "png"), ("palette_trns", "png")])
+    func truncatedFilesAreRefused(_ name: String, _ format: String) throws {
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: try ImageCase.named(name, format: format).path)))
+        _ = try ImageDecoder.decode(bytes: bytes)
+        var cuts = Array(stride(from: 0, to: bytes.count - 2, by: max(1, bytes.count / 97)))
+        cuts += [1, 2, 3, 10, 30, bytes.count / 2, bytes.count - 3]
+        for cut in cuts where cut < bytes.count - 2 {
+            #expect(throws: ZooError.self, "\(name) cut at \(cut) of \(bytes.count)") {
+                try ImageDecoder.decode(bytes: Array(bytes[0..<cut]))
+            }
+        }
+    }
+
+    /// Random byte corruption: decoding either succeeds or throws a ZooError, never crashes.
+    @Test(arguments: [("rgb420", "jpeg"), ("progressive", "jpeg"), ("grayj", "jpeg"), ("rgb_odd", "png"), ("palette", "png")])
+    func corruptFilesNeverCrash(_ name: String, _ format: String) throws {
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: try ImageCase.named(name, format: format).path)))
+        var rng = SplitMix(seed: 8)
+        var refused = 0
+        for _ in 0..<150 {
+            var b = bytes
+            for _ in 0..<Int(rng.next() % 6 + 1) {
+                let i = Int(rng.next() % UInt64(b.count))
+                b[i] = UInt8(truncatingIfNeeded: rng.next())
+            }
+            do { _ = try ImageDecoder.decode(bytes: b) } catch is ZooError { refused += 1 }
+        }
+        // The PNG CRCs catch nearly every change; JPEG refuses structural damage.
+        #expect(refused > 0)
+        print("corrupt \(name).\(format): \(refused) of 150 refused")
+    }
+
+    @Test func corruptMessagesAreOneLineAndNameTheFile() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for (name, format) in [("rgb420", "jpeg"), ("rgb_odd", "png")] {
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: try ImageCase.named(name, format: format).path))
+            let path = dir.appendingPathComponent("cut.\(format)").path
+            try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: path))
+            let error = try #require(throws: ZooError.self) { try ImageDecoder.decode(path: path) }
+            #expect(error.kind == .badInput)
+            #expect(error.description.hasPrefix(path + ": "))
+            #expect(!error.description.contains("\n"))
+            #expect(error.description.lowercased().contains("truncated") || error.description.contains("premature"), "\(error)")
+        }
+    }
+}
+
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

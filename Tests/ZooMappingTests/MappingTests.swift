@@ -1,0 +1,396 @@
+import Foundation
+import Testing
+import ZooArchitectures
+import ZooFormats
+import ZooMapping
+import ZooTensor
+import ZooTestSupport
+
+func specs() throws -> JSONValue {
+    let path = try TestSupport.fixture("arch/specs.json")
+    return try JSONValue.parse(String(decoding: try Data(contentsOf: URL(fileURLWithPath: path)), as: UTF8.self))
+}
+
+/// Records that only describe shapes (their data is never read).
+func shapeRecords(_ items: [(String, [Int])]) -> [TensorRecord] {
+    items.map { name, shape in
+        TensorRecord(name: name, dtype: .f32, shape: shape) { throw ZooError(.badInput, "shape-only record", item: name) }
+    }
+}
+
+/// A Keras fixture: safetensors data + the JSON layout gen_arch.py wrote (layer and weight names as Keras reports them).
+func kerasFixture(_ name: String) throws -> (records: [TensorRecord], layout: KerasLayout) {
+    let file = try SafetensorsFile(path: try TestSupport.fixture("arch/keras_\(name).safetensors"))
+    let json = try JSONValue.parse(String(decoding: try Data(contentsOf: URL(fileURLWithPath: try TestSupport.fixture("arch/keras_\(name).json"))), as: UTF8.self))
+    let layers = try #require(json["layers"]?.arrayValue).map { l in
+        KerasLayout.Layer(name: l["name"]?.stringValue ?? "", className: l["class"]?.stringValue,
+                          weights: (l["weights"]?.arrayValue ?? []).map { .init(name: $0["name"]?.stringValue ?? "", tensor: $0["tensor"]?.stringValue ?? "") })
+    }
+    return (file.records, KerasLayout(dialect: json["dialect"]?.stringValue ?? "keras2", layers: layers))
+}
+
+/// A layout from specs.json (names and shapes only) with shape-only records.
+func kerasSpecLayout(_ layers: [JSONValue], withClassNames: Bool) -> ([TensorRecord], KerasLayout) {
+    var records: [(String, [Int])] = []
+    var ls: [KerasLayout.Layer] = []
+    for l in layers {
+        let a = l.arrayValue ?? []
+        let name = a[0].stringValue ?? ""
+        var ws: [KerasLayout.Weight] = []
+        for (j, w) in (a[2].arrayValue ?? []).enumerated() {
+            let wa = w.arrayValue ?? []
+            let t = "\(name)/\(j)"
+            records.append((t, (wa[1].arrayValue ?? []).compactMap(\.intValue)))
+            ws.append(.init(name: wa[0].stringValue ?? "", tensor: t))
+        }
+        ls.append(.init(name: name, className: withClassNames ? a[1].stringValue : nil, weights: ws))
+    }
+    return (shapeRecords(records), KerasLayout(dialect: "keras2", layers: ls))
+}
+
+func floats(_ t: Tensor) -> [Float] {
+    t.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+}
+
+@Suite("Mappings to canonical names")
+struct MappingTests {
+    @Test("Layout transforms on small hand-checked tensors")
+    func layouts() throws {
+        // HWIO (1, 2, 2, 3): value = 1000h + 100w + 10i + o -> OIHW.
+        var v: [Float] = []
+        for h in 0..<1 { for w in 0..<2 { for i in 0..<2 { for o in 0..<3 { v.append(Float(1000 * h + 100 * w + 10 * i + o)) } } } }
+        let k = try Tensor(shape: [1, 2, 2, 3], floats: v)
+        let c = try LayoutTransform.hwioToOIHW.apply(k, item: "k")
+        #expect(c.shape == [3, 2, 1, 2])
+        #expect(floats(c) == [0, 100, 10, 110, 1, 101, 11, 111, 2, 102, 12, 112])
+        // Depthwise (2, 2, 3, 1) -> (3, 1, 2, 2).
+        let dw = try Tensor(shape: [2, 2, 3, 1], floats: (0..<12).map(Float.init))
+        let d = try LayoutTransform.depthwiseToOIHW.apply(dw, item: "dw")
+        #expect(d.shape == [3, 1, 2, 2])
+        #expect(floats(d) == [0, 3, 6, 9, 1, 4, 7, 10, 2, 5, 8, 11])
+        // Dense (2, 3) -> (3, 2).
+        let dense = try LayoutTransform.denseToLinear.apply(try Tensor(shape: [2, 3], floats: [1, 2, 3, 4, 5, 6]), item: "d")
+        #expect(dense.shape == [3, 2] && floats(dense) == [1, 4, 2, 5, 3, 6])
+        // 1x1 conv head (1, 1, 2, 3) -> (3, 2).
+        let head = try LayoutTransform.conv1x1ToLinear.apply(try Tensor(shape: [1, 1, 2, 3], floats: [1, 2, 3, 4, 5, 6]), item: "h")
+        #expect(head.shape == [3, 2] && floats(head) == [1, 4, 2, 5, 3, 6])
+        // VGG fc1: rows (h, w, c) with h = w = 1... use h=1, w=2, c=2, out=1: rows [h0w0c0, h0w0c1, h0w1c0, h0w1c1] -> columns (c, h, w).
+        let fc1 = try LayoutTransform.flattenHWCToLinear(h: 1, w: 2, c: 2).apply(try Tensor(shape: [4, 1], floats: [1, 2, 3, 4]), item: "fc1")
+        #expect(fc1.shape == [1, 4] && floats(fc1) == [1, 3, 2, 4])
+        // F16 data moves as 2-byte elements.
+        let h16 = try Tensor(dtype: .f16, shape: [2, 3], bytes: (0..<12).map { UInt8($0) })
+        let t16 = try Layout.permute(h16, [1, 0])
+        #expect(t16.bytes == [0, 1, 6, 7, 2, 3, 8, 9, 4, 5, 10, 11])
+        // Negative control: a transform that does not fit the shape is an error.
+        #expect(throws: ZooError.self) { try LayoutTransform.conv1x1ToLinear.apply(k, item: "k") }
+    }
+
+    @Test("Keras: every application's layers (tf_keras and Keras 3) map completely onto our Keras graphs, by layer order")
+    func kerasSpecs() throws {
+        let s = try specs()
+        var checked = 0
+        for api in ["tf_keras", "keras"] {
+            for (key, ref) in try #require(s[api]?.objectValue) {
+                let name = kerasArchName(key)
+                for (withClass, grouped) in [(true, false), (false, false), (false, true)] {
+                    var (records, layout) = kerasSpecLayout(ref["layers"]?.arrayValue ?? [], withClassNames: withClass)
+                    if grouped {
+                        // Keras 3 .weights.h5 keeps Keras's order only within each class: BatchNorms first, then Conv2D, ...
+                        let classes = (ref["layers"]?.arrayValue ?? []).map { $0.arrayValue?[1].stringValue ?? "" }
+                        layout.layers = zip(classes, layout.layers).enumerated().sorted { ($0.element.0, $0.offset) < ($1.element.0, $1.offset) }.map(\.element.1)
+                    }
+                    let r = try Mapping.kerasMapping(records: records, layout: layout, name: name)
+                    #expect(r.report.isComplete, "\(api) \(key) -> \(name) grouped \(grouped): \(r.report.lines.prefix(3))")
+                    #expect(r.config.classes == 1000 && r.config.includeTop)
+                    let spec = try r.config.parameterSpec()
+                    #expect(r.records.map(\.name) == spec.map(\.name))
+                    #expect(r.records.map(\.shape) == spec.map(\.shape))
+                }
+                // --arch auto picks the same architecture.
+                let (records, layout) = kerasSpecLayout(ref["layers"]?.arrayValue ?? [], withClassNames: true)
+                let auto = try Mapping.canonicalize(records: records, keras: layout, arch: "auto")
+                #expect(auto.config.name == name, "\(api) \(key): auto chose \(auto.config.name)")
+                checked += 1
+            }
+        }
+        #expect(checked == 38)
+    }
+
+    @Test("torchvision: every architecture's state_dict maps by identity; --arch auto recognises each")
+    func torchvisionSpecs() throws {
+        let s = try specs()
+        let expected: [String: (String, Int, Double)] = ["resnet18_c10": ("resnet18", 10, 1), "mobilenet_v2_w050": ("mobilenet_v2", 1000, 0.5),
+                                                         "mobilenet_v3_small_c19": ("mobilenet_v3_small", 19, 1)]
+        for (key, ref) in try #require(s["torchvision"]?.objectValue) {
+            let tensors = (ref["tensors"]?.arrayValue ?? []).map { t -> (String, [Int]) in
+                let a = t.arrayValue ?? []
+                return (a[0].stringValue ?? "", (a[1].arrayValue ?? []).compactMap(\.intValue))
+            }
+            let (name, classes, width) = expected[key] ?? (key, 1000, 1)
+            let r = try Mapping.canonicalize(records: shapeRecords(tensors), keras: nil, arch: "auto")
+            #expect(r.config.name == name && r.config.classes == classes && r.config.width == width && r.config.flavour == .torchvision,
+                    "\(key): auto chose \(r.config.name) \(r.config.flavour) classes \(r.config.classes) width \(r.config.width)")
+            #expect(r.records.map(\.name) == tensors.map(\.0))
+            #expect(r.metadata.architecture == name)
+            #expect((r.metadata.labels?.count ?? 0) == (classes == 1000 ? 1000 : 0))
+        }
+    }
+
+    @Test("torchvision round trip: native file loads into torchvision with strict=True, identical tensors; wrappers and module. prefixes")
+    func torchvisionRoundTrip() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var pythonArgs: [String] = []
+        for name in ["resnet18", "mobilenet_v2", "mobilenet_v3_small", "resnext50_32x4d"] {
+            let src = try TestSupport.fixture("arch/tv_\(name).safetensors")
+            let records = try SafetensorsFile(path: src).records
+            // 1. Plain state_dict.
+            let plain = try Mapping.canonicalize(records: records, keras: nil, arch: name)
+            #expect(plain.report.isComplete && plain.report.synthesized.isEmpty && plain.report.prefix == nil)
+            let out1 = dir.appendingPathComponent("\(name).safetensors").path
+            try NativeCheckpoint.write(plain.records, metadata: plain.metadata, to: out1, overwrite: true)
+            // 2. Wrapped: {"state_dict": DataParallel state_dict without num_batches_tracked, "optimizer": ...}.
+            var wrapped = records.filter { !$0.name.hasSuffix("num_batches_tracked") }.map { r -> TensorRecord in
+                var c = r; c.name = "state_dict.module." + r.name; return c
+            }
+            wrapped.append(TensorRecord(name: "optimizer.state.0.momentum_buffer", tensor: try Tensor(shape: [2], floats: [1, 2])))
+            let w = try Mapping.canonicalize(records: wrapped, keras: nil, arch: "auto")
+            #expect(w.config.name == name)
+            #expect(w.report.prefix == "state_dict.module.")
+            #expect(w.report.ignored == ["optimizer.state.0.momentum_buffer"])
+            #expect(w.report.synthesized.count == records.filter { $0.name.hasSuffix("num_batches_tracked") }.count && !w.report.synthesized.isEmpty)
+            #expect(w.report.notes.first?.hasPrefix("recognised as \(name)") == true)
+            let out2 = dir.appendingPathComponent("\(name)_wrapped.safetensors").path
+            try NativeCheckpoint.write(w.records, metadata: w.metadata, to: out2, overwrite: true)
+            // Native metadata: architecture, config, preprocessing, labels.
+            let native = try NativeCheckpoint(path: out1)
+            #expect(native.metadata.architecture == name)
+            #expect(native.metadata.labels?.count == 1000)
+            #expect(native.metadata.preprocessing?["mean"] != nil)
+            let cfg = try ArchitectureConfig(name: name, json: try #require(native.metadata.config))
+            #expect(cfg == plain.config)
+            pythonArgs += [name, src, out1, out2]
+        }
+        // torchvision loads every file strictly; tensors equal the source (num_batches_tracked 0 where synthesised).
+        let code = """
+        import sys, torch, torchvision
+        from safetensors.torch import load_file
+        args = sys.argv[1:]
+        for i in range(0, len(args), 4):
+            name, src, a, b = args[i:i + 4]
+            ref = load_file(src)
+            for path, nbt_zero in [(a, False), (b, True)]:
+                sd = load_file(path)
+                m = torchvision.models.get_model(name, weights=None)
+                m.load_state_dict(sd, strict=True)
+                for k, v in ref.items():
+                    w = sd[k]
+                    if k.endswith("num_batches_tracked") and nbt_zero:
+                        assert int(w) == 0 and w.dtype == torch.int64, k
+                    else:
+                        assert w.dtype == v.dtype and torch.equal(w, v), k
+            print("OK", name)
+        """
+        let res = try TestSupport.python(code, pythonArgs)
+        #expect(res.stdout.split(separator: "\n").filter { $0.hasPrefix("OK ") }.count == 4, "\(res.stdout) \(res.stderr.suffix(600))")
+    }
+
+    @Test("Keras VGG16 (tf_keras) converted: torchvision's VGG16 on the canonical weights reproduces Keras's logits; unpermuted fc1 does not")
+    func kerasVGGNumerics() throws {
+        let (records, layout) = try kerasFixture("vgg16_64px")
+        let r = try Mapping.canonicalize(records: records, keras: layout, arch: "vgg16")
+        let dir = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("vgg16_keras.safetensors").path
+        try NativeCheckpoint.write(r.records, metadata: r.metadata, to: out, overwrite: true)
+        let code = """
+        import sys, numpy as np, torch, torchvision
+        from safetensors.torch import load_file
+        path, xp, yp = sys.argv[1:4]
+        sd = load_file(path)
+        x = torch.from_numpy(np.load(xp)).permute(0, 3, 1, 2).contiguous()
+        ref = np.load(yp)
+        def run(sd):
+            m = torchvision.models.vgg16(weights=None)
+            m.avgpool = torch.nn.Identity()          # Keras flattens the 2x2 map directly
+            m.classifier[0] = torch.nn.Linear(2048, 4096)
+            m.load_state_dict(sd, strict=True)
+            m.eval()
+            with torch.no_grad():
+                y = m(x).numpy()
+            return float(np.abs(y - ref).max() / np.abs(ref).max())
+        good = run(sd)
+        bad = dict(sd)
+        bad["classifier.0.weight"] = sd["classifier.0.weight"].reshape(4096, 512, 2, 2).permute(0, 2, 3, 1).reshape(4096, 2048)
+        print("ERR", good, run(bad))
+        """
+        let res = try TestSupport.python(code, [out, try TestSupport.fixture("arch/keras_vgg16_64px_x.npy"), try TestSupport.fixture("arch/keras_vgg16_64px_y.npy")])
+        let parts = res.stdout.split(separator: " ").map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) }
+        let good = try #require(parts.count == 3 ? Double(parts[1]) : nil, "\(res.stdout) \(res.stderr.suffix(500))")
+        let bad = try #require(Double(parts[2]))
+        #expect(good < 1e-4, "max relative error \(good)")
+        #expect(bad > 1e-2, "negative control: fc1 in Keras's (h, w, c) order must not match (\(bad))")
+    }
+
+    @Test("zoo convert --arch: real .pth, tf_keras .h5 (weights and full model) and Keras 3 .weights.h5 give the canonical tensors")
+    func convertCommand() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // (file, expected architecture, the reference: canonical records from the same weights in safetensors + JSON layout)
+        let cases: [(String, String, () throws -> CanonicalCheckpoint)] = [
+            ("tv_mobilenet_v3_small_wrapped.pth", "mobilenet_v3_small", {
+                try Mapping.canonicalize(records: try SafetensorsFile(path: try TestSupport.fixture("arch/tv_mobilenet_v3_small.safetensors")).records,
+                                         keras: nil, arch: "mobilenet_v3_small") }),
+            ("keras_mobilenet_v1_025.h5", "mobilenet_v1_025", { let f = try kerasFixture("mobilenet_v1_025"); return try Mapping.canonicalize(records: f.records, keras: f.layout, arch: "mobilenet_v1_025") }),
+            ("keras_mobilenet_v1_050_notop.h5", "mobilenet_v1_050", { let f = try kerasFixture("mobilenet_v1_050_notop"); return try Mapping.canonicalize(records: f.records, keras: f.layout, arch: "mobilenet_v1_050") }),
+            ("keras_mobilenet_v2_035.weights.h5", "mobilenet_v2_035", { let f = try kerasFixture("mobilenet_v2_035"); return try Mapping.canonicalize(records: f.records, keras: f.layout, arch: "mobilenet_v2_035") }),
+            ("keras_mobilenet_v3_small.h5", "mobilenet_v3_small", { let f = try kerasFixture("mobilenet_v3_small"); return try Mapping.canonicalize(records: f.records, keras: f.layout, arch: "mobilenet_v3_small") }),
+            ("keras_mobilenet_v3_large_k3.weights.h5", "mobilenet_v3_large", { let f = try kerasFixture("mobilenet_v3_large_k3"); return try Mapping.canonicalize(records: f.records, keras: f.layout, arch: "mobilenet_v3_large") }),
+            ("keras_mobilenet_v2_050_head19_full.h5", "mobilenet_v2_050", { let f = try kerasFixture("mobilenet_v2_050_head19"); return try Mapping.canonicalize(records: f.records, keras: f.layout, arch: "mobilenet_v2_050") }),
+        ]
+        for (file, name, reference) in cases {
+            let src = try TestSupport.fixture("arch/\(file)")
+            for arch in ["auto", name] {
+                let out = dir.appendingPathComponent("\(file)_\(arch).safetensors").path
+                let r = try TestSupport.zoo(["convert", src, "--arch", arch, "-o", out])
+                #expect(r.status == 0, "\(file) --arch \(arch): \(r.stderr)")
+                if arch == "auto" { #expect(r.stderr.contains("recognised as \(name)"), "\(file): \(r.stderr)") }
+                let native = try NativeCheckpoint(path: out)
+                let ref = try reference()
+                #expect(native.metadata.architecture == name)
+                #expect(native.metadata.config.map { try? ArchitectureConfig(name: name, json: $0) } == ref.config, "\(file): config")
+                #expect(native.metadata.source?.sha256.count == 64)
+                #expect(native.file.entries.count == ref.records.count, "\(file): \(native.file.entries.count) tensors vs \(ref.records.count)")
+                for rec in ref.records {
+                    let t = try native.file.tensor(named: rec.name)
+                    #expect(t.bitwiseEqual(try rec.load()), "\(file): \(rec.name)")
+                }
+            }
+        }
+        // Errors: the wrong architecture (exit 2, names tensors); --allow-partial writes and keeps the report.
+        let src = try TestSupport.fixture("arch/keras_mobilenet_v2_035.weights.h5")
+        let out = dir.appendingPathComponent("partial.safetensors").path
+        let wrong = try TestSupport.zoo(["convert", src, "--arch", "mobilenet_v3_small", "-o", out])
+        #expect(wrong.status == 2 && wrong.stderr.contains("does not fit mobilenet_v3_small") && wrong.stderr.contains("missing: features."), "\(wrong.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: out))
+        let width = try TestSupport.zoo(["convert", src, "--arch", "mobilenet_v2", "-o", out + "w"])
+        #expect(width.status == 0 && width.stderr.contains("width 0.35 read from the tensors"), "\(width.stderr)")
+        let partial = try TestSupport.zoo(["convert", src, "--arch", "mobilenet_v3_small", "--allow-partial", "-o", out])
+        #expect(partial.status == 0 && partial.stderr.contains("partial:"))
+        #expect(try NativeCheckpoint(path: out).metadata.report?["mismatched"]?.arrayValue?.isEmpty == false)
+        let noArch = try TestSupport.zoo(["convert", src, "--allow-partial", "-o", out + "2"])
+        #expect(noArch.status == 1)
+        let torchOnly = try TestSupport.zoo(["convert", src, "--arch", "resnet18", "-o", out + "3"])
+        #expect(torchOnly.status == 2 && torchOnly.stderr.contains("no Keras flavour"))
+    }
+
+    @Test("Validation lists missing, unexpected and mismatched tensors by name with both shapes; --allow-partial keeps the report")
+    func validation() throws {
+        let records = try SafetensorsFile(path: try TestSupport.fixture("arch/tv_resnet18.safetensors")).records
+        var broken = records.filter { $0.name != "layer1.0.conv1.weight" }
+        broken.append(TensorRecord(name: "extra.weight", tensor: try Tensor(shape: [1], floats: [0])))
+        let badBias = TensorRecord(name: "fc.bias", tensor: try Tensor(zeros: .f32, shape: [999]))
+        broken = broken.map { $0.name == "fc.bias" ? badBias : $0 }
+        do {
+            _ = try Mapping.canonicalize(records: broken, keras: nil, arch: "resnet18")
+            Issue.record("a broken checkpoint must not convert strictly")
+        } catch let e as ZooError {
+            #expect(e.kind == .mismatch)
+            #expect(e.message.contains("missing: layer1.0.conv1.weight [64, 64, 3, 3]"))
+            #expect(e.message.contains("unexpected: extra.weight [1]"))
+            // fc.weight says 1000 classes, fc.bias has 999.
+            #expect(e.message.contains("fc.bias expects [1000], fc.bias has [999]"), "\(e.message)")
+        }
+        let partial = try Mapping.canonicalize(records: broken, keras: nil, arch: "resnet18", allowPartial: true)
+        #expect(!partial.report.isComplete)
+        #expect(partial.metadata.report?["missing"]?.arrayValue?.count == 1)
+        #expect(partial.records.count == records.count - 2)
+        // The wrong architecture is a mismatch too.
+        #expect(throws: ZooError.self) { try Mapping.canonicalize(records: records, keras: nil, arch: "resnet34") }
+        #expect(throws: ZooError.self) { try Mapping.canonicalize(records: records, keras: nil, arch: "nosuchnet") }
+    }
+
+    @Test("Keras files: real tf_keras / Keras 3 weights map with the right layouts (checked element by element)")
+    func kerasFiles() throws {
+        let cases: [(String, String, Int, Bool)] = [
+            ("resnet50", "resnet50", 1000, true), ("vgg16_64px", "vgg16", 1000, true), ("mobilenet_v1_025", "mobilenet_v1_025", 1000, true),
+            ("mobilenet_v1_050_notop", "mobilenet_v1_050", 1000, false), ("mobilenet_v2_035", "mobilenet_v2_035", 1000, true),
+            ("mobilenet_v3_small", "mobilenet_v3_small", 1000, true), ("mobilenet_v3_large_k3", "mobilenet_v3_large", 1000, true),
+            ("mobilenet_v2_050_head19", "mobilenet_v2_050", 19, true),
+        ]
+        for (fixture, name, classes, top) in cases {
+            let (records, layout) = try kerasFixture(fixture)
+            let r = try Mapping.canonicalize(records: records, keras: layout, arch: name)
+            #expect(r.report.isComplete, "\(fixture): \(r.report.lines.prefix(4))")
+            #expect(r.config.classes == classes && r.config.includeTop == top, "\(fixture): \(r.config.classes) classes, top \(r.config.includeTop)")
+            let auto = try Mapping.canonicalize(records: records, keras: layout, arch: "auto")
+            #expect(auto.config.name == name, "\(fixture): auto chose \(auto.config.name)")
+            #expect(r.metadata.config?["flavour"]?.stringValue == "keras")
+            let src = Dictionary(uniqueKeysWithValues: records.map { ($0.name, $0) })
+            for c in r.records {
+                guard let sname = c.details.first(where: { $0.0 == "source" })?.1.stringValue, let s = src[sname] else {
+                    #expect(c.name.hasSuffix("num_batches_tracked"), "\(c.name) has a source"); continue
+                }
+                let a = floats(try s.load()), b = floats(try c.load())
+                #expect(a.count == b.count)
+                let ss = s.shape, cs = c.shape
+                // Independent index formulas for each layout.
+                var ok = true
+                if cs.count == 4 && ss.count == 4 {
+                    if cs[1] == 1 && ss[3] == 1 && ss[2] == cs[0] && cs[0] > 1 {     // depthwise (h, w, c, 1) -> (c, 1, h, w)
+                        for ch in stride(from: 0, to: cs[0], by: max(1, cs[0] / 7)) { for y in 0..<cs[2] { for x in 0..<cs[3] {
+                            ok = ok && b[(ch * cs[2] + y) * cs[3] + x] == a[(y * ss[1] + x) * ss[2] + ch]
+                        } } }
+                    } else {                                                         // (h, w, i, o) -> (o, i, h, w)
+                        for o in stride(from: 0, to: cs[0], by: max(1, cs[0] / 5)) { for i in stride(from: 0, to: cs[1], by: max(1, cs[1] / 5)) {
+                            for y in 0..<cs[2] { for x in 0..<cs[3] {
+                                ok = ok && b[((o * cs[1] + i) * cs[2] + y) * cs[3] + x] == a[((y * ss[1] + x) * ss[2] + i) * ss[3] + o]
+                            } }
+                        } }
+                    }
+                } else if cs.count == 2 {
+                    let fin = cs[1], fout = cs[0]
+                    let vggFC1 = c.name == "classifier.0.weight" && name.hasPrefix("vgg")
+                    let hw = fin / 512
+                    for o in stride(from: 0, to: fout, by: max(1, fout / 5)) { for i in stride(from: 0, to: fin, by: max(1, fin / 37)) {
+                        var row = i
+                        if vggFC1 { let ch = i / hw, p = i % hw; row = p * 512 + ch }     // canonical column (c, h, w) <- Keras row (h, w, c)
+                        ok = ok && b[o * fin + i] == a[row * fout + o]
+                    } }
+                } else {
+                    ok = a == b
+                }
+                #expect(ok, "\(fixture): \(c.name) from \(sname) \(ss) -> \(cs)")
+            }
+        }
+        // The VGG at 64 px flattens a 2x2 map: fc1 has 2048 inputs and the config records it.
+        let (vr, vl) = try kerasFixture("vgg16_64px")
+        let v = try Mapping.canonicalize(records: vr, keras: vl, arch: "vgg16")
+        #expect(v.config.flattenSize == [2, 2])
+        // Negative control: a Keras file under an architecture it is not.
+        let (mr, ml) = try kerasFixture("mobilenet_v2_035")
+        #expect(throws: ZooError.self) { try Mapping.canonicalize(records: mr, keras: ml, arch: "mobilenet_v3_small") }
+        // The width is read off the tensors: `mobilenet_v2` (or another width) accepts alpha-0.35 weights and says so.
+        let sibling = try Mapping.canonicalize(records: mr, keras: ml, arch: "mobilenet_v2")
+        #expect(sibling.config.name == "mobilenet_v2_035" && sibling.config.width == 0.35)
+        #expect(sibling.report.notes.first == "width 0.35 read from the tensors: mobilenet_v2_035")
+        #expect(throws: ZooError.self) { try Mapping.canonicalize(records: mr, keras: ml, arch: "resnet18") }
+    }
+}
+
+func kerasArchName(_ key: String) -> String {
+    let parts = key.split(separator: "_")
+    let alpha = parts.count > 1 ? Double(parts[1]) ?? 1 : 1
+    let suffix = alpha == 1 ? "" : "_" + String(format: "%03d", Int((alpha * 100).rounded()))
+    switch String(parts[0]) {
+    case "ResNet50": return "resnet50"
+    case "ResNet101": return "resnet101"
+    case "ResNet152": return "resnet152"
+    case "VGG16": return "vgg16"
+    case "VGG19": return "vgg19"
+    case "MobileNet": return "mobilenet_v1" + suffix
+    case "MobileNetV2": return "mobilenet_v2" + suffix
+    case "MobileNetV3Large": return "mobilenet_v3_large" + suffix
+    default: return "mobilenet_v3_small" + suffix
+    }
+}

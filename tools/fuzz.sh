@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Fuzzes ModelZoo's readers with libFuzzer (docs/security.md).
+#
+#   tools/fuzz.sh [--smoke] [--seconds N] [--jobs-log FILE] [TARGET...]
+#
+# Builds the `zoo-fuzz` product with -sanitize=fuzzer,address into .build-fuzz, then runs each
+# target (all by default; `zoo-fuzz --list` names them) for FUZZ_SECONDS (default 600) or, with
+# --smoke, SMOKE_SECONDS (default 20). Corpora: .cache/fuzz/corpus/<target> (grown by the run),
+# seeded from Tests/Fixtures/fuzz-seeds/<target>, Tests/Fixtures/fuzz-regressions/<target> and the
+# fixture generators' outputs in .cache/fixtures. Crashes, leaks, timeouts (> 10 s per input) and
+# oversized allocations (> 1 GB for a single malloc) are findings: the input is saved under
+# .cache/fuzz/artifacts/<target>/ and the script exits 1. Copy it into
+# Tests/Fixtures/fuzz-regressions/<target>/ once fixed: the Swift tests replay that folder.
+# A summary (target, seconds, executions, coverage) is appended to .cache/fuzz/runs.log.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+cd "$root"
+
+seconds=${FUZZ_SECONDS:-600}
+smoke=0
+targets=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --smoke) smoke=1; seconds=${SMOKE_SECONDS:-20} ;;
+    --seconds) shift; seconds=$1 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) targets+=("$1") ;;
+  esac
+  shift
+done
+
+fixtures=${ZOO_FIXTURES:-$root/.cache/fixtures}
+work=$root/.cache/fuzz
+scratch=${ZOO_FUZZ_SCRATCH:-$root/.build-fuzz}
+mkdir -p "$work"
+
+echo "fuzz: building zoo-fuzz with -sanitize=fuzzer,address ($scratch)" >&2
+build_start=$(date +%s)
+if ! swift build -c debug --product zoo-fuzz --scratch-path "$scratch" \
+      -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library -Xswiftc -DZOO_LIBFUZZER \
+      > "$work/build.log" 2>&1; then
+  grep -v "Cannot export local symbol" "$work/build.log" | tail -40 >&2
+  echo "fuzz: build failed (full log: $work/build.log)" >&2
+  exit 2
+fi
+echo "fuzz: built in $(( $(date +%s) - build_start ))s" >&2
+bin=$scratch/debug/zoo-fuzz
+
+if [ ${#targets[@]} -eq 0 ]; then
+  mapfile -t targets < <("$bin" --zoo-list-targets 2>/dev/null)
+fi
+if [ ${#targets[@]} -eq 0 ]; then echo "fuzz: no targets" >&2; exit 2; fi
+
+# Fixture files used as seeds for a target (name patterns), small ones only.
+seed_patterns() {
+  case "$1" in
+    safetensors) echo "*.safetensors" ;;
+    json) echo "*.json" ;;
+    npy) echo "*.npy" ;;
+    pickle) echo "*.pkl" ;;
+    zip) echo "*.pt *.pth *.zip" ;;
+    torch) echo "*.pt *.pth *.tar" ;;
+    hdf5) echo "*.h5 *.hdf5" ;;
+    image) echo "*.jpg *.jpeg *.png" ;;
+    *) echo "" ;;
+  esac
+}
+
+collect_seeds() { # target dest
+  local t=$1 dest=$2 n=0
+  mkdir -p "$dest"
+  for d in "Tests/Fixtures/fuzz-seeds/$t" "Tests/Fixtures/fuzz-regressions/$t"; do
+    [ -d "$d" ] && cp -f "$d"/* "$dest"/ 2>/dev/null
+  done
+  # Generated fixtures and the importers' committed (often hostile) fixtures.
+  for src in "$fixtures" Tests/Fixtures; do
+    [ -d "$src" ] || continue
+    for pat in $(seed_patterns "$t"); do
+      while IFS= read -r -d '' f; do
+        case "$f" in */fuzz-seeds/*|*/fuzz-regressions/*) continue ;; esac
+        cp -f "$f" "$dest/fixture-$(echo "$f" | sha1sum | cut -c1-12)-$(basename "$f")"
+        n=$((n + 1))
+        [ $n -ge 300 ] && break
+      done < <(find "$src" -type f -name "$pat" -size -256k -print0 2>/dev/null)
+    done
+  done
+}
+
+status=0
+log=$work/runs.log
+started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+printf '%-12s %8s %12s %8s %8s %10s  %s\n' target seconds executions cov ft corpus result >&2
+for t in "${targets[@]}"; do
+  corpus=$work/corpus/$t
+  seeds=$work/seeds/$t
+  artifacts=$work/artifacts/$t
+  rm -rf "$seeds"; collect_seeds "$t" "$seeds"
+  mkdir -p "$corpus" "$artifacts"
+  out=$work/$t.log
+  dict=()
+  [ -f "$here/fuzz/$t.dict" ] && dict=(-dict="$here/fuzz/$t.dict")
+  ZOO_FUZZ_TARGET=$t ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=0} \
+    "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=3072 -malloc_limit_mb=1024 \
+      -print_final_stats=1 "${dict[@]}" -artifact_prefix="$artifacts/" "$corpus" "$seeds" > "$out" 2>&1
+  rc=$?
+  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$out" | grep -o '[0-9]*$' | tail -1)
+  done_line=$(grep -E '^#[0-9]+[[:space:]]+(DONE|pulse|NEW|REDUCE|INITED)' "$out" | tail -1)
+  cov=$(echo "$done_line" | grep -o 'cov: [0-9]*' | grep -o '[0-9]*')
+  ft=$(echo "$done_line" | grep -o 'ft: [0-9]*' | grep -o '[0-9]*')
+  corp=$(echo "$done_line" | grep -o 'corp: [0-9]*/[0-9A-Za-z]*' | cut -d' ' -f2)
+  if [ $rc -eq 0 ]; then result=ok; else result="FINDING (exit $rc)"; status=1; fi
+  printf '%-12s %8s %12s %8s %8s %10s  %s\n' "$t" "$seconds" "${execs:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "$result" >&2
+  echo "$started $t seconds=$seconds executions=${execs:-?} cov=${cov:-?} ft=${ft:-?} corpus=${corp:-?} result=$result" >> "$log"
+  if [ $rc -ne 0 ]; then
+    grep -E "FINDING|ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|Fatal error|SUMMARY|Test unit written|deadly signal" "$out" | head -12 >&2
+    echo "fuzz: $t: full log $out; inputs in $artifacts/ (copy to Tests/Fixtures/fuzz-regressions/$t/ when fixed)" >&2
+  fi
+done
+exit $status
