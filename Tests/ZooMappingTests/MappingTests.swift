@@ -116,6 +116,38 @@ struct MappingTests {
         #expect(checked == 38)
     }
 
+    @Test("Keras full models with a custom GAP -> Dense(n) head on VGG16 and MobileNetV3 map to head.weight / head.bias")
+    func kerasCustomHeads() throws {
+        let s = try specs()
+        for (api, key, name, drop, channels) in [("tf_keras", "VGG16", "vgg16", 3, 512), ("keras", "MobileNetV3Small_1", "mobilenet_v3_small", 2, 576),
+                                                  ("tf_keras", "MobileNetV3Large_0.75", "mobilenet_v3_large_075", 2, 720)] {
+            var layers = try #require(s[api]?[key]?["layers"]?.arrayValue)
+            layers.removeLast(drop)
+            layers.append(.array([.string("dense"), .string("Dense"), .array([
+                .array([.string("dense/kernel:0"), .array([.int(Int64(channels)), .int(19)])]),
+                .array([.string("dense/bias:0"), .array([.int(19)])]),
+            ])]))
+            for withClass in [true, false] {
+                let (records, layout) = kerasSpecLayout(layers, withClassNames: withClass)
+                for arch in ["auto", name] {
+                    let r = try Mapping.canonicalize(records: records, keras: layout, arch: arch)
+                    #expect(r.config.name == name && r.config.head == .linear && r.config.classes == 19, "\(key) \(arch): \(r.config.name) \(r.config.head)")
+                    #expect(r.records.suffix(2).map(\.name) == ["head.weight", "head.bias"])
+                    #expect(r.records.suffix(2).map(\.shape) == [[19, channels], [19]])
+                    #expect(try r.config.graph().shapes(height: 224, width: 224).last == [19])
+                    let back = try ArchitectureConfig(name: name, json: try #require(r.metadata.config))
+                    #expect(back == r.config)
+                }
+            }
+        }
+        // Negative control: the standard head is not mistaken for a custom one, and ResNet refuses head "linear".
+        let (records, layout) = kerasSpecLayout(try #require(s["keras"]?["MobileNetV3Small_1"]?["layers"]?.arrayValue), withClassNames: false)
+        #expect(try Mapping.canonicalize(records: records, keras: layout, arch: "auto").config.head == .standard)
+        var bad = try Architectures.preset("resnet50")
+        bad.head = .linear
+        #expect(throws: ZooError.self) { try bad.graph() }
+    }
+
     @Test("torchvision: every architecture's state_dict maps by identity; --arch auto recognises each")
     func torchvisionSpecs() throws {
         let s = try specs()
