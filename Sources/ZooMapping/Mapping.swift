@@ -365,6 +365,23 @@ public enum Mapping {
         return .other
     }
 
+    /// The fixed (h, w) of a Keras model config's input layer (`batch_input_shape` / `batch_shape` [None, h, w, c]), if any.
+    public static func staticInputShape(_ config: JSONValue, depth: Int = 0) -> [Int]? {
+        guard depth < 16 else { return nil }
+        switch config {
+        case .object(let members):
+            for (k, v) in members where k == "batch_input_shape" || k == "batch_shape" {
+                if let a = v.arrayValue, a.count == 4, let h = a[1].intValue, let w = a[2].intValue, h > 0, w > 0 { return [h, w] }
+                return nil
+            }
+            for (_, v) in members { if let r = staticInputShape(v, depth: depth + 1) { return r } }
+        case .array(let items):
+            for v in items { if let r = staticInputShape(v, depth: depth + 1) { return r } }
+        default: break
+        }
+        return nil
+    }
+
     /// The short Keras name of a weight (`conv1/kernel:0` -> `kernel`, `vars/0` -> nil).
     static func weightRole(_ name: String) -> String? {
         var base = name
@@ -411,6 +428,13 @@ public enum Mapping {
         }
         var config = try Architectures.preset(name, flavour: .keras)
         config.head = head
+        // Keras's MobileNetV3 pads its stride-2 depthwise convolutions with `correct_pad`, which follows TF "same"
+        // when the model was built for a fixed input size and is fixed (k/2-1, k/2) otherwise. A full-model file says which.
+        var staticInput: [Int]?
+        if config.family == .mobilenetV3, let mc = layout.modelConfig, let shape = staticInputShape(mc) {
+            config.stridedPadding = .tfSame
+            staticInput = shape
+        }
         if head == .linear { config.flattenSize = nil }
         // Classes from the classifier: the last Dense, or (MobileNet v1/V3) the last 1x1 conv with a bias.
         if let last = queues[.dense]?.last, let k = last.tensors.first, k.shape.count == 2 {
@@ -436,6 +460,7 @@ public enum Mapping {
         var report = MappingReport(architecture: name, flavour: .keras, source: "keras")
         report.unexpected = unexpected
         if !config.includeTop { report.notes.append("Keras file without the classifier (no top): backbone only") }
+        if let staticInput { report.notes.append("model built for a fixed \(staticInput[0])x\(staticInput[1]) input: stride-2 padding is TF \"same\"") }
         if head == .linear { report.notes.append("custom head: global average pooling -> Dense(\(config.classes)), stored as head.weight / head.bias") }
         let spec = config.includeTop ? graph.parameterSpec : graph.parameterSpec.filter { $0.node < graph.headStart }
         var specByNode: [Int: [ParameterSpec]] = [:]

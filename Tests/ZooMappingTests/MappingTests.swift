@@ -148,6 +148,22 @@ struct MappingTests {
         #expect(throws: ZooError.self) { try bad.graph() }
     }
 
+    @Test("Keras MobileNetV3 built for a fixed input size pads like TF same; built without one, with correct_pad's fixed rule")
+    func kerasV3StaticInput() throws {
+        let s = try specs()
+        let (records, layout) = kerasSpecLayout(try #require(s["tf_keras"]?["MobileNetV3Small_1"]?["layers"]?.arrayValue), withClassNames: false)
+        #expect(try Mapping.canonicalize(records: records, keras: layout, arch: "mobilenet_v3_small").config.stridedPadding == .correctPad)
+        var full = layout
+        let input: JSONValue = .object([("class_name", .string("InputLayer")), ("config", .object([("batch_input_shape", .array([.null, .int(225), .int(225), .int(3)]))]))])
+        full.modelConfig = .object([("class_name", .string("Functional")), ("config", .object([("layers", .array([input]))]))])
+        let r = try Mapping.canonicalize(records: records, keras: full, arch: "mobilenet_v3_small")
+        #expect(r.config.stridedPadding == .tfSame)
+        #expect(r.report.notes.contains { $0.contains("fixed 225x225 input") })
+        var dynamic = layout
+        dynamic.modelConfig = .object([("config", .object([("layers", .array([.object([("config", .object([("batch_shape", .array([.null, .null, .null, .int(3)]))]))])]))]))])
+        #expect(try Mapping.canonicalize(records: records, keras: dynamic, arch: "mobilenet_v3_small").config.stridedPadding == .correctPad)
+    }
+
     @Test("torchvision: every architecture's state_dict maps by identity; --arch auto recognises each")
     func torchvisionSpecs() throws {
         let s = try specs()
