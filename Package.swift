@@ -30,7 +30,7 @@ let package = Package(
         .target(name: "ZooFormats", dependencies: ["ZooTensor"]),
         // Importers.
         .target(name: "ZooPyTorch", dependencies: ["ZooTensor", "ZooFormats", "CZlib"]),
-        .target(name: "ZooHDF5", dependencies: ["ZooTensor", "ZooFormats", "CHDF5"]),
+        .target(name: "ZooHDF5", dependencies: ["ZooTensor", "ZooFormats", "CHDF5", "CZlib"]),
         // Architecture definitions and the catalogue.
         .target(name: "ZooArchitectures", dependencies: ["ZooTensor"]),
         // Source names -> canonical names.
@@ -55,7 +55,7 @@ let package = Package(
         ]),
         // Fuzzing (docs/security.md): the targets as a library (replayed by the tests) and the
         // libFuzzer / replay executable. Sanitizer flags are given on the command line by tools/fuzz.sh.
-        .target(name: "ZooFuzzTargets", dependencies: ["ZooTensor", "ZooFormats"]),
+        .target(name: "ZooFuzzTargets", dependencies: ["ZooTensor", "ZooFormats", "ZooPyTorch", "ZooHDF5", "ZooImages"]),
         .executableTarget(name: "ZooFuzz", dependencies: ["ZooFuzzTargets"]),
 
         // Tests. ZooTestSupport finds the repository, the fixtures and the Python reference environment.
@@ -70,7 +70,7 @@ let package = Package(
         ]),
         .testTarget(name: "ZooImagesTests", dependencies: ["ZooImages", "ZooTensor", "ZooTestSupport", "CJPEG"]),
         .testTarget(name: "ZooFetchTests", dependencies: ["ZooFetch", "ZooTensor", "ZooTestSupport"]),
-        .testTarget(name: "HardeningTests", dependencies: ["ZooFuzzTargets", "ZooTensor", "ZooFormats", "ZooTestSupport"]),
+        .testTarget(name: "HardeningTests", dependencies: ["ZooFuzzTargets", "ZooTensor", "ZooFormats", "ZooPyTorch", "ZooTestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["ZooTensor", "ZooFormats", "ZooTestSupport"]),
         .testTarget(name: "ZooPyTorchTests", dependencies: ["ZooPyTorch", "ZooTensor", "ZooFormats", "ZooTestSupport"]),
         .testTarget(name: "ZooHDF5Tests", dependencies: [

@@ -59,12 +59,10 @@ seed_patterns() {
     json) echo "*.json" ;;
     npy) echo "*.npy" ;;
     pickle) echo "*.pkl" ;;
-    zip|torchscript) echo "*.pt *.pth *.zip" ;;
-    torch|legacy) echo "*.pt *.pth *.tar *.bin" ;;
+    zip) echo "*.pt *.pth *.zip" ;;
+    torch) echo "*.pt *.pth *.tar" ;;
     hdf5) echo "*.h5 *.hdf5" ;;
-    jpeg) echo "*.jpg *.jpeg" ;;
-    png) echo "*.png" ;;
-    image|images) echo "*.jpg *.jpeg *.png" ;;
+    image) echo "*.jpg *.jpeg *.png" ;;
     *) echo "" ;;
   esac
 }
@@ -75,15 +73,18 @@ collect_seeds() { # target dest
   for d in "Tests/Fixtures/fuzz-seeds/$t" "Tests/Fixtures/fuzz-regressions/$t"; do
     [ -d "$d" ] && cp -f "$d"/* "$dest"/ 2>/dev/null
   done
-  if [ -d "$fixtures" ]; then
+  # Generated fixtures and the importers' committed (often hostile) fixtures.
+  for src in "$fixtures" Tests/Fixtures; do
+    [ -d "$src" ] || continue
     for pat in $(seed_patterns "$t"); do
       while IFS= read -r -d '' f; do
+        case "$f" in */fuzz-seeds/*|*/fuzz-regressions/*) continue ;; esac
         cp -f "$f" "$dest/fixture-$(echo "$f" | sha1sum | cut -c1-12)-$(basename "$f")"
         n=$((n + 1))
-        [ $n -ge 200 ] && break
-      done < <(find "$fixtures" -type f -name "$pat" -size -256k -print0 2>/dev/null)
+        [ $n -ge 300 ] && break
+      done < <(find "$src" -type f -name "$pat" -size -256k -print0 2>/dev/null)
     done
-  fi
+  done
 }
 
 status=0

@@ -24,7 +24,7 @@ public enum FuzzTargets {
     }
 
     /// Every target, in the order `make fuzz` runs them.
-    public static var all: [Target] { core }
+    public static var all: [Target] { core + importers }
 
     /// The targets over ZooTensor and ZooFormats.
     static let core: [Target] = [

@@ -1,0 +1,79 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import ZooFormats
+import ZooHDF5
+import ZooImages
+import ZooPyTorch
+import ZooTensor
+
+/// The importer targets: pickle VM, zip reader, PyTorch importer (zip / legacy / TorchScript),
+/// HDF5 through libhdf5, and the image decoders.
+///
+/// Limits a user gets by default are kept, except the byte caps for decompression and
+/// expansion, lowered so that a fuzz input (at most a few hundred KB) cannot legitimately ask
+/// for more than libFuzzer's per-allocation limit: a larger allocation is then a finding.
+extension FuzzTargets {
+    static let importers: [Target] = [
+        Target(name: "pickle", summary: "PickleMachine (protocols 0-5) over raw pickle bytes, persistent ids echoed", body: pickle),
+        Target(name: "zip", summary: "ZipArchive: central directory, local headers, every record read (stored or inflated, CRC checked)", body: zip),
+        Target(name: "torch", summary: "PyTorchImporter (zip, legacy, TorchScript), every tensor gathered and loaded", body: torch),
+        Target(name: "hdf5", summary: "HDF5File + HDF5Importer through libhdf5 (input written to a temporary file), every dataset loaded", body: hdf5),
+        Target(name: "image", summary: "ImageDecoder (JPEG via libjpeg-turbo, PNG via libpng) with EXIF orientation", body: image),
+    ]
+
+    static let smallCaps = 64 << 20
+
+    static let pickle: @Sendable (UnsafeRawBufferPointer) throws -> Void = { bytes in
+        let machine = PickleMachine()
+        defer { machine.release() }
+        machine.persistentLoad = { $0 }
+        var reader = ByteReader(bytes)
+        _ = try machine.load(&reader)
+    }
+
+    static let zip: @Sendable (UnsafeRawBufferPointer) throws -> Void = { bytes in
+        let file = MappedFile(copying: bytes, path: "fuzz.zip")
+        let archive = try ZipArchive(file: file, options: .init(verifyCRC: true, maxInflatedBytes: smallCaps))
+        for entry in archive.entries {
+            let storage = try archive.storage(of: entry)
+            guard storage.count == entry.uncompressedSize else {
+                throw PropertyViolation(description: "\(entry.name): read \(storage.count) bytes, entry says \(entry.uncompressedSize)")
+            }
+        }
+    }
+
+    static let torch: @Sendable (UnsafeRawBufferPointer) throws -> Void = { bytes in
+        let file = MappedFile(copying: bytes, path: "fuzz.pt")
+        let options = PyTorchImporter.Options(maxExpandedBytes: smallCaps, maxInflatedBytes: smallCaps)
+        try consume(try PyTorchImporter.read(file, options: options))
+    }
+
+    /// libhdf5 reads files only: each input goes to one per-process temporary file.
+    static let hdf5Path: String = {
+        let dir = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+        return "\(dir)/zoo-fuzz-hdf5-\(getpid()).h5"
+    }()
+
+    static let hdf5: @Sendable (UnsafeRawBufferPointer) throws -> Void = { bytes in
+        let path = hdf5Path
+        guard let f = fopen(path, "wb") else { throw ZooError(.io, "cannot write", file: path) }
+        let written = bytes.isEmpty ? 0 : fwrite(bytes.baseAddress, 1, bytes.count, f)
+        fclose(f)
+        defer { unlink(path) }
+        guard written == bytes.count else { throw ZooError(.io, "short write", file: path) }
+        let file = try HDF5File(path: path)
+        try consume(try HDF5Importer.imported(file))
+    }
+
+    static let image: @Sendable (UnsafeRawBufferPointer) throws -> Void = { bytes in
+        let limits = ImageLimits(maxPixels: 1 << 22, maxFileBytes: 1 << 24, maxJPEGScans: 1000)
+        let img = try ImageDecoder.decode(bytes: bytes, limits: limits)
+        guard img.width > 0, img.height > 0, img.width * img.height <= limits.maxPixels,
+              img.pixels.count == img.width * img.height * 3 else {
+            throw PropertyViolation(description: "decoded \(img.width)x\(img.height) with \(img.pixels.count) bytes")
+        }
+    }
+}
