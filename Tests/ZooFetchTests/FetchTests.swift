@@ -269,6 +269,23 @@ final class ProgressLog: @unchecked Sendable {
         #expect(!FileManager.default.fileExists(atPath: dest3) && !FileManager.default.fileExists(atPath: dest3 + ".part"))
     }
 
+    @Test func concurrentDownloadsOfOneFileAreRefused() throws {
+        let server = try RangeServer()
+        _ = try server.serve("weights.bin", count: 10_000)
+        let out = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: out) }
+        let dest = out.appendingPathComponent("w.bin").path
+        // Another process holds the lock (flock is per open file, so a second open here conflicts).
+        let fd = open(dest + ".part", O_RDWR | O_CREAT, 0o644)
+        #expect(fd >= 0)
+        #expect(flock(fd, LOCK_EX | LOCK_NB) == 0)
+        let error = try #require(throws: ZooError.self) { try fast.download(server.url("/files/weights.bin"), to: dest, checksum: nil) }
+        #expect(error.description.contains("another process"), "\(error)")
+        close(fd)
+        #expect(try fast.download(server.url("/files/weights.bin"), to: dest, checksum: nil).bytes == 10_000)
+        #expect(files(in: out) == ["w.bin"])
+    }
+
     @Test func cacheFolderFollowsTheEnvironment() throws {
         #expect(try ModelCache.defaultRoot(environment: ["ZOO_HOME": "/z", "XDG_CACHE_HOME": "/x", "HOME": "/h"]) == "/z")
         #expect(try ModelCache.defaultRoot(environment: ["XDG_CACHE_HOME": "/x", "HOME": "/h"]) == "/x/modelzoo")
