@@ -30,7 +30,7 @@ let package = Package(
         .target(name: "ZooFormats", dependencies: ["ZooTensor"]),
         // Importers.
         .target(name: "ZooPyTorch", dependencies: ["ZooTensor", "ZooFormats", "CZlib"]),
-        .target(name: "ZooHDF5", dependencies: ["ZooTensor", "ZooFormats", "CHDF5"]),
+        .target(name: "ZooHDF5", dependencies: ["ZooTensor", "ZooFormats", "CHDF5", "CZlib"]),
         // Architecture definitions and the catalogue.
         .target(name: "ZooArchitectures", dependencies: ["ZooTensor"]),
         // Source names -> canonical names.
@@ -68,7 +68,7 @@ let package = Package(
         .testTarget(name: "ZooRuntimeTests", dependencies: [
             "ZooRuntime", "ZooKernels", "ZooArchitectures", "ZooFormats", "ZooTensor", "ZooTestSupport",
         ]),
-        .testTarget(name: "ZooImagesTests", dependencies: ["ZooImages", "ZooTensor", "ZooTestSupport"]),
+        .testTarget(name: "ZooImagesTests", dependencies: ["ZooImages", "ZooTensor", "ZooTestSupport", "CJPEG"]),
         .testTarget(name: "ZooFetchTests", dependencies: ["ZooFetch", "ZooTensor", "ZooTestSupport"]),
         .testTarget(name: "HardeningTests", dependencies: ["ZooFuzzTargets", "ZooTensor", "ZooFormats", "ZooPyTorch", "ZooTestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["ZooTensor", "ZooFormats", "ZooTestSupport"]),

@@ -166,3 +166,73 @@ static inline void zoo_jpeg_decode(const unsigned char *data, unsigned long size
     result->pixels = pixels;
     jpeg_destroy_decompress(&cinfo);
 }
+
+/** Result of zoo_jpeg_encode; `data` is malloc'd by libjpeg's memory destination (free it with zoo_jpeg_free). */
+typedef struct {
+    int status;                 /* 0 ok, 1 libjpeg error */
+    char message[JMSG_LENGTH_MAX];
+    unsigned char *data;
+    unsigned long size;
+} zoo_jpeg_encoded;
+
+typedef struct {
+    struct jpeg_error_mgr pub;
+    jmp_buf jump;
+    zoo_jpeg_encoded *result;
+} zoo_jpeg_encode_error_mgr;
+
+static void zoo_jpeg_encode_error_exit(j_common_ptr cinfo) {
+    zoo_jpeg_encode_error_mgr *err = (zoo_jpeg_encode_error_mgr *)cinfo->err;
+    err->result->status = 1;
+    (*err->pub.format_message)(cinfo, err->result->message);
+    longjmp(err->jump, 1);
+}
+
+/**
+ * Encodes interleaved 8-bit pixels (components 1, 3 or 4; in_color_space a J_COLOR_SPACE such as
+ * JCS_RGB or JCS_CMYK) as a JPEG stored in jpeg_color_space (e.g. JCS_YCbCr, JCS_YCCK: libjpeg
+ * writes the Adobe marker for CMYK/YCCK). Used to make test files Pillow cannot write (YCCK) and
+ * by tools; errors come back in `status`/`message` the same way as for decoding.
+ */
+static inline void zoo_jpeg_encode(const unsigned char *pixels, unsigned int width, unsigned int height, int components,
+                                   int in_color_space, int jpeg_color_space, int quality, int progressive,
+                                   zoo_jpeg_encoded *result) {
+    struct jpeg_compress_struct cinfo;
+    zoo_jpeg_encode_error_mgr err;
+    unsigned char *volatile out = NULL;
+    unsigned long out_size = 0;
+
+    memset(result, 0, sizeof(*result));
+    memset(&cinfo, 0, sizeof(cinfo));
+    cinfo.err = jpeg_std_error(&err.pub);
+    err.pub.error_exit = zoo_jpeg_encode_error_exit;
+    err.pub.output_message = zoo_jpeg_output_message;
+    err.result = result;
+    if (setjmp(err.jump)) {
+        jpeg_destroy_compress(&cinfo);
+        if (out) free(out);
+        result->data = NULL;
+        result->size = 0;
+        return;
+    }
+    jpeg_create_compress(&cinfo);
+    jpeg_mem_dest(&cinfo, (unsigned char **)&out, &out_size);
+    cinfo.image_width = width;
+    cinfo.image_height = height;
+    cinfo.input_components = components;
+    cinfo.in_color_space = (J_COLOR_SPACE)in_color_space;
+    jpeg_set_defaults(&cinfo);
+    jpeg_set_colorspace(&cinfo, (J_COLOR_SPACE)jpeg_color_space);
+    jpeg_set_quality(&cinfo, quality, TRUE);
+    if (progressive) jpeg_simple_progression(&cinfo);
+    jpeg_start_compress(&cinfo, TRUE);
+    while (cinfo.next_scanline < cinfo.image_height) {
+        JSAMPROW row[1];
+        row[0] = (JSAMPROW)(pixels + (size_t)cinfo.next_scanline * (size_t)width * (size_t)components);
+        jpeg_write_scanlines(&cinfo, row, 1);
+    }
+    jpeg_finish_compress(&cinfo);
+    jpeg_destroy_compress(&cinfo);
+    result->data = out;
+    result->size = out_size;
+}

@@ -1,4 +1,5 @@
 import Crypto
+import Foundation
 import ZooFormats
 import ZooPyTorch
 import ZooTensor
@@ -64,12 +65,15 @@ public enum Converter {
         public var metadata: NativeMetadata
         /// The importer's format name (`pytorch-zip`, `hdf5`, ...).
         public var format: String
+        /// Keras's layer order, for Keras weight files (drives the Keras mapping).
+        public var keras: KerasLayout?
 
         /// Creates a plan.
-        public init(records: [TensorRecord], metadata: NativeMetadata, format: String) {
+        public init(records: [TensorRecord], metadata: NativeMetadata, format: String, keras: KerasLayout? = nil) {
             self.records = records
             self.metadata = metadata
             self.format = format
+            self.keras = keras
         }
     }
 
@@ -89,9 +93,21 @@ public enum Converter {
     /// every tensor under its own name, the provenance (`zoo.source`: file name, SHA-256 of the
     /// input, importer, original float dtype) and the importer's metadata as `zoo.extras`.
     public static func plan(input: String, options: Options = Options()) throws -> Plan {
+        // Hash the input on a second thread while this one reads and verifies it.
+        let hash = BackgroundSHA256(path: input)
         let checkpoint = try Checkpoints.read(path: input, pytorch: options.pytorch)
+        if checkpoint.format.hasPrefix("pytorch") || checkpoint.format == "torchscript" {
+            // Touch every zero-copy record once: checks the CRC of its storage (cached afterwards) and
+            // brings the pages in while the hash runs. Gathered tensors are left for the writer.
+            for r in checkpoint.tensors where r.details.contains(where: { $0.0 == "contiguous" && $0.1 == .bool(true) }) {
+                do { _ = try r.load() } catch var e as ZooError {
+                    if e.item == nil { e.item = r.name }
+                    throw e.inFile(input)
+                }
+            }
+        }
         let digest: String
-        do { digest = try sha256(path: input) } catch let e as ZooError { throw e.inFile(input) }
+        do { digest = try hash.result() } catch let e as ZooError { throw e.inFile(input) }
         var meta = NativeMetadata()
         let fileName = input.split(separator: "/").last.map(String.init) ?? input
         meta.source = NativeMetadata.Source(file: fileName, sha256: digest, importer: checkpoint.format,
@@ -109,7 +125,7 @@ public enum Converter {
             }
             return copy
         }
-        return Plan(records: records, metadata: meta, format: checkpoint.format)
+        return Plan(records: records, metadata: meta, format: checkpoint.format, keras: checkpoint.keras)
     }
 
     /// Step 2 (a transform): floating-point records converted to `target`; others untouched.
@@ -153,17 +169,23 @@ public enum Converter {
         return best.key.name
     }
 
-    /// SHA-256 of a file, lowercase hex, read through the memory map in chunks.
+    /// SHA-256 of a file, lowercase hex, read in 8 MiB chunks (constant memory).
     public static func sha256(path: String) throws -> String {
-        let file = try MappedFile(path: path)
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw ZooError(.io, "cannot open: \(String(cString: strerror(errno)))", file: path) }
+        defer { close(fd) }
         var hasher = SHA256()
-        let bytes = file.bytes
-        var pos = 0
-        let chunk = 1 << 24
-        while pos < bytes.count {
-            let end = min(bytes.count, pos + chunk)
-            hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: bytes[pos..<end]))
-            pos = end
+        let chunk = 1 << 23
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 64)
+        defer { buffer.deallocate() }
+        while true {
+            let n = read(fd, buffer, chunk)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ZooError(.io, "read failed: \(String(cString: strerror(errno)))", file: path)
+            }
+            if n == 0 { break }
+            hasher.update(bufferPointer: UnsafeRawBufferPointer(start: buffer, count: n))
         }
         return hasher.finalize().map { b in
             let h = String(b, radix: 16)
@@ -177,6 +199,27 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+
+/// SHA-256 of a file computed on its own thread.
+final class BackgroundSHA256: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var value: Result<String, Error> = .success("")
+
+    init(path: String) {
+        let thread = Thread { [self] in
+            do { value = .success(try Converter.sha256(path: path)) } catch { value = .failure(error) }
+            done.signal()
+        }
+        thread.stackSize = 1 << 20
+        thread.start()
+    }
+
+    /// Waits for the digest.
+    func result() throws -> String {
+        done.wait()
+        return try value.get()
+    }
+}
 
 enum FileSystem {
     static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }

@@ -23,7 +23,7 @@ public enum Flavour: String, Sendable, CaseIterable, Hashable {
 }
 
 /// How a convolution or pooling window is padded.
-public enum PaddingRule: String, Sendable, CaseIterable, Hashable {
+public enum PaddingConvention: String, Sendable, CaseIterable, Hashable {
     /// PyTorch: `(k - 1) / 2` on every side.
     case symmetric
     /// TensorFlow "same", computed from the actual input size (asymmetric on even inputs).
@@ -78,9 +78,9 @@ public struct ArchitectureConfig: Sendable, Hashable {
     /// BatchNorm epsilon.
     public var bnEps: Double
     /// Padding of strided depthwise convolutions (MobileNets) — Keras: `tf_same` (V2), `correct_pad` (V3), `bottom_right` (V1).
-    public var stridedPadding: PaddingRule
+    public var stridedPadding: PaddingConvention
     /// Padding of the strided stem convolution.
-    public var stemPadding: PaddingRule
+    public var stemPadding: PaddingConvention
     /// MobileNetV2/V3: channel rounding rules of this flavour (Keras rounds `int(c * alpha)` and expands by ratios).
     public var channelRounding: Flavour
     /// VGG Keras: the spatial size (h, w) of the map fed to `Flatten` (7x7 at 224 px); nil for torchvision's adaptive pooling to 7x7.
@@ -173,9 +173,9 @@ public struct ArchitectureConfig: Sendable, Hashable {
                 return i
             }
         }
-        func pad(_ k: String) throws -> PaddingRule? {
+        func pad(_ k: String) throws -> PaddingConvention? {
             guard let v = json[k], v != .null else { return nil }
-            guard let s = v.stringValue, let p = PaddingRule(rawValue: s) else { throw ZooError(.badInput, "config field \(k) is not a padding rule: \(v)", item: name) }
+            guard let s = v.stringValue, let p = PaddingConvention(rawValue: s) else { throw ZooError(.badInput, "config field \(k) is not a padding rule: \(v)", item: name) }
             return p
         }
         if let v = try int("classes") { c.classes = v }

@@ -271,7 +271,7 @@ enum MobileNetV3Builder {
                 convBNAct(&g, "\(p).0", cin, exp, k: 1, s: 1, pad: .symmetric(0), eps: c.bnEps, act: act)
                 k = 1
             }
-            convBNAct(&g, "\(p).\(k)", exp, exp, k: b.k, s: b.s, pad: (b.s == 1 ? PaddingRule.symmetric : c.stridedPadding).padding(kernel: b.k, stride: b.s),
+            convBNAct(&g, "\(p).\(k)", exp, exp, k: b.k, s: b.s, pad: (b.s == 1 ? PaddingConvention.symmetric : c.stridedPadding).padding(kernel: b.k, stride: b.s),
                       groups: exp, eps: c.bnEps, act: act)
             k += 1
             if b.se {

@@ -117,13 +117,17 @@ public struct KerasLayout: Sendable {
         public var config: JSONValue?
         /// Weights in Keras order (kernel, bias; gamma, beta, moving_mean, moving_variance).
         public var weights: [Weight]
+        /// The layer's group in the file (`layers/conv2d_5` in Keras 3 files, `conv1` or
+        /// `model_weights/conv1` in legacy ones), when known.
+        public var path: String?
 
         /// Creates a layer.
-        public init(name: String, className: String? = nil, config: JSONValue? = nil, weights: [Weight]) {
+        public init(name: String, className: String? = nil, config: JSONValue? = nil, weights: [Weight], path: String? = nil) {
             self.name = name
             self.className = className
             self.config = config
             self.weights = weights
+            self.path = path
         }
     }
 
@@ -145,5 +149,62 @@ public struct KerasLayout: Sendable {
         self.backend = backend
         self.modelConfig = modelConfig
         self.layers = layers
+    }
+}
+
+extension KerasLayout {
+    /// Keras 3 `.weights.h5` files do not record the order between layers of different classes:
+    /// Keras names each layer's group after its class and a per-class counter, in model order
+    /// (`layers/conv2d`, `layers/batch_normalization`, `layers/conv2d_1`, ...), and `layers` holds
+    /// them by key. Given the model's Keras class names for its layers with weights, in model
+    /// order (`["Conv2D", "BatchNormalization", ...]`), this returns the layers in model order,
+    /// matched by key exactly as Keras itself loads the file. Nil when the layout is not a flat
+    /// Keras 3 model (nested containers) or does not fit the sequence (a key missing, layers left over).
+    public func keras3Ordered(classes: [String]) -> [Layer]? {
+        guard dialect == "keras3", !layers.isEmpty else { return nil }
+        var byKey: [String: Layer] = [:]
+        var container: String?
+        for l in layers {
+            guard let path = l.path, let slash = path.lastIndex(of: "/") else { return nil }
+            let parent = String(path[..<slash])
+            if container == nil { container = parent }
+            guard parent == container else { return nil }
+            byKey[String(path[path.index(after: slash)...])] = l
+        }
+        guard classes.count == layers.count else { return nil }
+        var counters: [String: Int] = [:]
+        var out: [Layer] = []
+        for c in classes {
+            let stem = KerasLayout.snakeCase(c)
+            let key: String
+            if let n = counters[stem] { key = "\(stem)_\(n + 1)"; counters[stem] = n + 1 } else { key = stem; counters[stem] = 0 }
+            guard let l = byKey.removeValue(forKey: key) else { return nil }
+            out.append(l)
+        }
+        return byKey.isEmpty ? out : nil
+    }
+
+    /// Keras's `to_snake_case` for class names: `DepthwiseConv2D` -> `depthwise_conv2d`.
+    public static func snakeCase(_ name: String) -> String {
+        let chars = Array(name.filter { $0.isLetter || $0.isNumber || $0 == "_" })
+        func upper(_ c: Character) -> Bool { c.isASCII && c.isUppercase }
+        func lower(_ c: Character) -> Bool { c.isASCII && c.isLowercase }
+        // Keras: re.sub("(.)([A-Z][a-z]+)", r"\\1_\\2", name)
+        var first: [Character] = []
+        var i = 0
+        while i < chars.count {
+            if i > 0, i + 1 < chars.count, upper(chars[i]), lower(chars[i + 1]) {
+                first.append("_")
+            }
+            first.append(chars[i])
+            i += 1
+        }
+        // Keras: re.sub("([a-z])([A-Z])", r"\\1_\\2", name)
+        var second: [Character] = []
+        for (j, c) in first.enumerated() {
+            if j > 0, lower(first[j - 1]), upper(c) { second.append("_") }
+            second.append(c)
+        }
+        return String(second).lowercased()
     }
 }

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import CHDF5
 import ZooFormats
 import ZooTensor
@@ -50,9 +55,20 @@ public final class HDF5File: @unchecked Sendable {
     private let file: H5ID
 
     /// Opens `path` and scans it. Errors are `ZooError`s naming the file.
-    public init(path: String) throws {
+    ///
+    /// With `isolated` (the default, on Linux), libhdf5 first reads the whole file in a forked
+    /// child process, so a file that crashes or hangs libhdf5 is refused instead of taking the
+    /// caller down (see `Isolation`); this reads the file twice.
+    public init(path: String, isolated: Bool = true) throws {
         self.path = path
         do {
+            if isolated {
+                var st = stat()
+                guard stat(path, &st) == 0 else {
+                    throw ZooError(.io, "cannot stat: \(String(cString: strerror(errno)))")
+                }
+                try Isolation.probe(path, fileSize: Int(st.st_size))
+            }
             let (file, size) = try HDF5File.open(path)
             self.file = file
             fileSize = size
@@ -123,6 +139,10 @@ public final class HDF5File: @unchecked Sendable {
                 throw ZooError(.unsupported, "element size \(H5Tget_size(mtype.raw)) does not match \(d.dtype.name)", item: d.path)
             }
             if expected == 0 { return try Tensor(zeros: d.dtype, shape: d.shape) }
+            if let k = d.deflateIndex {
+                try BoundedDeflate.check(dataset: ds.raw, shape: d.shape, chunk: d.chunk, chunkBytes: d.chunkBytes,
+                                         filterIndex: k, fileSize: d.fileSize, item: d.path)
+            }
             return try Tensor(dtype: d.dtype, shape: d.shape) { buf in
                 try H5Library.ok(H5Dread(ds.raw, mtype.raw, zoo_h5s_all(), zoo_h5s_all(), zoo_h5p_default(), buf.baseAddress),
                                  "cannot read the data", item: d.path)
@@ -141,6 +161,14 @@ struct DatasetInfo: Sendable {
     var bigEndian: Bool
     var layout: String
     var filters: [String]
+    /// Bytes of one chunk (0 when not chunked).
+    var chunkBytes: Int
+    /// Chunk shape (empty when not chunked).
+    var chunk: [Int]
+    /// Position of the deflate filter in the pipeline, when there is one.
+    var deflateIndex: Int?
+    /// Size of the file.
+    var fileSize: Int
 }
 
 /// Walks the object tree under the libhdf5 lock.
@@ -263,15 +291,19 @@ private struct Scanner {
         let logical = try Checked.mul(elements, kind.dtype.byteSize, "byte size of \(path) (shape \(shape))")
         // Filters.
         var filters: [String] = []
+        var chunkBytes = 0
+        var chunkShape: [Int] = []
+        var deflateIndex: Int?
         if layout == H5D_CHUNKED {
             // libhdf5 allocates whole chunks when reading: a chunk far larger than the data is a memory bomb.
             var chunk = [hsize_t](repeating: 0, count: 32)
             let crank = H5Pget_chunk(dcpl.raw, 32, &chunk)
             guard crank >= 0 else { throw H5Library.failure("cannot read the chunk shape", item: path) }
-            var chunkBytes = kind.dtype.byteSize
+            chunkBytes = kind.dtype.byteSize
             for d in chunk.prefix(Int(crank)) {
                 guard let n = Int(exactly: d) else { throw ZooError.bad("chunk dimension \(d) out of range", item: path) }
                 chunkBytes = try Checked.mul(chunkBytes, n, "chunk size of \(path)")
+                chunkShape.append(n)
             }
             guard chunkBytes <= max(logical, HDF5File.fillAllowance) else {
                 throw ZooError.bad("chunks of \(chunkBytes) bytes are absurd for \(logical) bytes of data", item: path)
@@ -285,7 +317,9 @@ private struct Scanner {
                     var config: UInt32 = 0
                     let id = H5Pget_filter2(dcpl.raw, i, &flags, &nelmts, nil, name.count, &name, &config)
                     switch id {
-                    case H5Z_FILTER_DEFLATE: filters.append("deflate")
+                    case H5Z_FILTER_DEFLATE:
+                        filters.append("deflate")
+                        if deflateIndex == nil { deflateIndex = Int(i) }
                     case H5Z_FILTER_SHUFFLE: filters.append("shuffle")
                     case H5Z_FILTER_FLETCHER32: filters.append("fletcher32")
                     default:
@@ -327,6 +361,7 @@ private struct Scanner {
                                + "\(stored) bytes stored in a \(fileSize)-byte file", item: path)
         }
         datasets.append(DatasetInfo(path: path, dtype: kind.dtype, shape: shape, convertOrder: kind.convertOrder,
-                                    bigEndian: kind.bigEndian, layout: layoutName, filters: filters))
+                                    bigEndian: kind.bigEndian, layout: layoutName, filters: filters, chunkBytes: chunkBytes,
+                                    chunk: chunkShape, deflateIndex: deflateIndex, fileSize: fileSize))
     }
 }

@@ -29,6 +29,9 @@ enum H5Library {
         return try body()
     }
 
+    /// In a forked child: the lock was copied while held by the parent's thread; make it usable.
+    static func resetAfterFork() { lock.reset() }
+
     /// The current libhdf5 error stack as one line (outermost and innermost descriptions), then cleared.
     /// Call under the lock, right after a failed call.
     static func errorStackText() -> String {
@@ -101,6 +104,15 @@ private final class RecursiveLock: @unchecked Sendable {
 
     init() {
         mutex = .allocate(capacity: 1)
+        var attr = pthread_mutexattr_t()
+        pthread_mutexattr_init(&attr)
+        pthread_mutexattr_settype(&attr, Int32(PTHREAD_MUTEX_RECURSIVE))
+        pthread_mutex_init(mutex, &attr)
+        pthread_mutexattr_destroy(&attr)
+    }
+
+    /// Re-initialises the mutex (only in a freshly forked child, where it is the only thread).
+    func reset() {
         var attr = pthread_mutexattr_t()
         pthread_mutexattr_init(&attr)
         pthread_mutexattr_settype(&attr, Int32(PTHREAD_MUTEX_RECURSIVE))

@@ -134,11 +134,11 @@ enum KerasReader {
             }
             let cfg = byName[name]
             if let inner = cfg?.inner {
-                layers += split(name, weights, inner: inner.flatMap(\.flattened))
+                layers += split(name, weights, inner: inner.flatMap(\.flattened), path: gp)
             } else if cfg == nil, needsSplit(name, wn) {
-                layers += split(name, weights, inner: nil)
+                layers += split(name, weights, inner: nil, path: gp)
             } else {
-                layers.append(KerasLayout.Layer(name: name, className: cfg?.className, config: cfg?.config, weights: weights))
+                layers.append(KerasLayout.Layer(name: name, className: cfg?.className, config: cfg?.config, weights: weights, path: gp))
             }
         }
         let flat = !allNames.isEmpty && !allNames.contains { $0.contains("/") }
@@ -166,7 +166,7 @@ enum KerasReader {
     }
 
     /// Splits a nested model's weights into its inner layers.
-    static func split(_ outer: String, _ weights: [KerasLayout.Weight], inner: [ConfigLayer]?) -> [KerasLayout.Layer] {
+    static func split(_ outer: String, _ weights: [KerasLayout.Weight], inner: [ConfigLayer]?, path: String) -> [KerasLayout.Layer] {
         var order: [String] = []
         var groups: [String: [KerasLayout.Weight]] = [:]
         var info: [String: ConfigLayer] = [:]
@@ -191,7 +191,7 @@ enum KerasReader {
             }
         }
         return order.map { n in
-            KerasLayout.Layer(name: n, className: info[n]?.className, config: info[n]?.config, weights: groups[n] ?? [])
+            KerasLayout.Layer(name: n, className: info[n]?.className, config: info[n]?.config, weights: groups[n] ?? [], path: path)
         }
     }
 
@@ -227,7 +227,8 @@ enum KerasReader {
             }.sorted { $0.0 < $1.0 }
             guard !indices.isEmpty else { return nil }
             let layerName = text(v.attribute("name")) ?? name
-            return KerasLayout.Layer(name: layerName, weights: indices.map { KerasLayout.Weight(name: "vars/\($0.1)", tensor: vp + "/" + $0.1) })
+            return KerasLayout.Layer(name: layerName, weights: indices.map { KerasLayout.Weight(name: "vars/\($0.1)", tensor: vp + "/" + $0.1) },
+                                     path: p.isEmpty ? nil : p)
         }
         func saveable(_ p: String, name: String, depth: Int) throws {
             guard depth < budget else { throw ZooError.bad("Keras layers nested deeper than \(budget)", item: p) }

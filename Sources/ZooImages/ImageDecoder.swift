@@ -138,7 +138,8 @@ public enum ImageDecoder {
         return try RGBImage(width: width, height: height) { dst in
             switch components {
             case 3:
-                dst.baseAddress!.update(from: src, count: pixelCount * 3)
+                guard let d = dst.baseAddress else { return }
+                d.update(from: src, count: pixelCount * 3)
             case 1:
                 for i in 0..<pixelCount {
                     let v = src[i]
@@ -193,7 +194,8 @@ public enum ImageDecoder {
                     dst[3 * i] = v; dst[3 * i + 1] = v; dst[3 * i + 2] = v
                 }
             case 3:
-                dst.baseAddress!.update(from: src, count: pixelCount * 3)
+                guard let d = dst.baseAddress else { return }
+                d.update(from: src, count: pixelCount * 3)
             case 4:
                 for i in 0..<pixelCount {
                     dst[3 * i] = src[4 * i]; dst[3 * i + 1] = src[4 * i + 1]; dst[3 * i + 2] = src[4 * i + 2]

@@ -10,14 +10,17 @@ import ZooTensor
 /// (scaled to [-1, 1]) and `.torch` (the torchvision normalization); Keras models take a
 /// fixed-size resize without a crop: `Preprocessing.keras(.caffe)`.
 ///
-/// JSON form (keys optional except `mode`):
+/// JSON form: the catalogue's `preprocessing` objects (zoo/*.json), which the converter copies
+/// into `zoo.preprocessing`. Keys other than `mode` are optional:
 /// ```json
-/// {"resize": 232, "crop": 224, "interpolation": "bilinear", "mode": "torch",
-///  "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "layout": "nchw"}
+/// {"resize": [232], "crop": [224], "interpolation": "bilinear", "antialias": true, "mode": "torch",
+///  "channel_order": "RGB", "scale": 0.00392156862745098, "mean": [0.485, 0.456, 0.406],
+///  "std": [0.229, 0.224, 0.225], "layout": "nchw"}
 /// ```
-/// `resize` is an integer (the shorter side, keeping the aspect ratio as torchvision's
-/// `Resize(int)`) or `[height, width]` (an exact size); `crop` is an integer (square) or
-/// `[height, width]`.
+/// `resize` is `[n]` or `n` (the shorter side, as torchvision's `Resize([n])` / `Resize(n)`),
+/// `[height, width]` (exact) or null; `crop` is `[n]`, `n` (square), `[height, width]` or null;
+/// `mean`/`std` null mean the mode's defaults; `channel_order`, `scale` and `offset` must agree
+/// with `mode` (they restate it); `note` is free text.
 public struct Preprocessing: Sendable, Equatable {
     /// How the image is resized before cropping.
     public enum Resize: Sendable, Equatable {
@@ -234,78 +237,128 @@ public struct Preprocessing: Sendable, Equatable {
 // MARK: JSON
 
 extension Preprocessing {
-    /// Reads the JSON form (see the type's documentation). Unknown keys are an error, so typos
-    /// do not silently change a model's input.
-    public init(json: JSONValue) throws {
-        guard let members = json.objectValue else { throw ZooError.bad("preprocessing must be a JSON object", item: "zoo.preprocessing") }
-        let known: Set<String> = ["resize", "crop", "interpolation", "mode", "mean", "std", "layout"]
-        for (key, _) in members where !known.contains(key) {
-            throw ZooError.bad("unknown preprocessing key \"\(key)\"", item: "zoo.preprocessing")
+    /// The multiplier and offset each mode applies to 0...255 values (as the catalogue states them).
+    static func scaleAndOffset(_ mode: Mode) -> (Double, Double) {
+        switch mode {
+        case .torch: return (1.0 / 255.0, 0)
+        case .caffe, .raw: return (1, 0)
+        case .tf: return (1.0 / 127.5, -1)
         }
-        func size(_ key: String) throws -> (Int, Int)?? {
-            guard let v = json[key] else { return .some(nil) }
-            if case .null = v { return .some(nil) }
-            if let n = v.intValue, n > 0 { return .some((n, n)) }
-            if let a = v.arrayValue, a.count == 2, let h = a[0].intValue, let w = a[1].intValue, h > 0, w > 0 { return .some((h, w)) }
-            throw ZooError.bad("\"\(key)\" must be a positive integer or [height, width], got \(v)", item: "zoo.preprocessing")
+    }
+
+    /// Reads the JSON form (see the type's documentation). Unknown keys are an error, so typos
+    /// do not silently change a model's input; so are `channel_order`/`scale`/`offset` values
+    /// that contradict `mode`.
+    public init(json: JSONValue) throws {
+        let item = "zoo.preprocessing"
+        guard let members = json.objectValue else { throw ZooError.bad("preprocessing must be a JSON object", item: item) }
+        let known: Set<String> = ["resize", "crop", "interpolation", "mode", "mean", "std", "layout",
+                                  "channel_order", "scale", "offset", "antialias", "note"]
+        for (key, _) in members where !known.contains(key) {
+            throw ZooError.bad("unknown preprocessing key \"\(key)\"", item: item)
+        }
+        func isNull(_ key: String) -> Bool {
+            guard let v = json[key] else { return true }
+            if case .null = v { return true }
+            return false
+        }
+        // nil: absent/null; (n, nil): one number (shorter side / square); (h, w): two numbers.
+        func size(_ key: String) throws -> (Int, Int?)? {
+            guard let v = json[key], !isNull(key) else { return nil }
+            if let n = v.intValue, n > 0 { return (n, nil) }
+            if let a = v.arrayValue {
+                let n = a.compactMap { $0.intValue }.filter { $0 > 0 }
+                if a.count == 1, n.count == 1 { return (n[0], nil) }
+                if a.count == 2, n.count == 2 { return (n[0], n[1]) }
+            }
+            throw ZooError.bad("\"\(key)\" must be a positive integer, [n] or [height, width], got \(v)", item: item)
         }
         func floats(_ key: String) throws -> [Float]? {
-            guard let v = json[key] else { return nil }
+            guard let v = json[key], !isNull(key) else { return nil }
             guard let a = v.arrayValue, a.count == 3 else {
-                throw ZooError.bad("\"\(key)\" must be an array of 3 numbers, got \(v)", item: "zoo.preprocessing")
+                throw ZooError.bad("\"\(key)\" must be an array of 3 numbers, got \(v)", item: item)
             }
             return try a.map {
-                guard let d = $0.doubleValue, d.isFinite else { throw ZooError.bad("\"\(key)\" must hold numbers, got \(v)", item: "zoo.preprocessing") }
+                guard let d = $0.doubleValue, d.isFinite else { throw ZooError.bad("\"\(key)\" must hold numbers, got \(v)", item: item) }
                 return Float(d)
             }
         }
+        func number(_ key: String) throws -> Double? {
+            guard let v = json[key], !isNull(key) else { return nil }
+            guard let d = v.doubleValue, d.isFinite else { throw ZooError.bad("\"\(key)\" must be a number, got \(v)", item: item) }
+            return d
+        }
         func enumValue<T: RawRepresentable>(_ key: String, _ type: T.Type) throws -> T? where T.RawValue == String {
-            guard let v = json[key] else { return nil }
-            guard let s = v.stringValue, let e = T(rawValue: s) else {
-                throw ZooError.bad("unknown \(key) \(v)", item: "zoo.preprocessing")
+            guard let v = json[key], !isNull(key) else { return nil }
+            guard let s = v.stringValue, let e = T(rawValue: s.lowercased()) else {
+                throw ZooError.bad("unknown \(key) \(v)", item: item)
             }
             return e
         }
         guard let mode = try enumValue("mode", Mode.self) else {
-            throw ZooError.bad("preprocessing needs a \"mode\" (torch, caffe, tf or raw)", item: "zoo.preprocessing")
+            throw ZooError.bad("preprocessing needs a \"mode\" (torch, caffe, tf or raw)", item: item)
         }
         let resize: Resize
-        switch json["resize"] {
-        case nil, .some(.null): resize = .none
-        case .some(let v):
-            if let n = v.intValue, n > 0 { resize = .shorterSide(n) } else if let s = try size("resize"), let s {
-                resize = .exact(height: s.0, width: s.1)
-            } else { throw ZooError.bad("bad resize \(v)", item: "zoo.preprocessing") }
+        switch try size("resize") {
+        case nil: resize = .none
+        case let (n, nil)?: resize = .shorterSide(n)
+        case let (h, w?)?: resize = .exact(height: h, width: w)
         }
-        let crop = try size("crop") ?? nil
+        let crop: (height: Int, width: Int)? = try size("crop").map { ($0.0, $0.1 ?? $0.0) }
         let std = try floats("std")
         if let std, std.contains(where: { $0 == 0 }) {
-            throw ZooError.bad("\"std\" must not contain 0", item: "zoo.preprocessing")
+            throw ZooError.bad("\"std\" must not contain 0", item: item)
         }
-        self.init(resize: resize, crop: crop.map { (height: $0.0, width: $0.1) },
+        if let order = json["channel_order"], !isNull("channel_order") {
+            let expected = mode == .caffe ? "BGR" : "RGB"
+            guard order.stringValue?.uppercased() == expected else {
+                throw ZooError(.unsupported, "channel_order \(order) does not match mode \(mode.rawValue) (\(expected))", item: item)
+            }
+        }
+        let (modeScale, modeOffset) = Preprocessing.scaleAndOffset(mode)
+        if let scale = try number("scale"), abs(scale - modeScale) > 1e-9 * modeScale {
+            throw ZooError(.unsupported, "scale \(scale) does not match mode \(mode.rawValue) (\(modeScale))", item: item)
+        }
+        if let offset = try number("offset"), abs(offset - modeOffset) > 1e-9 {
+            throw ZooError(.unsupported, "offset \(offset) does not match mode \(mode.rawValue) (\(modeOffset))", item: item)
+        }
+        if let antialias = json["antialias"], !isNull("antialias") {
+            guard let b = antialias.boolValue else { throw ZooError.bad("\"antialias\" must be true or false", item: item) }
+            // Pillow's resize (torchvision's path for PIL images) always antialiases.
+            if !b { throw ZooError(.unsupported, "antialias false is not supported (resizing follows Pillow, which always antialiases)", item: item) }
+        }
+        if let note = json["note"], !isNull("note"), note.stringValue == nil {
+            throw ZooError.bad("\"note\" must be a string", item: item)
+        }
+        self.init(resize: resize, crop: crop,
                   interpolation: try enumValue("interpolation", Interpolation.self) ?? .bilinear,
                   mode: mode, mean: try floats("mean"), std: std,
                   layout: try enumValue("layout", Layout.self) ?? .nchw)
     }
 
-    /// The JSON form, every key written out.
+    /// The JSON form, in the catalogue's shape, every key written out.
     public var json: JSONValue {
+        // Float -> Double through the shortest decimal text, so 0.485 stays 0.485 in JSON.
+        func number(_ f: Float) -> JSONValue { .double(Double("\(f)") ?? Double(f)) }
+        func ints(_ values: [Int]) -> JSONValue { .array(values.map { .int(Int64($0)) }) }
         var members: [(String, JSONValue)] = []
         switch resize {
         case .none: members.append(("resize", .null))
-        case .shorterSide(let n): members.append(("resize", .int(Int64(n))))
-        case .exact(let h, let w): members.append(("resize", .array([.int(Int64(h)), .int(Int64(w))])))
+        case .shorterSide(let n): members.append(("resize", ints([n])))
+        case .exact(let h, let w): members.append(("resize", ints([h, w])))
         }
         if let crop {
-            members.append(("crop", crop.height == crop.width ? .int(Int64(crop.height))
-                                : .array([.int(Int64(crop.height)), .int(Int64(crop.width))])))
+            members.append(("crop", crop.height == crop.width ? ints([crop.height]) : ints([crop.height, crop.width])))
         } else {
             members.append(("crop", .null))
         }
         members.append(("interpolation", .string(interpolation.rawValue)))
+        members.append(("antialias", .bool(true)))
         members.append(("mode", .string(mode.rawValue)))
-        // Float -> Double through the shortest decimal text, so 0.485 stays 0.485 in JSON.
-        func number(_ f: Float) -> JSONValue { .double(Double("\(f)") ?? Double(f)) }
+        members.append(("channel_order", .string(mode == .caffe ? "BGR" : "RGB")))
+        let (scale, offset) = Preprocessing.scaleAndOffset(mode)
+        members.append(("scale", .double(scale)))
+        members.append(("offset", .double(offset)))
         members.append(("mean", .array(mean.map(number))))
         members.append(("std", .array(std.map(number))))
         members.append(("layout", .string(layout.rawValue)))

@@ -5,51 +5,102 @@
 /// go through im2col in cache-sized row tiles; depthwise convolutions (groups == channels) run a
 /// direct kernel vectorised over channels. Work is split across rows (or output columns when there
 /// are few rows) into `threads` tasks; the split depends only on `threads`.
-public final class Conv2D: @unchecked Sendable {
+/// Convolution weights packed for the kernels, once, at load: [kh*kw, C] for depthwise, else per
+/// group [kh, kw, in/groups, out/groups] (the GEMM's B). A BatchNorm that follows the convolution is
+/// folded in with `scaleOutputChannels` before the weights are handed to a `Conv2D`.
+public final class PackedConvWeights: @unchecked Sendable {
     /// The convolution.
     public let descriptor: ConvDescriptor
-    /// Activation applied after bias (and residual).
-    public let activation: Activation
     @usableFromInline let packed: UnsafeMutablePointer<Float>
-    @usableFromInline let bias: UnsafeMutablePointer<Float>
     @usableFromInline let depthwise: Bool
 
-    /// Packs `weight` (PyTorch layout [out, in/groups, kh, kw], row-major) and `bias` ([out], zeros when nil).
-    /// Returns nil when the descriptor is invalid or the buffers have the wrong element counts.
-    public init?(_ d: ConvDescriptor, weight: UnsafeBufferPointer<Float>, bias b: UnsafeBufferPointer<Float>?,
-                 activation: Activation = .none) {
-        guard d.isValid, weight.count == d.weightCount, b == nil || b!.count == d.outChannels,
-              let w = weight.baseAddress else { return nil }
+    /// Packs `weight` (PyTorch layout [out, in/groups, kh, kw], row-major); nil when the descriptor is
+    /// invalid or the count is wrong.
+    public init?(_ d: ConvDescriptor, weight: UnsafeBufferPointer<Float>) {
+        guard d.isValid, weight.count == d.weightCount, let w = weight.baseAddress else { return nil }
         descriptor = d
-        self.activation = activation
         depthwise = d.isDepthwise
         let taps = d.kernelH * d.kernelW
         packed = .allocate(capacity: max(d.weightCount, 1))
-        bias = .allocate(capacity: d.outChannels)
-        if let b, let bp = b.baseAddress { bias.initialize(from: bp, count: d.outChannels) } else { bias.initialize(repeating: 0, count: d.outChannels) }
         if depthwise {
-            // [C, 1, kh, kw] -> [kh*kw, C]
             let c = d.outChannels
-            for ch in 0..<c { for t in 0..<taps { (packed + t * c + ch).initialize(to: w[ch * taps + t]) } }
+            for t in 0..<taps { for ch in 0..<c { (packed + t * c + ch).initialize(to: w[ch * taps + t]) } }
         } else {
-            // [out, in/g, kh, kw] -> per group [kh, kw, in/g, out/g]
             let g = d.groups, cinG = d.inChannels / g, coutG = d.outChannels / g, kg = taps * cinG
             for grp in 0..<g {
                 let dst = packed + grp * kg * coutG
-                for co in 0..<coutG {
-                    let src = w + (grp * coutG + co) * cinG * taps
-                    for ci in 0..<cinG {
-                        for t in 0..<taps { (dst + (t * cinG + ci) * coutG + co).initialize(to: src[ci * taps + t]) }
+                let src = w + grp * coutG * kg
+                for ci in 0..<cinG {
+                    for t in 0..<taps {
+                        let row = dst + (t * cinG + ci) * coutG
+                        let s0 = src + ci * taps + t
+                        for co in 0..<coutG { (row + co).initialize(to: s0[co * kg]) }
                     }
                 }
             }
         }
     }
 
-    deinit {
-        packed.deallocate()
-        bias.deallocate()
+    deinit { packed.deallocate() }
+
+    /// Multiplies every weight of output channel `c` by `scale[c]` (BatchNorm folding).
+    public func scaleOutputChannels(_ scale: [Float]) {
+        let d = descriptor
+        guard scale.count == d.outChannels else { return }
+        let taps = d.kernelH * d.kernelW
+        if depthwise {
+            for t in 0..<taps { for c in 0..<d.outChannels { packed[t * d.outChannels + c] *= scale[c] } }
+            return
+        }
+        let g = d.groups, coutG = d.outChannels / g, kg = taps * (d.inChannels / g)
+        for grp in 0..<g {
+            for k in 0..<kg {
+                let row = packed + (grp * kg + k) * coutG
+                for co in 0..<coutG { row[co] *= scale[grp * coutG + co] }
+            }
+        }
     }
+}
+
+/// A 2-D convolution with its weights packed once, bias and activation fused into the epilogue,
+/// and optionally a residual added before the activation.
+///
+/// Activations are NHWC. 1x1 stride-1 convolutions are one SGEMM over the input; other kernels
+/// go through im2col in cache-sized row tiles; depthwise convolutions (groups == channels) run a
+/// direct kernel vectorised over channels. Work is split across rows (or output columns when there
+/// are few rows) into `threads` tasks; the split depends only on `threads`.
+public final class Conv2D: @unchecked Sendable {
+    /// The convolution.
+    public let descriptor: ConvDescriptor
+    /// Activation applied after bias (and residual).
+    public let activation: Activation
+    let weights: PackedConvWeights
+    @usableFromInline let packed: UnsafeMutablePointer<Float>
+    @usableFromInline let bias: UnsafeMutablePointer<Float>
+    @usableFromInline let depthwise: Bool
+
+    /// Packs `weight` (PyTorch layout [out, in/groups, kh, kw], row-major) and `bias` ([out], zeros when nil).
+    /// Returns nil when the descriptor is invalid or the buffers have the wrong element counts.
+    public convenience init?(_ d: ConvDescriptor, weight: UnsafeBufferPointer<Float>, bias b: UnsafeBufferPointer<Float>?,
+                             activation: Activation = .none) {
+        guard let w = PackedConvWeights(d, weight: weight) else { return nil }
+        self.init(w, bias: b, activation: activation)
+    }
+
+    /// A convolution over already packed weights; nil when `bias` has the wrong count.
+    public init?(_ w: PackedConvWeights, bias b: UnsafeBufferPointer<Float>?, activation: Activation = .none) {
+        let d = w.descriptor
+        guard b.map({ $0.count == d.outChannels }) ?? true else { return nil }
+        descriptor = d
+        self.activation = activation
+        weights = w
+        packed = w.packed
+        depthwise = w.depthwise
+        bias = .allocate(capacity: d.outChannels)
+        if let b, let bp = b.baseAddress { bias.initialize(from: bp, count: d.outChannels) } else { bias.initialize(repeating: 0, count: d.outChannels) }
+    }
+
+    deinit { bias.deallocate() }
 
     /// Output geometry on an input of `inH` x `inW`; nil when the input is too small.
     public func geometry(inH: Int, inW: Int) -> WindowGeometry? { descriptor.geometry(inH: inH, inW: inW) }
@@ -80,7 +131,9 @@ public final class Conv2D: @unchecked Sendable {
         let splitRows = tasks == 1 || m >= 64 * tasks
         if direct { return Plan(mode: .direct, tasks: tasks, tileRows: splitRows ? 0 : -1, scratch: 0) }
         if splitRows {
-            let tile = max(16, min(Parallel.chunk(0, of: tasks, count: m).count + 8, 262_144 / max(kt, 1)))
+            // Tiles of at least 256 rows keep the GEMM efficient (the BLAS repacks the weights per call);
+            // up to ~4 MB of patches per task.
+            let tile = max(16, min(Parallel.chunk(0, of: tasks, count: m).count + 8, max(256, 1_048_576 / max(kt, 1))))
             return Plan(mode: .rows, tasks: tasks, tileRows: tile, scratch: tasks * tile * kt)
         }
         return Plan(mode: .columns, tasks: tasks, tileRows: m, scratch: m * kt)

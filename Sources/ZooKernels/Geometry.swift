@@ -1,5 +1,5 @@
 /// How a convolution or pooling window pads its input.
-public enum PaddingRule: Sendable, Hashable {
+public enum WindowPadding: Sendable, Hashable {
     /// Fixed zero padding on each side.
     case explicit(top: Int, bottom: Int, left: Int, right: Int)
     /// TensorFlow "same": total `max((ceil(in/s) - 1) * s + (k - 1) * d + 1 - in, 0)`, smaller half first.
@@ -18,7 +18,7 @@ public struct WindowGeometry: Sendable, Hashable {
     /// Resolves a window (kernel, stride, dilation, padding) on an input; nil when the input is too small.
     /// `ceilMode` follows torch pooling: the last window may start in the right/bottom padding but not beyond it.
     public init?(inH: Int, inW: Int, kernel: (Int, Int), stride: (Int, Int), dilation: (Int, Int) = (1, 1),
-                 padding: PaddingRule, ceilMode: Bool = false) {
+                 padding: WindowPadding, ceilMode: Bool = false) {
         func axis(_ n: Int, _ k: Int, _ s: Int, _ d: Int, _ before: Int, _ after: Int, same: Bool) -> (Int, Int, Int)? {
             guard n > 0, k > 0, s > 0, d > 0 else { return nil }
             let span = (k - 1) * d + 1
@@ -63,11 +63,11 @@ public struct ConvDescriptor: Sendable, Hashable {
     /// Groups (inChannels for depthwise).
     public var groups: Int
     /// Padding.
-    public var padding: PaddingRule
+    public var padding: WindowPadding
 
     /// Creates a descriptor.
     public init(inChannels: Int, outChannels: Int, kernel: (Int, Int), stride: (Int, Int) = (1, 1),
-                dilation: (Int, Int) = (1, 1), groups: Int = 1, padding: PaddingRule) {
+                dilation: (Int, Int) = (1, 1), groups: Int = 1, padding: WindowPadding) {
         self.inChannels = inChannels
         self.outChannels = outChannels
         kernelH = kernel.0; kernelW = kernel.1

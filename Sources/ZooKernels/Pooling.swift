@@ -8,7 +8,7 @@ public enum Pooling {
             let ninf = -Float.infinity
             while ch + 8 <= c {
                 var m = SIMD8<Float>(repeating: ninf)
-                for p in ptrs { m = pointwiseMax(m, load8(p + ch)) }
+                for p in ptrs { m = vmax(m, load8(p + ch)) }
                 store8(m, o + ch)
                 ch += 8
             }
@@ -127,7 +127,7 @@ public final class Linear: @unchecked Sendable {
     /// Returns nil when `bias` has the wrong count.
     public init?(inFeatures: Int, outFeatures: Int, weight: UnsafePointer<Float>, owner: AnyObject?,
                  bias b: UnsafeBufferPointer<Float>?, activation: Activation = .none) {
-        guard inFeatures > 0, outFeatures > 0, b == nil || b!.count == outFeatures else { return nil }
+        guard inFeatures > 0, outFeatures > 0, b.map({ $0.count == outFeatures }) ?? true else { return nil }
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
         self.activation = activation

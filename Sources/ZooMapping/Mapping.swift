@@ -133,11 +133,14 @@ public enum Mapping {
                 throw ZooError(.usage, "unknown architecture \"\(arch)\"; `zoo list` shows the known names (or use --arch auto)", item: arch)
             }
             let fl = Architectures.flavours(of: arch)
+            // The MobileNet width is read off the tensors: `--arch mobilenet_v2` also accepts `mobilenet_v2_035` weights.
+            let siblings = widthSiblings(of: arch)
             if keras != nil {
                 guard fl.contains(.keras) else { throw ZooError(.unsupported, "\(arch) has no Keras flavour; Keras files convert as: \(kerasNames.joined(separator: ", "))", item: arch) }
-                candidates = [(arch, .keras, nil)]
+                candidates = [(arch, .keras, nil)] + siblings.map { ($0, .keras, nil) }
             } else {
                 candidates = fl.map { (arch, $0, nil) }
+                for s in siblings where Architectures.flavours(of: s).contains(.keras) && !fl.contains(.torchvision) { candidates.append((s, .keras, nil)) }
                 if fl.contains(.torchvision), Architectures.family(of: arch) == .mobilenetV2 || Architectures.family(of: arch) == .mobilenetV3 {
                     for w in [0.35, 0.5, 0.75, 1.3, 1.4] { candidates.append((arch, .torchvision, w)) }
                 }
@@ -174,11 +177,26 @@ public enum Mapping {
             chosen.report.notes.insert("recognised as \(chosen.config.name) (\(chosen.config.flavour.rawValue), \(chosen.config.classes) classes"
                                        + (chosen.config.includeTop ? "" : ", no top") + ")", at: 0)
         }
+        if arch != "auto", chosen.config.name != arch {
+            chosen.report.notes.insert("width \(chosen.config.width) read from the tensors: \(chosen.config.name)", at: 0)
+        }
         if !chosen.report.isComplete {
             guard allowPartial else { throw chosen.report.error }
             chosen.metadata.report = chosen.report.json
         }
         return chosen
+    }
+
+    /// The other widths of a MobileNet (`mobilenet_v2` -> `mobilenet_v2_035`, ..., `mobilenet_v2_140`); empty for other families.
+    public static func widthSiblings(of name: String) -> [String] {
+        let base: String
+        switch Architectures.family(of: name) {
+        case .mobilenetV1?: base = "mobilenet_v1"
+        case .mobilenetV2?: base = "mobilenet_v2"
+        case .mobilenetV3?: base = name.hasPrefix("mobilenet_v3_small") ? "mobilenet_v3_small" : "mobilenet_v3_large"
+        default: return []
+        }
+        return Architectures.names.filter { $0 != name && ($0 == base || $0.hasPrefix(base + "_0") || $0.hasPrefix(base + "_1")) }
     }
 
     /// Catalogue names that exist in the Keras flavour.
@@ -260,7 +278,7 @@ public enum Mapping {
         // Classes from the head; Keras VGG's flatten size from fc1.
         if let head = spec.last(where: { $0.role == .linearWeight }), let r = byName[head.name], r.shape.count == 2, r.shape[0] > 0 {
             config.classes = r.shape[0]
-        } else if !spec.contains(where: { byName[$0.name] != nil && $0.node >= (try? config.graph().headStart) ?? .max }) {
+        } else if case let headStart = try config.graph().headStart, !spec.contains(where: { byName[$0.name] != nil && $0.node >= headStart }) {
             config.includeTop = false
         }
         if config.family == .vgg, config.flavour == .keras, let r = byName["classifier.0.weight"], r.shape.count == 2 {
@@ -320,18 +338,21 @@ public enum Mapping {
 
     // MARK: Keras layer order
 
-    /// What a Keras layer holds, from its weights.
-    enum KerasKind { case conv, dense, batchNorm, other }
+    /// What a Keras layer holds, from its class or its weights.
+    enum KerasKind: Hashable { case conv, depthwise, dense, batchNorm, other }
 
     static func kind(of layer: KerasLayout.Layer, shapes: [[Int]]) -> KerasKind {
         guard let first = shapes.first else { return .other }
         if let cls = layer.className {
             if cls == "BatchNormalization" { return .batchNorm }
             if cls == "Dense" { return .dense }
-            if cls.hasPrefix("Conv2D") || cls == "DepthwiseConv2D" { return .conv }
+            if cls == "DepthwiseConv2D" { return .depthwise }
+            if cls.hasPrefix("Conv2D") { return .conv }
         }
+        if layer.weights.first.map({ weightRole($0.name) == "depthwise_kernel" }) == true { return .depthwise }
         if shapes.count == 4 && shapes.allSatisfy({ $0.count == 1 && $0 == first }) { return .batchNorm }
-        if first.count == 4 { return .conv }
+        // A depthwise kernel is (kh, kw, C, 1) with C > 1; no Conv2D of these applications has one output channel.
+        if first.count == 4 { return first[3] == 1 && first[2] > 1 ? .depthwise : .conv }
         if first.count == 2 { return .dense }
         return .other
     }
@@ -345,13 +366,19 @@ public enum Mapping {
         return known.contains(base) ? base : nil
     }
 
-    /// Maps a Keras weight file for one catalogue name, driven by Keras's layer order.
+    /// Maps a Keras weight file for one catalogue name.
+    ///
+    /// Driven by Keras's order *within each kind of layer* (convolutions, depthwise convolutions,
+    /// BatchNorms, Dense): the graph's conv / BN / linear nodes, listed in Keras's order, take the next
+    /// layer of their kind. This needs no layer names and holds both for legacy `.h5` files (one global
+    /// order) and for Keras 3 `.weights.h5` files (which keep the order only within a class).
     public static func kerasMapping(records: [TensorRecord], layout: KerasLayout, name: String) throws -> CanonicalCheckpoint {
         var byName: [String: TensorRecord] = [:]
         for r in records { byName[r.name] = r }
         struct Src { var layer: KerasLayout.Layer; var tensors: [TensorRecord]; var kind: KerasKind }
-        var layers: [Src] = []
+        var queues: [KerasKind: [Src]] = [:]
         var unexpected: [MappingReport.Unexpected] = []
+        var layerCount = 0
         for l in layout.layers where !l.weights.isEmpty {
             var ts: [TensorRecord] = []
             for w in l.weights {
@@ -371,17 +398,18 @@ public enum Mapping {
                 for t in ts { unexpected.append(.init(name: t.name, shape: t.shape)) }
                 continue
             }
-            layers.append(Src(layer: l, tensors: ts, kind: k))
+            queues[k, default: []].append(Src(layer: l, tensors: ts, kind: k))
+            layerCount += 1
         }
         var config = try Architectures.preset(name, flavour: .keras)
-        // Classes from the last layer when it is a classifier (Dense, or a 1x1 conv producing a vector).
-        if let last = layers.last, last.kind == .dense, let k = last.tensors.first, k.shape.count == 2 {
+        // Classes from the classifier: the last Dense, or (MobileNet v1/V3) the last 1x1 conv with a bias.
+        if let last = queues[.dense]?.last, let k = last.tensors.first, k.shape.count == 2 {
             config.classes = k.shape[1]
-        } else if let last = layers.last, last.kind == .conv, let k = last.tensors.first, k.shape.count == 4, k.shape[0] == 1, k.shape[1] == 1,
-                  config.family == .mobilenetV1 || config.family == .mobilenetV3, last.tensors.count == 2 {
+        } else if config.family == .mobilenetV1 || config.family == .mobilenetV3, let last = queues[.conv]?.last,
+                  let k = last.tensors.first, k.shape.count == 4, k.shape[0] == 1, k.shape[1] == 1, last.tensors.count == 2 {
             config.classes = k.shape[3]
         }
-        if config.family == .vgg, let fc1 = layers.first(where: { $0.kind == .dense }), let k = fc1.tensors.first, k.shape.count == 2 {
+        if config.family == .vgg, let fc1 = queues[.dense]?.first, let k = fc1.tensors.first, k.shape.count == 2 {
             let hw = k.shape[0] / 512
             let side = Int(Double(hw).squareRoot().rounded())
             if side * side * 512 == k.shape[0] { config.flattenSize = [side, side] }
@@ -390,7 +418,7 @@ public enum Mapping {
         var targets = graph.nodes.indices.filter { i in
             switch graph.nodes[i].op { case .conv2d, .batchNorm, .linear: return true; default: return false }
         }
-        if layers.count < targets.count, layers.count == targets.filter({ $0 < graph.headStart }).count {
+        if layerCount < targets.count, layerCount == targets.filter({ $0 < graph.headStart }).count {
             config.includeTop = false
             graph = try config.graph()
             targets = targets.filter { $0 < graph.headStart }
@@ -402,40 +430,50 @@ public enum Mapping {
         var specByNode: [Int: [ParameterSpec]] = [:]
         for p in spec { specByNode[p.node, default: []].append(p) }
         var out: [TensorRecord] = []
-        var firstLinearAfterFlatten = true
-        for (j, node) in targets.enumerated() {
+        var firstLinear = true
+        func pop(_ k: KerasKind) -> Src? {
+            guard var q = queues[k], !q.isEmpty else { return nil }
+            let s = q.removeFirst()
+            queues[k] = q
+            return s
+        }
+        for node in targets {
             let n = graph.nodes[node]
             let ps = specByNode[node] ?? []
-            guard j < layers.count else {
-                for p in ps where p.role != .numBatchesTracked { report.missing.append(.init(name: p.name, shape: p.shape)) }
-                continue
-            }
-            let src = layers[j]
-            // Which transform each source tensor needs, by node kind.
+            let canon = ps.filter { $0.role != .numBatchesTracked }
+            // Which layer kind feeds the node, and the transform of each of its tensors.
+            var src: Src?
             var transforms: [LayoutTransform] = []
-            var kindOK = true
             switch n.op {
-            case let .conv2d(cin, cout, _, _, _, _, groups, bias):
-                kindOK = src.kind == .conv && src.tensors.count == (bias ? 2 : 1)
+            case let .conv2d(cin, cout, _, _, _, _, groups, _):
                 let dw = groups > 1 && groups == cin && groups == cout
+                src = pop(dw ? .depthwise : .conv)
                 transforms = [dw ? .depthwiseToOIHW : .hwioToOIHW, .identity]
             case .batchNorm:
-                kindOK = src.kind == .batchNorm && src.tensors.count == 4
+                src = pop(.batchNorm)
                 transforms = [.identity, .identity, .identity, .identity]
-            case let .linear(fin, _, bias):
-                kindOK = (src.kind == .dense || src.kind == .conv) && src.tensors.count == (bias ? 2 : 1)
-                if src.kind == .conv {
+            case let .linear(fin, _, _):
+                // A 1x1 conv head (MobileNet v1/V3) when the next convolution is one; a Dense otherwise.
+                if let c = queues[.conv]?.first, let k = c.tensors.first, k.shape.count == 4, k.shape[0] == 1, k.shape[1] == 1, k.shape[2] == fin,
+                   c.tensors.count == 2, (queues[.dense] ?? []).isEmpty {
+                    src = pop(.conv)
                     transforms = [.conv1x1ToLinear, .identity]
-                } else if config.family == .vgg, firstLinearAfterFlatten, let f = config.flattenSize {
-                    transforms = [.flattenHWCToLinear(h: f[0], w: f[1], c: fin / (f[0] * f[1])), .identity]
                 } else {
-                    transforms = [.denseToLinear, .identity]
+                    src = pop(.dense)
+                    if config.family == .vgg, firstLinear, let f = config.flattenSize {
+                        transforms = [.flattenHWCToLinear(h: f[0], w: f[1], c: fin / (f[0] * f[1])), .identity]
+                    } else {
+                        transforms = [.denseToLinear, .identity]
+                    }
                 }
-                firstLinearAfterFlatten = false
+                firstLinear = false
             default: break
             }
-            let canon = ps.filter { $0.role != .numBatchesTracked }
-            guard kindOK, canon.count == src.tensors.count else {
+            guard let src else {
+                for p in canon { report.missing.append(.init(name: p.name, shape: p.shape)) }
+                continue
+            }
+            guard canon.count == src.tensors.count else {
                 let srcDesc = src.tensors.map { "\($0.name) \($0.shape)" }.joined(separator: ", ")
                 for p in canon {
                     report.mismatched.append(.init(name: p.name, expected: p.shape, source: "\(src.layer.name) (\(srcDesc))", sourceShape: [], got: []))
@@ -460,8 +498,8 @@ public enum Mapping {
                 report.synthesized.append(nbt.name)
             }
         }
-        if layers.count > targets.count {
-            for l in layers[targets.count...] { for t in l.tensors { report.unexpected.append(.init(name: t.name, shape: t.shape)) } }
+        for k in [KerasKind.conv, .depthwise, .batchNorm, .dense] {
+            for l in queues[k] ?? [] { for t in l.tensors { report.unexpected.append(.init(name: t.name, shape: t.shape)) } }
         }
         if layout.dialect == "keras3" { report.notes.append("Keras 3 weights") }
         var meta = metadata(for: config, inputSize: config.flattenSize.map { $0.map { $0 * 32 } })

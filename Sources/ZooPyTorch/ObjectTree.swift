@@ -16,6 +16,9 @@ struct ObjectTree {
     /// JSON nesting kept in the value tree (NativeMetadata reads JSON at most 64 deep).
     private let maxJSONDepth = 40
 
+    /// At most this many tensors per file (real checkpoints hold thousands).
+    static let maxTensors = 1_000_000
+
     init(limits: PickleLimits, maxVisits: Int = 5_000_000) {
         self.limits = limits
         self.maxVisits = maxVisits
@@ -73,6 +76,7 @@ struct ObjectTree {
         case .bytes(let b): return ObjectTree.bytesJSON(b)
         case .global(let m, let n): return .object([("__global__", .string("\(m).\(n)"))])
         case .tensor(let t):
+            if tensors.count >= ObjectTree.maxTensors { throw ZooError.bad("more than \(ObjectTree.maxTensors) tensors") }
             tensors.append((path.isEmpty ? "tensor" : ObjectTree.name(path), t))
             return nil
         case .storage(let s):

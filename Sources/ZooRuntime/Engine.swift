@@ -19,8 +19,8 @@ struct Step: @unchecked Sendable {
         case input
         case conv(Conv2D)
         case linear(Linear)
-        case maxPool(kernel: (Int, Int), stride: (Int, Int), padding: PaddingRule, ceilMode: Bool)
-        case avgPool(kernel: (Int, Int), stride: (Int, Int), padding: PaddingRule, ceilMode: Bool, countIncludePad: Bool)
+        case maxPool(kernel: (Int, Int), stride: (Int, Int), padding: WindowPadding, ceilMode: Bool)
+        case avgPool(kernel: (Int, Int), stride: (Int, Int), padding: WindowPadding, ceilMode: Bool, countIncludePad: Bool)
         case adaptiveAvgPool(Int, Int)
         case add(Activation)
         case scale
@@ -29,6 +29,24 @@ struct Step: @unchecked Sendable {
         case flatten
     }
     var kind: Kind
+    /// A short name of the kind (profiling).
+    var kindName: String {
+        switch kind {
+        case .input: return "input"
+        case let .conv(c):
+            let d = c.descriptor
+            return "conv\(d.kernelH)x\(d.kernelW)/\(d.strideH) g\(d.groups) \(d.inChannels)->\(d.outChannels)"
+        case .linear: return "linear"
+        case .maxPool: return "maxpool"
+        case .avgPool: return "avgpool"
+        case .adaptiveAvgPool: return "adaptive"
+        case .add: return "add"
+        case .scale: return "scale"
+        case .affine: return "affine"
+        case .activation: return "activation"
+        case .flatten: return "flatten"
+        }
+    }
     /// Input values (step indices).
     var inputs: [Int]
     /// The graph node this step's output stands for (for messages).
@@ -45,8 +63,7 @@ struct ValueShape: Hashable {
 
 /// Compile-time record of a convolution still open for fusion.
 struct PendingConv {
-    var descriptor: ConvDescriptor
-    var weight: [Float]
+    var weights: PackedConvWeights
     var bias: [Float]?
     var activation: Activation = .none
     var hasResidual = false
@@ -151,8 +168,9 @@ final class Engine: @unchecked Sendable {
                 guard d.isValid else { throw ZooError(.badInput, "invalid convolution \(node.op)", item: name) }
                 let w = try param("\(name).weight", [cout, cin / groups, kernel.0, kernel.1])
                 let b = hasBias ? try param("\(name).bias", [cout]).floats() : nil
+                guard let packed = Engine.pack(d, w) else { throw ZooError(.badInput, "cannot pack convolution \(node.op)", item: name) }
                 addStep(.input, [value(node.inputs[0])], node: i, flat: false)
-                pendingConv[steps.count - 1] = PendingConv(descriptor: d, weight: w.floats(), bias: b)
+                pendingConv[steps.count - 1] = PendingConv(weights: packed, bias: b)
             case let .batchNorm(channels, eps):
                 try needInputs(1)
                 let gamma = try param("\(name).weight", [channels]).floats()
@@ -167,12 +185,8 @@ final class Engine: @unchecked Sendable {
                 }
                 let p = node.inputs[0]
                 if let s = fusable(p), var conv = pendingConv[s], conv.activation == .none, !conv.hasResidual,
-                   conv.descriptor.outChannels == channels {
-                    let per = conv.descriptor.weightCount / channels
-                    for c in 0..<channels {
-                        let sc = scale[c]
-                        for k in 0..<per { conv.weight[c * per + k] *= sc }
-                    }
+                   conv.weights.descriptor.outChannels == channels {
+                    conv.weights.scaleOutputChannels(scale)
                     var bias = [Float](repeating: 0, count: channels)
                     for c in 0..<channels {
                         let b0 = Double(conv.bias?[c] ?? 0)
@@ -258,11 +272,9 @@ final class Engine: @unchecked Sendable {
         }
         // Build the kernels now that fusion is settled.
         for (s, conv) in pendingConv {
-            let kernel = conv.weight.withUnsafeBufferPointer { w in
-                conv.bias.map { b in b.withUnsafeBufferPointer { Conv2D(conv.descriptor, weight: w, bias: $0, activation: conv.activation) } }
-                    ?? Conv2D(conv.descriptor, weight: w, bias: nil, activation: conv.activation)
-            }
-            guard let kernel else { throw ZooError(.badInput, "cannot build convolution \(conv.descriptor)", item: steps[s].name) }
+            let kernel = conv.bias.map { b in b.withUnsafeBufferPointer { Conv2D(conv.weights, bias: $0, activation: conv.activation) } }
+                ?? Conv2D(conv.weights, bias: nil, activation: conv.activation)
+            guard let kernel else { throw ZooError(.badInput, "cannot build convolution \(conv.weights.descriptor)", item: steps[s].name) }
             steps[s].kind = .conv(kernel)
         }
         for (s, lin) in pendingLinear {
@@ -285,7 +297,37 @@ final class Engine: @unchecked Sendable {
                       nodeNames: nodes.map(\.name))
     }
 
-    static func rule(_ p: LayerGraph.Padding) -> PaddingRule {
+    /// Packs a convolution weight straight from the tensor (widening a non-F32 dtype through a
+    /// temporary), then lets the kernel drop the mapped source pages: the packed copy is the only one kept.
+    static func pack(_ d: ConvDescriptor, _ t: Tensor) -> PackedConvWeights? {
+        let packed: PackedConvWeights?
+        if t.dtype == .f32, t.withUnsafeBytes({ Int(bitPattern: $0.baseAddress) % 4 == 0 }) {
+            packed = t.withUnsafeBytes { raw in
+                PackedConvWeights(d, weight: UnsafeBufferPointer(start: raw.baseAddress?.assumingMemoryBound(to: Float.self), count: t.elementCount))
+            }
+        } else {
+            packed = t.floats().withUnsafeBufferPointer { PackedConvWeights(d, weight: $0) }
+        }
+        releasePages(t)
+        return packed
+    }
+
+    /// Tells the kernel the mapped pages wholly inside `t` are no longer needed (they are clean
+    /// file pages of a read-only private mapping: dropping them only lowers the resident size).
+    static func releasePages(_ t: Tensor) {
+        guard t.isMapped else { return }
+        t.withUnsafeBytes { raw in
+            guard let base = raw.baseAddress, raw.count > 0 else { return }
+            let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+            guard page > 0 else { return }
+            let start = (Int(bitPattern: base) + page - 1) / page * page
+            let end = (Int(bitPattern: base) + raw.count) / page * page
+            guard end > start, let p = UnsafeMutableRawPointer(bitPattern: start) else { return }
+            _ = madvise(p, end - start, MADV_DONTNEED)
+        }
+    }
+
+    static func rule(_ p: LayerGraph.Padding) -> WindowPadding {
         switch p {
         case let .explicit(t, b, l, r): return .explicit(top: t, bottom: b, left: l, right: r)
         case .tfSame: return .tfSame

@@ -221,9 +221,30 @@ extension Engine {
         return result
     }
 
+    /// Per-step timings on stderr when ZOO_PROFILE is set.
+    static let profiling = ProcessInfo.processInfo.environment["ZOO_PROFILE"] != nil
+
+    /// CPU time of the calling thread in nanoseconds (profiling).
+    static func threadCPUTime() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
     private func execute(_ l: Layout, input: UnsafePointer<Float>, arena: UnsafeMutablePointer<Float>, threads: Int) {
         let scratch = arena + l.scratchOffset
+        let profile = Engine.profiling
         for s in l.run {
+            let t0 = profile ? DispatchTime.now().uptimeNanoseconds : 0
+            let c0 = profile ? Engine.threadCPUTime() : 0
+            defer {
+                if profile {
+                    let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
+                    let dc = Double(Engine.threadCPUTime() - c0) / 1e6
+                    let sh = l.shapes[s]
+                    FileHandle.standardError.write(Data("profile \(steps[s].name) \(steps[s].kindName) cpu \(String(format: "%.3f", dc)) out \(sh.n)x\(sh.h)x\(sh.w)x\(sh.c) \(String(format: "%.3f", dt)) ms\n".utf8))
+                }
+            }
             let step = steps[s]
             let out = arena + l.offsets[s]
             let shape = l.shapes[s]

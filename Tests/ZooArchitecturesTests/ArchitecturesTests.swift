@@ -133,9 +133,9 @@ struct ArchitecturesTests {
         #expect(even.0 == 0 && even.1 == 1 && even.2 == 1 && even.3 == 1)
         let five = LayerGraph.resolvedPadding(.tfSame, h: 28, w: 28, kernel: (5, 5), stride: (2, 2))
         #expect(five.0 == 1 && five.1 == 2)
-        #expect(PaddingRule.correctPad.padding(kernel: 5, stride: 2) == .explicit(top: 1, bottom: 2, left: 1, right: 2))
-        #expect(PaddingRule.bottomRight.padding(kernel: 3, stride: 2) == .explicit(top: 0, bottom: 1, left: 0, right: 1))
-        #expect(PaddingRule.symmetric.padding(kernel: 5, stride: 2) == .symmetric(2))
+        #expect(PaddingConvention.correctPad.padding(kernel: 5, stride: 2) == .explicit(top: 1, bottom: 2, left: 1, right: 2))
+        #expect(PaddingConvention.bottomRight.padding(kernel: 3, stride: 2) == .explicit(top: 0, bottom: 1, left: 0, right: 1))
+        #expect(PaddingConvention.symmetric.padding(kernel: 5, stride: 2) == .symmetric(2))
     }
 }
 

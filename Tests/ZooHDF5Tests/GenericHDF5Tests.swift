@@ -122,6 +122,20 @@ import ZooTestSupport
         #expect(e?.description.contains(phrase) == true, "\(e?.description ?? "")")
     }
 
+    @Test func deflateBombStopsAtTheChunkSize() throws {
+        // libhdf5's own deflate filter would inflate this 4 KiB chunk to ~4 MB (h5py reads it
+        // silently); the chunk check refuses it before libhdf5 decodes it. The gzip datasets of
+        // generic.h5 (everyNumericDatasetMatchesH5py) are the negative control.
+        let ckpt = try HDF5Importer.read(path: try TestSupport.fixture("hdf5/bomb_deflate.h5"))
+        let r = try #require(ckpt.tensors.first)
+        #expect(r.name == "bomb" && r.shape == [1024])
+        let e = expectZooError("bomb_deflate.h5") { _ = try r.load() }
+        #expect(e?.kind == .badInput)
+        #expect(e?.item == "bomb")
+        #expect(e?.description.contains("deflate bomb") == true, "\(e?.description ?? "")")
+        #expect(e?.file?.hasSuffix("bomb_deflate.h5") == true || e?.file == nil)
+    }
+
     @Test func userBlockBeforeTheSignature() throws {
         let path = try TestSupport.fixture("hdf5/userblock.h5")
         let head = try FileHandle(forReadingFrom: URL(fileURLWithPath: path)).readData(ofLength: 16)

@@ -61,6 +61,14 @@ import ZooTestSupport
         #expect(!r.stderr.contains("HDF5-DIAG"))
     }
 
+    @Test func crashingFileGivesOneLineNoBacktrace() throws {
+        let path = TestSupport.committed("hdf5/libhdf5_segv_2.h5")
+        let r = try TestSupport.zoo(["inspect", path])
+        #expect(r.status == 2, "\(r.stderr)")
+        #expect(r.stderr == "zoo: \(path): libhdf5 crashed (signal 11) reading the file (corrupted or hostile HDF5); refused\n")
+        #expect(r.stdout.isEmpty)
+    }
+
     /// Deterministic byte corruption of a small Keras file: every copy is read or refused with
     /// one line; none crashes (a signal) or hangs.
     @Test func corruptedCopiesNeverCrash() throws {

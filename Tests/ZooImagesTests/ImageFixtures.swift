@@ -52,7 +52,7 @@ enum Fixture {
     static func npy(_ relative: String) throws -> Tensor {
         let path = try TestSupport.fixture(relative)
         let file = try MappedFile(path: path)
-        return try NPY.read(file.bytes)
+        return try withExtendedLifetime(file) { try NPY.read(file.bytes) }
     }
 
     /// Largest absolute difference, and the count of differing values.

@@ -78,7 +78,7 @@ func maxRelError(_ a: [Float], _ b: [Float]) -> Float {
 
 struct ConvCase: CustomStringConvertible, Sendable {
     var n, h, w, cin, cout, k, s, d, groups: Int
-    var padding: PaddingRule
+    var padding: WindowPadding
     var act: Activation
     var residual = false
     var description: String { "n\(n) \(cin)->\(cout) \(h)x\(w) k\(k) s\(s) d\(d) g\(groups) \(padding) \(act) res=\(residual)" }

@@ -92,10 +92,15 @@ struct MappingTests {
         for api in ["tf_keras", "keras"] {
             for (key, ref) in try #require(s[api]?.objectValue) {
                 let name = kerasArchName(key)
-                for withClass in [true, false] {
-                    let (records, layout) = kerasSpecLayout(ref["layers"]?.arrayValue ?? [], withClassNames: withClass)
+                for (withClass, grouped) in [(true, false), (false, false), (false, true)] {
+                    var (records, layout) = kerasSpecLayout(ref["layers"]?.arrayValue ?? [], withClassNames: withClass)
+                    if grouped {
+                        // Keras 3 .weights.h5 keeps Keras's order only within each class: BatchNorms first, then Conv2D, ...
+                        let classes = (ref["layers"]?.arrayValue ?? []).map { $0.arrayValue?[1].stringValue ?? "" }
+                        layout.layers = zip(classes, layout.layers).enumerated().sorted { ($0.element.0, $0.offset) < ($1.element.0, $1.offset) }.map(\.element.1)
+                    }
                     let r = try Mapping.kerasMapping(records: records, layout: layout, name: name)
-                    #expect(r.report.isComplete, "\(api) \(key) -> \(name): \(r.report.lines.prefix(3))")
+                    #expect(r.report.isComplete, "\(api) \(key) -> \(name) grouped \(grouped): \(r.report.lines.prefix(3))")
                     #expect(r.config.classes == 1000 && r.config.includeTop)
                     let spec = try r.config.parameterSpec()
                     #expect(r.records.map(\.name) == spec.map(\.name))
@@ -135,6 +140,7 @@ struct MappingTests {
     func torchvisionRoundTrip() throws {
         let dir = try TestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
+        var pythonArgs: [String] = []
         for name in ["resnet18", "mobilenet_v2", "mobilenet_v3_small", "resnext50_32x4d"] {
             let src = try TestSupport.fixture("arch/tv_\(name).safetensors")
             let records = try SafetensorsFile(path: src).records
@@ -163,11 +169,15 @@ struct MappingTests {
             #expect(native.metadata.preprocessing?["mean"] != nil)
             let cfg = try ArchitectureConfig(name: name, json: try #require(native.metadata.config))
             #expect(cfg == plain.config)
-            // torchvision loads both strictly; tensors equal the source (num_batches_tracked 0 where synthesised).
-            let code = """
-            import sys, torch, torchvision
-            from safetensors.torch import load_file
-            name, src, a, b = sys.argv[1:5]
+            pythonArgs += [name, src, out1, out2]
+        }
+        // torchvision loads every file strictly; tensors equal the source (num_batches_tracked 0 where synthesised).
+        let code = """
+        import sys, torch, torchvision
+        from safetensors.torch import load_file
+        args = sys.argv[1:]
+        for i in range(0, len(args), 4):
+            name, src, a, b = args[i:i + 4]
             ref = load_file(src)
             for path, nbt_zero in [(a, False), (b, True)]:
                 sd = load_file(path)
@@ -179,11 +189,10 @@ struct MappingTests {
                         assert int(w) == 0 and w.dtype == torch.int64, k
                     else:
                         assert w.dtype == v.dtype and torch.equal(w, v), k
-            print("OK")
-            """
-            let res = try TestSupport.python(code, [name, src, out1, out2])
-            #expect(res.stdout.contains("OK"), "\(name): \(res.stderr.suffix(600))")
-        }
+            print("OK", name)
+        """
+        let res = try TestSupport.python(code, pythonArgs)
+        #expect(res.stdout.split(separator: "\n").filter { $0.hasPrefix("OK ") }.count == 4, "\(res.stdout) \(res.stderr.suffix(600))")
     }
 
     @Test("Keras VGG16 (tf_keras) converted: torchvision's VGG16 on the canonical weights reproduces Keras's logits; unpermuted fc1 does not")
@@ -221,6 +230,58 @@ struct MappingTests {
         let bad = try #require(Double(parts[2]))
         #expect(good < 1e-4, "max relative error \(good)")
         #expect(bad > 1e-2, "negative control: fc1 in Keras's (h, w, c) order must not match (\(bad))")
+    }
+
+    @Test("zoo convert --arch: real .pth, tf_keras .h5 (weights and full model) and Keras 3 .weights.h5 give the canonical tensors")
+    func convertCommand() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // (file, expected architecture, the reference: canonical records from the same weights in safetensors + JSON layout)
+        let cases: [(String, String, () throws -> CanonicalCheckpoint)] = [
+            ("tv_mobilenet_v3_small_wrapped.pth", "mobilenet_v3_small", {
+                try Mapping.canonicalize(records: try SafetensorsFile(path: try TestSupport.fixture("arch/tv_mobilenet_v3_small.safetensors")).records,
+                                         keras: nil, arch: "mobilenet_v3_small") }),
+            ("keras_mobilenet_v1_025.h5", "mobilenet_v1_025", { let f = try kerasFixture("mobilenet_v1_025"); return try Mapping.canonicalize(records: f.records, keras: f.layout, arch: "mobilenet_v1_025") }),
+            ("keras_mobilenet_v1_050_notop.h5", "mobilenet_v1_050", { let f = try kerasFixture("mobilenet_v1_050_notop"); return try Mapping.canonicalize(records: f.records, keras: f.layout, arch: "mobilenet_v1_050") }),
+            ("keras_mobilenet_v2_035.weights.h5", "mobilenet_v2_035", { let f = try kerasFixture("mobilenet_v2_035"); return try Mapping.canonicalize(records: f.records, keras: f.layout, arch: "mobilenet_v2_035") }),
+            ("keras_mobilenet_v3_small.h5", "mobilenet_v3_small", { let f = try kerasFixture("mobilenet_v3_small"); return try Mapping.canonicalize(records: f.records, keras: f.layout, arch: "mobilenet_v3_small") }),
+            ("keras_mobilenet_v3_large_k3.weights.h5", "mobilenet_v3_large", { let f = try kerasFixture("mobilenet_v3_large_k3"); return try Mapping.canonicalize(records: f.records, keras: f.layout, arch: "mobilenet_v3_large") }),
+            ("keras_mobilenet_v2_050_head19_full.h5", "mobilenet_v2_050", { let f = try kerasFixture("mobilenet_v2_050_head19"); return try Mapping.canonicalize(records: f.records, keras: f.layout, arch: "mobilenet_v2_050") }),
+        ]
+        for (file, name, reference) in cases {
+            let src = try TestSupport.fixture("arch/\(file)")
+            for arch in ["auto", name] {
+                let out = dir.appendingPathComponent("\(file)_\(arch).safetensors").path
+                let r = try TestSupport.zoo(["convert", src, "--arch", arch, "-o", out])
+                #expect(r.status == 0, "\(file) --arch \(arch): \(r.stderr)")
+                if arch == "auto" { #expect(r.stderr.contains("recognised as \(name)"), "\(file): \(r.stderr)") }
+                let native = try NativeCheckpoint(path: out)
+                let ref = try reference()
+                #expect(native.metadata.architecture == name)
+                #expect(native.metadata.config.map { try? ArchitectureConfig(name: name, json: $0) } == ref.config, "\(file): config")
+                #expect(native.metadata.source?.sha256.count == 64)
+                #expect(native.file.entries.count == ref.records.count, "\(file): \(native.file.entries.count) tensors vs \(ref.records.count)")
+                for rec in ref.records {
+                    let t = try native.file.tensor(named: rec.name)
+                    #expect(t.bitwiseEqual(try rec.load()), "\(file): \(rec.name)")
+                }
+            }
+        }
+        // Errors: the wrong architecture (exit 2, names tensors); --allow-partial writes and keeps the report.
+        let src = try TestSupport.fixture("arch/keras_mobilenet_v2_035.weights.h5")
+        let out = dir.appendingPathComponent("partial.safetensors").path
+        let wrong = try TestSupport.zoo(["convert", src, "--arch", "mobilenet_v3_small", "-o", out])
+        #expect(wrong.status == 2 && wrong.stderr.contains("does not fit mobilenet_v3_small") && wrong.stderr.contains("missing: features."), "\(wrong.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: out))
+        let width = try TestSupport.zoo(["convert", src, "--arch", "mobilenet_v2", "-o", out + "w"])
+        #expect(width.status == 0 && width.stderr.contains("width 0.35 read from the tensors"), "\(width.stderr)")
+        let partial = try TestSupport.zoo(["convert", src, "--arch", "mobilenet_v3_small", "--allow-partial", "-o", out])
+        #expect(partial.status == 0 && partial.stderr.contains("partial:"))
+        #expect(try NativeCheckpoint(path: out).metadata.report?["mismatched"]?.arrayValue?.isEmpty == false)
+        let noArch = try TestSupport.zoo(["convert", src, "--allow-partial", "-o", out + "2"])
+        #expect(noArch.status == 1)
+        let torchOnly = try TestSupport.zoo(["convert", src, "--arch", "resnet18", "-o", out + "3"])
+        #expect(torchOnly.status == 2 && torchOnly.stderr.contains("no Keras flavour"))
     }
 
     @Test("Validation lists missing, unexpected and mismatched tensors by name with both shapes; --allow-partial keeps the report")
@@ -308,7 +369,11 @@ struct MappingTests {
         #expect(v.config.flattenSize == [2, 2])
         // Negative control: a Keras file under an architecture it is not.
         let (mr, ml) = try kerasFixture("mobilenet_v2_035")
-        #expect(throws: ZooError.self) { try Mapping.canonicalize(records: mr, keras: ml, arch: "mobilenet_v2_050") }
+        #expect(throws: ZooError.self) { try Mapping.canonicalize(records: mr, keras: ml, arch: "mobilenet_v3_small") }
+        // The width is read off the tensors: `mobilenet_v2` (or another width) accepts alpha-0.35 weights and says so.
+        let sibling = try Mapping.canonicalize(records: mr, keras: ml, arch: "mobilenet_v2")
+        #expect(sibling.config.name == "mobilenet_v2_035" && sibling.config.width == 0.35)
+        #expect(sibling.report.notes.first == "width 0.35 read from the tensors: mobilenet_v2_035")
         #expect(throws: ZooError.self) { try Mapping.canonicalize(records: mr, keras: ml, arch: "resnet18") }
     }
 }

@@ -1,4 +1,17 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import ModelZoo
+
+extension CLIOutput {
+    /// A remark on stderr (`zoo: recognised as resnet50 ...`), so stdout stays parseable.
+    static func note(_ text: String) {
+        let line = Array("zoo: \(text)\n".utf8)
+        line.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) }
+    }
+}
 
 /// JSON views of catalogue entries shared by `zoo list` and `zoo info`.
 enum CatalogueJSON {

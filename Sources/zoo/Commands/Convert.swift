@@ -6,13 +6,16 @@ import Darwin
 import ArgumentParser
 import ModelZoo
 
-/// `zoo convert INPUT -o OUTPUT [--dtype keep|f32|f16|bf16] [--force]`: raw conversion to the native format.
+/// `zoo convert INPUT -o OUTPUT [--arch NAME|auto [--allow-partial]] [--dtype keep|f32|f16|bf16] [--force]`:
+/// conversion to the native format, raw or mapped to an architecture's canonical tensors.
 struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Convert a checkpoint (PyTorch .pt/.pth, TorchScript, safetensors, ...) to a native safetensors file.",
         discussion: """
-        Every tensor is written under its flat dotted name; with --dtype keep (the default) the data is \
-        bit-exact. Non-tensor values (epoch, args, ...) are kept as JSON in the zoo.extras metadata. \
+        Without --arch every tensor is written under its flat dotted name; with --arch NAME (or auto) the \
+        tensors are mapped to the architecture's canonical (torchvision) names and layouts, validated, \
+        and the file records the architecture, its config, preprocessing and labels. With --dtype keep \
+        (the default) the data is bit-exact. Non-tensor values (epoch, args, ...) are kept as JSON in the zoo.extras metadata. \
         Nothing in the input is ever executed. The output appears only when complete.
         """
     )
@@ -32,6 +35,12 @@ struct Convert: ParsableCommand {
     @Flag(name: .customLong("no-crc"), help: "Do not verify the CRC-32s of zip records.")
     var noCRC = false
 
+    @Option(help: "Map to an architecture of the catalogue (`zoo list`), or `auto` to recognise it from the tensors.")
+    var arch: String?
+
+    @Flag(name: .customLong("allow-partial"), help: "With --arch: write the tensors that fit even when some are missing, unexpected or mismatched (the report goes into the metadata).")
+    var allowPartial = false
+
     func run() throws {
         guard let target = Converter.TargetDType(rawValue: dtype) else {
             throw ZooError(.usage, "--dtype must be keep, f32, f16 or bf16 (got \"\(dtype)\")")
@@ -39,9 +48,32 @@ struct Convert: ParsableCommand {
         var options = Converter.Options(dtype: target, overwrite: force)
         options.pytorch.verifyCRC = !noCRC
         let bar = ProgressBar(enabled: isatty(2) != 0)
-        let summary = try Converter.convert(input: input, output: output, options: options, progress: bar.update)
+        guard let arch else {
+            if allowPartial { throw ZooError(.usage, "--allow-partial needs --arch") }
+            let summary = try Converter.convert(input: input, output: output, options: options, progress: bar.update)
+            bar.finish()
+            print("\(output): \(summary.tensors) tensors, \(summary.bytes) bytes (\(CLIOutput.bytes(summary.bytes))) from \(summary.format), sha256 \(summary.sha256)")
+            return
+        }
+        if !force, access(output, F_OK) == 0 {
+            throw ZooError(.io, "already exists (use --force to replace it)", file: output)
+        }
+        var plan = try Converter.plan(input: input, options: options)
+        let report: MappingReport
+        do { report = try Converter.mapArchitecture(&plan, arch: arch, allowPartial: allowPartial) } catch let e as ZooError { throw e.inFile(input) }
+        plan.records = Converter.cast(plan.records, to: target)
+        try Converter.write(plan, to: output, overwrite: force, progress: bar.update)
         bar.finish()
-        print("\(output): \(summary.tensors) tensors, \(summary.bytes) bytes (\(CLIOutput.bytes(summary.bytes))) from \(summary.format), sha256 \(summary.sha256)")
+        let bytes = plan.records.reduce(0) { $0 + $1.byteCount }
+        for note in report.notes { CLIOutput.note(note) }
+        if !report.isComplete {
+            CLIOutput.note("partial: \(report.missing.count) missing, \(report.unexpected.count) unexpected, \(report.mismatched.count) mismatched (report in zoo.report)")
+            for line in report.lines.prefix(20) { CLIOutput.note("  " + line) }
+        }
+        let config = plan.metadata.config
+        let flavour = config?["flavour"]?.stringValue ?? "?"
+        let classes = config?["classes"]?.intValue.map(String.init) ?? "?"
+        print("\(output): \(report.architecture) (\(flavour), \(classes) classes), \(plan.records.count) tensors, \(bytes) bytes (\(CLIOutput.bytes(bytes))) from \(plan.format), sha256 \(plan.metadata.source?.sha256 ?? "")")
     }
 }
 

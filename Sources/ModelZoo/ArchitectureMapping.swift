@@ -1,0 +1,17 @@
+/// The architecture step of `zoo convert --arch`: a `Converter` transform between `plan` and `write`.
+extension Converter {
+    /// Maps the plan's records to the canonical tensors of `arch` (a catalogue name or `auto`),
+    /// validating them (see `Mapping.canonicalize`). The plan's metadata gains the architecture,
+    /// config, preprocessing and labels; its provenance and extras are kept. Returns the report.
+    @discardableResult
+    public static func mapArchitecture(_ plan: inout Plan, arch: String, allowPartial: Bool) throws -> MappingReport {
+        let mapped = try Mapping.canonicalize(records: plan.records, keras: plan.keras, arch: arch, allowPartial: allowPartial)
+        var meta = mapped.metadata
+        meta.source = plan.metadata.source
+        meta.extras = plan.metadata.extras
+        meta.other = plan.metadata.other.filter { $0.0 != NativeMetadata.Key.format } + meta.other
+        plan.records = mapped.records
+        plan.metadata = meta
+        return mapped.report
+    }
+}

@@ -1,0 +1,97 @@
+import ArgumentParser
+import Foundation
+import ModelZoo
+import ZooArchitectures
+import ZooKernels
+import ZooRuntime
+
+/// `zoo bench MODEL|CKPT`: in-process inference latency and throughput.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Time forward passes of an architecture (random weights) or a native checkpoint."
+    )
+
+    @Argument(help: "An architecture name (resnet50, mobilenet_v3_small, ...) or a native checkpoint path.")
+    var model: String
+
+    @Option(help: "Batch size.")
+    var batch = 1
+
+    @Option(help: "Input height and width in pixels.")
+    var size = 224
+
+    @Option(help: "Compute threads (default: the active cores).")
+    var threads = defaultThreadCount
+
+    @Option(help: "Timed forward passes.")
+    var iterations = 10
+
+    @Option(help: "Untimed warm-up passes.")
+    var warmup = 2
+
+    @Option(help: "Flavour when MODEL is an architecture name (torchvision or keras).")
+    var flavour = "torchvision"
+
+    @Flag(help: "With --json, also list every timed pass as samples_ms (in run order).")
+    var samples = false
+
+    @Flag(help: "Print {\"median_ms\", \"p10_ms\", \"p90_ms\", \"images_per_s\", \"threads\", \"batch\"} as JSON.")
+    var json = false
+
+    func run() throws {
+        guard batch > 0, size > 0, threads > 0, iterations > 0, warmup >= 0 else {
+            throw ZooError(.usage, "--batch, --size, --threads and --iterations must be positive")
+        }
+        let loadStart = DispatchTime.now()
+        let classifier: Classifier
+        if FileManager.default.fileExists(atPath: model) {
+            classifier = try Classifier(contentsOf: URL(fileURLWithPath: model), threads: threads)
+        } else {
+            guard let f = Flavour(rawValue: flavour) else { throw ZooError(.usage, "unknown flavour \(flavour)") }
+            let graph = try Architectures.preset(model, flavour: f).graph()
+            let weights = try RandomWeights.make(for: graph)
+            classifier = try Classifier(graph: graph, weights: weights, threads: threads)
+        }
+        let loadMs = Double(DispatchTime.now().uptimeNanoseconds - loadStart.uptimeNanoseconds) / 1e6
+        var seed: UInt64 = 12345
+        let count = batch * classifier.graph.inputChannels * size * size
+        var values = [Float](repeating: 0, count: count)
+        for i in 0..<count {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            values[i] = Float(Int32(truncatingIfNeeded: seed >> 32)) / Float(Int32.max)
+        }
+        let input = try Tensor(shape: [batch, classifier.graph.inputChannels, size, size], floats: values)
+        for _ in 0..<warmup { _ = try classifier(input) }
+        var times: [Double] = []
+        for _ in 0..<iterations {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            _ = try classifier(input)
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+        }
+        let runOrder = times
+        times.sort()
+        func pct(_ p: Double) -> Double {
+            let pos = p * Double(times.count - 1)
+            let lo = Int(pos.rounded(.down)), hi = min(lo + 1, times.count - 1)
+            return times[lo] + (times[hi] - times[lo]) * (pos - Double(lo))
+        }
+        let median = pct(0.5), p10 = pct(0.1), p90 = pct(0.9)
+        let ips = Double(batch) / (median / 1000)
+        if json {
+            var fields: [(String, JSONValue)] = [
+                ("median_ms", .double(median)), ("p10_ms", .double(p10)), ("p90_ms", .double(p90)),
+                ("images_per_s", .double(ips)), ("threads", .int(Int64(threads))), ("batch", .int(Int64(batch))),
+                ("size", .int(Int64(size))), ("iterations", .int(Int64(iterations))), ("load_ms", .double(loadMs)),
+                ("model", .string(model)), ("blas", .string(KernelBackend.blasDescription)),
+            ]
+            if samples { fields.append(("samples_ms", .array(runOrder.map { .double($0) }))) }
+            print(JSONValue.object(fields).serialized())
+        } else {
+            func f(_ v: Double) -> String { String(format: "%.2f", v) }
+            print("model:      \(model) (batch \(batch), \(size)x\(size), \(threads) threads, \(iterations) passes)")
+            print("latency:    median \(f(median)) ms, p10 \(f(p10)) ms, p90 \(f(p90)) ms")
+            print("throughput: \(f(ips)) images/s")
+            print("load:       \(f(loadMs)) ms; \(KernelBackend.blasDescription)")
+        }
+    }
+}

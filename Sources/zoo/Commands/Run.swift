@@ -1,0 +1,69 @@
+import ArgumentParser
+import Foundation
+import ModelZoo
+import ZooRuntime
+
+/// `zoo run CKPT --input x.npy --output y.npy [--features 1,2,3,4]`: inference from the shell.
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a native checkpoint on an NCHW float32 .npy batch: logits to .npy, or feature maps to .safetensors."
+    )
+
+    @Argument(help: "A native checkpoint (architecture from its metadata).")
+    var checkpoint: String
+
+    @Option(help: "Input batch: .npy of shape [N, C, H, W], any float dtype.")
+    var input: String
+
+    @Option(name: [.short, .long], help: "Output: .npy logits [N, classes], or with --features a .safetensors of maps.")
+    var output: String
+
+    @Option(help: "Comma-separated feature tap indices (timm out_indices, e.g. 1,2,3,4): write NCHW maps named by index.")
+    var features: String?
+
+    @Option(help: "Compute threads (default: the active cores).")
+    var threads = defaultThreadCount
+
+    @Flag(help: "Replace an existing output file.")
+    var overwrite = false
+
+    func run() throws {
+        guard threads > 0 else { throw ZooError(.usage, "--threads must be positive") }
+        let x: Tensor
+        do {
+            let file = try MappedFile(path: input)
+            x = try file.withBytes { try NPY.read($0) }
+        } catch let e as ZooError { throw e.inFile(input) }
+        let url = URL(fileURLWithPath: checkpoint)
+        if let features {
+            let indices = try features.split(separator: ",").map { s -> Int in
+                guard let i = Int(s.trimmingCharacters(in: .whitespaces)) else {
+                    throw ZooError(.usage, "--features takes comma-separated integers, got \"\(features)\"")
+                }
+                return i
+            }
+            let backbone = try Backbone(contentsOf: url, outIndices: indices, threads: threads)
+            let maps = try backbone.features(x)
+            let records = zip(indices, maps).map { TensorRecord(name: String($0), tensor: $1) }
+            let info: JSONValue = .array(zip(indices, backbone.featureInfo).map { i, t in
+                .object([("index", .int(Int64(i))), ("name", .string(t.name)), ("channels", .int(Int64(t.channels))),
+                         ("reduction", .int(Int64(t.reduction)))])
+            })
+            do {
+                try SafetensorsWriter.write(records, metadata: [("zoo.feature_info", info.serialized())], to: output, overwrite: overwrite)
+            } catch let e as ZooError { throw e.inFile(output) }
+        } else {
+            let logits = try Classifier(contentsOf: url, threads: threads)(x)
+            do {
+                let writer = try AtomicFileWriter(destination: output, overwrite: overwrite)
+                do {
+                    try writer.write(try NPY.encode(logits))
+                    try writer.commit()
+                } catch {
+                    writer.abandon()
+                    throw error
+                }
+            } catch let e as ZooError { throw e.inFile(output) }
+        }
+    }
+}

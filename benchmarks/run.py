@@ -1,0 +1,213 @@
+#!/usr/bin/env python3
+"""Side-by-side CPU inference benchmark: `zoo bench` vs PyTorch (eager) vs ONNX Runtime.
+
+In one run, for each model, rounds alternate the three engines (zoo, torch, ort) so that machine
+load affects all of them alike; each engine's figure is the median over all its timed passes.
+Writes benchmarks/RESULTS.md. Usage (from the repository root, after `swift build -c release`):
+
+    .venv/bin/python benchmarks/run.py [--threads 2] [--rounds 3] [--iterations 10] [--batch8] [--memory]
+                                       [--models resnet18,resnet50,...]
+
+ONNX files are exported from torchvision into benchmarks/.cache (gitignored).
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CACHE = os.path.join(ROOT, "benchmarks", ".cache")
+MODELS = ["resnet18", "resnet50", "vgg16", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"]
+# Issue #7 reference figures (quiet machine, batch 1, 224, 2 threads), for context only.
+ISSUE_TORCH = {"resnet18": 72, "resnet50": 173, "vgg16": 493, "mobilenet_v2": 35, "mobilenet_v3_large": 42, "mobilenet_v3_small": 16}
+ISSUE_ORT = {"resnet18": 48, "resnet50": 112, "vgg16": 425, "mobilenet_v2": 11.1, "mobilenet_v3_large": 9.5, "mobilenet_v3_small": 3.6}
+
+
+def zoo_bin():
+    return os.environ.get("ZOO_BIN", os.path.join(ROOT, ".build", "release", "zoo"))
+
+
+def cpu_name():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def loadavg():
+    try:
+        return open("/proc/loadavg").read().split()[:3]
+    except OSError:
+        return ["?"] * 3
+
+
+def zoo_samples(model, batch, threads, iterations):
+    out = subprocess.run([zoo_bin(), "bench", model, "--batch", str(batch), "--threads", str(threads),
+                          "--iterations", str(iterations), "--warmup", "2", "--json", "--samples"],
+                         check=True, capture_output=True, text=True).stdout
+    doc = json.loads(out)
+    return doc["samples_ms"]
+
+
+class TorchModel:
+    def __init__(self, name, batch, threads):
+        import torch
+        import torchvision
+        torch.set_num_threads(threads)
+        self.torch = torch
+        self.model = getattr(torchvision.models, name)().eval()
+        self.x = torch.randn(batch, 3, 224, 224)
+
+    def samples(self, iterations):
+        torch = self.torch
+        ts = []
+        with torch.inference_mode():
+            for _ in range(2):
+                self.model(self.x)
+            for _ in range(iterations):
+                t = time.perf_counter()
+                self.model(self.x)
+                ts.append((time.perf_counter() - t) * 1e3)
+        return ts
+
+
+class OrtModel:
+    def __init__(self, name, batch, threads, torch_model):
+        import onnxruntime as ort
+        import numpy as np
+        os.makedirs(CACHE, exist_ok=True)
+        path = os.path.join(CACHE, f"{name}.onnx")
+        if not os.path.exists(path):
+            torch = torch_model.torch
+            kwargs = {"input_names": ["x"], "output_names": ["y"], "dynamic_axes": {"x": {0: "n"}, "y": {0: "n"}}, "opset_version": 17}
+            try:
+                torch.onnx.export(torch_model.model, torch.randn(1, 3, 224, 224), path + ".tmp", dynamo=False, **kwargs)
+            except TypeError:
+                torch.onnx.export(torch_model.model, torch.randn(1, 3, 224, 224), path + ".tmp", **kwargs)
+            os.replace(path + ".tmp", path)
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+        self.x = np.random.default_rng(0).standard_normal((batch, 3, 224, 224)).astype(np.float32)
+
+    def samples(self, iterations):
+        ts = []
+        for _ in range(2):
+            self.session.run(None, {"x": self.x})
+        for _ in range(iterations):
+            t = time.perf_counter()
+            self.session.run(None, {"x": self.x})
+            ts.append((time.perf_counter() - t) * 1e3)
+        return ts
+
+
+def bench(models, batch, threads, rounds, iterations):
+    results = {}
+    for name in models:
+        print(f"[{name}] batch {batch}", file=sys.stderr, flush=True)
+        tm = TorchModel(name, batch, threads)
+        om = OrtModel(name, batch, threads, tm)
+        s = {"zoo": [], "torch": [], "ort": []}
+        for r in range(rounds):
+            s["zoo"] += zoo_samples(name, batch, threads, iterations)
+            s["torch"] += tm.samples(iterations)
+            s["ort"] += om.samples(iterations)
+            print(f"  round {r + 1}: zoo {statistics.median(s['zoo']):.1f}  torch {statistics.median(s['torch']):.1f}  "
+                  f"ort {statistics.median(s['ort']):.1f} ms", file=sys.stderr, flush=True)
+        results[name] = {k: statistics.median(v) for k, v in s.items()}
+        del tm, om
+    return results
+
+
+def peak_memory(threads):
+    """Peak RSS of a `zoo bench` process on a ResNet-50 native checkpoint, and the weights' size."""
+    import torch
+    import torchvision
+    from safetensors.torch import save_file
+    os.makedirs(CACHE, exist_ok=True)
+    path = os.path.join(CACHE, "resnet50.safetensors")
+    if not os.path.exists(path):
+        sd = torchvision.models.resnet50().state_dict()
+        save_file({k: v.contiguous() for k, v in sd.items()}, path,
+                  metadata={"format": "pt", "zoo.format_version": "1", "zoo.architecture": "resnet50",
+                            "zoo.config": '{"flavour":"torchvision"}'})
+    code = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", code, zoo_bin(), "bench", path, "--threads", str(threads),
+                          "--iterations", "3", "--warmup", "1", "--json"], check=True, capture_output=True, text=True).stdout
+    return int(out.strip()) * 1024, os.path.getsize(path)
+
+
+def fmt(v):
+    return f"{v:.1f}" if v >= 10 else f"{v:.2f}"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--iterations", type=int, default=10)
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--batch8", action="store_true", help="also measure batch-8 throughput")
+    ap.add_argument("--memory", action="store_true", help="also measure ResNet-50 peak RSS")
+    ap.add_argument("--output", default=os.path.join(ROOT, "benchmarks", "RESULTS.md"))
+    a = ap.parse_args()
+    models = [m for m in a.models.split(",") if m]
+    load0 = loadavg()
+    started = datetime.datetime.now(datetime.timezone.utc)
+    b1 = bench(models, 1, a.threads, a.rounds, a.iterations)
+    b8 = bench(models, 8, a.threads, max(1, a.rounds - 1), max(3, a.iterations // 3)) if a.batch8 else None
+    mem = peak_memory(a.threads) if a.memory else None
+    load1 = loadavg()
+    blas = json.loads(subprocess.run([zoo_bin(), "bench", "mobilenet_v3_small", "--iterations", "1", "--warmup", "0", "--json"],
+                                     check=True, capture_output=True, text=True).stdout).get("blas", "?")
+
+    lines = ["# Benchmark results", "",
+             f"Generated by `benchmarks/run.py` on {started:%Y-%m-%d %H:%M} UTC.", "",
+             f"- CPU: {cpu_name()} ({os.cpu_count()} logical CPUs), {blas}",
+             f"- Threads: {a.threads} for every engine (zoo `--threads`, `torch.set_num_threads`, ORT `intra_op_num_threads`)",
+             f"- Input: 224x224 float32, random weights; PyTorch eager + `inference_mode`; ONNX Runtime CPU provider on the torchvision export",
+             f"- Method: {a.rounds} alternating rounds (zoo, torch, ort) of {a.iterations} timed passes after 2 warm-ups; figures are medians over all passes",
+             f"- Load average (1/5/15 min) at start {'/'.join(load0)}, at end {'/'.join(load1)}. "
+             "A busy machine inflates every figure; compare columns of one run, not runs.", "",
+             "## Batch 1 latency (median ms, lower is better)", "",
+             "| model | zoo | PyTorch | ONNX Runtime | zoo / PyTorch | zoo / ORT | must (<= PyTorch) | target (<= ORT) |",
+             "|---|---:|---:|---:|---:|---:|:---:|:---:|"]
+    for m in models:
+        r = b1[m]
+        lines.append(f"| {m} | {fmt(r['zoo'])} | {fmt(r['torch'])} | {fmt(r['ort'])} | {r['zoo'] / r['torch']:.2f} | "
+                     f"{r['zoo'] / r['ort']:.2f} | {'met' if r['zoo'] <= r['torch'] else '**missed**'} | "
+                     f"{'met' if r['zoo'] <= r['ort'] else 'missed'} |")
+    if b8:
+        lines += ["", "## Batch 8 throughput (images/s, higher is better)", "",
+                  "| model | zoo | PyTorch | ONNX Runtime | zoo / PyTorch | must (>= PyTorch) |", "|---|---:|---:|---:|---:|:---:|"]
+        for m in models:
+            r = {k: 8000 / v for k, v in b8[m].items()}
+            lines.append(f"| {m} | {fmt(r['zoo'])} | {fmt(r['torch'])} | {fmt(r['ort'])} | {r['zoo'] / r['torch']:.2f} | "
+                         f"{'met' if r['zoo'] >= r['torch'] else '**missed**'} |")
+    if mem:
+        rss, weights = mem
+        lines += ["", "## Peak memory", "",
+                  f"`zoo bench` on a ResNet-50 native checkpoint: peak RSS {rss / 1e6:.0f} MB; weights file {weights / 1e6:.0f} MB; "
+                  f"budget (weights + 150 MB) {weights / 1e6 + 150:.0f} MB: {'met' if rss <= weights + 150e6 else '**missed**'}."]
+    lines += ["", "Issue #7 quoted, for a quiet machine: PyTorch " +
+              ", ".join(f"{m} {ISSUE_TORCH[m]}" for m in MODELS) + " ms; ONNX Runtime " +
+              ", ".join(f"{m} {ISSUE_ORT[m]}" for m in MODELS) + " ms.", ""]
+    with open(a.output, "w") as f:
+        f.write("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
