@@ -125,6 +125,10 @@ for t in "${targets[@]}"; do
   rc=$?
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$out" | grep -o '[0-9]*$' | tail -1)
   done_line=$(grep -E '^#[0-9]+[[:space:]]+(DONE|pulse|NEW|REDUCE|INITED)' "$out" | tail -1)
+  if [ -z "$execs" ]; then # fork mode: "#N: cov: ... corp: ..." lines, N = total executions
+    done_line=$(grep -E '^#[0-9]+: cov:' "$out" | tail -1)
+    execs=$(echo "$done_line" | grep -oE '^#[0-9]+' | tr -d '#')
+  fi
   cov=$(echo "$done_line" | grep -o 'cov: [0-9]*' | grep -o '[0-9]*')
   ft=$(echo "$done_line" | grep -o 'ft: [0-9]*' | grep -o '[0-9]*')
   corp=$(echo "$done_line" | grep -o 'corp: [0-9]*/[0-9A-Za-z]*' | cut -d' ' -f2)
