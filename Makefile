@@ -34,7 +34,7 @@ demo: release
 	@tools/demo.sh
 
 clean:
-	rm -rf .build .cache
+	rm -rf .build .build-fuzz .cache
 
 # Parity with torchvision and Keras for every architecture (docs/parity.md). Generates the full
 # fixture set (heavy, cached), runs Tests/ParityTests with ZOO_PARITY=all in release mode, writes the table.
