@@ -122,7 +122,9 @@ enum Parity {
     static func zoo(_ args: [String]) throws -> TestSupport.ProcessResult {
         let r = try TestSupport.zoo(args)
         guard r.status == 0 else {
-            let line = r.stderr.split(separator: "\n").last.map(String.init) ?? ""
+            let lines = r.stderr.split(separator: "\n").map(String.init)
+            // The tool's one-line error (`zoo: ...`), else the last line.
+            let line = lines.first { $0.hasPrefix("zoo:") || $0.hasPrefix("Error:") } ?? lines.last ?? ""
             throw ZooError(.mismatch, "`zoo \(args.prefix(2).joined(separator: " ")) ...` exited \(r.status): \(line)")
         }
         return r
