@@ -43,5 +43,5 @@ parity: setup
 	ZOO_FIXTURES_ALL=1 tools/fixtures/generate.sh
 	swift build -c release --build-tests
 	@mkdir -p .cache; rm -f $(PARITY_RESULTS)
-	ZOO_PARITY=all ZOO_PARITY_RESULTS=$(PARITY_RESULTS) swift test -c release --skip-build --filter ParityTests; \
+	ZOO_PARITY=all ZOO_PARITY_RESULTS=$(PARITY_RESULTS) swift test -c release --skip-build --filter "^ParityTests\." ; \
 	  status=$$?; $(ZOO_PYTHON) tools/parity_report.py $(PARITY_RESULTS) docs/parity.md $(ZOO_FIXTURES); exit $$status
