@@ -23,6 +23,7 @@ fixtures: setup
 test: setup fixtures
 	swift build --build-tests
 	swift test --skip-build $(SWIFT_TEST_FLAGS)
+	tools/run-example.sh
 	tools/fuzz.sh --smoke
 
 # libFuzzer over every reader (docs/security.md): FUZZ_SECONDS per target (default 600).
@@ -30,7 +31,7 @@ FUZZ_SECONDS ?= 600
 fuzz: setup fixtures
 	FUZZ_SECONDS=$(FUZZ_SECONDS) tools/fuzz.sh
 
-demo: release
+demo: setup release
 	@tools/demo.sh
 
 clean:

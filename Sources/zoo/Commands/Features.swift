@@ -131,7 +131,7 @@ final class FeatureCache: @unchecked Sendable {
     /// preprocessing, through the graph's shape inference.
     func shapes(image i: Int) throws -> [[Int]] {
         let image = try ImageDecoder.decode(path: files[i])
-        let (h, w) = preprocessing.outputSize(width: image.width, height: image.height)
+        let (h, w) = try preprocessing.outputSize(width: image.width, height: image.height)
         let all = try backbone.graph.shapes(height: h, width: w)
         return backbone.featureInfo.map { [1] + all[$0.node] }
     }
