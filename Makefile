@@ -20,6 +20,10 @@ release: setup
 fixtures: setup
 	@tools/fixtures/generate.sh
 
+# zoo vs PyTorch vs ONNX Runtime, side by side (benchmarks/RESULTS.md).
+bench: release
+	$(ZOO_PYTHON) benchmarks/run.py --batch8 --memory --cpu
+
 test: setup fixtures
 	swift build --build-tests
 	swift test --skip-build $(SWIFT_TEST_FLAGS)

@@ -133,21 +133,14 @@ def bench(models, batch, threads, rounds, iterations):
 
 
 def cpu_cost(models, iterations):
-    """Single-thread CPU milliseconds per pass (user + system time, not wall time), so a busy machine
-    barely moves it: zoo from its child process's rusage (k passes minus 1 pass), PyTorch and ORT from
-    the process clock with one thread."""
-    def child_cpu():
-        r = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return r.ru_utime + r.ru_stime
+    """Single-thread CPU milliseconds per pass (process CPU time, not wall time), so a busy machine
+    barely moves it: zoo reports its own (`cpu_ms_per_pass`), PyTorch and ORT from the process clock."""
     results = {}
     for name in models:
         k = max(3, iterations // 2) if name in HEAVY else iterations
-        def zoo_run(n):
-            before = child_cpu()
-            subprocess.run([zoo_bin(), "bench", name, "--threads", "1", "--iterations", str(n), "--warmup", "1", "--json"],
-                           check=True, capture_output=True, text=True)
-            return child_cpu() - before
-        zoo = (zoo_run(k + 1) - zoo_run(1)) / k * 1e3
+        out = subprocess.run([zoo_bin(), "bench", name, "--threads", "1", "--iterations", str(k), "--warmup", "1", "--json"],
+                             check=True, capture_output=True, text=True).stdout
+        zoo = json.loads(out)["cpu_ms_per_pass"]
         tm = TorchModel(name, 1, 1)
         om = OrtModel(name, 1, 1, tm)
         def proc(fn):
