@@ -156,7 +156,7 @@ public enum Converter {
         }
         // The digest is still being computed: write the header with a placeholder of the same
         // length, stream the tensors, then put the real header in place before the commit.
-        // (The streaming loop is SafetensorsWriter.write's; only the header patch is added.)
+        // (The streaming loop is SafetensorsWriter.writeData; only the header patch is added.)
         do {
             let ordered = SafetensorsWriter.order(plan.records)
             var meta = plan.metadata
@@ -164,17 +164,7 @@ public enum Converter {
             let total = ordered.reduce(0) { $0 + $1.byteCount }
             let writer = try AtomicFileWriter(destination: output, overwrite: overwrite)
             try writer.write(head)
-            var done = 0
-            for r in ordered {
-                let t: Tensor
-                do { t = try r.load() } catch var e as ZooError { if e.item == nil { e.item = r.name }; throw e }
-                guard t.dtype == r.dtype, t.shape == r.shape else {
-                    throw ZooError.bad("importer produced \(t.dtype.name) \(t.shape), declared \(r.dtype.name) \(r.shape)", item: r.name)
-                }
-                try t.withUnsafeBytes { try writer.write($0) }
-                done += t.byteCount
-                progress?(done, total)
-            }
+            try SafetensorsWriter.writeData(ordered, to: writer, total: total, progress: progress)
             meta.source?.sha256 = try pending.result()
             let finalHead = try SafetensorsWriter.header(for: ordered, metadata: meta.encoded())
             if finalHead.count == head.count, try patch(writer.temporaryPath, expected: head, with: finalHead) {
