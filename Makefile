@@ -27,6 +27,7 @@ bench: release
 test: setup fixtures
 	swift build --build-tests
 	swift test --skip-build $(SWIFT_TEST_FLAGS)
+	tools/run-example.sh
 	tools/fuzz.sh --smoke
 
 # libFuzzer over every reader (docs/security.md): FUZZ_SECONDS per target (default 600).
@@ -34,11 +35,11 @@ FUZZ_SECONDS ?= 600
 fuzz: setup fixtures
 	FUZZ_SECONDS=$(FUZZ_SECONDS) tools/fuzz.sh
 
-demo: release
+demo: setup release
 	@tools/demo.sh
 
 clean:
-	rm -rf .build .cache
+	rm -rf .build .build-fuzz .cache
 
 # Parity with torchvision and Keras for every architecture (docs/parity.md). Generates the full
 # fixture set (heavy, cached), runs Tests/ParityTests with ZOO_PARITY=all in release mode, writes the table.
@@ -47,5 +48,5 @@ parity: setup
 	ZOO_FIXTURES_ALL=1 tools/fixtures/generate.sh
 	swift build -c release --build-tests
 	@mkdir -p .cache; rm -f $(PARITY_RESULTS)
-	ZOO_PARITY=all ZOO_PARITY_RESULTS=$(PARITY_RESULTS) swift test -c release --skip-build --filter ParityTests; \
+	ZOO_PARITY=all ZOO_PARITY_RESULTS=$(PARITY_RESULTS) swift test -c release --skip-build --filter "^ParityTests\." ; \
 	  status=$$?; $(ZOO_PYTHON) tools/parity_report.py $(PARITY_RESULTS) docs/parity.md $(ZOO_FIXTURES); exit $$status
