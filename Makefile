@@ -20,9 +20,14 @@ release: setup
 fixtures: setup
 	@tools/fixtures/generate.sh
 
+# zoo vs PyTorch vs ONNX Runtime, side by side (benchmarks/RESULTS.md).
+bench: release
+	$(ZOO_PYTHON) benchmarks/run.py --batch8 --memory --cpu
+
 test: setup fixtures
 	swift build --build-tests
 	swift test --skip-build $(SWIFT_TEST_FLAGS)
+	tools/run-example.sh
 	tools/fuzz.sh --smoke
 
 # libFuzzer over every reader (docs/security.md): FUZZ_SECONDS per target (default 600).
@@ -30,7 +35,7 @@ FUZZ_SECONDS ?= 600
 fuzz: setup fixtures
 	FUZZ_SECONDS=$(FUZZ_SECONDS) tools/fuzz.sh
 
-demo: release
+demo: setup release
 	@tools/demo.sh
 
 clean:
@@ -43,5 +48,5 @@ parity: setup
 	ZOO_FIXTURES_ALL=1 tools/fixtures/generate.sh
 	swift build -c release --build-tests
 	@mkdir -p .cache; rm -f $(PARITY_RESULTS)
-	ZOO_PARITY=all ZOO_PARITY_RESULTS=$(PARITY_RESULTS) swift test -c release --skip-build --filter ParityTests; \
+	ZOO_PARITY=all ZOO_PARITY_RESULTS=$(PARITY_RESULTS) swift test -c release --skip-build --filter "^ParityTests\." ; \
 	  status=$$?; $(ZOO_PYTHON) tools/parity_report.py $(PARITY_RESULTS) docs/parity.md $(ZOO_FIXTURES); exit $$status

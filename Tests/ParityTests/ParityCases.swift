@@ -47,7 +47,13 @@ enum ParityCatalog {
     static let tolerance = 1e-4
 
     static var runAll: Bool { ProcessInfo.processInfo.environment["ZOO_PARITY"] == "all" }
-    static var groups: [String] { runAll ? subsetGroups + fullGroups : subsetGroups }
+    /// `ZOO_PARITY_GROUPS=a,b` runs just those fixture folders (e.g. one full group at a time).
+    static var groups: [String] {
+        if let g = ProcessInfo.processInfo.environment["ZOO_PARITY_GROUPS"], !g.isEmpty {
+            return g.split(separator: ",").map(String.init)
+        }
+        return runAll ? subsetGroups + fullGroups : subsetGroups
+    }
 
     /// Every selected case; a group whose manifest is missing yields one failing placeholder case.
     static let all: [ParityCase] = groups.flatMap { load(group: $0) }
@@ -122,7 +128,9 @@ enum Parity {
     static func zoo(_ args: [String]) throws -> TestSupport.ProcessResult {
         let r = try TestSupport.zoo(args)
         guard r.status == 0 else {
-            let line = r.stderr.split(separator: "\n").last.map(String.init) ?? ""
+            let lines = r.stderr.split(separator: "\n").map(String.init)
+            // The tool's one-line error (`zoo: ...`), else the last line.
+            let line = lines.first { $0.hasPrefix("zoo:") || $0.hasPrefix("Error:") } ?? lines.last ?? ""
             throw ZooError(.mismatch, "`zoo \(args.prefix(2).joined(separator: " ")) ...` exited \(r.status): \(line)")
         }
         return r
