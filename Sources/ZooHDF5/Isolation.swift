@@ -55,6 +55,13 @@ enum Isolation {
         if signal != 0, signal != 0x7F {
             throw ZooError(.badInput, "libhdf5 crashed (signal \(signal)) reading the file (corrupted or hostile HDF5); refused")
         }
+        // The child exits 0 (read fine) or 3 (a ZooError, which the in-process read reproduces with
+        // its message). Anything else means it died some other way (a sanitizer's report, exit()
+        // from inside a library): never follow it with an in-process read.
+        let code = (status >> 8) & 0xFF
+        if code != 0, code != 3 {
+            throw ZooError(.badInput, "libhdf5 failed abnormally (exit status \(code)) reading the file (corrupted or hostile HDF5); refused")
+        }
         #endif
     }
 
