@@ -5,7 +5,8 @@
 #
 # Builds the `zoo-fuzz` product with -sanitize=fuzzer,address into .build-fuzz, then runs each
 # target (all by default; `zoo-fuzz --list` names them) for FUZZ_SECONDS (default 600) or, with
-# --smoke, SMOKE_SECONDS (default 20). Corpora: .cache/fuzz/corpus/<target> (grown by the run),
+# --smoke, a deterministic pass: fixed seed, a fixed number of runs per target, starting from the
+# seeds alone (SMOKE_SECONDS, default 60, only bounds a slow machine). Corpora: .cache/fuzz/corpus/<target> (grown by the run),
 # seeded from Tests/Fixtures/fuzz-seeds/<target>, Tests/Fixtures/fuzz-regressions/<target> and the
 # fixture generators' outputs in .cache/fixtures. Crashes, leaks, timeouts (> 10 s per input) and
 # oversized allocations (> 1 GB for a single malloc) are findings: the input is saved under
