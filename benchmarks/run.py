@@ -25,6 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CACHE = os.path.join(ROOT, "benchmarks", ".cache")
 MODELS = ["resnet18", "resnet50", "vgg16", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"]
 # Issue #7 reference figures (quiet machine, batch 1, 224, 2 threads), for context only.
+HEAVY = {"vgg16"}  # half the passes: these take seconds each on a loaded machine
 ISSUE_TORCH = {"resnet18": 72, "resnet50": 173, "vgg16": 493, "mobilenet_v2": 35, "mobilenet_v3_large": 42, "mobilenet_v3_small": 16}
 ISSUE_ORT = {"resnet18": 48, "resnet50": 112, "vgg16": 425, "mobilenet_v2": 11.1, "mobilenet_v3_large": 9.5, "mobilenet_v3_small": 3.6}
 
@@ -67,11 +68,11 @@ class TorchModel:
         self.model = getattr(torchvision.models, name)().eval()
         self.x = torch.randn(batch, 3, 224, 224)
 
-    def samples(self, iterations):
+    def samples(self, iterations, warmup=2):
         torch = self.torch
         ts = []
         with torch.inference_mode():
-            for _ in range(2):
+            for _ in range(warmup):
                 self.model(self.x)
             for _ in range(iterations):
                 t = time.perf_counter()
@@ -101,9 +102,9 @@ class OrtModel:
         self.session = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
         self.x = np.random.default_rng(0).standard_normal((batch, 3, 224, 224)).astype(np.float32)
 
-    def samples(self, iterations):
+    def samples(self, iterations, warmup=2):
         ts = []
-        for _ in range(2):
+        for _ in range(warmup):
             self.session.run(None, {"x": self.x})
         for _ in range(iterations):
             t = time.perf_counter()
@@ -119,13 +120,38 @@ def bench(models, batch, threads, rounds, iterations):
         tm = TorchModel(name, batch, threads)
         om = OrtModel(name, batch, threads, tm)
         s = {"zoo": [], "torch": [], "ort": []}
+        its = max(3, iterations // 2) if name in HEAVY else iterations
         for r in range(rounds):
-            s["zoo"] += zoo_samples(name, batch, threads, iterations)
-            s["torch"] += tm.samples(iterations)
-            s["ort"] += om.samples(iterations)
+            s["zoo"] += zoo_samples(name, batch, threads, its)
+            s["torch"] += tm.samples(its, warmup=2 if r == 0 else 1)
+            s["ort"] += om.samples(its, warmup=2 if r == 0 else 1)
             print(f"  round {r + 1}: zoo {statistics.median(s['zoo']):.1f}  torch {statistics.median(s['torch']):.1f}  "
                   f"ort {statistics.median(s['ort']):.1f} ms", file=sys.stderr, flush=True)
         results[name] = {k: statistics.median(v) for k, v in s.items()}
+        del tm, om
+    return results
+
+
+def cpu_cost(models, iterations):
+    """Single-thread CPU milliseconds per pass (process CPU time, not wall time), so a busy machine
+    barely moves it: zoo reports its own (`cpu_ms_per_pass`), PyTorch and ORT from the process clock."""
+    results = {}
+    for name in models:
+        k = max(3, iterations // 2) if name in HEAVY else iterations
+        out = subprocess.run([zoo_bin(), "bench", name, "--threads", "1", "--iterations", str(k), "--warmup", "1", "--json"],
+                             check=True, capture_output=True, text=True).stdout
+        zoo = json.loads(out)["cpu_ms_per_pass"]
+        tm = TorchModel(name, 1, 1)
+        om = OrtModel(name, 1, 1, tm)
+        def proc(fn):
+            fn(1)
+            t = time.process_time()
+            fn(k)
+            return (time.process_time() - t) / k * 1e3
+        torch_ms = proc(lambda n: tm.samples(n, warmup=0))
+        ort_ms = proc(lambda n: om.samples(n, warmup=0))
+        results[name] = {"zoo": zoo, "torch": torch_ms, "ort": ort_ms}
+        print(f"[{name}] cpu ms/pass, 1 thread: zoo {zoo:.1f} torch {torch_ms:.1f} ort {ort_ms:.1f}", file=sys.stderr, flush=True)
         del tm, om
     return results
 
@@ -160,15 +186,20 @@ def main():
     ap.add_argument("--iterations", type=int, default=10)
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--batch8", action="store_true", help="also measure batch-8 throughput")
+    ap.add_argument("--batch8-models", default="resnet18,resnet50,mobilenet_v2,mobilenet_v3_large,mobilenet_v3_small",
+                    help="models for the batch-8 run (vgg16 is left out by default: minutes per PyTorch pass on a busy machine)")
     ap.add_argument("--memory", action="store_true", help="also measure ResNet-50 peak RSS")
+    ap.add_argument("--cpu", action="store_true", help="also measure single-thread CPU time per pass (robust to load)")
     ap.add_argument("--output", default=os.path.join(ROOT, "benchmarks", "RESULTS.md"))
     a = ap.parse_args()
     models = [m for m in a.models.split(",") if m]
     load0 = loadavg()
     started = datetime.datetime.now(datetime.timezone.utc)
     b1 = bench(models, 1, a.threads, a.rounds, a.iterations)
-    b8 = bench(models, 8, a.threads, max(1, a.rounds - 1), max(3, a.iterations // 3)) if a.batch8 else None
+    models8 = [m for m in a.batch8_models.split(",") if m in models]
+    b8 = bench(models8, 8, a.threads, max(1, a.rounds - 1), max(3, a.iterations // 3)) if a.batch8 else None
     mem = peak_memory(a.threads) if a.memory else None
+    cpu = cpu_cost(models, a.iterations) if a.cpu else None
     load1 = loadavg()
     blas = json.loads(subprocess.run([zoo_bin(), "bench", "mobilenet_v3_small", "--iterations", "1", "--warmup", "0", "--json"],
                                      check=True, capture_output=True, text=True).stdout).get("blas", "?")
@@ -178,7 +209,8 @@ def main():
              f"- CPU: {cpu_name()} ({os.cpu_count()} logical CPUs), {blas}",
              f"- Threads: {a.threads} for every engine (zoo `--threads`, `torch.set_num_threads`, ORT `intra_op_num_threads`)",
              f"- Input: 224x224 float32, random weights; PyTorch eager + `inference_mode`; ONNX Runtime CPU provider on the torchvision export",
-             f"- Method: {a.rounds} alternating rounds (zoo, torch, ort) of {a.iterations} timed passes after 2 warm-ups; figures are medians over all passes",
+             f"- Method: {a.rounds} alternating rounds (zoo, torch, ort) of {a.iterations} timed passes ({max(3, a.iterations // 2)} for vgg16) "
+             "after 2 warm-ups; figures are medians over all passes",
              f"- Load average (1/5/15 min) at start {'/'.join(load0)}, at end {'/'.join(load1)}. "
              "A busy machine inflates every figure; compare columns of one run, not runs.", "",
              "## Batch 1 latency (median ms, lower is better)", "",
@@ -192,10 +224,18 @@ def main():
     if b8:
         lines += ["", "## Batch 8 throughput (images/s, higher is better)", "",
                   "| model | zoo | PyTorch | ONNX Runtime | zoo / PyTorch | must (>= PyTorch) |", "|---|---:|---:|---:|---:|:---:|"]
-        for m in models:
+        for m in models8:
             r = {k: 8000 / v for k, v in b8[m].items()}
             lines.append(f"| {m} | {fmt(r['zoo'])} | {fmt(r['torch'])} | {fmt(r['ort'])} | {r['zoo'] / r['torch']:.2f} | "
                          f"{'met' if r['zoo'] >= r['torch'] else '**missed**'} |")
+    if cpu:
+        lines += ["", "## Single-thread CPU cost (CPU ms per pass, batch 1, lower is better)", "",
+                  "Process CPU time rather than wall time, each engine at one thread: this measures the work "
+                  "each engine does and is barely affected by other processes, unlike the latencies above.", "",
+                  "| model | zoo | PyTorch | ONNX Runtime | zoo / PyTorch | zoo / ORT |", "|---|---:|---:|---:|---:|---:|"]
+        for m in models:
+            r = cpu[m]
+            lines.append(f"| {m} | {fmt(r['zoo'])} | {fmt(r['torch'])} | {fmt(r['ort'])} | {r['zoo'] / r['torch']:.2f} | {r['zoo'] / r['ort']:.2f} |")
     if mem:
         rss, weights = mem
         lines += ["", "## Peak memory", "",

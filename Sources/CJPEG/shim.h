@@ -15,7 +15,9 @@
  * zoo_jpeg_decode and gets a status code and a message; it never sees a jump.
  *
  * The functions are static inline in this module-map header so that no C target is needed:
- * clang compiles them into the Swift module that imports CJPEG.
+ * clang compiles them into the Swift module that imports CJPEG. The entry points are also
+ * noinline: a function calling setjmp must keep its own frame (LLVM already refuses to inline
+ * such functions; the attribute makes it explicit).
  */
 
 /** Result of zoo_jpeg_decode. On success `pixels` is malloc'd (width*height*components bytes),
@@ -91,7 +93,7 @@ static inline void zoo_jpeg_free(unsigned char *pixels) { free(pixels); }
  * (RGB), CMYK/YCCK as 4 (CMYK as stored, i.e. Adobe-inverted for Adobe files). Refuses
  * images with more than max_pixels pixels before allocating any image memory.
  */
-static inline void zoo_jpeg_decode(const unsigned char *data, unsigned long size, unsigned long long max_pixels,
+__attribute__((noinline)) static inline void zoo_jpeg_decode(const unsigned char *data, unsigned long size, unsigned long long max_pixels,
                                    int max_scans, zoo_jpeg_result *result) {
     struct jpeg_decompress_struct cinfo;
     zoo_jpeg_error_mgr err;
@@ -194,7 +196,7 @@ static void zoo_jpeg_encode_error_exit(j_common_ptr cinfo) {
  * writes the Adobe marker for CMYK/YCCK). Used to make test files Pillow cannot write (YCCK) and
  * by tools; errors come back in `status`/`message` the same way as for decoding.
  */
-static inline void zoo_jpeg_encode(const unsigned char *pixels, unsigned int width, unsigned int height, int components,
+__attribute__((noinline)) static inline void zoo_jpeg_encode(const unsigned char *pixels, unsigned int width, unsigned int height, int components,
                                    int in_color_space, int jpeg_color_space, int quality, int progressive,
                                    zoo_jpeg_encoded *result) {
     struct jpeg_compress_struct cinfo;

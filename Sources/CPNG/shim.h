@@ -11,7 +11,8 @@
  * longjmp must never cross a Swift frame. The whole decode therefore runs in this one C
  * function (setjmp here, longjmp from libpng's C frames or the C callbacks below), and Swift
  * only sees a status code and a message. The functions are static inline in the module-map
- * header, so no C target is needed.
+ * header, so no C target is needed; the entry point is noinline so the setjmp keeps its own
+ * C frame.
  *
  * Transformations mirror what Pillow's PNG plugin followed by `.convert("RGB")` keeps:
  * palette -> RGB (palette transparency expands to an alpha channel, dropped later in Swift),
@@ -66,7 +67,7 @@ static void zoo_png_read(png_structp png, png_bytep out, size_t length) {
 static inline void zoo_png_free(unsigned char *p) { free(p); }
 
 /** Decodes a whole PNG held in memory; refuses more than max_pixels pixels before allocating them. */
-static inline void zoo_png_decode(const unsigned char *data, size_t size, unsigned long long max_pixels,
+__attribute__((noinline)) static inline void zoo_png_decode(const unsigned char *data, size_t size, unsigned long long max_pixels,
                                   zoo_png_result *result) {
     zoo_png_state state;
     png_structp volatile png = NULL;

@@ -67,6 +67,9 @@ public enum Converter {
         public var format: String
         /// Keras's layer order, for Keras weight files (drives the Keras mapping).
         public var keras: KerasLayout?
+        /// The input's SHA-256 still being computed (`plan(input:options:hashInBackground: true)`);
+        /// `write` fills it into `metadata.source` when it is ready.
+        var pendingDigest: BackgroundSHA256?
 
         /// Creates a plan.
         public init(records: [TensorRecord], metadata: NativeMetadata, format: String, keras: KerasLayout? = nil) {
@@ -75,6 +78,9 @@ public enum Converter {
             self.format = format
             self.keras = keras
         }
+
+        /// True when `metadata.source.sha256` is a placeholder that `write` replaces.
+        public var digestPending: Bool { pendingDigest != nil }
     }
 
     /// What a conversion did.
@@ -92,22 +98,18 @@ public enum Converter {
     /// Step 1: reads `input` (any format `Checkpoints.read` detects) and describes the output:
     /// every tensor under its own name, the provenance (`zoo.source`: file name, SHA-256 of the
     /// input, importer, original float dtype) and the importer's metadata as `zoo.extras`.
-    public static func plan(input: String, options: Options = Options()) throws -> Plan {
-        // Hash the input on a second thread while this one reads and verifies it.
+    ///
+    /// With `hashInBackground`, the SHA-256 is computed on a second thread while the plan is
+    /// transformed and written: `metadata.source.sha256` holds 64 zeros until `write` fills it in.
+    public static func plan(input: String, options: Options = Options(), hashInBackground: Bool = false) throws -> Plan {
         let hash = BackgroundSHA256(path: input)
         let checkpoint = try Checkpoints.read(path: input, pytorch: options.pytorch)
-        if checkpoint.format.hasPrefix("pytorch") || checkpoint.format == "torchscript" {
-            // Touch every zero-copy record once: checks the CRC of its storage (cached afterwards) and
-            // brings the pages in while the hash runs. Gathered tensors are left for the writer.
-            for r in checkpoint.tensors where r.details.contains(where: { $0.0 == "contiguous" && $0.1 == .bool(true) }) {
-                do { _ = try r.load() } catch var e as ZooError {
-                    if e.item == nil { e.item = r.name }
-                    throw e.inFile(input)
-                }
-            }
-        }
         let digest: String
-        do { digest = try hash.result() } catch let e as ZooError { throw e.inFile(input) }
+        if hashInBackground {
+            digest = String(repeating: "0", count: 64)
+        } else {
+            do { digest = try hash.result() } catch let e as ZooError { throw e.inFile(input) }
+        }
         var meta = NativeMetadata()
         let fileName = input.split(separator: "/").last.map(String.init) ?? input
         meta.source = NativeMetadata.Source(file: fileName, sha256: digest, importer: checkpoint.format,
@@ -120,12 +122,14 @@ public enum Converter {
             copy.load = {
                 do { return try load() } catch var e as ZooError {
                     if e.item == nil { e.item = r.name }
-                    throw e.inFile(input)
+                    throw e.singleLine.inFile(input)
                 }
             }
             return copy
         }
-        return Plan(records: records, metadata: meta, format: checkpoint.format, keras: checkpoint.keras)
+        var plan = Plan(records: records, metadata: meta, format: checkpoint.format, keras: checkpoint.keras)
+        if hashInBackground { plan.pendingDigest = hash }
+        return plan
     }
 
     /// Step 2 (a transform): floating-point records converted to `target`; others untouched.
@@ -142,9 +146,51 @@ public enum Converter {
     }
 
     /// Step 3: streams the plan to `output` atomically (no file appears unless complete).
-    /// `progress` receives bytes written and the total.
-    public static func write(_ plan: Plan, to output: String, overwrite: Bool, progress: ((Int, Int) -> Void)? = nil) throws {
-        try NativeCheckpoint.write(plan.records, metadata: plan.metadata, to: output, overwrite: overwrite, progress: progress)
+    /// `progress` receives bytes written and the total. Returns the metadata written (with the
+    /// input's SHA-256 filled in when it was pending).
+    @discardableResult
+    public static func write(_ plan: Plan, to output: String, overwrite: Bool, progress: ((Int, Int) -> Void)? = nil) throws -> NativeMetadata {
+        guard let pending = plan.pendingDigest else {
+            try NativeCheckpoint.write(plan.records, metadata: plan.metadata, to: output, overwrite: overwrite, progress: progress)
+            return plan.metadata
+        }
+        // The digest is still being computed: write the header with a placeholder of the same
+        // length, stream the tensors, then put the real header in place before the commit.
+        // (The streaming loop is SafetensorsWriter.writeData; only the header patch is added.)
+        do {
+            let ordered = SafetensorsWriter.order(plan.records)
+            var meta = plan.metadata
+            let head = try SafetensorsWriter.header(for: ordered, metadata: meta.encoded())
+            let total = ordered.reduce(0) { $0 + $1.byteCount }
+            let writer = try AtomicFileWriter(destination: output, overwrite: overwrite)
+            try writer.write(head)
+            try SafetensorsWriter.writeData(ordered, to: writer, total: total, progress: progress)
+            meta.source?.sha256 = try pending.result()
+            let finalHead = try SafetensorsWriter.header(for: ordered, metadata: meta.encoded())
+            if finalHead.count == head.count, try patch(writer.temporaryPath, expected: head, with: finalHead) {
+                try writer.commit()
+            } else {
+                // The header was still in the writer's buffer (a small file): write again, digest known.
+                writer.abandon()
+                try NativeCheckpoint.write(plan.records, metadata: meta, to: output, overwrite: overwrite, progress: progress)
+            }
+            return meta
+        } catch let e as ZooError {
+            throw e.inFile(output)
+        }
+    }
+
+    /// Replaces the first bytes of `path` by `bytes` when they currently equal `expected`.
+    private static func patch(_ path: String, expected: [UInt8], with bytes: [UInt8]) throws -> Bool {
+        let fd = open(path, O_RDWR | O_CLOEXEC)
+        if fd < 0 { throw ZooError(.io, "cannot reopen the temporary file: \(String(cString: strerror(errno)))", file: path) }
+        defer { close(fd) }
+        var current = [UInt8](repeating: 0, count: expected.count)
+        let n = current.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
+        guard n == expected.count, current == expected else { return false }
+        let w = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+        guard w == bytes.count else { throw ZooError(.io, "cannot write the header: \(String(cString: strerror(errno)))", file: path) }
+        return true
     }
 
     /// The whole raw conversion: read, cast to `options.dtype`, write.
@@ -154,11 +200,11 @@ public enum Converter {
         if !options.overwrite, FileSystem.exists(output) {
             throw ZooError(.io, "already exists (use --force to replace it)", file: output)
         }
-        var p = try plan(input: input, options: options)
+        var p = try plan(input: input, options: options, hashInBackground: true)
         p.records = cast(p.records, to: options.dtype)
-        try write(p, to: output, overwrite: options.overwrite, progress: progress)
+        let written = try write(p, to: output, overwrite: options.overwrite, progress: progress)
         return Summary(format: p.format, tensors: p.records.count, bytes: p.records.reduce(0) { $0 + $1.byteCount },
-                       sha256: p.metadata.source?.sha256 ?? "")
+                       sha256: written.source?.sha256 ?? "")
     }
 
     /// The float dtype holding the most bytes (`F32` for a typical checkpoint); `none` without float tensors.

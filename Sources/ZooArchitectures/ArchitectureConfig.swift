@@ -44,6 +44,16 @@ public enum PaddingConvention: String, Sendable, CaseIterable, Hashable {
     }
 }
 
+/// The classifier head of an architecture.
+public enum HeadKind: String, Sendable, CaseIterable, Hashable {
+    /// The family's own head (torchvision's / Keras's classifier).
+    case standard
+    /// A custom head: global average pooling -> one linear layer named `head` (a Keras model built as
+    /// backbone without top -> GlobalAveragePooling2D -> Dense(n)). Only where it differs from the family's
+    /// own head (VGG, MobileNetV3); for ResNet and MobileNet v1/V2 such a head *is* the standard one.
+    case linear
+}
+
 /// A complete, serialisable description of one architecture: family, variant and every option
 /// that distinguishes the torchvision and Keras definitions. `LayerGraph` is built from it.
 ///
@@ -89,6 +99,8 @@ public struct ArchitectureConfig: Sendable, Hashable {
     public var dropout: Double
     /// False for a backbone-only checkpoint (a Keras "no top" file): the head's tensors are absent.
     public var includeTop: Bool
+    /// The classifier head.
+    public var head: HeadKind
 
     /// A configuration with every option at its torchvision default.
     public init(name: String, family: Family, flavour: Flavour = .torchvision, classes: Int = 1000, width: Double = 1.0) {
@@ -112,6 +124,7 @@ public struct ArchitectureConfig: Sendable, Hashable {
         flattenSize = nil
         dropout = 0
         includeTop = true
+        head = .standard
     }
 
     /// The configuration as JSON (what `zoo.config` holds in a native checkpoint).
@@ -137,6 +150,7 @@ public struct ArchitectureConfig: Sendable, Hashable {
         }
         o.append(("dropout", .double(dropout)))
         o.append(("include_top", .bool(includeTop)))
+        if head != .standard { o.append(("head", .string(head.rawValue))) }
         return .object(o)
     }
 
@@ -195,9 +209,13 @@ public struct ArchitectureConfig: Sendable, Hashable {
             guard let f = Flavour(rawValue: v) else { throw ZooError(.badInput, "config field channel_rounding is \(v)", item: name) }
             c.channelRounding = f
         }
-        if let v = try ints("flatten_size") { c.flattenSize = v }
+        if let v = json["flatten_size"] { c.flattenSize = v == .null ? nil : try ints("flatten_size") }
         if let v = try dbl("dropout") { c.dropout = v }
         if let v = try bool("include_top") { c.includeTop = v }
+        if let v = json["head"], v != .null {
+            guard let s = v.stringValue, let h = HeadKind(rawValue: s) else { throw ZooError(.badInput, "config field head is \(v)", item: name) }
+            c.head = h
+        }
         try c.validate()
         self = c
     }
@@ -208,6 +226,9 @@ public struct ArchitectureConfig: Sendable, Hashable {
         guard classes > 0, classes < 1 << 24 else { throw bad("classes must be positive, got \(classes)") }
         guard width > 0, width <= 8 else { throw bad("width multiplier must be in (0, 8], got \(width)") }
         guard bnEps > 0, bnEps < 1 else { throw bad("BatchNorm epsilon must be in (0, 1), got \(bnEps)") }
+        if head == .linear, family != .vgg, family != .mobilenetV3 {
+            throw bad("head \"linear\" applies to VGG and MobileNetV3 only (the standard head of \(family.rawValue) is already pooling + linear)")
+        }
         switch family {
         case .resnet:
             guard depths.count == 4, depths.allSatisfy({ $0 > 0 }) else { throw bad("ResNet needs 4 stage depths, got \(depths)") }

@@ -30,6 +30,14 @@ struct GraphBuilder {
     }
 
     func graph(headStart: Int) -> LayerGraph { LayerGraph(nodes: nodes, taps: taps, headStart: headStart) }
+
+    /// A custom head (`head: "linear"`): global average pooling, flatten, one linear layer named `head`.
+    mutating func linearHead(channels: Int, classes: Int) -> LayerGraph {
+        let start = add("avgpool", .adaptiveAvgPool(height: 1, width: 1))
+        add("flatten", .flatten)
+        add("head", .linear(inFeatures: channels, outFeatures: classes, bias: true))
+        return graph(headStart: start)
+    }
 }
 
 /// torchvision's / TF-slim's `_make_divisible`: round to the nearest multiple of `divisor`, never below 90%.
@@ -123,6 +131,7 @@ enum VGGBuilder {
             g.add("features.\(idx)", .maxPool(kernel: (2, 2), stride: (2, 2), padding: .symmetric(0), ceilMode: false)); idx += 1
             g.tap("features.\(idx - 1)", channels: cin, reduction: 2 << si)
         }
+        if c.head == .linear { return g.linearHead(channels: cin, classes: c.classes) }
         let head: Int
         let spatial: Int
         if let f = c.flattenSize {
@@ -296,6 +305,7 @@ enum MobileNetV3Builder {
         let lastConv = keras ? makeDivisible(Double(cin) * 6) : 6 * cin
         convBNAct(&g, "features.\(lastIdx)", cin, lastConv, k: 1, s: 1, pad: .symmetric(0), eps: c.bnEps, act: .hardSwish)
         g.tap("features.\(lastIdx)", channels: lastConv, reduction: reduction)
+        if c.head == .linear { return g.linearHead(channels: lastConv, classes: c.classes) }
         let basePoint = large ? 1280 : 1024
         let lastPoint = keras ? (w > 1 ? makeDivisible(Double(basePoint) * w) : basePoint) : adjust(basePoint)
         let head = g.add("avgpool", .adaptiveAvgPool(height: 1, width: 1))

@@ -54,6 +54,22 @@ public enum Checksum: Sendable, Equatable, CustomStringConvertible {
         return .sha256Prefix(h)
     }
 
+    /// The strongest check available for a catalogue entry: the full SHA-256, else the MD5, else
+    /// a published SHA-256 prefix, else the prefix in a torchvision file name; nil when none.
+    /// Malformed values are a `.badInput` error (the catalogue is data).
+    public static func best(sha256: String?, md5: String?, sha256Prefix: String?, fileName: String?) throws -> Checksum? {
+        func parsed(_ tag: String, _ value: String?) throws -> Checksum? {
+            guard let value, !value.isEmpty else { return nil }
+            do { return try Checksum(parsing: tag + value) } catch let e as ZooError {
+                throw ZooError(.badInput, e.message, item: "checksum")
+            }
+        }
+        if let c = try parsed("sha256:", sha256) { return c }
+        if let c = try parsed("md5:", md5) { return c }
+        if let c = try parsed("sha256-prefix:", sha256Prefix) { return c }
+        return fileName.flatMap { torchvisionPrefix(fileName: $0) }
+    }
+
     /// `sha256:...`, `sha256-prefix:...` or `md5:...`.
     public var description: String {
         switch self {

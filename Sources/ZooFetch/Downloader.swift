@@ -85,6 +85,14 @@ public struct Downloader: Sendable {
         }
 
         let part = destination + Downloader.partialSuffix
+        // One download per destination at a time: an exclusive lock on the partial file (two
+        // processes appending to the same .part would corrupt it).
+        let lock = open(part, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        if lock < 0 { throw ZooError(.io, "cannot create: \(String(cString: strerror(errno)))", file: part) }
+        defer { close(lock) }
+        if flock(lock, LOCK_EX | LOCK_NB) != 0 {
+            throw ZooError(.io, "another process is downloading this file (its partial file is locked)", file: destination)
+        }
         var resumedFrom: Int64 = 0
         var lastError: ZooError?
         for attempt in 1...attempts {
@@ -98,7 +106,12 @@ public struct Downloader: Sendable {
                 if !error.retryable { break }
             }
         }
-        if let lastError { throw lastError }
+        if let lastError {
+            // Keep a partial file only when it holds something to resume from.
+            var st = stat()
+            if stat(part, &st) == 0, st.st_size == 0 { unlink(part) }
+            throw lastError
+        }
 
         // Verify the complete partial file, then move it into place.
         let digest = try Downloader.digest(of: part, md5: checksum?.needsMD5 ?? false)
@@ -284,7 +297,8 @@ private final class TransferSink: NSObject, URLSessionDataDelegate, @unchecked S
             // Content-Range: bytes START-END/TOTAL must continue where the partial file ends.
             let range = http.value(forHTTPHeaderField: "Content-Range") ?? ""
             guard let (start, total) = TransferSink.parseContentRange(range), start == existing else {
-                fail(.io, "server answered the resume request with an unusable Content-Range \"\(range)\"", retryable: false)
+                // Start over on the next attempt.
+                fail(.io, "server answered the resume request with an unusable Content-Range \"\(range)\"; the partial file was discarded", retryable: true)
                 unlink(part)
                 completionHandler(.cancel)
                 return

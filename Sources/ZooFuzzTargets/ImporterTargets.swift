@@ -51,14 +51,12 @@ extension FuzzTargets {
         try consume(try PyTorchImporter.read(file, options: options))
     }
 
-    /// libhdf5 reads files only: each input goes to one per-process temporary file.
-    static let hdf5Path: String = {
-        let dir = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
-        return "\(dir)/zoo-fuzz-hdf5-\(getpid()).h5"
-    }()
-
+    /// libhdf5 reads files only: each input goes to its own temporary file (unique per call,
+    /// since the tests replay inputs in parallel).
     static let hdf5: @Sendable (UnsafeRawBufferPointer) throws -> Void = { bytes in
-        let path = hdf5Path
+        let dir = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+        var random = SystemRandomNumberGenerator()
+        let path = "\(dir)/zoo-fuzz-hdf5-\(getpid())-\(String(random.next(), radix: 36)).h5"
         guard let f = fopen(path, "wb") else { throw ZooError(.io, "cannot write", file: path) }
         let written = bytes.isEmpty ? 0 : fwrite(bytes.baseAddress, 1, bytes.count, f)
         fclose(f)

@@ -119,42 +119,49 @@ public struct Preprocessing: Sendable, Equatable {
     // MARK: Geometry
 
     /// The size after `resize` for an image of `width` x `height` (torchvision's
-    /// `_compute_resized_output_size`).
-    public func resizedSize(width: Int, height: Int) -> (width: Int, height: Int) {
+    /// `_compute_resized_output_size`: the longer side is `int(size * long / short)`).
+    public func resizedSize(width: Int, height: Int) throws -> (width: Int, height: Int) {
+        guard width > 0, height > 0 else { throw ZooError.bad("cannot resize an empty image (\(width) x \(height))") }
         switch resize {
         case .none: return (width, height)
         case .exact(let h, let w): return (w, h)
         case .shorterSide(let s):
-            if width <= height {
-                return (s, Int(Double(s) * Double(height) / Double(width)))
-            } else {
-                return (Int(Double(s) * Double(width) / Double(height)), s)
+            let (short, long) = width <= height ? (width, height) : (height, width)
+            let value = Double(s) * Double(long) / Double(short)
+            guard value < 1e15 else {
+                throw ZooError.bad("a \(width) x \(height) image resized to \(s) on its shorter side is too large")
             }
+            let other = Int(value)
+            return width <= height ? (s, other) : (other, s)
         }
     }
 
     /// The output (height, width) for an image, after resize and crop.
-    public func outputSize(width: Int, height: Int) -> (height: Int, width: Int) {
+    public func outputSize(width: Int, height: Int) throws -> (height: Int, width: Int) {
         if let crop { return crop }
-        let r = resizedSize(width: width, height: height)
+        let r = try resizedSize(width: width, height: height)
         return (r.height, r.width)
     }
 
-    /// Resize and center crop, as 8-bit RGB (what torchvision has before `ToTensor`).
-    public func geometry(_ image: RGBImage) throws -> RGBImage {
-        let r = resizedSize(width: image.width, height: image.height)
+    /// Resize and center crop, as 8-bit RGB (what torchvision has before `ToTensor`). Intermediate
+    /// and final sizes above `maxPixels` (an extreme aspect ratio, a hostile recipe) are refused.
+    public func geometry(_ image: RGBImage, maxPixels: Int = ImageLimits.standard.maxPixels) throws -> RGBImage {
+        let r = try resizedSize(width: image.width, height: image.height)
         guard r.width > 0, r.height > 0 else {
             throw ZooError.bad("image of \(image.width) x \(image.height) resizes to an empty image")
         }
-        let resized = try image.resized(width: r.width, height: r.height, interpolation: interpolation)
+        if let crop { try RGBImage.checkPixels(width: crop.width, height: crop.height, maxPixels: maxPixels, "crop") }
+        let resized = try image.resized(width: r.width, height: r.height, interpolation: interpolation, maxPixels: maxPixels)
         guard let crop else { return resized }
-        return try Preprocessing.centerCrop(resized, height: crop.height, width: crop.width)
+        return try Preprocessing.centerCrop(resized, height: crop.height, width: crop.width, maxPixels: maxPixels)
     }
 
     /// torchvision's `center_crop`: offsets `round((size - crop) / 2)` (half to even), zero padding
     /// (`(crop - size) // 2` before) when the crop is larger than the image.
-    public static func centerCrop(_ image: RGBImage, height ch: Int, width cw: Int) throws -> RGBImage {
+    public static func centerCrop(_ image: RGBImage, height ch: Int, width cw: Int,
+                                  maxPixels: Int = ImageLimits.standard.maxPixels) throws -> RGBImage {
         guard ch > 0, cw > 0 else { throw ZooError(.usage, "crop size \(ch) x \(cw) must be positive") }
+        try RGBImage.checkPixels(width: cw, height: ch, maxPixels: maxPixels, "crop")
         func offset(_ size: Int, _ crop: Int) -> Int {
             if crop > size { return -((crop - size) / 2) }
             return Int((Double(size - crop) / 2).rounded(.toNearestOrEven))

@@ -18,10 +18,12 @@ public enum Interpolation: String, Sendable, CaseIterable {
 
 extension RGBImage {
     /// The image resized to `width` x `height` with Pillow's algorithm for `interpolation`.
-    public func resized(width outW: Int, height outH: Int, interpolation: Interpolation = .bilinear) throws -> RGBImage {
+    /// Refuses outputs above `maxPixels` (default: `ImageLimits.standard.maxPixels`) before allocating.
+    public func resized(width outW: Int, height outH: Int, interpolation: Interpolation = .bilinear,
+                        maxPixels: Int = ImageLimits.standard.maxPixels) throws -> RGBImage {
         guard outW > 0, outH > 0 else { throw ZooError(.usage, "cannot resize to \(outW) x \(outH)") }
         guard width > 0, height > 0 else { throw ZooError.bad("cannot resize an empty image") }
-        _ = try Checked.mul(try Checked.mul(outW, outH, "resized pixel count"), 3, "resized byte count")
+        try RGBImage.checkPixels(width: outW, height: outH, maxPixels: maxPixels, "resized image")
         if outW == width, outH == height { return self }
         switch interpolation {
         case .nearest: return try nearest(outW, outH)
@@ -40,6 +42,14 @@ extension RGBImage {
                 if outH != height { image = try image.resampleVertical(outH, interpolation) }
             }
             return image
+        }
+    }
+
+    /// Throws when `width * height` overflows or exceeds `maxPixels`.
+    static func checkPixels(width: Int, height: Int, maxPixels: Int, _ what: String) throws {
+        let n = try Checked.mul(width, height, "\(what) pixel count")
+        if n > maxPixels {
+            throw ZooError.bad("\(what) of \(width) x \(height) pixels exceeds the limit of \(maxPixels) pixels")
         }
     }
 

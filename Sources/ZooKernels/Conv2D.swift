@@ -107,7 +107,7 @@ public final class Conv2D: @unchecked Sendable {
 
     // MARK: planning
 
-    @usableFromInline enum Mode { case depthwise, direct, rows, columns }
+    @usableFromInline enum Mode { case depthwise, stem, direct, rows, columns }
 
     @usableFromInline struct Plan {
         var mode: Mode
@@ -126,6 +126,10 @@ public final class Conv2D: @unchecked Sendable {
             return Plan(mode: .depthwise, tasks: Parallel.tasks(threads, work: work, minimumPerTask: 32_768), tileRows: 0, scratch: 0)
         }
         let tasks = Parallel.tasks(threads, work: work, minimumPerTask: 131_072)
+        // Few input channels (the RGB stem) and 16 or 32 outputs: a direct kernel beats a skinny GEMM.
+        if d.groups == 1 && d.inChannels <= 4 && (d.outChannels == 16 || d.outChannels == 32) {
+            return Plan(mode: .stem, tasks: Parallel.tasks(threads, work: work, minimumPerTask: 65_536), tileRows: 0, scratch: 0)
+        }
         let direct = d.kernelH == 1 && d.kernelW == 1 && d.strideH == 1 && d.strideW == 1 && d.groups == 1
             && g.padTop == 0 && g.padLeft == 0 && g.padBottom == 0 && g.padRight == 0
         let splitRows = tasks == 1 || m >= 64 * tasks
@@ -158,6 +162,11 @@ public final class Conv2D: @unchecked Sendable {
         let m = batch * g.outH * g.outW
         let cout = d.outChannels
         switch p.mode {
+        case .stem:
+            let rows = batch * g.outH
+            Parallel.run(p.tasks) { t in
+                self.stemRows(Parallel.chunk(t, of: p.tasks, count: rows), input: input, g, output: output, residual: residual)
+            }
         case .depthwise:
             let rows = batch * g.outH
             Parallel.run(p.tasks) { t in
@@ -304,6 +313,57 @@ public final class Conv2D: @unchecked Sendable {
         }
     }
 
+    /// Direct convolution for few input channels and 16 or 32 output channels, rows `rows` (image * outH + oy).
+    @inline(__always)
+    func stemRows(_ rows: Range<Int>, input: UnsafePointer<Float>, _ g: WindowGeometry,
+                  output: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>?) {
+        let d = descriptor
+        let cin = d.inChannels, cout = d.outChannels, kh = d.kernelH, kw = d.kernelW
+        let four = cout == 32
+        let act = activation
+        let w = UnsafePointer(packed), bias = UnsafePointer(self.bias)
+        let inPlane = g.inH * g.inW * cin
+        for row in rows {
+            let img = row / g.outH, oy = row - img * g.outH
+            let src = input + img * inPlane
+            let y0 = oy * d.strideH - g.padTop
+            var i0 = 0
+            while i0 < kh && y0 + i0 * d.dilationH < 0 { i0 += 1 }
+            var i1 = kh
+            while i1 > i0 && y0 + (i1 - 1) * d.dilationH >= g.inH { i1 -= 1 }
+            for ox in 0..<g.outW {
+                let x0 = ox * d.strideW - g.padLeft
+                var j0 = 0
+                while j0 < kw && x0 + j0 * d.dilationW < 0 { j0 += 1 }
+                var j1 = kw
+                while j1 > j0 && x0 + (j1 - 1) * d.dilationW >= g.inW { j1 -= 1 }
+                var a0 = load8(bias), a1 = load8(bias + 8)
+                var a2 = four ? load8(bias + 16) : SIMD8<Float>(), a3 = four ? load8(bias + 24) : SIMD8<Float>()
+                for i in i0..<i1 {
+                    let rp = src + (y0 + i * d.dilationH) * g.inW * cin
+                    for j in j0..<j1 {
+                        let xp = rp + (x0 + j * d.dilationW) * cin
+                        var wp = w + (i * kw + j) * cin * cout
+                        for ci in 0..<cin {
+                            let xv = SIMD8<Float>(repeating: xp[ci])
+                            a0 += xv * load8(wp); a1 += xv * load8(wp + 8)
+                            if four { a2 += xv * load8(wp + 16); a3 += xv * load8(wp + 24) }
+                            wp += cout
+                        }
+                    }
+                }
+                let o = output + (row * g.outW + ox) * cout
+                if let residual {
+                    let r = residual + (row * g.outW + ox) * cout
+                    a0 += load8(r); a1 += load8(r + 8)
+                    if four { a2 += load8(r + 16); a3 += load8(r + 24) }
+                }
+                store8(act.apply(a0), o); store8(act.apply(a1), o + 8)
+                if four { store8(act.apply(a2), o + 16); store8(act.apply(a3), o + 24) }
+            }
+        }
+    }
+
     /// Depthwise convolution of output rows `rows` (global: image * outH + oy).
     @inline(__always)
     func depthwiseRows(_ rows: Range<Int>, input: UnsafePointer<Float>, _ g: WindowGeometry,
@@ -314,6 +374,44 @@ public final class Conv2D: @unchecked Sendable {
         let act = activation
         let w = UnsafePointer(packed), bias = UnsafePointer(self.bias)
         let inPlane = g.inH * g.inW * c
+        /// One output pixel, channels `from..<c`.
+        @inline(__always)
+        func pixel(_ row: Int, _ ox: Int, _ y0: Int, _ i0: Int, _ i1: Int, from: Int) {
+            let img = row / g.outH
+            let src = input + img * inPlane
+            let x0 = ox * sw - g.padLeft
+            var j0 = 0
+            while j0 < kw && x0 + j0 * dw < 0 { j0 += 1 }
+            var j1 = kw
+            while j1 > j0 && x0 + (j1 - 1) * dw >= g.inW { j1 -= 1 }
+            let o = output + (row * g.outW + ox) * c
+            let res = residual.map { $0 + (row * g.outW + ox) * c }
+            var ch = from
+            while ch + 8 <= c {
+                var acc = load8(bias + ch)
+                for i in i0..<i1 {
+                    let rp = src + ((y0 + i * dh) * g.inW) * c + ch
+                    let wp = w + i * kw * c + ch
+                    for j in j0..<j1 {
+                        acc += load8(rp + (x0 + j * dw) * c) * load8(wp + j * c)
+                    }
+                }
+                if let res { acc += load8(res + ch) }
+                store8(act.apply(acc), o + ch)
+                ch += 8
+            }
+            while ch < c {
+                var acc = bias[ch]
+                for i in i0..<i1 {
+                    for j in j0..<j1 {
+                        acc += src[((y0 + i * dh) * g.inW + x0 + j * dw) * c + ch] * w[(i * kw + j) * c + ch]
+                    }
+                }
+                if let res { acc += res[ch] }
+                o[ch] = act.apply(acc)
+                ch += 1
+            }
+        }
         for row in rows {
             let img = row / g.outH, oy = row - img * g.outH
             let src = input + img * inPlane
@@ -323,40 +421,49 @@ public final class Conv2D: @unchecked Sendable {
             while i0 < kh && y0 + i0 * dh < 0 { i0 += 1 }
             var i1 = kh
             while i1 > i0 && y0 + (i1 - 1) * dh >= g.inH { i1 -= 1 }
-            for ox in 0..<g.outW {
-                let x0 = ox * sw - g.padLeft
-                var j0 = 0
-                while j0 < kw && x0 + j0 * dw < 0 { j0 += 1 }
-                var j1 = kw
-                while j1 > j0 && x0 + (j1 - 1) * dw >= g.inW { j1 -= 1 }
-                let o = output + (row * g.outW + ox) * c
-                let res = residual.map { $0 + (row * g.outW + ox) * c }
-                var ch = 0
-                while ch + 8 <= c {
-                    var acc = load8(bias + ch)
-                    for i in i0..<i1 {
-                        let rp = src + ((y0 + i * dh) * g.inW) * c + ch
-                        let wp = w + i * kw * c + ch
-                        for j in j0..<j1 {
-                            acc += load8(rp + (x0 + j * dw) * c) * load8(wp + j * c)
+            // Pixels whose window lies wholly inside the row run four at a time (weights loaded once per tap).
+            let oxLo = min(g.outW, (g.padLeft + sw - 1) / sw)
+            let lastStart = g.inW - 1 - (kw - 1) * dw + g.padLeft
+            let oxHi = lastStart >= 0 ? min(g.outW, lastStart / sw + 1) : 0
+            let full = c & ~7
+            var ox = 0
+            while ox < g.outW {
+                if c >= 8 && ox >= oxLo && ox + 4 <= oxHi {
+                    let x0 = ox * sw - g.padLeft
+                    let base = (row * g.outW + ox) * c
+                    var ch = 0
+                    while ch < full {
+                        let b = load8(bias + ch)
+                        var a0 = b, a1 = b, a2 = b, a3 = b
+                        for i in i0..<i1 {
+                            let rp = src + ((y0 + i * dh) * g.inW + x0) * c + ch
+                            let wp = w + i * kw * c + ch
+                            for j in 0..<kw {
+                                let wv = load8(wp + j * c)
+                                let p = rp + j * dw * c
+                                a0 += load8(p) * wv
+                                a1 += load8(p + sw * c) * wv
+                                a2 += load8(p + 2 * sw * c) * wv
+                                a3 += load8(p + 3 * sw * c) * wv
+                            }
                         }
-                    }
-                    if let res { acc += load8(res + ch) }
-                    store8(act.apply(acc), o + ch)
-                    ch += 8
-                }
-                while ch < c {
-                    var acc = bias[ch]
-                    for i in i0..<i1 {
-                        for j in j0..<j1 {
-                            acc += src[((y0 + i * dh) * g.inW + x0 + j * dw) * c + ch] * w[(i * kw + j) * c + ch]
+                        if let residual {
+                            let r = residual + base + ch
+                            a0 += load8(r); a1 += load8(r + c); a2 += load8(r + 2 * c); a3 += load8(r + 3 * c)
                         }
+                        let o = output + base + ch
+                        store8(act.apply(a0), o); store8(act.apply(a1), o + c)
+                        store8(act.apply(a2), o + 2 * c); store8(act.apply(a3), o + 3 * c)
+                        ch += 8
                     }
-                    if let res { acc += res[ch] }
-                    o[ch] = act.apply(acc)
-                    ch += 1
+                    if full < c { for q in 0..<4 { pixel(row, ox + q, y0, i0, i1, from: full) } }
+                    ox += 4
+                } else {
+                    pixel(row, ox, y0, i0, i1, from: 0)
+                    ox += 1
                 }
             }
         }
+
     }
 }

@@ -115,16 +115,18 @@ public enum Mapping {
     /// Throws a `.mismatch` error listing missing, unexpected and mismatched tensors unless `allowPartial`,
     /// in which case the matching tensors are returned and the report goes into the metadata.
     public static func canonicalize(records: [TensorRecord], keras: KerasLayout?, arch: String, allowPartial: Bool = false) throws -> CanonicalCheckpoint {
-        var candidates: [(name: String, flavour: Flavour, width: Double?)] = []
+        var candidates: [(name: String, flavour: Flavour, width: Double?, head: HeadKind)] = []
         if arch == "auto" {
-            let all = Architectures.names.flatMap { n in Architectures.flavours(of: n).map { (name: n, flavour: $0, width: Optional<Double>.none) } }
+            let all = Architectures.names.flatMap { n in Architectures.flavours(of: n).map { (name: n, flavour: $0, width: Optional<Double>.none, head: HeadKind.standard) } }
             if keras != nil {
                 candidates = all.filter { $0.flavour == .keras }
+                // Backbone -> GlobalAveragePooling2D -> Dense(n) where that is not the family's own head.
+                candidates += candidates.filter { customHeadFamilies.contains(Architectures.family(of: $0.name) ?? .resnet) }.map { ($0.name, .keras, nil, .linear) }
             } else {
                 // torchvision first (a VGG's canonical names are the same in both flavours), then other widths, then Keras flavours.
                 candidates = all.filter { $0.flavour == .torchvision }
                 for base in ["mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"] {
-                    for w in [0.35, 0.5, 0.75, 1.3, 1.4] { candidates.append((base, .torchvision, w)) }
+                    for w in [0.35, 0.5, 0.75, 1.3, 1.4] { candidates.append((base, .torchvision, w, .standard)) }
                 }
                 candidates += all.filter { $0.flavour == .keras }
             }
@@ -137,12 +139,15 @@ public enum Mapping {
             let siblings = widthSiblings(of: arch)
             if keras != nil {
                 guard fl.contains(.keras) else { throw ZooError(.unsupported, "\(arch) has no Keras flavour; Keras files convert as: \(kerasNames.joined(separator: ", "))", item: arch) }
-                candidates = [(arch, .keras, nil)] + siblings.map { ($0, .keras, nil) }
+                candidates = ([arch] + siblings).map { ($0, .keras, nil, .standard) }
+                if let fam = Architectures.family(of: arch), customHeadFamilies.contains(fam) {
+                    candidates += ([arch] + siblings).map { ($0, .keras, nil, .linear) }
+                }
             } else {
-                candidates = fl.map { (arch, $0, nil) }
-                for s in siblings where Architectures.flavours(of: s).contains(.keras) && !fl.contains(.torchvision) { candidates.append((s, .keras, nil)) }
+                candidates = fl.map { (arch, $0, nil, .standard) }
+                for s in siblings where Architectures.flavours(of: s).contains(.keras) && !fl.contains(.torchvision) { candidates.append((s, .keras, nil, .standard)) }
                 if fl.contains(.torchvision), Architectures.family(of: arch) == .mobilenetV2 || Architectures.family(of: arch) == .mobilenetV3 {
-                    for w in [0.35, 0.5, 0.75, 1.3, 1.4] { candidates.append((arch, .torchvision, w)) }
+                    for w in [0.35, 0.5, 0.75, 1.3, 1.4] { candidates.append((arch, .torchvision, w, .standard)) }
                 }
             }
         }
@@ -152,7 +157,7 @@ public enum Mapping {
             let result: CanonicalCheckpoint
             do {
                 if let keras {
-                    result = try kerasMapping(records: records, layout: keras, name: c.name)
+                    result = try kerasMapping(records: records, layout: keras, name: c.name, head: c.head)
                 } else {
                     result = try torchvisionMapping(records: records, name: c.name, flavour: c.flavour, width: c.width)
                 }
@@ -186,6 +191,9 @@ public enum Mapping {
         }
         return chosen
     }
+
+    /// Families whose own head is more than pooling + one linear layer, so a custom `GAP -> Dense` head is a different graph.
+    static let customHeadFamilies: Set<Family> = [.vgg, .mobilenetV3]
 
     /// The other widths of a MobileNet (`mobilenet_v2` -> `mobilenet_v2_035`, ..., `mobilenet_v2_140`); empty for other families.
     public static func widthSiblings(of name: String) -> [String] {
@@ -357,6 +365,23 @@ public enum Mapping {
         return .other
     }
 
+    /// The fixed (h, w) of a Keras model config's input layer (`batch_input_shape` / `batch_shape` [None, h, w, c]), if any.
+    public static func staticInputShape(_ config: JSONValue, depth: Int = 0) -> [Int]? {
+        guard depth < 16 else { return nil }
+        switch config {
+        case .object(let members):
+            for (k, v) in members where k == "batch_input_shape" || k == "batch_shape" {
+                if let a = v.arrayValue, a.count == 4, let h = a[1].intValue, let w = a[2].intValue, h > 0, w > 0 { return [h, w] }
+                return nil
+            }
+            for (_, v) in members { if let r = staticInputShape(v, depth: depth + 1) { return r } }
+        case .array(let items):
+            for v in items { if let r = staticInputShape(v, depth: depth + 1) { return r } }
+        default: break
+        }
+        return nil
+    }
+
     /// The short Keras name of a weight (`conv1/kernel:0` -> `kernel`, `vars/0` -> nil).
     static func weightRole(_ name: String) -> String? {
         var base = name
@@ -372,7 +397,7 @@ public enum Mapping {
     /// BatchNorms, Dense): the graph's conv / BN / linear nodes, listed in Keras's order, take the next
     /// layer of their kind. This needs no layer names and holds both for legacy `.h5` files (one global
     /// order) and for Keras 3 `.weights.h5` files (which keep the order only within a class).
-    public static func kerasMapping(records: [TensorRecord], layout: KerasLayout, name: String) throws -> CanonicalCheckpoint {
+    public static func kerasMapping(records: [TensorRecord], layout: KerasLayout, name: String, head: HeadKind = .standard) throws -> CanonicalCheckpoint {
         var byName: [String: TensorRecord] = [:]
         for r in records { byName[r.name] = r }
         struct Src { var layer: KerasLayout.Layer; var tensors: [TensorRecord]; var kind: KerasKind }
@@ -402,6 +427,15 @@ public enum Mapping {
             layerCount += 1
         }
         var config = try Architectures.preset(name, flavour: .keras)
+        config.head = head
+        // Keras's MobileNetV3 pads its stride-2 depthwise convolutions with `correct_pad`, which follows TF "same"
+        // when the model was built for a fixed input size and is fixed (k/2-1, k/2) otherwise. A full-model file says which.
+        var staticInput: [Int]?
+        if config.family == .mobilenetV3, let mc = layout.modelConfig, let shape = staticInputShape(mc) {
+            config.stridedPadding = .tfSame
+            staticInput = shape
+        }
+        if head == .linear { config.flattenSize = nil }
         // Classes from the classifier: the last Dense, or (MobileNet v1/V3) the last 1x1 conv with a bias.
         if let last = queues[.dense]?.last, let k = last.tensors.first, k.shape.count == 2 {
             config.classes = k.shape[1]
@@ -409,7 +443,7 @@ public enum Mapping {
                   let k = last.tensors.first, k.shape.count == 4, k.shape[0] == 1, k.shape[1] == 1, last.tensors.count == 2 {
             config.classes = k.shape[3]
         }
-        if config.family == .vgg, let fc1 = queues[.dense]?.first, let k = fc1.tensors.first, k.shape.count == 2 {
+        if config.family == .vgg, head == .standard, let fc1 = queues[.dense]?.first, let k = fc1.tensors.first, k.shape.count == 2 {
             let hw = k.shape[0] / 512
             let side = Int(Double(hw).squareRoot().rounded())
             if side * side * 512 == k.shape[0] { config.flattenSize = [side, side] }
@@ -426,6 +460,8 @@ public enum Mapping {
         var report = MappingReport(architecture: name, flavour: .keras, source: "keras")
         report.unexpected = unexpected
         if !config.includeTop { report.notes.append("Keras file without the classifier (no top): backbone only") }
+        if let staticInput { report.notes.append("model built for a fixed \(staticInput[0])x\(staticInput[1]) input: stride-2 padding is TF \"same\"") }
+        if head == .linear { report.notes.append("custom head: global average pooling -> Dense(\(config.classes)), stored as head.weight / head.bias") }
         let spec = config.includeTop ? graph.parameterSpec : graph.parameterSpec.filter { $0.node < graph.headStart }
         var specByNode: [Int: [ParameterSpec]] = [:]
         for p in spec { specByNode[p.node, default: []].append(p) }

@@ -50,7 +50,7 @@ public enum PyTorchImporter {
             }
             return try readLegacy(file, options: options)
         } catch let e as ZooError {
-            throw e.inFile(file.path)
+            throw e.singleLine.inFile(file.path)
         }
     }
 
@@ -319,6 +319,10 @@ public enum PyTorchImporter {
         let shape = t.shape, strides = t.strides, offset = t.offset, base = view.byteOffset
         let zeroCopy = t.isContiguous && !(bigEndian && es > 1)
         return TensorRecord(name: name, dtype: dtype, shape: shape, details: details) {
+            do { return try load() } catch let e as ZooError { throw e.singleLine }
+        }
+
+        @Sendable func load() throws -> Tensor {
             let storage = try bytes.storage()
             if zeroCopy {
                 return try Tensor(dtype: dtype, shape: shape, storage: storage, byteOffset: base + offset * es)
@@ -332,7 +336,34 @@ public enum PyTorchImporter {
     }
 }
 
+extension ZooError {
+    /// The error with control characters in its message and item escaped, so that names taken
+    /// from a hostile file cannot break the one-line error format.
+    public var singleLine: ZooError {
+        var copy = self
+        copy.message = message.escapingControlCharacters
+        copy.item = item?.escapingControlCharacters
+        return copy
+    }
+}
+
 extension String {
+    /// Control characters (and DEL) written as `\n`, `\u{0}`, ...
+    public var escapingControlCharacters: String {
+        guard unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else { return self }
+        var out = ""
+        for u in unicodeScalars {
+            switch u {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 || u.value == 0x7F { out += "\\u{\(String(u.value, radix: 16))}" } else { out.unicodeScalars.append(u) }
+            }
+        }
+        return out
+    }
+
     var trimmingNewlines: String {
         var s = Substring(self)
         while let l = s.last, l == "\n" || l == "\r" || l == " " { s.removeLast() }

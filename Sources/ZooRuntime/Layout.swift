@@ -186,6 +186,13 @@ extension Engine {
         let n = input.shape[0], h = input.shape[2], w = input.shape[3]
         guard n > 0, h > 0, w > 0 else { throw ZooError(.badInput, "input shape \(input.shape) is empty", item: "input") }
         let threads = max(1, threads)
+        let runStart = Engine.profiling ? DispatchTime.now().uptimeNanoseconds : 0
+        defer {
+            if Engine.profiling {
+                let dt = Double(DispatchTime.now().uptimeNanoseconds - runStart) / 1e6
+                FileHandle.standardError.write(Data("profile-run \(String(format: "%.3f", dt)) ms\n".utf8))
+            }
+        }
         let layout = try self.layout(LayoutKey(n: n, h: h, w: w, outputs: outputs), threads: threads)
         let arena = takeArena(layout.arenaFloats)
         defer { returnArena(arena, layout.arenaFloats) }

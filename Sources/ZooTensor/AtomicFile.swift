@@ -231,6 +231,10 @@ public final class TemporaryFiles: @unchecked Sendable {
 
     /// Installs SIGINT/SIGTERM/SIGHUP handlers that delete in-flight temporary files, then
     /// re-raise the signal with its default action (the shell sees 130 / 143 / 129).
+    ///
+    /// A signal the process inherited as ignored (e.g. SIGINT for a background job of a
+    /// non-interactive shell) stays ignored. One inherited as blocked is unblocked: a cleanup
+    /// handler that never runs would let an interrupted conversion finish instead of stopping.
     public static func installSignalCleanup() {
         _ = TemporaryFiles.shared // initialise outside the handler
         let handler: @convention(c) (Int32) -> Void = { sig in
@@ -238,7 +242,18 @@ public final class TemporaryFiles: @unchecked Sendable {
             signal(sig, SIG_DFL)
             raise(sig)
         }
-        for sig in [SIGINT, SIGTERM, SIGHUP] {
+        let signals = [SIGINT, SIGTERM, SIGHUP]
+        var unblock = sigset_t()
+        sigemptyset(&unblock)
+        for sig in signals {
+            var old = sigaction()
+            sigaction(sig, nil, &old)
+            #if canImport(Glibc)
+            let previous = old.__sigaction_handler.sa_handler
+            #else
+            let previous = old.__sigaction_u.__sa_handler
+            #endif
+            if unsafeBitCast(previous, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self) { continue }
             var action = sigaction()
             #if canImport(Glibc)
             action.__sigaction_handler.sa_handler = handler
@@ -247,11 +262,11 @@ public final class TemporaryFiles: @unchecked Sendable {
             #endif
             sigemptyset(&action.sa_mask)
             // Block the other cleanup signals while one is handled.
-            sigaddset(&action.sa_mask, SIGINT)
-            sigaddset(&action.sa_mask, SIGTERM)
-            sigaddset(&action.sa_mask, SIGHUP)
+            for other in signals { sigaddset(&action.sa_mask, other) }
             action.sa_flags = 0
             sigaction(sig, &action, nil)
+            sigaddset(&unblock, sig)
         }
+        pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
     }
 }

@@ -31,11 +31,10 @@ public final class MappedFile: @unchecked Sendable {
         let size = Int(st.st_size)
         count = size
         if size == 0 { base = nil; return }
-        let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
-        if p == MAP_FAILED || p == nil {
+        guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
             throw ZooError(.io, "cannot map file: \(String(cString: strerror(errno)))", file: path)
         }
-        base = UnsafeRawPointer(p!)
+        base = UnsafeRawPointer(p)
     }
 
     /// An in-memory stand-in for a mapped file holding a copy of `bytes`, named `path` in errors.

@@ -171,3 +171,25 @@ func expectRefusal(_ what: String, _ words: String, seconds: Double = 2, _ body:
         expectRefusal("truncated escape", "truncated") { _ = try JSONValue.parse(#""\u12"#) }
     }
 }
+
+/// Every prefix of a valid file is refused with a `ZooError` (truncated downloads).
+@Suite struct TruncationTests {
+    @Test func everyPrefixOfASafetensorsFileIsRefused() throws {
+        let path = TestSupport.committed("fuzz-seeds/safetensors/meta.safetensors")
+        let full = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        _ = try openSafetensors(full) // negative control: the whole file opens
+        for n in 0..<full.count {
+            #expect(throws: ZooError.self, "prefix \(n)") { _ = try openSafetensors(Array(full.prefix(n))) }
+        }
+    }
+
+    @Test func everyPrefixOfAnNPYFileIsRefused() throws {
+        for name in ["f32.npy", "fortran.npy", "v3.npy"] {
+            let full = try [UInt8](Data(contentsOf: URL(fileURLWithPath: TestSupport.committed("fuzz-seeds/npy/\(name)"))))
+            _ = try full.withUnsafeBytes { try NPY.read($0) }
+            for n in 0..<full.count {
+                #expect(throws: ZooError.self, "\(name) prefix \(n)") { _ = try Array(full.prefix(n)).withUnsafeBytes { try NPY.read($0) } }
+            }
+        }
+    }
+}

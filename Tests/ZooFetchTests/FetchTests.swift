@@ -269,6 +269,23 @@ final class ProgressLog: @unchecked Sendable {
         #expect(!FileManager.default.fileExists(atPath: dest3) && !FileManager.default.fileExists(atPath: dest3 + ".part"))
     }
 
+    @Test func concurrentDownloadsOfOneFileAreRefused() throws {
+        let server = try RangeServer()
+        _ = try server.serve("weights.bin", count: 10_000)
+        let out = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: out) }
+        let dest = out.appendingPathComponent("w.bin").path
+        // Another process holds the lock (flock is per open file, so a second open here conflicts).
+        let fd = open(dest + ".part", O_RDWR | O_CREAT, 0o644)
+        #expect(fd >= 0)
+        #expect(flock(fd, LOCK_EX | LOCK_NB) == 0)
+        let error = try #require(throws: ZooError.self) { try fast.download(server.url("/files/weights.bin"), to: dest, checksum: nil) }
+        #expect(error.description.contains("another process"), "\(error)")
+        close(fd)
+        #expect(try fast.download(server.url("/files/weights.bin"), to: dest, checksum: nil).bytes == 10_000)
+        #expect(files(in: out) == ["w.bin"])
+    }
+
     @Test func cacheFolderFollowsTheEnvironment() throws {
         #expect(try ModelCache.defaultRoot(environment: ["ZOO_HOME": "/z", "XDG_CACHE_HOME": "/x", "HOME": "/h"]) == "/z")
         #expect(try ModelCache.defaultRoot(environment: ["XDG_CACHE_HOME": "/x", "HOME": "/h"]) == "/x/modelzoo")
@@ -289,6 +306,13 @@ final class ProgressLog: @unchecked Sendable {
         #expect(Checksum.torchvisionPrefix(fileName: "resnet50-11ad3fa6.pth") == .sha256Prefix("11ad3fa6"))
         #expect(Checksum.torchvisionPrefix(fileName: "mobilenet_v3_large-5c1a4163.pth") == .sha256Prefix("5c1a4163"))
         #expect(Checksum.torchvisionPrefix(fileName: "vgg16_weights_tf_dim_ordering_tf_kernels.h5") == nil)
+        let full = String(repeating: "c", count: 64), md5 = String(repeating: "d", count: 32)
+        #expect(try Checksum.best(sha256: full, md5: md5, sha256Prefix: "11ad3fa6", fileName: "x-11ad3fa6.pth") == .sha256(full))
+        #expect(try Checksum.best(sha256: nil, md5: md5, sha256Prefix: "11ad3fa6", fileName: nil) == .md5(md5))
+        #expect(try Checksum.best(sha256: "", md5: nil, sha256Prefix: "11ad3fa6", fileName: nil) == .sha256Prefix("11ad3fa6"))
+        #expect(try Checksum.best(sha256: nil, md5: nil, sha256Prefix: nil, fileName: "resnet18-f37072fd.pth") == .sha256Prefix("f37072fd"))
+        #expect(try Checksum.best(sha256: nil, md5: nil, sha256Prefix: nil, fileName: "vgg16.h5") == nil)
+        #expect(throws: ZooError.self) { try Checksum.best(sha256: "abc", md5: nil, sha256Prefix: nil, fileName: nil) }
         for bad in ["sha256:xyz", "md5:12", "", "sha256-prefix:12", "zzzz"] {
             #expect(throws: ZooError.self, "\(bad)") { try Checksum(parsing: bad) }
         }

@@ -67,6 +67,25 @@ import ZooTestSupport
         #expect(Date().timeIntervalSince(start) < 2)
     }
 
+    /// Small files that inflate to 64 MiB (zTXt text, surplus IDAT data): bounded time, and either
+    /// the 8x8 image or a ZooError.
+    @Test(arguments: ["ztxt_bomb.png", "idat_bomb.png"])
+    func decompressionBombsStayBounded(_ file: String) throws {
+        let path = try TestSupport.fixture("images/\(file)")
+        let size = try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int ?? 0
+        #expect(size < 200_000)
+        let start = Date()
+        do {
+            let image = try ImageDecoder.decode(path: path)
+            #expect(image.width == 8 && image.height == 8)
+            print("\(file): decoded")
+        } catch let error as ZooError {
+            #expect(error.description.hasPrefix(path), "\(error)")
+            print("\(file): \(error)")
+        }
+        #expect(Date().timeIntervalSince(start) < 3)
+    }
+
     @Test func pixelLimitIsConfigurable() throws {
         let path = try ImageCase.named("rgb420", format: "jpeg").path
         let png = try ImageCase.named("rgb_odd", format: "png").path
@@ -80,7 +99,7 @@ import ZooTestSupport
         let dir = try TestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let empty = dir.appendingPathComponent("empty.jpg").path
-        FileManager.default.createFile(atPath: empty, contents: Data())
+        #expect(FileManager.default.createFile(atPath: empty, contents: Data()))
         let e1 = try #require(throws: ZooError.self) { try ImageDecoder.decode(path: empty) }
         #expect(e1.kind == .badInput && e1.file == empty)
         let e2 = try #require(throws: ZooError.self) { try ImageDecoder.decode(path: dir.appendingPathComponent("nope.png").path) }

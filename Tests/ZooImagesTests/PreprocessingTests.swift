@@ -93,6 +93,18 @@ import ZooTestSupport
         #expect(try uncropped.tensor(for: [a]).shape == [1, 3, 100, 132])
     }
 
+    @Test func hostileSizesAreRefusedBeforeAllocating() throws {
+        let thin = try RGBImage(width: 1, height: 1_000_000, pixels: [UInt8](repeating: 7, count: 3_000_000))
+        // 232 on the shorter side would make a 232 x 232,000,000 intermediate.
+        let e1 = try #require(throws: ZooError.self) { try Preprocessing.torchvision(resize: 232).tensor(for: [thin]) }
+        #expect(e1.kind == .badInput && e1.description.contains("exceeds the limit"), "\(e1)")
+        let huge = Preprocessing(resize: .shorterSide(1 << 40), crop: (224, 224), mode: .torch)
+        #expect(throws: ZooError.self) { try huge.tensor(for: [thin]) }
+        let bigCrop = try Preprocessing(json: try JSONValue.parse(#"{"mode": "torch", "crop": [1000000000, 1000000000]}"#))
+        #expect(throws: ZooError.self) { try bigCrop.tensor(for: [thin]) }
+        #expect(throws: ZooError.self) { try thin.resized(width: 1 << 31, height: 1 << 31) }
+    }
+
     @Test func centerCropPadsLikeTorchvision() throws {
         let image = try RGBImage(width: 3, height: 2, pixels: Array(1...18))
         let c = try Preprocessing.centerCrop(image, height: 4, width: 2)

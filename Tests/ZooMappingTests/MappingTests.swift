@@ -116,6 +116,54 @@ struct MappingTests {
         #expect(checked == 38)
     }
 
+    @Test("Keras full models with a custom GAP -> Dense(n) head on VGG16 and MobileNetV3 map to head.weight / head.bias")
+    func kerasCustomHeads() throws {
+        let s = try specs()
+        for (api, key, name, drop, channels) in [("tf_keras", "VGG16", "vgg16", 3, 512), ("keras", "MobileNetV3Small_1", "mobilenet_v3_small", 2, 576),
+                                                  ("tf_keras", "MobileNetV3Large_0.75", "mobilenet_v3_large_075", 2, 720)] {
+            var layers = try #require(s[api]?[key]?["layers"]?.arrayValue)
+            layers.removeLast(drop)
+            layers.append(.array([.string("dense"), .string("Dense"), .array([
+                .array([.string("dense/kernel:0"), .array([.int(Int64(channels)), .int(19)])]),
+                .array([.string("dense/bias:0"), .array([.int(19)])]),
+            ])]))
+            for withClass in [true, false] {
+                let (records, layout) = kerasSpecLayout(layers, withClassNames: withClass)
+                for arch in ["auto", name] {
+                    let r = try Mapping.canonicalize(records: records, keras: layout, arch: arch)
+                    #expect(r.config.name == name && r.config.head == .linear && r.config.classes == 19, "\(key) \(arch): \(r.config.name) \(r.config.head)")
+                    #expect(r.records.suffix(2).map(\.name) == ["head.weight", "head.bias"])
+                    #expect(r.records.suffix(2).map(\.shape) == [[19, channels], [19]])
+                    #expect(try r.config.graph().shapes(height: 224, width: 224).last == [19])
+                    let back = try ArchitectureConfig(name: name, json: try #require(r.metadata.config))
+                    #expect(back == r.config)
+                }
+            }
+        }
+        // Negative control: the standard head is not mistaken for a custom one, and ResNet refuses head "linear".
+        let (records, layout) = kerasSpecLayout(try #require(s["keras"]?["MobileNetV3Small_1"]?["layers"]?.arrayValue), withClassNames: false)
+        #expect(try Mapping.canonicalize(records: records, keras: layout, arch: "auto").config.head == .standard)
+        var bad = try Architectures.preset("resnet50")
+        bad.head = .linear
+        #expect(throws: ZooError.self) { try bad.graph() }
+    }
+
+    @Test("Keras MobileNetV3 built for a fixed input size pads like TF same; built without one, with correct_pad's fixed rule")
+    func kerasV3StaticInput() throws {
+        let s = try specs()
+        let (records, layout) = kerasSpecLayout(try #require(s["tf_keras"]?["MobileNetV3Small_1"]?["layers"]?.arrayValue), withClassNames: false)
+        #expect(try Mapping.canonicalize(records: records, keras: layout, arch: "mobilenet_v3_small").config.stridedPadding == .correctPad)
+        var full = layout
+        let input: JSONValue = .object([("class_name", .string("InputLayer")), ("config", .object([("batch_input_shape", .array([.null, .int(225), .int(225), .int(3)]))]))])
+        full.modelConfig = .object([("class_name", .string("Functional")), ("config", .object([("layers", .array([input]))]))])
+        let r = try Mapping.canonicalize(records: records, keras: full, arch: "mobilenet_v3_small")
+        #expect(r.config.stridedPadding == .tfSame)
+        #expect(r.report.notes.contains { $0.contains("fixed 225x225 input") })
+        var dynamic = layout
+        dynamic.modelConfig = .object([("config", .object([("layers", .array([.object([("config", .object([("batch_shape", .array([.null, .null, .null, .int(3)]))]))])]))]))])
+        #expect(try Mapping.canonicalize(records: records, keras: dynamic, arch: "mobilenet_v3_small").config.stridedPadding == .correctPad)
+    }
+
     @Test("torchvision: every architecture's state_dict maps by identity; --arch auto recognises each")
     func torchvisionSpecs() throws {
         let s = try specs()

@@ -53,6 +53,14 @@ public enum SafetensorsWriter {
         let total = ordered.reduce(0) { $0 + $1.byteCount }
         let writer = try AtomicFileWriter(destination: path, overwrite: overwrite)
         try writer.write(head)
+        try writeData(ordered, to: writer, total: total, progress: progress)
+        try writer.commit()
+    }
+
+    /// The data section: loads each record of `ordered` once, checks it against its declared dtype
+    /// and shape, and appends its bytes to `writer`; `progress` receives bytes done and `total`.
+    public static func writeData(_ ordered: [TensorRecord], to writer: AtomicFileWriter, total: Int,
+                                 progress: ((Int, Int) -> Void)? = nil) throws {
         var done = 0
         for r in ordered {
             let t: Tensor
@@ -64,6 +72,5 @@ public enum SafetensorsWriter {
             done += t.byteCount
             progress?(done, total)
         }
-        try writer.commit()
     }
 }

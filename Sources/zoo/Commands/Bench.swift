@@ -38,6 +38,13 @@ struct Bench: ParsableCommand {
     @Flag(help: "Print {\"median_ms\", \"p10_ms\", \"p90_ms\", \"images_per_s\", \"threads\", \"batch\"} as JSON.")
     var json = false
 
+    /// CPU time of the whole process (all threads) in nanoseconds.
+    static func processCPUTime() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
     func run() throws {
         guard batch > 0, size > 0, threads > 0, iterations > 0, warmup >= 0 else {
             throw ZooError(.usage, "--batch, --size, --threads and --iterations must be positive")
@@ -63,11 +70,13 @@ struct Bench: ParsableCommand {
         let input = try Tensor(shape: [batch, classifier.graph.inputChannels, size, size], floats: values)
         for _ in 0..<warmup { _ = try classifier(input) }
         var times: [Double] = []
+        let cpu0 = Bench.processCPUTime()
         for _ in 0..<iterations {
             let t0 = DispatchTime.now().uptimeNanoseconds
             _ = try classifier(input)
             times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
         }
+        let cpuPerPass = Double(Bench.processCPUTime() - cpu0) / 1e6 / Double(iterations)
         let runOrder = times
         times.sort()
         func pct(_ p: Double) -> Double {
@@ -82,6 +91,7 @@ struct Bench: ParsableCommand {
                 ("median_ms", .double(median)), ("p10_ms", .double(p10)), ("p90_ms", .double(p90)),
                 ("images_per_s", .double(ips)), ("threads", .int(Int64(threads))), ("batch", .int(Int64(batch))),
                 ("size", .int(Int64(size))), ("iterations", .int(Int64(iterations))), ("load_ms", .double(loadMs)),
+                ("cpu_ms_per_pass", .double(cpuPerPass)),
                 ("model", .string(model)), ("blas", .string(KernelBackend.blasDescription)),
             ]
             if samples { fields.append(("samples_ms", .array(runOrder.map { .double($0) }))) }
@@ -91,6 +101,7 @@ struct Bench: ParsableCommand {
             print("model:      \(model) (batch \(batch), \(size)x\(size), \(threads) threads, \(iterations) passes)")
             print("latency:    median \(f(median)) ms, p10 \(f(p10)) ms, p90 \(f(p90)) ms")
             print("throughput: \(f(ips)) images/s")
+            print("cpu:        \(f(cpuPerPass)) ms of process CPU time per pass (all threads)")
             print("load:       \(f(loadMs)) ms; \(KernelBackend.blasDescription)")
         }
     }

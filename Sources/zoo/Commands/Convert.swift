@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -77,15 +78,18 @@ struct Convert: ParsableCommand {
     }
 }
 
-/// A one-line progress bar on stderr, drawn only on a terminal.
-final class ProgressBar {
+/// A one-line progress bar on stderr, drawn only on a terminal. Safe to update from any thread.
+final class ProgressBar: @unchecked Sendable {
     private let enabled: Bool
     private var lastPercent = -1
+    private let lock = NSLock()
 
     init(enabled: Bool) { self.enabled = enabled }
 
     func update(_ done: Int, _ total: Int) {
         guard enabled, total > 0 else { return }
+        lock.lock()
+        defer { lock.unlock() }
         let percent = Int(Double(done) / Double(total) * 100)
         if percent == lastPercent { return }
         lastPercent = percent

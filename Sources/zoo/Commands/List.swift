@@ -13,7 +13,24 @@ struct List: ParsableCommand {
     @Flag(help: "Print JSON: [{\"name\", \"family\", \"parameters\", \"gflops\", \"weights\": [{\"tag\", \"source\", \"url\", \"sha256_prefix\" or \"md5\", \"acc1\", \"acc5\", ...}]}].")
     var json = false
 
+    @Flag(help: "List the converted checkpoints in the cache instead (`zoo fetch`), with their paths.")
+    var cached = false
+
     func run() throws {
+        if cached {
+            let cache = try ModelCache()
+            let names = cache.cachedModels()
+            if json {
+                print(JSONValue.array(try names.map { n in
+                    .object([("name", .string(n)), ("path", .string(try cache.modelPath(n)))])
+                }).serialized(pretty: true))
+            } else if names.isEmpty {
+                print("no converted checkpoints in \(cache.modelsDirectory) (`zoo fetch NAME` adds them)")
+            } else {
+                print(CLIOutput.table(["name", "path"], try names.map { [$0, try cache.modelPath($0)] }), terminator: "")
+            }
+            return
+        }
         let cat = try Catalogue.shared()
         var entries = cat.entries
         if let f = family {

@@ -1,0 +1,2 @@
+// The runtime is part of the public umbrella: `import ModelZoo` gives Classifier and Backbone.
+@_exported import ZooRuntime

@@ -1,0 +1,156 @@
+import ArgumentParser
+import Foundation
+import ModelZoo
+
+/// `zoo features CKPT|NAME IMAGE... -o OUT.safetensors [--stages 1,2,3,4] [--pool avg]`.
+struct Features: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Embeddings (pooled last feature map) or stage feature maps for many images, streamed to a .safetensors file.",
+        discussion: """
+        Without --stages: one tensor `embeddings` [N, C] (global average pool of the last stage). With --stages: \
+        one NCHW tensor per image and stage, named `<image index, 6 digits>.<stage name>`, computed one image \
+        at a time so memory stays flat. The metadata `zoo.images` lists the image files in index order and \
+        `zoo.feature_info` the stages (name, channels, reduction).
+        """
+    )
+
+    @Argument(help: "A native checkpoint, or a model fetched with `zoo fetch`.")
+    var model: String
+
+    @Argument(help: "JPEG or PNG files.")
+    var images: [String]
+
+    @Option(name: [.short, .long], help: "The output .safetensors file.")
+    var output: String
+
+    @Option(help: "Comma-separated stage indices (timm out_indices, e.g. 1,2,3,4); `zoo info NAME` lists the stages.")
+    var stages: String?
+
+    @Option(help: "Pooling of the last map for embeddings: avg.")
+    var pool = "avg"
+
+    @Option(help: "Images per forward pass (embeddings mode).")
+    var batch = 8
+
+    @Option(help: "Compute threads (default: the active cores).")
+    var threads = defaultThreadCount
+
+    @Flag(help: "Replace an existing output file.")
+    var force = false
+
+    func validate() throws {
+        guard !images.isEmpty else { throw ValidationError("give at least one image") }
+        guard pool == "avg" else { throw ValidationError("--pool supports avg") }
+        guard batch > 0, threads > 0 else { throw ValidationError("--batch and --threads must be positive") }
+    }
+
+    func run() throws {
+        let path = try Pretrained.resolve(model)
+        let url = URL(fileURLWithPath: path)
+        let loaded = try LoadedCheckpoint(path: path)
+        guard let preJSON = loaded.checkpoint.metadata.preprocessing else {
+            throw ZooError(.badInput, "no preprocessing metadata (zoo.preprocessing)", file: path)
+        }
+        let pre: Preprocessing
+        do { pre = try Preprocessing(json: preJSON) } catch let e as ZooError { throw e.inFile(path) }
+        if !force, FileManager.default.fileExists(atPath: output) {
+            throw ZooError(.io, "already exists (use --force to replace it)", file: output)
+        }
+        // Every image gives the same input size after preprocessing only when there is a crop or an exact
+        // resize; otherwise sizes differ per image and the shapes are measured per image.
+        let files = images
+        var records: [TensorRecord] = []
+        let imagesJSON = JSONValue.array(files.map { .string($0) })
+        if let stages {
+            let indices = try stages.split(separator: ",").map { s -> Int in
+                guard let i = Int(s.trimmingCharacters(in: .whitespaces)) else {
+                    throw ZooError(.usage, "--stages takes comma-separated integers, got \"\(stages)\"")
+                }
+                return i
+            }
+            let backbone = try Backbone(contentsOf: url, outIndices: indices, threads: threads)
+            let cache = FeatureCache(backbone: backbone, preprocessing: pre, files: files)
+            for (i, file) in files.enumerated() {
+                let shapes = try cache.shapes(image: i)
+                for (s, tap) in backbone.featureInfo.enumerated() {
+                    let name = CLIOutput.padded6(i) + "." + tap.name
+                    records.append(TensorRecord(name: name, dtype: .f32, shape: shapes[s], details: [("image", .string(file))]) {
+                        try cache.maps(image: i)[s]
+                    })
+                }
+            }
+            let info: JSONValue = .array(zip(indices, backbone.featureInfo).map { i, t in
+                .object([("index", .int(Int64(i))), ("name", .string(t.name)), ("channels", .int(Int64(t.channels))),
+                         ("reduction", .int(Int64(t.reduction)))])
+            })
+            try write(records, [("zoo.images", imagesJSON.serialized()), ("zoo.feature_info", info.serialized())])
+        } else {
+            let backbone = try Backbone(contentsOf: url, head: false, pool: true, threads: threads)
+            var rows: [Float] = []
+            var width = 0
+            var start = 0
+            while start < files.count {
+                let chunk = Array(files[start..<min(start + batch, files.count)])
+                let out = try backbone.forward(pre.tensor(forFiles: chunk))
+                guard let pooled = out.pooled else { throw ZooError(.badInput, "the backbone produced no pooled output") }
+                width = pooled.elementCount / chunk.count
+                rows.append(contentsOf: pooled.floats())
+                start += chunk.count
+            }
+            let t = try Tensor(shape: [files.count, width], floats: rows)
+            let last = backbone.featureInfo.last
+            let info: JSONValue = .object([("name", .string(last?.name ?? "")), ("channels", .int(Int64(width))), ("pool", .string(pool))])
+            try write([TensorRecord(name: "embeddings", tensor: t)], [("zoo.images", imagesJSON.serialized()), ("zoo.feature_info", info.serialized())])
+        }
+        print("\(output): \(records.isEmpty ? 1 : records.count) tensors for \(files.count) images")
+    }
+
+    private func write(_ records: [TensorRecord], _ metadata: [(String, String)]) throws {
+        do {
+            try SafetensorsWriter.write(records, metadata: [("format", "pt")] + metadata, to: output, overwrite: force)
+        } catch let e as ZooError { throw e.inFile(output) }
+    }
+}
+
+/// Computes one image's stage maps at a time and keeps the last image's, so the writer (which asks
+/// for every stage of an image in a row) runs the network once per image.
+final class FeatureCache: @unchecked Sendable {
+    private let backbone: Backbone
+    private let preprocessing: Preprocessing
+    private let files: [String]
+    private let lock = NSLock()
+    private var current: (Int, [Tensor])?
+
+    init(backbone: Backbone, preprocessing: Preprocessing, files: [String]) {
+        self.backbone = backbone
+        self.preprocessing = preprocessing
+        self.files = files
+    }
+
+    /// The map shapes [1, C, H, W] for image `i` without running the network: the image's size after
+    /// preprocessing, through the graph's shape inference.
+    func shapes(image i: Int) throws -> [[Int]] {
+        let image = try ImageDecoder.decode(path: files[i])
+        let (h, w) = try preprocessing.outputSize(width: image.width, height: image.height)
+        let all = try backbone.graph.shapes(height: h, width: w)
+        return backbone.featureInfo.map { [1] + all[$0.node] }
+    }
+
+    func maps(image i: Int) throws -> [Tensor] {
+        lock.lock()
+        defer { lock.unlock() }
+        if let (j, maps) = current, j == i { return maps }
+        let maps = try backbone.features(preprocessing.tensor(forFiles: [files[i]]))
+        current = (i, maps)
+        return maps
+    }
+}
+
+extension CLIOutput {
+    /// Zero-padded to 6 digits (a static function, not a `String` initialiser: an unlabeled
+    /// `String.init` reference must never pick it up).
+    static func padded6(_ i: Int) -> String {
+        let digits = String(i)
+        return String(repeating: "0", count: Swift.max(0, 6 - digits.count)) + digits
+    }
+}

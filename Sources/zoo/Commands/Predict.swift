@@ -1,0 +1,88 @@
+import ArgumentParser
+import Foundation
+import ModelZoo
+
+/// `zoo predict CKPT|NAME IMAGE... [--top K] [--json]`: classify images.
+struct Predict: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Classify images: the top-K labels with softmax probabilities for each image."
+    )
+
+    @Argument(help: "A native checkpoint, or a model fetched with `zoo fetch` (resnet50, resnet50-IMAGENET1K_V2).")
+    var model: String
+
+    @Argument(help: "JPEG or PNG files.")
+    var images: [String]
+
+    @Option(help: "How many classes to show per image.")
+    var top = 5
+
+    @Option(help: "A text file of class names, one per line, replacing the checkpoint's labels (custom heads).")
+    var labels: String?
+
+    @Option(help: "Images per forward pass.")
+    var batch = 8
+
+    @Option(help: "Compute threads (default: the active cores).")
+    var threads = defaultThreadCount
+
+    @Flag(help: "Print JSON: [{\"image\", \"top\": [{\"index\", \"label\", \"probability\"}]}].")
+    var json = false
+
+    func validate() throws {
+        guard !images.isEmpty else { throw ValidationError("give at least one image") }
+        guard top > 0 else { throw ValidationError("--top must be positive") }
+        guard batch > 0 else { throw ValidationError("--batch must be positive") }
+        guard threads > 0 else { throw ValidationError("--threads must be positive") }
+    }
+
+    func run() throws {
+        let path = try Pretrained.resolve(model)
+        let names = try labels.map(Predict.readLabels)
+        let classifier = try ImageClassifier(contentsOf: URL(fileURLWithPath: path), labels: names, threads: threads)
+        let bar = ProgressBar(enabled: isatty(2) != 0 && images.count > batch)
+        var results: [(String, [Prediction])] = []
+        var start = 0
+        while start < images.count {
+            let chunk = Array(images[start..<min(start + batch, images.count)])
+            let tops = try classifier.classify(files: chunk, top: top)
+            results.append(contentsOf: zip(chunk, tops).map { ($0, $1) })
+            start += chunk.count
+            bar.update(start, images.count)
+        }
+        bar.finish()
+        if json {
+            let doc: [JSONValue] = results.map { image, top in
+                .object([("image", .string(image)), ("top", .array(top.map { p in
+                    .object([("index", .int(Int64(p.index))), ("label", .string(p.label)), ("probability", .double(Double(p.probability)))])
+                }))])
+            }
+            print(JSONValue.array(doc).serialized(pretty: true))
+            return
+        }
+        for (image, top) in results {
+            print(image)
+            let rows = top.map { p in [CLIOutput.decimals4(Double(p.probability)), String(p.index), p.label] }
+            print(CLIOutput.table(["probability", "index", "label"], rows, rightAligned: [0, 1]), terminator: "")
+        }
+    }
+
+    static func readLabels(_ path: String) throws -> [String] {
+        do {
+            let text = try String(contentsOfFile: path, encoding: .utf8)
+            return text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init).filter { !$0.isEmpty }
+        } catch {
+            throw ZooError(.io, "cannot read labels: \(error.localizedDescription)", file: path)
+        }
+    }
+}
+
+extension CLIOutput {
+    /// Four decimal places, without Foundation's format strings.
+    static func decimals4(_ v: Double) -> String {
+        let scaled = Int((v * 10000).rounded())
+        let frac = String(scaled % 10000)
+        let pad = Swift.max(0, 4 - frac.count)
+        return "\(scaled / 10000)." + String(repeating: "0", count: pad) + frac
+    }
+}

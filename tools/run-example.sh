@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Builds Examples/BackboneDemo (a separate package depending on this one by path) and runs it on a
+# checkpoint converted from the torchvision fixture and the sample image; checks what it prints.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+fixtures=${ZOO_FIXTURES:-$root/.cache/fixtures}
+work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+zoo=$(swift build --show-bin-path)/zoo
+"$zoo" convert "$fixtures/predict/mobilenet_v3_small.pth" --arch mobilenet_v3_small -o "$work/m.safetensors" >/dev/null
+(cd "$root/Examples/BackboneDemo" && swift build -q)
+bin=$(cd "$root/Examples/BackboneDemo" && swift build --show-bin-path)/BackboneDemo
+"$bin" "$work/m.safetensors" "$root/zoo/samples/sailboat.jpg" | tee "$work/out.txt"
+expected_top=$("${ZOO_PYTHON:-$root/.venv/bin/python}" -c "import json,sys; print(json.load(open(sys.argv[1]))['top5'][0][0])" "$fixtures/predict/reference.json")
+grep -q "^features.12: \[1, 576, 7, 7\] (stride 32)$" "$work/out.txt" || { echo "example: wrong last feature map" >&2; exit 1; }
+[ "$(grep -c '^features' "$work/out.txt")" = 4 ] || { echo "example: expected 4 feature maps" >&2; exit 1; }
+head -5 "$work/out.txt" | tail -1 | grep -q "^$expected_top " || { echo "example: top-1 is not torchvision's ($expected_top)" >&2; exit 1; }
+echo "example: BackboneDemo ok"
