@@ -61,6 +61,7 @@ extension ParityCase: CustomTestStringConvertible {
             #expect(ours.entries.count == indices.count,
                     "\(c.id): \(ours.entries.count) feature maps for \(indices.count) requested: \(ours.entries.map(\.name))")
             var worst = 0.0
+            var notes: [String] = []
             for i in indices {
                 let ref = try refs.tensor(named: String(i))
                 let tap = c.taps.first { $0.index == i }
@@ -68,6 +69,7 @@ extension ParityCase: CustomTestStringConvertible {
                 let named = ours.entries.first { e in (e.name == String(i) || e.name == tap?.node) && e.shape == ref.shape }
                 let sameShape = ours.entries.filter { $0.shape == ref.shape }
                 guard let entry = named ?? (sameShape.count == 1 ? sameShape[0] : nil) else {
+                    notes.append("tap \(i) (\(tap?.node ?? "?"), \(ref.shape)) not produced; got \(ours.entries.map { "\($0.name) \($0.shape)" })")
                     Issue.record("\(c.id): tap \(i) (\(tap?.node ?? "?"), shape \(ref.shape)) not found among \(ours.entries.map { "\($0.name) \($0.shape)" })")
                     worst = .infinity
                     continue
@@ -76,7 +78,7 @@ extension ParityCase: CustomTestStringConvertible {
                 worst = max(worst, err)
                 #expect(err <= tolerance, "\(c.id): tap \(i) (\(tap?.node ?? "?")): max relative error \(err)")
             }
-            Parity.record(c, kind: "features 1-4", error: worst, passed: worst <= tolerance)
+            Parity.record(c, kind: "features 1-4", error: worst, passed: worst <= tolerance, note: notes.joined(separator: "; "))
         } catch {
             Parity.record(c, kind: "features 1-4", error: nil, passed: false, note: "\(error)")
             throw error
