@@ -11,14 +11,21 @@ import ZooTensor
 /// Keras file makes it dereference bad pointers a few percent of the time, and some damage makes
 /// it loop. So before the file is read in-process, a forked child (no other thread is inside
 /// libhdf5: the fork happens under the libhdf5 lock) does everything the importer will do: open,
-/// scan, read every attribute and every dataset. If the child dies of a signal, or does not
-/// finish in time, the file is refused with one clear error and the calling process never runs
+/// scan, read every attribute and every dataset. If the child dies of a signal, or uses more
+/// than its CPU-time budget (RLIMIT_CPU: a loaded machine does not make a good file fail, as a
+/// wall-clock deadline would), the file is refused with one clear error and the calling process never runs
 /// the code that crashed; otherwise (success, or a clean `ZooError`) the real read proceeds and
 /// behaves the same, libhdf5 being deterministic. Core dumps and crash reports of the child are
 /// suppressed. Only on Linux (elsewhere the file is read directly).
 enum Isolation {
-    /// Seconds the child may take: a base plus one second per 20 MB of file.
-    static func timeout(fileSize: Int) -> Double { 20 + Double(fileSize) / 20e6 }
+    /// CPU seconds (user + system) the child may use: a base plus one second per 20 MB of file.
+    /// Reading a 250 MB Keras file takes about a second of CPU; a file that makes libhdf5 fault in
+    /// gigabytes (Tests/Fixtures/hdf5/libhdf5_slow.h5) or loop is stopped here.
+    static func timeout(fileSize: Int) -> Double { 10 + Double(fileSize) / 20e6 }
+
+    /// Wall-clock backstop for a child that blocks without using CPU: generous, since a busy
+    /// machine can stretch the CPU budget's wall time many times over.
+    static func wallBackstop(fileSize: Int) -> Double { 10 * timeout(fileSize: fileSize) + 60 }
 
     /// Probes `path` in a child process; throws when libhdf5 crashed or hung on it.
     static func probe(_ path: String, fileSize: Int) throws {
@@ -27,8 +34,9 @@ enum Isolation {
         if pid < 0 {
             throw ZooError(.io, "cannot fork a process to check the file: \(String(cString: strerror(errno)))")
         }
-        if pid == 0 { child(path) }
-        let limit = timeout(fileSize: fileSize)
+        if pid == 0 { child(path, cpuSeconds: Int(timeout(fileSize: fileSize).rounded(.up))) }
+        let cpuLimit = Int(timeout(fileSize: fileSize).rounded(.up))
+        let limit = wallBackstop(fileSize: fileSize)
         var start = timespec()
         clock_gettime(CLOCK_MONOTONIC, &start)
         var status: Int32 = 0
@@ -45,13 +53,17 @@ enum Isolation {
             if elapsed > limit {
                 kill(pid, SIGKILL)
                 while waitpid(pid, &status, 0) < 0, errno == EINTR {}
-                throw ZooError(.badInput, "libhdf5 did not finish reading the file within \(Int(limit)) s "
+                throw ZooError(.badInput, "libhdf5 did not finish reading the file within \(Int(limit)) s (wall clock) "
                                + "(corrupted or hostile HDF5); refused")
             }
             usleep(pause)
             pause = min(pause * 2, 20_000)
         }
         let signal = status & 0x7F
+        if signal == SIGXCPU || signal == SIGKILL {
+            throw ZooError(.badInput, "libhdf5 did not finish reading the file within \(cpuLimit) s of CPU time "
+                           + "(corrupted or hostile HDF5); refused")
+        }
         if signal != 0, signal != 0x7F {
             throw ZooError(.badInput, "libhdf5 crashed (signal \(signal)) reading the file (corrupted or hostile HDF5); refused")
         }
@@ -67,13 +79,16 @@ enum Isolation {
 
     #if os(Linux)
     /// The child: quiet, no core dump, default signal actions (no crash reporter), then the full read.
-    private static func child(_ path: String) -> Never {
+    private static func child(_ path: String, cpuSeconds: Int) -> Never {
         H5Library.resetAfterFork()
+        // SIGXCPU at the soft limit, SIGKILL at the hard one.
+        var cpu = rlimit(rlim_cur: rlim_t(cpuSeconds), rlim_max: rlim_t(cpuSeconds + 2))
+        setrlimit(__rlimit_resource_t(RLIMIT_CPU.rawValue), &cpu)
         let null = open("/dev/null", O_RDWR)
         if null >= 0 { dup2(null, 1); dup2(null, 2) }
         var noCore = rlimit(rlim_cur: 0, rlim_max: 0)
         setrlimit(__rlimit_resource_t(RLIMIT_CORE.rawValue), &noCore)
-        for s in [SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS] { signal(s, SIG_DFL) }
+        for s in [SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS, SIGXCPU] { signal(s, SIG_DFL) }
         var code: Int32 = 0
         do {
             let file = try HDF5File(path: path, isolated: false)
