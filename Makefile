@@ -26,9 +26,12 @@ bench: release
 
 test: setup fixtures
 	swift build --build-tests
-	swift test --skip-build $(SWIFT_TEST_FLAGS)
+	@mkdir -p .cache
+	swift test --skip-build $(SWIFT_TEST_FLAGS) 2>&1 | tee .cache/swift-test.log; exit $${PIPESTATUS[0]}
 	tools/run-example.sh
 	tools/fuzz.sh --smoke
+	@# The test runner's summary again, as the last line (the example and fuzz steps print after it).
+	@grep -E "Test run with [0-9]+ tests" .cache/swift-test.log | tail -1
 
 # libFuzzer over every reader (docs/security.md): FUZZ_SECONDS per target (default 600).
 FUZZ_SECONDS ?= 600
