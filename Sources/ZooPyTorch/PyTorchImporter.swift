@@ -97,10 +97,7 @@ public enum PyTorchImporter {
             guard let t = pid.sequence, t.count == 5, t[0].stringValue == "storage" else {
                 throw ZooError.bad("pickle: persistent id is not ('storage', type, key, location, numel)")
             }
-            let (dtype, untyped) = try storageType(t[1])
-            guard let key = t[2].stringValue ?? t[2].intValue.map(String.init) else { throw ZooError.bad("pickle: storage key is a \(t[2].kind)") }
-            guard let numel = t[4].intValue, numel >= 0 else { throw ZooError.bad("pickle: storage size is not a non-negative integer", item: key) }
-            let nbytes = try Checked.mul(numel, dtype.byteSize, "storage \(key) byte size")
+            let (dtype, untyped, key, nbytes) = try storageFields(t)
             let storage: TorchStorage
             if let s = storages[key] {
                 storage = s
@@ -145,6 +142,16 @@ public enum PyTorchImporter {
     }
 
     /// The dtype of a storage class global, and whether it is untyped.
+    /// The fields both persistent-id forms share, `('storage', type, key, location, numel, ...)`:
+    /// the storage's dtype (and whether it is untyped), its key and its byte size (checked).
+    static func storageFields(_ t: [PickleValue]) throws -> (TorchDType, Bool, String, Int) {
+        let (dtype, untyped) = try storageType(t[1])
+        guard let key = t[2].stringValue ?? t[2].intValue.map(String.init) else { throw ZooError.bad("pickle: storage key is a \(t[2].kind)") }
+        guard let numel = t[4].intValue, numel >= 0 else { throw ZooError.bad("pickle: storage size is not a non-negative integer", item: key) }
+        let nbytes = try Checked.mul(numel, dtype.byteSize, "storage \(key) byte size")
+        return (dtype, untyped, key, nbytes)
+    }
+
     static func storageType(_ v: PickleValue) throws -> (TorchDType, Bool) {
         guard case .global(let module, let name) = v, module == "torch" || module == "torch.cuda" || module == "torch.storage" else {
             throw ZooError.bad("pickle: storage type \(v.kind) is not a torch storage class")
@@ -191,10 +198,7 @@ public enum PyTorchImporter {
                 return t[1]
             }
             guard kind == "storage", t.count == 6 else { throw ZooError.bad("pickle: persistent id is not ('storage', type, key, location, numel, view)") }
-            let (dtype, untyped) = try storageType(t[1])
-            guard let key = t[2].stringValue ?? t[2].intValue.map(String.init) else { throw ZooError.bad("pickle: storage key is a \(t[2].kind)") }
-            guard let numel = t[4].intValue, numel >= 0 else { throw ZooError.bad("pickle: storage size is not a non-negative integer", item: key) }
-            let nbytes = try Checked.mul(numel, dtype.byteSize, "storage \(key) byte size")
+            let (dtype, untyped, key, nbytes) = try storageFields(t)
             let storage: TorchStorage
             if let s = storages[key] {
                 storage = s
