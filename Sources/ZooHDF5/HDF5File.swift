@@ -56,9 +56,9 @@ public final class HDF5File: @unchecked Sendable {
 
     /// Opens `path` and scans it. Errors are `ZooError`s naming the file.
     ///
-    /// With `isolated` (the default, on Linux), libhdf5 first reads the whole file in a forked
-    /// child process, so a file that crashes or hangs libhdf5 is refused instead of taking the
-    /// caller down (see `Isolation`); this reads the file twice.
+    /// With `isolated` (the default, on Linux), libhdf5 first reads the whole file in another
+    /// process (`zoo-hdf5-probe`, see `probeExecutable`), so a file that crashes or hangs libhdf5
+    /// is refused instead of taking the caller down (see `Isolation`); this reads the file twice.
     public init(path: String, isolated: Bool = true) throws {
         self.path = path
         do {
@@ -80,6 +80,13 @@ public final class HDF5File: @unchecked Sendable {
         } catch let e as ZooError {
             throw e.inFile(path)
         }
+    }
+
+    /// The probe executable (`zoo-hdf5-probe`) isolated reads start, or nil when this process
+    /// forks itself instead (no executable found; see docs/formats-hdf5.md). Linux only.
+    public static var probeExecutable: String? {
+        if case .helper(let path) = Isolation.runner { return path }
+        return nil
     }
 
     /// The object at `path` (no leading `/`; `""` is the root).

@@ -206,6 +206,15 @@ import ZooTestSupport
         #expect(e?.file == path)
     }
 
+    @Test func theProbeIsTheExecutableNotAForkOfThisProcess() throws {
+        // A fork of this multi-threaded test runner could inherit locks other threads hold and
+        // spin until its CPU budget runs out (a good file refused once in CI): the probe must be
+        // the separate executable built beside the tests.
+        let exe = try #require(HDF5File.probeExecutable)
+        #expect(exe.hasSuffix("/zoo-hdf5-probe"))
+        #expect(FileManager.default.isExecutableFile(atPath: exe))
+    }
+
     @Test func filesThatKeepLibhdf5BusyAreRefusedAfterTheTimeout() throws {
         let path = TestSupport.committed("hdf5/libhdf5_slow.h5")
         let start = Date()
