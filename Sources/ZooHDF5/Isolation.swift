@@ -5,16 +5,17 @@ import Darwin
 #endif
 import ZooTensor
 
-/// Runs libhdf5 over a file in a throw-away process first.
+/// Reads HDF5 files with libhdf5 in a throw-away process, never in the caller.
 ///
 /// libhdf5 1.10 is not hardened against corrupted or hostile files: random damage to a small
-/// Keras file makes it dereference bad pointers a few percent of the time, and some damage makes
-/// it loop. So before the file is read in-process, another process does everything the importer
-/// will do: open, scan, read every attribute and every dataset. If that process dies of a signal,
-/// or uses more than its CPU-time budget (RLIMIT_CPU: a loaded machine does not make a good file
-/// fail, as a wall-clock deadline would), the file is refused with one clear error and the calling
-/// process never runs the code that crashed; otherwise (success, or a clean `ZooError`) the real
-/// read proceeds and behaves the same, libhdf5 being deterministic. Core dumps of the probe are
+/// Keras file makes it dereference bad pointers a few percent of the time, some damage makes it
+/// loop, and some makes it corrupt its heap without crashing. So another process does all of the
+/// reading: open, scan, every attribute and every dataset, and hands the result back through an
+/// unlinked temporary file (`Handoff`), which the caller maps and checks. If that process dies of
+/// a signal, or uses more than its CPU-time budget (RLIMIT_CPU: a loaded machine does not make a
+/// good file fail, as a wall-clock deadline would), the file is refused with one clear error;
+/// a clean `ZooError` in it is re-thrown in the caller, and a dataset that fails to load fails
+/// that record's `load()` only, as an in-process read would. Core dumps of the probe are
 /// suppressed. Only on Linux (elsewhere the file is read directly).
 ///
 /// The probe process is the `zoo-hdf5-probe` executable (`HDF5ProbeTool`), started with
@@ -68,50 +69,71 @@ enum Isolation {
         return .fork
     }
 
-    /// Probes `path` in another process; throws when libhdf5 crashed or hung on it.
-    static func probe(_ path: String, fileSize: Int) throws {
-        #if os(Linux)
+    #if os(Linux)
+    /// Reads `path` in another process; throws when libhdf5 crashed or hung on it, or refused it.
+    static func read(_ path: String, fileSize: Int) throws -> Handoff.Scan {
         let cpuLimit = Int(timeout(fileSize: fileSize).rounded(.up))
+        let fd = try handoffFile()
+        defer { close(fd) }
         let pid: pid_t
         switch runner {
-        case .helper(let exe): pid = try spawn(exe, path: path, cpuSeconds: cpuLimit)
-        case .fork: pid = try forkChild(path, cpuSeconds: cpuLimit)
+        case .helper(let exe): pid = try spawn(exe, path: path, cpuSeconds: cpuLimit, output: fd)
+        case .fork: pid = try forkChild(path, cpuSeconds: cpuLimit, output: fd)
         }
         let (status, cpuUsed) = try wait(pid, wallLimit: wallBackstop(fileSize: fileSize))
         let signal = status & 0x7F
-        let used = (cpuUsed * 10).rounded() / 10
         if signal == SIGXCPU || (signal == SIGKILL && cpuUsed >= Double(cpuLimit) - 0.5) {
             throw ZooError(.badInput, "libhdf5 did not finish reading the file within \(cpuLimit) s of CPU time "
                            + "(corrupted or hostile HDF5); refused")
         }
         if signal == SIGKILL {
             // Not our limits: something else (the kernel's out-of-memory killer, a user) ended it.
-            throw ZooError(.io, "the process checking the file with libhdf5 was killed from outside "
-                           + "(SIGKILL after \(used) s of CPU; out of memory?)")
+            throw ZooError(.io, "the process reading the file with libhdf5 was killed from outside "
+                           + "(SIGKILL after \((cpuUsed * 10).rounded() / 10) s of CPU; out of memory?)")
         }
         if signal != 0, signal != 0x7F {
             throw ZooError(.badInput, "libhdf5 crashed (signal \(signal)) reading the file (corrupted or hostile HDF5); refused")
         }
-        // The probe exits 0 (read fine) or 3 (a ZooError, which the in-process read reproduces with
-        // its message). Anything else means it died some other way (a sanitizer's report, exit()
-        // from inside a library): never follow it with an in-process read.
+        // 0: the file was read; 3: the scan refused it with a ZooError. Anything else means the
+        // probe died some other way (a sanitizer's report, exit() from inside a library).
         let code = (status >> 8) & 0xFF
-        if code != 0, code != 3 {
+        switch code {
+        case 0:
+            let (manifest, mapped, dataEnd) = try Handoff.manifest(fd: fd)
+            return try Handoff.scan(manifest, mapped: mapped, dataEnd: dataEnd)
+        case 3:
+            throw try Handoff.error(try Handoff.manifest(fd: fd).0)
+        default:
             throw ZooError(.badInput, "libhdf5 failed abnormally (exit status \(code)) reading the file (corrupted or hostile HDF5); refused")
         }
-        #endif
     }
+
+    /// A new temporary file, already unlinked: nothing is left on disk however the read ends.
+    private static func handoffFile() throws -> Int32 {
+        var dir = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+        if dir.isEmpty { dir = "/tmp" }
+        var template = Array((dir.hasSuffix("/") ? dir : dir + "/").utf8CString.dropLast()) + Array("zoo-hdf5-XXXXXX".utf8CString)
+        let fd = mkstemp(&template)
+        if fd < 0 {
+            throw ZooError(.io, "cannot create a temporary file in \(dir) for the HDF5 probe: \(String(cString: strerror(errno)))")
+        }
+        unlink(template)
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        return fd
+    }
+    #endif
 
     #if os(Linux)
     /// Starts the probe executable: no inherited signal mask or handlers, /dev/null for the
     /// standard streams, an empty environment (no `HDF5_PLUGIN_PATH`: no plugin loading).
-    private static func spawn(_ exe: String, path: String, cpuSeconds: Int) throws -> pid_t {
+    private static func spawn(_ exe: String, path: String, cpuSeconds: Int, output: Int32) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, output, HDF5ProbeTool.outputDescriptor)
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
         defer { posix_spawnattr_destroy(&attr) }
@@ -122,7 +144,8 @@ enum Isolation {
         sigfillset(&all)
         posix_spawnattr_setsigdefault(&attr, &all)
         posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        let args = [exe, HDF5ProbeTool.cpuFlag, String(cpuSeconds), "--", path]
+        let args = [exe, HDF5ProbeTool.cpuFlag, String(cpuSeconds),
+                    HDF5ProbeTool.outputFlag, String(HDF5ProbeTool.outputDescriptor), "--", path]
         let cargs: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
         defer { for p in cargs { free(p) } }
         let env: [UnsafeMutablePointer<CChar>?] = [nil]
@@ -136,7 +159,7 @@ enum Isolation {
     }
 
     /// Forks a child that probes the file (the fallback; see the type's documentation).
-    private static func forkChild(_ path: String, cpuSeconds: Int) throws -> pid_t {
+    private static func forkChild(_ path: String, cpuSeconds: Int, output: Int32) throws -> pid_t {
         let pid: pid_t = H5Library.sync { fork() }
         if pid < 0 {
             throw ZooError(.io, "cannot fork a process to check the file: \(String(cString: strerror(errno)))")
@@ -150,7 +173,7 @@ enum Isolation {
             sigaddset(&unblock, SIGXCPU)
             sigprocmask(SIG_UNBLOCK, &unblock, nil)
             for s in [SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS, SIGXCPU] { signal(s, SIG_DFL) }
-            _exit(HDF5ProbeTool.limitAndRead(path, cpuSeconds: cpuSeconds))
+            _exit(HDF5ProbeTool.limitAndRead(path, cpuSeconds: cpuSeconds, output: output))
         }
         return pid
     }
@@ -188,36 +211,56 @@ enum Isolation {
     #endif
 }
 
-/// The `zoo-hdf5-probe` executable's work: reads an HDF5 file the way the importer does, inside
-/// resource limits, and reports by exit status only (0 read fine, 3 the importer refused the file,
-/// 64 bad arguments). ZooHDF5 starts it before reading a file in-process; see docs/formats-hdf5.md.
+/// The `zoo-hdf5-probe` executable's work: reads an HDF5 file with libhdf5 inside resource
+/// limits and writes what it read to a descriptor the caller passed (`Handoff`). Exit status:
+/// 0 read, 3 the file was refused with a `ZooError` (written to the descriptor), 64 bad arguments.
+/// ZooHDF5 starts it for every HDF5 file it reads; see docs/formats-hdf5.md.
 public enum HDF5ProbeTool {
     /// The flag that sets the CPU-time budget in seconds.
     public static let cpuFlag = "--cpu-seconds"
+    /// The flag that names the descriptor the result goes to (without it, the file is only read).
+    public static let outputFlag = "--output-fd"
+    /// The descriptor ZooHDF5 passes the result file as.
+    public static let outputDescriptor: Int32 = 3
 
-    /// Runs the probe with `arguments` (`[program, "--cpu-seconds", N, "--", FILE]`) and returns the exit status.
+    /// Runs the probe with `arguments` (`[program, "--cpu-seconds", N, ("--output-fd", FD,) "--", FILE]`)
+    /// and returns the exit status.
     public static func main(_ arguments: [String]) -> Int32 {
-        let args = Array(arguments.dropFirst())
-        guard args.count == 4, args[0] == cpuFlag, let cpu = Int(args[1]), cpu > 0, args[2] == "--" else {
-            let usage = Array("usage: zoo-hdf5-probe \(cpuFlag) N -- FILE (started by ModelZoo, not by hand)\n".utf8)
-            usage.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) }
-            return 64
+        var args = Array(arguments.dropFirst())
+        var cpu: Int?
+        var output: Int32?
+        while args.count >= 2, args[0] != "--" {
+            switch args[0] {
+            case cpuFlag: cpu = Int(args[1])
+            case outputFlag: output = Int32(args[1])
+            default: return usage()
+            }
+            args.removeFirst(2)
         }
-        return limitAndRead(args[3], cpuSeconds: cpu)
+        guard args.count == 2, args[0] == "--", let cpu, cpu > 0 else { return usage() }
+        if let output, output < 0 { return usage() }
+        return limitAndRead(args[1], cpuSeconds: cpu, output: output)
+    }
+
+    private static func usage() -> Int32 {
+        let text = Array("usage: zoo-hdf5-probe \(cpuFlag) N [\(outputFlag) FD] -- FILE (started by ModelZoo, not by hand)\n".utf8)
+        text.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) }
+        return 64
     }
 
     /// Sets the CPU-time budget (SIGXCPU at the soft limit, SIGKILL one second later) and no core
-    /// dumps, then reads everything the importer reads. Returns 0, or 3 on a `ZooError`.
-    static func limitAndRead(_ path: String, cpuSeconds: Int) -> Int32 {
+    /// dumps, then reads everything the importer reads, writing it to `output` when given.
+    /// Returns 0, or 3 on a `ZooError`.
+    static func limitAndRead(_ path: String, cpuSeconds: Int, output: Int32?) -> Int32 {
         #if os(Linux)
         var cpu = rlimit(rlim_cur: rlim_t(cpuSeconds), rlim_max: rlim_t(cpuSeconds + 1))
         setrlimit(__rlimit_resource_t(RLIMIT_CPU.rawValue), &cpu)
         var noCore = rlimit(rlim_cur: 0, rlim_max: 0)
         setrlimit(__rlimit_resource_t(RLIMIT_CORE.rawValue), &noCore)
         #endif
+        if let output { return Handoff.write(path: path, to: output) }
         do {
             let file = try HDF5File(path: path, isolated: false)
-            _ = try HDF5Importer.imported(file)
             for r in file.records { _ = try r.load() }
             return 0
         } catch {

@@ -25,16 +25,27 @@ public final class MappedFile: @unchecked Sendable {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         if fd < 0 { throw ZooError(.io, "cannot open: \(String(cString: strerror(errno)))", file: path) }
         defer { close(fd) }
+        (base, count) = try MappedFile.map(fd, path: path)
+    }
+
+    /// Maps the file open as `descriptor` (which the caller still owns and may close afterwards);
+    /// `path` names it in errors. For files without a name, such as an unlinked temporary file.
+    public init(descriptor: Int32, path: String) throws {
+        self.path = path
+        ownsHeapCopy = false
+        (base, count) = try MappedFile.map(descriptor, path: path)
+    }
+
+    private static func map(_ fd: Int32, path: String) throws -> (UnsafeRawPointer?, Int) {
         var st = stat()
         if fstat(fd, &st) != 0 { throw ZooError(.io, "cannot stat: \(String(cString: strerror(errno)))", file: path) }
         if (st.st_mode & S_IFMT) == S_IFDIR { throw ZooError(.io, "is a directory", file: path) }
         let size = Int(st.st_size)
-        count = size
-        if size == 0 { base = nil; return }
+        if size == 0 { return (nil, 0) }
         guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
             throw ZooError(.io, "cannot map file: \(String(cString: strerror(errno)))", file: path)
         }
-        base = UnsafeRawPointer(p)
+        return (UnsafeRawPointer(p), size)
     }
 
     /// An in-memory stand-in for a mapped file holding a copy of `bytes`, named `path` in errors.

@@ -93,6 +93,24 @@ import ZooTestSupport
         #expect(!FileManager.default.fileExists(atPath: out))
     }
 
+    /// The probe hands its result back through an unlinked temporary file in $TMPDIR: nothing is
+    /// left there, whether the file is read, refused, or crashes libhdf5.
+    @Test func probeLeavesNothingInTheTemporaryFolder() throws {
+        let tmp = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        for file in [try TestSupport.fixture("keras/tfk_mobilenet.h5"), try TestSupport.fixture("hdf5/softlink.h5"),
+                     TestSupport.committed("hdf5/libhdf5_segv_2.h5")] {
+            let r = try TestSupport.zoo(["inspect", file], environment: ["TMPDIR": tmp.path])
+            #expect(r.status == 0 || r.status == 2, "\(file): \(r.stderr)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: tmp.path).isEmpty, "\(file)")
+        }
+        let r = try TestSupport.zoo(["inspect", try TestSupport.fixture("keras/tfk_mobilenet.h5")],
+                                    environment: ["TMPDIR": "/nonexistent-zoo-tmp"])
+        #expect(r.status == 3)
+        #expect(r.stderr.contains("cannot create a temporary file in /nonexistent-zoo-tmp for the HDF5 probe"), "\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1)
+    }
+
     /// The probe executable itself: exit status only, by contract with ZooHDF5.
     @Test func probeExecutableReportsByExitStatus() throws {
         let probe = URL(fileURLWithPath: TestSupport.zooBinary).deletingLastPathComponent()
