@@ -5,6 +5,8 @@ import ZooTensor
 struct LayoutKey: Hashable {
     var n: Int, h: Int, w: Int
     var outputs: [Int]
+    /// Threads of the layers' own splits: the scratch size depends on it.
+    var threads: Int
 }
 
 /// Shapes, buffer offsets and scratch of one compiled graph for one input size and set of outputs.
@@ -19,11 +21,11 @@ struct Layout {
 
 extension Engine {
     /// The layout for an input of `key.n` x C x `key.h` x `key.w`, cached.
-    func layout(_ key: LayoutKey, threads: Int) throws -> Layout {
+    func layout(_ key: LayoutKey) throws -> Layout {
         lock.lock()
         if let l = layouts[key] { lock.unlock(); return l }
         lock.unlock()
-        let l = try makeLayout(key, threads: threads)
+        let l = try makeLayout(key, threads: key.threads)
         lock.lock()
         layouts[key] = l
         lock.unlock()
@@ -193,39 +195,72 @@ extension Engine {
                 FileHandle.standardError.write(Data("profile-run \(String(format: "%.3f", dt)) ms\n".utf8))
             }
         }
-        let layout = try self.layout(LayoutKey(n: n, h: h, w: w, outputs: outputs), threads: threads)
-        let arena = takeArena(layout.arenaFloats)
-        defer { returnArena(arena, layout.arenaFloats) }
         let converted: Tensor? = input.dtype == .f32 ? nil : try Tensor(shape: input.shape, floats: input.floats())
+        // Batch split: with at least one image per thread, each thread runs a contiguous slice of the
+        // batch through the whole graph, single-threaded, in its own arena (no synchronisation per layer).
+        // Otherwise every layer splits its own work across the threads. The split depends only on
+        // `n` and `threads`, so results are deterministic for a given thread count.
+        let parts = Engine.batchParts(batch: n, threads: threads)
+        let layerThreads = parts > 1 ? 1 : threads
+        var slices: [Range<Int>] = []
+        var layouts: [Layout] = []
+        for p in 0..<parts {
+            let r = Parallel.chunk(p, of: parts, count: n)
+            slices.append(r)
+            if let prev = layouts.last, slices[p - 1].count == r.count { layouts.append(prev); continue }
+            layouts.append(try self.layout(LayoutKey(n: r.count, h: h, w: w, outputs: outputs, threads: layerThreads)))
+        }
+        var arenas: [UnsafeMutablePointer<Float>] = []
+        for l in layouts { arenas.append(takeArena(l.arenaFloats)) }
+        defer { for (a, l) in zip(arenas, layouts) { returnArena(a, l.arenaFloats) } }
         try (converted ?? input).withUnsafeBytes { raw in
             guard let base = raw.baseAddress else { throw ZooError(.badInput, "input has no data", item: "input") }
             let x = base.bindMemory(to: Float.self, capacity: n * inputChannels * h * w)
-            execute(layout, input: x, arena: arena, threads: threads)
+            let image = inputChannels * h * w
+            Parallel.run(parts) { p in
+                self.execute(layouts[p], input: x + slices[p].lowerBound * image, arena: arenas[p], threads: layerThreads)
+            }
         }
+        // Outputs: each slice's rows land at its images' offsets (batch is the outer dimension of
+        // NHWC and NCHW alike).
         var result: [Tensor] = []
         for v in outputs {
-            let s = layout.shapes[v]
-            let p = UnsafePointer(arena + layout.offsets[v])
+            let s0 = layouts[0].shapes[v]
+            let perImage = s0.h * s0.w * s0.c
             if steps[v].flat {
-                result.append(try Tensor(dtype: .f32, shape: [s.n, s.c]) { dst in
-                    dst.copyMemory(from: UnsafeRawBufferPointer(start: p, count: s.count * 4))
+                result.append(try Tensor(dtype: .f32, shape: [n, s0.c]) { dst in
+                    guard let o = dst.baseAddress?.bindMemory(to: Float.self, capacity: n * perImage) else { return }
+                    for p in 0..<parts {
+                        (o + slices[p].lowerBound * perImage).update(from: arenas[p] + layouts[p].offsets[v], count: slices[p].count * perImage)
+                    }
                 })
             } else {
-                result.append(try Tensor(dtype: .f32, shape: [s.n, s.c, s.h, s.w]) { dst in
-                    guard let o = dst.baseAddress?.bindMemory(to: Float.self, capacity: s.count) else { return }
-                    Elementwise.nhwcToNCHW(p, into: o, batch: s.n, channels: s.c, height: s.h, width: s.w)
+                result.append(try Tensor(dtype: .f32, shape: [n, s0.c, s0.h, s0.w]) { dst in
+                    guard let o = dst.baseAddress?.bindMemory(to: Float.self, capacity: n * perImage) else { return }
+                    for p in 0..<parts {
+                        Elementwise.nhwcToNCHW(arenas[p] + layouts[p].offsets[v], into: o + slices[p].lowerBound * perImage,
+                                               batch: slices[p].count, channels: s0.c, height: s0.h, width: s0.w)
+                    }
                 })
             }
         }
         if poolLast, let v = outputs.last {
-            let s = layout.shapes[v]
-            let p = UnsafePointer(arena + layout.offsets[v])
-            result.append(try Tensor(dtype: .f32, shape: [s.n, s.c]) { dst in
-                guard let o = dst.baseAddress?.bindMemory(to: Float.self, capacity: s.n * s.c) else { return }
-                Pooling.adaptiveAverage(p, into: o, batch: s.n, channels: s.c, inH: s.h, inW: s.w, outH: 1, outW: 1, threads: 1)
+            let s0 = layouts[0].shapes[v]
+            result.append(try Tensor(dtype: .f32, shape: [n, s0.c]) { dst in
+                guard let o = dst.baseAddress?.bindMemory(to: Float.self, capacity: n * s0.c) else { return }
+                for p in 0..<parts {
+                    Pooling.adaptiveAverage(arenas[p] + layouts[p].offsets[v], into: o + slices[p].lowerBound * s0.c,
+                                            batch: slices[p].count, channels: s0.c, inH: s0.h, inW: s0.w, outH: 1, outW: 1, threads: 1)
+                }
             })
         }
         return result
+    }
+
+    /// How many slices a batch of `batch` images is split into for `threads` threads: one per thread
+    /// when every thread gets an image, else 1 (the layers split their own work).
+    static func batchParts(batch: Int, threads: Int) -> Int {
+        threads > 1 && batch >= threads ? threads : 1
     }
 
     /// Per-step timings on stderr when ZOO_PROFILE is set.
