@@ -196,18 +196,17 @@ extension Engine {
             }
         }
         let converted: Tensor? = input.dtype == .f32 ? nil : try Tensor(shape: input.shape, floats: input.floats())
-        // Batch split: with at least one image per thread, each thread runs a contiguous slice of the
-        // batch through the whole graph, single-threaded, in its own arena (no synchronisation per layer).
-        // Otherwise every layer splits its own work across the threads. The split depends only on
-        // `n` and `threads`, so results are deterministic for a given thread count.
-        let parts = Engine.batchParts(batch: n, threads: threads)
-        let layerThreads = parts > 1 ? 1 : threads
-        var slices: [Range<Int>] = []
+        // Batch split: the largest multiple of `threads` images is cut into one contiguous slice per
+        // thread, each running the whole graph single-threaded in its own arena (no synchronisation
+        // per layer); the remaining images (all of them when the batch is smaller than the thread
+        // count) run after, every layer splitting its own work across the threads. The slices depend
+        // only on `n` and `threads`, so results are deterministic for a given thread count.
+        let (concurrent, rest) = Engine.batchSlices(batch: n, threads: threads)
+        let slices = concurrent + (rest.map { [$0] } ?? [])
         var layouts: [Layout] = []
-        for p in 0..<parts {
-            let r = Parallel.chunk(p, of: parts, count: n)
-            slices.append(r)
-            if let prev = layouts.last, slices[p - 1].count == r.count { layouts.append(prev); continue }
+        for (i, r) in slices.enumerated() {
+            let layerThreads = i < concurrent.count ? 1 : threads
+            if i > 0, i < concurrent.count, slices[i - 1].count == r.count { layouts.append(layouts[i - 1]); continue }
             layouts.append(try self.layout(LayoutKey(n: r.count, h: h, w: w, outputs: outputs, threads: layerThreads)))
         }
         var arenas: [UnsafeMutablePointer<Float>] = []
@@ -217,8 +216,14 @@ extension Engine {
             guard let base = raw.baseAddress else { throw ZooError(.badInput, "input has no data", item: "input") }
             let x = base.bindMemory(to: Float.self, capacity: n * inputChannels * h * w)
             let image = inputChannels * h * w
-            Parallel.run(parts) { p in
-                self.execute(layouts[p], input: x + slices[p].lowerBound * image, arena: arenas[p], threads: layerThreads)
+            if !concurrent.isEmpty {
+                Parallel.run(concurrent.count) { p in
+                    self.execute(layouts[p], input: x + slices[p].lowerBound * image, arena: arenas[p], threads: 1)
+                }
+            }
+            if let rest {
+                let i = slices.count - 1
+                execute(layouts[i], input: x + rest.lowerBound * image, arena: arenas[i], threads: threads)
             }
         }
         // Outputs: each slice's rows land at its images' offsets (batch is the outer dimension of
@@ -230,14 +235,14 @@ extension Engine {
             if steps[v].flat {
                 result.append(try Tensor(dtype: .f32, shape: [n, s0.c]) { dst in
                     guard let o = dst.baseAddress?.bindMemory(to: Float.self, capacity: n * perImage) else { return }
-                    for p in 0..<parts {
+                    for p in slices.indices {
                         (o + slices[p].lowerBound * perImage).update(from: arenas[p] + layouts[p].offsets[v], count: slices[p].count * perImage)
                     }
                 })
             } else {
                 result.append(try Tensor(dtype: .f32, shape: [n, s0.c, s0.h, s0.w]) { dst in
                     guard let o = dst.baseAddress?.bindMemory(to: Float.self, capacity: n * perImage) else { return }
-                    for p in 0..<parts {
+                    for p in slices.indices {
                         Elementwise.nhwcToNCHW(arenas[p] + layouts[p].offsets[v], into: o + slices[p].lowerBound * perImage,
                                                batch: slices[p].count, channels: s0.c, height: s0.h, width: s0.w)
                     }
@@ -248,7 +253,7 @@ extension Engine {
             let s0 = layouts[0].shapes[v]
             result.append(try Tensor(dtype: .f32, shape: [n, s0.c]) { dst in
                 guard let o = dst.baseAddress?.bindMemory(to: Float.self, capacity: n * s0.c) else { return }
-                for p in 0..<parts {
+                for p in slices.indices {
                     Pooling.adaptiveAverage(arenas[p] + layouts[p].offsets[v], into: o + slices[p].lowerBound * s0.c,
                                             batch: slices[p].count, channels: s0.c, inH: s0.h, inW: s0.w, outH: 1, outW: 1, threads: 1)
                 }
@@ -257,10 +262,15 @@ extension Engine {
         return result
     }
 
-    /// How many slices a batch of `batch` images is split into for `threads` threads: one per thread
-    /// when every thread gets an image, else 1 (the layers split their own work).
-    static func batchParts(batch: Int, threads: Int) -> Int {
-        threads > 1 && batch >= threads ? threads : 1
+    /// How a batch of `batch` images runs on `threads` threads: `concurrent` slices, one per thread,
+    /// each single-threaded, covering the largest multiple of `threads` images (none when the batch
+    /// is smaller than the thread count or there is one thread), then `rest`, if any, with
+    /// per-layer parallelism.
+    static func batchSlices(batch: Int, threads: Int) -> (concurrent: [Range<Int>], rest: Range<Int>?) {
+        guard threads > 1, batch >= threads else { return ([], 0..<batch) }
+        let full = batch / threads * threads
+        let concurrent = (0..<threads).map { Parallel.chunk($0, of: threads, count: full) }
+        return (concurrent, full < batch ? full..<batch : nil)
     }
 
     /// Per-step timings on stderr when ZOO_PROFILE is set.
