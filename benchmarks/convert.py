@@ -5,17 +5,19 @@ Usage: .venv/bin/python benchmarks/convert.py [--runs 5] [--zoo .build/release/z
 Writes a ~100 MB torchvision checkpoint (resnet50, random init, torch.save zip format) into
 .cache/bench/, then times each whole process side by side (interleaved, median of --runs),
 reporting wall time and peak resident memory of each child process. With --write-results
-the figures replace the "Conversion" section of benchmarks/RESULTS.md.
+the figures replace the "Conversion" section of benchmarks/RESULTS.md (and nothing else in it:
+see benchmarks/results_md.py).
 """
 import argparse
 import datetime
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
 import time
+
+import results_md
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ap = argparse.ArgumentParser()
@@ -147,10 +149,4 @@ text = "\n".join(lines)
 print(text)
 
 if args.write_results:
-    path = os.path.join(ROOT, "benchmarks", "RESULTS.md")
-    old = open(path).read() if os.path.exists(path) else "# Benchmark results\n\n"
-    if "## Conversion" in old:
-        old = re.sub(r"## Conversion\n.*?(?=\n## |\Z)", text.rstrip("\n") + "\n", old, flags=re.S)
-    else:
-        old = old.rstrip("\n") + "\n\n" + text
-    open(path, "w").write(old)
+    results_md.replace_section(os.path.join(ROOT, "benchmarks", "RESULTS.md"), "Conversion", text)
