@@ -43,15 +43,23 @@ PY_CONVERT = (
     "save_file({k: v.contiguous() for k, v in sd.items()}, sys.argv[2])"
 )
 out_cp = os.path.join(bench, "copy.pth")
+out_sync = os.path.join(bench, "copy-synced.pth")
 out_zoo = os.path.join(bench, "zoo.safetensors")
+out_zoo1 = os.path.join(bench, "zoo-blas1.safetensors")
 out_py = os.path.join(bench, "python.safetensors")
-outputs = {"cp": out_cp, "zoo convert": out_zoo, "python torch.load + save_file": out_py}
+CP, CP_SYNC, ZOO = "cp", "cp + sync FILE", "zoo convert"
+# name -> (argv, output file or None, extra environment). `cp` is the issue's yardstick; `cp + sync FILE`
+# is the same copy made durable, as `zoo convert` makes its output durable (fsync before the rename).
+# The two rows marked "diagnostic" explain the figures and are not part of any target.
 commands = {
-    "cp": ["cp", src, out_cp],
-    "zoo convert": [args.zoo, "convert", src, "-o", out_zoo, "--force"],
-    "python torch.load + save_file": [sys.executable, "-c", PY_CONVERT, src, out_py],
+    CP: (["cp", src, out_cp], out_cp, {}),
+    CP_SYNC: (["sh", "-c", 'cp "$1" "$2" && sync "$2"', "sh", src, out_sync], out_sync, {}),
+    ZOO: ([args.zoo, "convert", src, "-o", out_zoo, "--force"], out_zoo, {}),
+    "diagnostic: zoo --version (start-up only)": ([args.zoo, "--version"], None, {}),
+    "diagnostic: zoo convert, OPENBLAS_NUM_THREADS=1": ([args.zoo, "convert", src, "-o", out_zoo1, "--force"], out_zoo1,
+                                                        {"OPENBLAS_NUM_THREADS": "1"}),
+    "python torch.load + save_file": ([sys.executable, "-c", PY_CONVERT, src, out_py], out_py, {}),
 }
-
 
 def anon_kib(pid):
     try:
@@ -64,10 +72,11 @@ def anon_kib(pid):
     return 0
 
 
-def run(cmd):
-    """Wall time, peak RSS (KiB) and peak anonymous RSS (KiB, sampled every ms) of one child process."""
+def run(cmd, env):
+    """Wall time, peak RSS (KiB), peak anonymous RSS (KiB, sampled every ms) and CPU time of one child process."""
+    full_env = dict(os.environ, **env)
     start = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=full_env)
     peak_anon = 0
     while True:
         pid, status, usage = os.wait4(p.pid, os.WNOHANG)
@@ -85,21 +94,26 @@ def run(cmd):
 
 
 # Warm the page cache once for every command, then interleave the timed runs.
-for cmd in commands.values():
-    run(cmd)
+for cmd, _, env in commands.values():
+    run(cmd, env)
+load_start = os.getloadavg()
 times = {k: [] for k in commands}
 rss = {k: [] for k in commands}
 anon = {k: [] for k in commands}
 cpu_s = {k: [] for k in commands}
 for i in range(args.runs):
-    for k, cmd in commands.items():
-        if os.path.exists(outputs[k]):
-            os.remove(outputs[k])  # every command writes a fresh file, outside the timing
-        w, m, a, c = run(cmd)
+    for k, (cmd, out, env) in commands.items():
+        if out and os.path.exists(out):
+            os.remove(out)  # every command writes a fresh file, outside the timing
+        w, m, a, c = run(cmd, env)
         cpu_s[k].append(c)
         times[k].append(w)
         rss[k].append(m)
         anon[k].append(a)
+load_end = os.getloadavg()
+for _, out, _ in commands.values():
+    if out and os.path.exists(out):
+        os.remove(out)
 
 med = {k: statistics.median(v) for k, v in times.items()}
 cpu = platform.processor() or platform.machine()
@@ -119,32 +133,47 @@ try:
 except OSError:
     pass
 
+zoo, cp, cps = med[ZOO], med[CP], med[CP_SYNC]
 lines = [
     "## Conversion",
     "",
     f"`benchmarks/convert.py`, {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, "
     f"{cpu}, {ncpu} cores, {mem}, {platform.system()} {platform.release()}.",
     f"Input: torchvision resnet50 state_dict, random init, `torch.save` zip format, {size / 1e6:.1f} MB, page cache warm.",
-    f"Whole process wall time, median of {args.runs} interleaved runs. Peak RSS counts the mapped input pages a process",
-    "touches (page cache, shared); peak anonymous RSS (sampled every millisecond) is the memory the process itself allocates.",
-    f"Load average during the run: {os.getloadavg()[0]:.1f} (the machine is shared; figures are noisy).",
+    f"Whole process wall time, median of {args.runs} interleaved runs (each output deleted before its run, outside the timing).",
+    "Peak RSS counts the mapped input pages a process touches (page cache, shared); peak anonymous RSS (sampled",
+    "every millisecond) is the memory the process itself allocates.",
+    f"Load average (1 min) at start {load_start[0]:.1f}, at end {load_end[0]:.1f}: the machine (2 cores) is shared, figures are noisy.",
     "",
-    "| command | median | min | max | x cp | CPU (user+sys, median) | peak RSS | peak anon RSS |",
-    "|---|---:|---:|---:|---:|---:|---:|---:|",
+    "| command | median | min | max | x cp | x cp+sync | CPU (user+sys, median) | peak RSS | peak anon RSS |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
 ]
 for k in commands:
     lines.append(f"| {k} | {med[k] * 1000:.0f} ms | {min(times[k]) * 1000:.0f} ms | {max(times[k]) * 1000:.0f} ms | "
-                 f"{med[k] / med['cp']:.2f} | {statistics.median(cpu_s[k]) * 1000:.0f} ms | {max(rss[k]) / 1024:.0f} MiB | "
-                 f"{max(anon[k]) / 1024:.0f} MiB |")
-lines += ["", f"Target (issue #3): zoo convert at most 2x cp: {'met' if med['zoo convert'] <= 2 * med['cp'] else 'NOT met'} "
-          f"({med['zoo convert'] / med['cp']:.2f}x).", "",
-          "What zoo does beyond a copy: SHA-256 of the whole input for `zoo.source` (on a second thread, off the",
-          "critical path), CRC-32 verification of every storage record, validation of every tensor view, and an",
-          "fsync before the atomic rename; `cp` copies in the kernel (copy_file_range) without reading the data into",
-          "the process. Profile of one conversion (perf): SHA-256 ~31% of CPU, zlib crc32 ~19%, kernel copies ~15%,",
-          "the rest start-up and page faults. When the machine is loaded, wall time follows CPU time, so the",
-          "ratio approaches the CPU ratio; on an idle machine the two threads overlap and the expected wall time",
-          "is about max(hash, CRC + write) + fsync.", ""]
+                 f"{med[k] / cp:.2f} | {med[k] / cps:.2f} | {statistics.median(cpu_s[k]) * 1000:.0f} ms | "
+                 f"{max(rss[k]) / 1024:.0f} MiB | {max(anon[k]) / 1024:.0f} MiB |")
+lines += ["", f"Target (issue #3), zoo convert at most 2x cp: {'met' if zoo <= 2 * cp else '**NOT met**'} ({zoo / cp:.2f}x). "
+          f"Against the same copy made durable (`cp` then `sync FILE`): {zoo / cps:.2f}x.", "",
+          "Fairness: `cp` copies in the kernel (copy_file_range) and returns with the copy in the page cache, not on",
+          "disk; `zoo convert` fsyncs its output before the atomic rename (and fsyncs the folder after it), so it pays",
+          "the disk write that `cp` leaves to later. `cp + sync FILE` is that copy made as durable. Both read the same",
+          "warm input; every row is a whole process, start-up included.", "",
+          "What zoo does beyond a copy, and where its time goes (profiled with `perf record -e cpu-clock`):",
+          "- SHA-256 of the whole input, recorded as `zoo.source.sha256`: ~60-70 ms of CPU for this file (swift-crypto's",
+          "  SHA-NI code, ~1.5-1.8 GB/s, one stream, cannot be split). It runs on a second thread over the same memory",
+          "  mapping the importer reads (no read() copy, each page faulted once), overlapping everything else; on an",
+          "  idle machine it is the critical path.",
+          "- CRC-32 of every storage record (zlib `crc32_z`, ~25-30 ms) and the copy into the output file (~15 ms of",
+          "  kernel copy), on the main thread while the digest runs.",
+          "- Durability: writeback of the output starts every 8 MiB while it is written (`sync_file_range`), so the",
+          "  final fsync waits for little instead of the whole file.",
+          "- Process start-up: ~20 ms of CPU (the dynamic loader binding 59 shared libraries, Swift runtime",
+          "  metadata, argument parsing), see the `zoo --version` row; and OpenBLAS, loaded by every zoo process,",
+          "  starts a worker thread that spins in sched_yield for its first ~0.1 s, taking CPU from the digest on a",
+          "  2-core machine (compare the OPENBLAS_NUM_THREADS=1 row). zoo convert never calls BLAS.",
+          "So the floor for this file is about start-up + SHA-256 (~80-90 ms on an idle machine, ~2.5x a 33 ms cp):",
+          "the 2x-cp target cannot be met while the output records the input's full SHA-256 and is fsynced; it is",
+          "met against the equally durable copy.", ""]
 text = "\n".join(lines)
 print(text)
 
