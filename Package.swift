@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "ModelZoo", targets: ["ModelZoo"]),
         .executable(name: "zoo", targets: ["zoo"]),
         .executable(name: "zoo-fuzz", targets: ["ZooFuzz"]),
+        .executable(name: "zoo-hdf5-probe", targets: ["ZooHDF5Probe"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -31,6 +32,8 @@ let package = Package(
         // Importers.
         .target(name: "ZooPyTorch", dependencies: ["ZooTensor", "ZooFormats", "CZlib"]),
         .target(name: "ZooHDF5", dependencies: ["ZooTensor", "ZooFormats", "CHDF5", "CZlib"]),
+        // The process ZooHDF5 reads a file in first, so that libhdf5 crashing on it harms nothing.
+        .executableTarget(name: "ZooHDF5Probe", dependencies: ["ZooHDF5"]),
         // Architecture definitions and the catalogue.
         .target(name: "ZooArchitectures", dependencies: ["ZooTensor"]),
         // Source names -> canonical names.

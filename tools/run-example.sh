@@ -7,7 +7,8 @@ fixtures=${ZOO_FIXTURES:-$root/.cache/fixtures}
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 zoo=$(swift build --show-bin-path)/zoo
 "$zoo" convert "$fixtures/predict/mobilenet_v3_small.pth" --arch mobilenet_v3_small -o "$work/m.safetensors" >/dev/null
-(cd "$root/Examples/BackboneDemo" && swift build -q)
+# The package is a path dependency: SwiftPM's cached build plan misses files added to it, so re-plan.
+(cd "$root/Examples/BackboneDemo" && swift build -q --disable-build-manifest-caching)
 bin=$(cd "$root/Examples/BackboneDemo" && swift build --show-bin-path)/BackboneDemo
 "$bin" "$work/m.safetensors" "$root/zoo/samples/sailboat.jpg" | tee "$work/out.txt"
 expected_top=$("${ZOO_PYTHON:-$root/.venv/bin/python}" -c "import json,sys; print(json.load(open(sys.argv[1]))['top5'][0][0])" "$fixtures/predict/reference.json")

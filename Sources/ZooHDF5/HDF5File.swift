@@ -52,23 +52,35 @@ public final class HDF5File: @unchecked Sendable {
     public let records: [TensorRecord]
     /// Paths of datasets that are not numeric (strings, compounds, ...), not imported.
     public let skipped: [String]
-    private let file: H5ID
+    /// The open libhdf5 file (nil when the file was read in the probe process).
+    private let file: H5ID?
 
     /// Opens `path` and scans it. Errors are `ZooError`s naming the file.
     ///
-    /// With `isolated` (the default, on Linux), libhdf5 first reads the whole file in a forked
-    /// child process, so a file that crashes or hangs libhdf5 is refused instead of taking the
-    /// caller down (see `Isolation`); this reads the file twice.
+    /// With `isolated` (the default, on Linux), libhdf5 reads the whole file in another process
+    /// (`zoo-hdf5-probe`, see `probeExecutable`), never in this one: a file that crashes, hangs or
+    /// corrupts libhdf5 is refused, or read, without harming the caller (see `Isolation`). The
+    /// datasets come back through an unlinked temporary file (in `$TMPDIR`, else /tmp) that the
+    /// records then map. Without `isolated` (and on other platforms) libhdf5 reads the file
+    /// in this process, lazily, one dataset per `load()`.
     public init(path: String, isolated: Bool = true) throws {
         self.path = path
         do {
+            #if os(Linux)
             if isolated {
                 var st = stat()
                 guard stat(path, &st) == 0 else {
                     throw ZooError(.io, "cannot stat: \(String(cString: strerror(errno)))")
                 }
-                try Isolation.probe(path, fileSize: Int(st.st_size))
+                let scan = try Isolation.read(path, fileSize: Int(st.st_size))
+                file = nil
+                fileSize = scan.fileSize
+                objects = scan.objects
+                records = scan.records
+                skipped = scan.skipped
+                return
             }
+            #endif
             let (file, size) = try HDF5File.open(path)
             self.file = file
             fileSize = size
@@ -80,6 +92,13 @@ public final class HDF5File: @unchecked Sendable {
         } catch let e as ZooError {
             throw e.inFile(path)
         }
+    }
+
+    /// The probe executable (`zoo-hdf5-probe`) isolated reads start, or nil when this process
+    /// forks itself instead (no executable found; see docs/formats-hdf5.md). Linux only.
+    public static var probeExecutable: String? {
+        if case .helper(let path) = Isolation.runner { return path }
+        return nil
     }
 
     /// The object at `path` (no leading `/`; `""` is the root).

@@ -10,7 +10,7 @@ import ZooTensor
 ///
 /// Debian's serial libhdf5 is not thread-safe: every call into it, from any thread, goes
 /// through `H5Library.sync`, which holds one process-wide recursive lock. The first call
-/// initialises the library and switches off its automatic error printing, so failures
+/// initialises the library (without its exit-time shutdown) and switches off its automatic error printing, so failures
 /// never spill onto stderr; `H5Library.failure` turns libhdf5's error stack into one
 /// `ZooError` line instead.
 enum H5Library {
@@ -22,6 +22,9 @@ enum H5Library {
         lock.lock()
         defer { lock.unlock() }
         if !initialised.value {
+            // Nothing to flush at exit (files are opened read-only): skip libhdf5's atexit
+            // shutdown, which complains on stderr about objects still open when a process exits.
+            _ = H5dont_atexit()
             _ = H5open()
             _ = H5Eset_auto2(zoo_h5e_default(), nil, nil)
             initialised.value = true

@@ -129,6 +129,11 @@ public final class AtomicFileWriter {
             #endif
             if n < 0 {
                 if errno == EINTR { continue }
+                if errno == EFAULT {
+                    // The bytes came from a mapped input that shrank under us (another process truncated it).
+                    throw ZooError(.io, "write failed: the data could not be read from its input file "
+                                   + "(did the input shrink while in use?)", file: destination)
+                }
                 throw ZooError(.io, "write failed: \(String(cString: strerror(errno)))", file: destination)
             }
             p += n
@@ -267,7 +272,7 @@ public final class TemporaryFiles: @unchecked Sendable {
     }
 
     /// Async-signal-safe: reads the fixed block and calls unlink, nothing else.
-    fileprivate func unlinkLive() {
+    func unlinkLive() {
         for i in 0..<Self.capacity where states[i] == Self.live {
             unlink(paths + i * Self.pathBytes)
         }

@@ -17,6 +17,8 @@ public final class MappedFile: @unchecked Sendable {
     public let count: Int
     /// True when `base` is heap memory owned by this object (see `init(copying:path:)`), not a mapping.
     private let ownsHeapCopy: Bool
+    /// The mapping's slot in `MappedFileFaults` (-1: none).
+    private let faultSlot: Int
 
     /// Maps `path` read-only. Throws an `io` error naming the file when it cannot be opened.
     public init(path: String) throws {
@@ -25,16 +27,28 @@ public final class MappedFile: @unchecked Sendable {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         if fd < 0 { throw ZooError(.io, "cannot open: \(String(cString: strerror(errno)))", file: path) }
         defer { close(fd) }
+        (base, count, faultSlot) = try MappedFile.map(fd, path: path)
+    }
+
+    /// Maps the file open as `descriptor` (which the caller still owns and may close afterwards);
+    /// `path` names it in errors. For files without a name, such as an unlinked temporary file.
+    public init(descriptor: Int32, path: String) throws {
+        self.path = path
+        ownsHeapCopy = false
+        (base, count, faultSlot) = try MappedFile.map(descriptor, path: path)
+    }
+
+    /// Maps `fd` whole; returns the mapping, its size and its `MappedFileFaults` slot.
+    private static func map(_ fd: Int32, path: String) throws -> (UnsafeRawPointer?, Int, Int) {
         var st = stat()
         if fstat(fd, &st) != 0 { throw ZooError(.io, "cannot stat: \(String(cString: strerror(errno)))", file: path) }
         if (st.st_mode & S_IFMT) == S_IFDIR { throw ZooError(.io, "is a directory", file: path) }
         let size = Int(st.st_size)
-        count = size
-        if size == 0 { base = nil; return }
+        if size == 0 { return (nil, 0, -1) }
         guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
             throw ZooError(.io, "cannot map file: \(String(cString: strerror(errno)))", file: path)
         }
-        base = UnsafeRawPointer(p)
+        return (UnsafeRawPointer(p), size, MappedFileFaults.register(base: UnsafeRawPointer(p), count: size, path: path))
     }
 
     /// An in-memory stand-in for a mapped file holding a copy of `bytes`, named `path` in errors.
@@ -45,6 +59,7 @@ public final class MappedFile: @unchecked Sendable {
         self.path = path
         count = bytes.count
         ownsHeapCopy = true
+        faultSlot = -1
         guard let source = bytes.baseAddress, bytes.count > 0 else { base = nil; return }
         let p = UnsafeMutableRawPointer.allocate(byteCount: bytes.count, alignment: 64)
         p.copyMemory(from: source, byteCount: bytes.count)
@@ -56,6 +71,7 @@ public final class MappedFile: @unchecked Sendable {
         if ownsHeapCopy {
             UnsafeMutableRawPointer(mutating: base).deallocate()
         } else {
+            MappedFileFaults.unregister(faultSlot)
             munmap(UnsafeMutableRawPointer(mutating: base), count)
         }
     }

@@ -15,6 +15,7 @@ struct Zoo: ParsableCommand {
     /// stderr and the documented exit code: 0 ok, 1 usage, 2 bad/unsupported input or mismatch, 3 I/O.
     static func main() {
         TemporaryFiles.installSignalCleanup()
+        MappedFileFaults.installExitHandler(program: "zoo")
         var command: ParsableCommand
         do {
             command = try parseAsRoot()

@@ -66,6 +66,43 @@ import ZooTestSupport
         #expect(temporaries(dir.path).isEmpty, "temporary file left: \(temporaries(dir.path))")
     }
 
+    /// Another process truncates the (mapped) input mid-conversion: SIGBUS, which zoo turns into
+    /// one line naming the input, exit status 3, and no output or temporary file.
+    @Test func truncatedInputStopsWithOneLineNamingIt() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let input = dir.appendingPathComponent("in.safetensors").path
+        try FileManager.default.copyItem(atPath: try Self.bigInput.get(), toPath: input)
+        let outDir = dir.appendingPathComponent("out").path
+        try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: false)
+        let out = outDir + "/out.safetensors"
+        let errURL = dir.appendingPathComponent("stderr.txt")
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: TestSupport.zooBinary)
+        p.arguments = ["convert", input, "-o", out, "--dtype", "f16"]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = try FileHandle(forWritingTo: errURL)
+        try p.run()
+        var caught = false
+        let deadline = Date().addingTimeInterval(120)
+        while p.isRunning, Date() < deadline {
+            if !temporaries(outDir).isEmpty {
+                caught = p.isRunning
+                #expect(truncate(input, 4096) == 0)
+                break
+            }
+            usleep(2_000)
+        }
+        p.waitUntilExit()
+        try #require(caught, "the conversion finished before the input could be truncated")
+        let stderr = try String(contentsOf: errURL, encoding: .utf8)
+        #expect(p.terminationReason == .exit && p.terminationStatus == 3, "ended with \(p.terminationReason) \(p.terminationStatus): \(stderr)")
+        #expect(stderr == "zoo: \(input): the file shrank or could not be read while in use (SIGBUS); stopped\n", "\(stderr)")
+        #expect(!FileManager.default.fileExists(atPath: out), "partial destination left")
+        #expect(temporaries(outDir).isEmpty, "temporary file left: \(temporaries(outDir))")
+    }
+
     @Test func interruptedForceKeepsTheOldFile() throws {
         let input = try Self.bigInput.get()
         let dir = try TestSupport.temporaryDirectory()

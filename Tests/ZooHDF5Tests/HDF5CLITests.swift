@@ -69,6 +69,62 @@ import ZooTestSupport
         #expect(r.stdout.isEmpty)
     }
 
+    @Test func forkFallbackRefusesTheCrashingFileToo() throws {
+        // ZOO_HDF5_PROBE=fork: the probe is a fork of zoo itself (the fallback without the executable).
+        let path = TestSupport.committed("hdf5/libhdf5_segv_2.h5")
+        let r = try TestSupport.zoo(["inspect", path], environment: ["ZOO_HDF5_PROBE": "fork"])
+        #expect(r.status == 2, "\(r.stderr)")
+        #expect(r.stderr == "zoo: \(path): libhdf5 crashed (signal 11) reading the file (corrupted or hostile HDF5); refused\n")
+        let good = try TestSupport.fixture("keras/tfk_mobilenet.h5")
+        let ok = try TestSupport.zoo(["inspect", good], environment: ["ZOO_HDF5_PROBE": "fork"])
+        #expect(ok.status == 0, "\(ok.stderr)")
+    }
+
+    @Test func missingProbeExecutableIsOneIOErrorAndNoOutput() throws {
+        let good = try TestSupport.fixture("keras/tfk_mobilenet.h5")
+        let dir = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("out.safetensors").path
+        let r = try TestSupport.zoo(["convert", good, "-o", out], environment: ["ZOO_HDF5_PROBE": "/nonexistent/zoo-hdf5-probe"])
+        #expect(r.status == 3, "\(r.stderr)")
+        #expect(r.stderr.hasPrefix("zoo: \(good): cannot start /nonexistent/zoo-hdf5-probe"), "\(r.stderr)")
+        #expect(r.stderr.contains("ZOO_HDF5_PROBE"))
+        #expect(r.stderr.split(separator: "\n").count == 1)
+        #expect(!FileManager.default.fileExists(atPath: out))
+    }
+
+    /// The probe hands its result back through an unlinked temporary file in $TMPDIR: nothing is
+    /// left there, whether the file is read, refused, or crashes libhdf5.
+    @Test func probeLeavesNothingInTheTemporaryFolder() throws {
+        let tmp = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        for file in [try TestSupport.fixture("keras/tfk_mobilenet.h5"), try TestSupport.fixture("hdf5/softlink.h5"),
+                     TestSupport.committed("hdf5/libhdf5_segv_2.h5")] {
+            let r = try TestSupport.zoo(["inspect", file], environment: ["TMPDIR": tmp.path])
+            #expect(r.status == 0 || r.status == 2, "\(file): \(r.stderr)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: tmp.path).isEmpty, "\(file)")
+        }
+        let r = try TestSupport.zoo(["inspect", try TestSupport.fixture("keras/tfk_mobilenet.h5")],
+                                    environment: ["TMPDIR": "/nonexistent-zoo-tmp"])
+        #expect(r.status == 3)
+        #expect(r.stderr.contains("cannot create a temporary file in /nonexistent-zoo-tmp for the HDF5 probe"), "\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1)
+    }
+
+    /// The probe executable itself: exit status only, by contract with ZooHDF5.
+    @Test func probeExecutableReportsByExitStatus() throws {
+        let probe = URL(fileURLWithPath: TestSupport.zooBinary).deletingLastPathComponent()
+            .appendingPathComponent("zoo-hdf5-probe").path
+        let usage = try TestSupport.run(probe, [])
+        #expect(usage.status == 64)
+        let good = try TestSupport.run(probe, ["--cpu-seconds", "10", "--", try TestSupport.fixture("keras/tfk_mobilenet.h5")])
+        #expect(good.status == 0, "\(good.stderr)")
+        let refused = try TestSupport.run(probe, ["--cpu-seconds", "10", "--", try TestSupport.fixture("hdf5/softlink.h5")])
+        #expect(refused.status == 3)
+        let crash = try TestSupport.run(probe, ["--cpu-seconds", "10", "--", TestSupport.committed("hdf5/libhdf5_segv_2.h5")])
+        #expect(crash.status != 0 && crash.status != 3, "a crash must not look like a clean refusal")
+    }
+
     /// Deterministic byte corruption of a small Keras file: every copy is read or refused with
     /// one line; none crashes (a signal) or hangs.
     @Test func corruptedCopiesNeverCrash() throws {
