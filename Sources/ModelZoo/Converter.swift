@@ -167,6 +167,7 @@ public enum Converter {
             let head = try SafetensorsWriter.header(for: ordered, metadata: meta.encoded())
             let total = ordered.reduce(0) { $0 + $1.byteCount }
             let writer = try AtomicFileWriter(destination: output, overwrite: overwrite)
+            writer.reserve(head.count + total)
             try writer.write(head)
             try SafetensorsWriter.writeData(ordered, to: writer, total: total, progress: progress)
             // The disk writes the data while the digest finishes; commit's fsync then waits for little.

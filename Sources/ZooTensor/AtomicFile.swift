@@ -97,6 +97,19 @@ public final class AtomicFileWriter {
         buffer.removeAll(keepingCapacity: true)
     }
 
+    /// Tells the file system how many bytes the file will hold, so it allocates them in one go rather
+    /// than page by page as the writes arrive (Linux `fallocate(FALLOC_FL_KEEP_SIZE)`: the file's size
+    /// is unchanged, and nothing happens elsewhere or where the file system cannot). Best effort: a
+    /// failure here (e.g. no space) surfaces at the write that needs the space.
+    public func reserve(_ totalBytes: Int) {
+        guard fd >= 0, totalBytes > 0 else { return }
+        #if os(Linux)
+        if let fallocate = EarlyWriteback.fallocate {
+            _ = fallocate(fd, EarlyWriteback.keepSize, 0, Int64(totalBytes))
+        }
+        #endif
+    }
+
     /// Hands any buffered bytes to the kernel and asks it to start writing everything written so far
     /// to the device, without waiting (Linux `sync_file_range(SYNC_FILE_RANGE_WRITE)`; nothing
     /// elsewhere). It makes `commit()`'s fsync shorter, it does not replace it: the data is durable
@@ -184,16 +197,23 @@ public final class AtomicFileWriter {
     }
 }
 
-/// `sync_file_range(2)`, looked up at run time: Glibc's Swift module does not declare it
-/// (it is a GNU extension). Nil where the C library has no such function.
+/// `sync_file_range(2)` and `fallocate(2)`, looked up at run time: Glibc's Swift module does not
+/// declare them (they are GNU extensions). Nil where the C library has no such function.
 enum EarlyWriteback {
     typealias SyncFileRange = @convention(c) (Int32, Int64, Int64, UInt32) -> Int32
+    typealias Fallocate = @convention(c) (Int32, Int32, Int64, Int64) -> Int32
     /// `SYNC_FILE_RANGE_WRITE`: start writeback of the dirty pages in the range, do not wait.
     static let write: UInt32 = 2
+    /// `FALLOC_FL_KEEP_SIZE`: allocate without changing the file's size.
+    static let keepSize: Int32 = 1
     #if os(Linux)
     static let syncFileRange: SyncFileRange? = {
         guard let symbol = dlsym(nil, "sync_file_range") else { return nil }
         return unsafeBitCast(symbol, to: SyncFileRange.self)
+    }()
+    static let fallocate: Fallocate? = {
+        guard let symbol = dlsym(nil, "fallocate") else { return nil }
+        return unsafeBitCast(symbol, to: Fallocate.self)
     }()
     #endif
 }
