@@ -33,11 +33,12 @@ def main():
     seen = {(r["id"], r["kind"]) for r in results}
     for group, cases in manifests.items():
         for c in cases:
-            kind = "features 1-4" if "features" in c else "logits"
-            if (c["id"], kind) not in seen:
-                results.append({"id": c["id"], "group": group, "arch": c["arch"], "source": c["source"],
-                                 "dtype": c["dtype"], "kind": kind, "max_rel_err": None, "passed": False,
-                                 "note": "not run"})
+            kinds = ["features 0-4", "negative: module before each tap"] if "features" in c else ["logits"]
+            for kind in kinds:
+                if (c["id"], kind) not in seen:
+                    results.append({"id": c["id"], "group": group, "arch": c["arch"], "source": c["source"],
+                                     "dtype": c["dtype"], "kind": kind, "max_rel_err": None, "passed": False,
+                                     "note": "not run"})
 
     def order(r):
         return (r["kind"].startswith("negative"), r["kind"].startswith("threads"), r["source"], r["arch"], r["id"],
@@ -62,8 +63,13 @@ def main():
         " references from the framework itself (tools/fixtures/gen_parity_*.py): random weights with"
         " calibrated, perturbed BatchNorm statistics; F16/BF16 files are compared with the framework"
         " running the same rounded weights",
+        "- feature taps (index 0...4, strides 2...32): torchvision's `create_feature_extractor` at the nodes"
+        " torchvision's convention gives (the last trunk module at each stride, docs/models.md); the zoo must"
+        " also name those nodes",
         "- negative controls (a Keras ResNet run with torchvision's v1.5 stride, a Keras MobileNetV2 with"
-        " symmetric padding) pass when their error EXCEEDS the tolerance",
+        " symmetric padding, each feature tap against the module just before it, e.g. MobileNetV2's"
+        " 320-channel `features.17` = timm's tap 4) pass when their error EXCEEDS the tolerance (or the shapes"
+        " differ)",
     ]
     if os.environ.get("PARITY_NOTE"):
         lines.append(f"- note: {os.environ['PARITY_NOTE']}")
@@ -79,8 +85,8 @@ def main():
         err = "-" if e is None else (e if isinstance(e, str) else f"{e:.2e}")
         verdict = "pass" if r["passed"] else "**FAIL**"
         note = r.get("note") or ""
-        if note and not r["passed"]:
-            verdict += f" ({note.splitlines()[0][:160]})".replace("|", "/")
+        if note and (not r["passed"] or r["kind"].startswith("negative: module")):
+            verdict += f" ({note.splitlines()[0][:400]})".replace("|", "/")
         lines.append(f"| {r['arch']} | {r['source']} | {r['dtype']} | {r['kind']} | {err} | {verdict} | `{r['id']}` |")
     with open(out_path, "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -128,9 +128,12 @@ enum VGGBuilder {
                 g.act("features.\(idx)", .relu); idx += 1
                 cin = widths[si]
             }
+            // Taps follow torchvision's (and timm's) convention, the last module at each reduction: the
+            // ReLU before the max-pool for strides 2...16 (stage 0 runs at stride 1), the last max-pool for 32.
+            if si > 0 { g.tap("features.\(idx - 1)", channels: cin, reduction: 1 << si) }
             g.add("features.\(idx)", .maxPool(kernel: (2, 2), stride: (2, 2), padding: .symmetric(0), ceilMode: false)); idx += 1
-            g.tap("features.\(idx - 1)", channels: cin, reduction: 2 << si)
         }
+        g.tap("features.\(idx - 1)", channels: cin, reduction: 32)
         if c.head == .linear { return g.linearHead(channels: cin, classes: c.classes) }
         let head: Int
         let spatial: Int

@@ -5092,22 +5092,22 @@ toilet tissue
    ],
    "stages": [
     {
-     "name": "features.2",
-     "channels": 64,
+     "name": "features.4",
+     "channels": 128,
      "reduction": 2
     },
     {
-     "name": "features.5",
-     "channels": 128,
+     "name": "features.9",
+     "channels": 256,
      "reduction": 4
     },
     {
-     "name": "features.10",
-     "channels": 256,
+     "name": "features.14",
+     "channels": 512,
      "reduction": 8
     },
     {
-     "name": "features.15",
+     "name": "features.19",
      "channels": 512,
      "reduction": 16
     },
@@ -5198,22 +5198,22 @@ toilet tissue
    ],
    "stages": [
     {
-     "name": "features.3",
-     "channels": 64,
+     "name": "features.6",
+     "channels": 128,
      "reduction": 2
     },
     {
-     "name": "features.7",
-     "channels": 128,
+     "name": "features.13",
+     "channels": 256,
      "reduction": 4
     },
     {
-     "name": "features.14",
-     "channels": 256,
+     "name": "features.20",
+     "channels": 512,
      "reduction": 8
     },
     {
-     "name": "features.21",
+     "name": "features.27",
      "channels": 512,
      "reduction": 16
     },
@@ -5304,22 +5304,22 @@ toilet tissue
    ],
    "stages": [
     {
-     "name": "features.4",
-     "channels": 64,
+     "name": "features.8",
+     "channels": 128,
      "reduction": 2
     },
     {
-     "name": "features.9",
-     "channels": 128,
+     "name": "features.13",
+     "channels": 256,
      "reduction": 4
     },
     {
-     "name": "features.14",
-     "channels": 256,
+     "name": "features.18",
+     "channels": 512,
      "reduction": 8
     },
     {
-     "name": "features.19",
+     "name": "features.23",
      "channels": 512,
      "reduction": 16
     },
@@ -5410,22 +5410,22 @@ toilet tissue
    ],
    "stages": [
     {
-     "name": "features.6",
-     "channels": 64,
+     "name": "features.12",
+     "channels": 128,
      "reduction": 2
     },
     {
-     "name": "features.13",
-     "channels": 128,
+     "name": "features.19",
+     "channels": 256,
      "reduction": 4
     },
     {
-     "name": "features.20",
-     "channels": 256,
+     "name": "features.26",
+     "channels": 512,
      "reduction": 8
     },
     {
-     "name": "features.27",
+     "name": "features.33",
      "channels": 512,
      "reduction": 16
     },
@@ -5516,22 +5516,22 @@ toilet tissue
    ],
    "stages": [
     {
-     "name": "features.4",
-     "channels": 64,
+     "name": "features.8",
+     "channels": 128,
      "reduction": 2
     },
     {
-     "name": "features.9",
-     "channels": 128,
+     "name": "features.15",
+     "channels": 256,
      "reduction": 4
     },
     {
-     "name": "features.16",
-     "channels": 256,
+     "name": "features.22",
+     "channels": 512,
      "reduction": 8
     },
     {
-     "name": "features.23",
+     "name": "features.29",
      "channels": 512,
      "reduction": 16
     },
@@ -5732,22 +5732,22 @@ toilet tissue
    ],
    "stages": [
     {
-     "name": "features.6",
-     "channels": 64,
+     "name": "features.12",
+     "channels": 128,
      "reduction": 2
     },
     {
-     "name": "features.13",
-     "channels": 128,
+     "name": "features.22",
+     "channels": 256,
      "reduction": 4
     },
     {
-     "name": "features.23",
-     "channels": 256,
+     "name": "features.32",
+     "channels": 512,
      "reduction": 8
     },
     {
-     "name": "features.33",
+     "name": "features.42",
      "channels": 512,
      "reduction": 16
     },
@@ -5838,22 +5838,22 @@ toilet tissue
    ],
    "stages": [
     {
-     "name": "features.4",
-     "channels": 64,
+     "name": "features.8",
+     "channels": 128,
      "reduction": 2
     },
     {
-     "name": "features.9",
-     "channels": 128,
+     "name": "features.17",
+     "channels": 256,
      "reduction": 4
     },
     {
-     "name": "features.18",
-     "channels": 256,
+     "name": "features.26",
+     "channels": 512,
      "reduction": 8
     },
     {
-     "name": "features.27",
+     "name": "features.35",
      "channels": 512,
      "reduction": 16
     },
@@ -6006,22 +6006,22 @@ toilet tissue
    ],
    "stages": [
     {
-     "name": "features.6",
-     "channels": 64,
+     "name": "features.12",
+     "channels": 128,
      "reduction": 2
     },
     {
-     "name": "features.13",
-     "channels": 128,
+     "name": "features.25",
+     "channels": 256,
      "reduction": 4
     },
     {
-     "name": "features.26",
-     "channels": 256,
+     "name": "features.38",
+     "channels": 512,
      "reduction": 8
     },
     {
-     "name": "features.39",
+     "name": "features.51",
      "channels": 512,
      "reduction": 16
     },

@@ -12,6 +12,8 @@ struct ObjectTree {
     let limits: PickleLimits
     let maxVisits: Int
     private var visits = 0
+    /// Estimated bytes so far, starting from what the pickle machine built (`PickleLimits.maxBytes`).
+    private var estimatedBytes: Int
     private var active = Set<ObjectIdentifier>()
     /// JSON nesting kept in the value tree (NativeMetadata reads JSON at most 64 deep).
     private let maxJSONDepth = 40
@@ -19,9 +21,12 @@ struct ObjectTree {
     /// At most this many tensors per file (real checkpoints hold thousands).
     static let maxTensors = 1_000_000
 
-    init(limits: PickleLimits, maxVisits: Int = 5_000_000) {
+    /// A tree within `limits`, whose pickle machine already used `startingBytes` of the byte budget.
+    /// Real checkpoints flatten to thousands of nodes (a whole pickled ResNet-152 to about 15,000).
+    init(limits: PickleLimits, startingBytes: Int = 0, maxVisits: Int = 2_000_000) {
         self.limits = limits
         self.maxVisits = maxVisits
+        estimatedBytes = startingBytes
     }
 
     /// Walks `root`; a root that is itself a tensor is named `singleName`.
@@ -62,6 +67,8 @@ struct ObjectTree {
         if visits > maxVisits {
             throw ZooError.bad("the object tree has more than \(maxVisits) nodes (memo bomb?)")
         }
+        estimatedBytes += PickleCost.treeNode
+        if estimatedBytes > limits.maxBytes { throw PickleCost.exceeded(limits.maxBytes) }
         if depth > limits.maxDepth {
             throw ZooError.bad("the object tree is nested deeper than \(limits.maxDepth)", item: ObjectTree.name(path))
         }

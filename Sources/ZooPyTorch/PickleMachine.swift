@@ -1,6 +1,11 @@
 import ZooTensor
 
 /// Limits that keep a hostile pickle from exhausting memory or the stack.
+///
+/// `maxBytes` is the memory budget of the whole pickle stage of one file: the values the machine
+/// builds, its memo and the flattened object tree, estimated from what they cost here (about
+/// 190 bytes per value measured; `PickleCost`). Counts alone let a 19 MB pickle cost 3.6 GB
+/// before the tree cap refused it; the byte budget stops it near 1 GiB.
 public struct PickleLimits: Sendable {
     /// Maximum number of values created (each opcode creates at most one).
     public var maxObjects: Int
@@ -8,12 +13,38 @@ public struct PickleLimits: Sendable {
     public var maxDepth: Int
     /// Maximum number of memo entries.
     public var maxMemo: Int
+    /// Maximum estimated bytes of values, memo entries and object-tree nodes for one file.
+    public var maxBytes: Int
 
-    /// The defaults: 20 million values, depth 200, 10 million memo entries.
-    public init(maxObjects: Int = 20_000_000, maxDepth: Int = 200, maxMemo: Int = 10_000_000) {
+    /// The defaults: 20 million values, depth 200, 10 million memo entries, 1 GiB.
+    public init(maxObjects: Int = 20_000_000, maxDepth: Int = 200, maxMemo: Int = 10_000_000, maxBytes: Int = 1 << 30) {
         self.maxObjects = maxObjects
         self.maxDepth = maxDepth
         self.maxMemo = maxMemo
+        self.maxBytes = maxBytes
+    }
+}
+
+/// What the pickle stage's structures cost in memory, for `PickleLimits.maxBytes` (estimates
+/// from measurement: a value on the stack and in its container, a memo entry, a tree node).
+enum PickleCost {
+    static let value = 192
+    static let memoEntry = 96
+    static let treeNode = 192
+
+    /// The estimated bytes of a value: the fixed cost plus its own payload.
+    static func of(_ v: PickleValue) -> Int {
+        switch v {
+        case .string(let s): return value + s.utf8.count
+        case .bytes(let b): return value + b.count
+        case .bigInt(let s): return value + s.utf8.count
+        default: return value
+        }
+    }
+
+    /// The error for a file past its budget.
+    static func exceeded(_ limit: Int) -> ZooError {
+        ZooError.bad("pickle: needs more than \(limit >> 20) MiB of memory for its values (estimated; memory bomb?)")
     }
 }
 
@@ -44,6 +75,8 @@ public final class PickleMachine {
     private var marks: [Int] = []
     private var memo: [Int: PickleValue] = [:]
     private var created = 0
+    /// Estimated bytes of everything this machine built (`PickleLimits.maxBytes`), across loads.
+    public private(set) var estimatedBytes = 0
     private var lists: [PickleList] = []
     private var dicts: [PickleDict] = []
     private var objects: [PickleObject] = []
@@ -107,7 +140,13 @@ public final class PickleMachine {
         if created > limits.maxObjects {
             throw fail("more than \(limits.maxObjects) values (memo or object bomb?)")
         }
+        try charge(PickleCost.of(v))
         stack.append(v)
+    }
+
+    private func charge(_ bytes: Int) throws {
+        estimatedBytes += bytes
+        if estimatedBytes > limits.maxBytes { throw PickleCost.exceeded(limits.maxBytes) }
     }
 
     private func pop() throws -> PickleValue {
@@ -149,7 +188,10 @@ public final class PickleMachine {
 
     private func memoPut(_ index: Int, _ v: PickleValue) throws {
         guard index >= 0 else { throw fail("negative memo index \(index)") }
-        if memo[index] == nil, memo.count >= limits.maxMemo { throw fail("more than \(limits.maxMemo) memo entries") }
+        if memo[index] == nil {
+            if memo.count >= limits.maxMemo { throw fail("more than \(limits.maxMemo) memo entries") }
+            try charge(PickleCost.memoEntry)
+        }
         memo[index] = v
     }
 

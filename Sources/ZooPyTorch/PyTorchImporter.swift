@@ -126,7 +126,7 @@ public enum PyTorchImporter {
             throw e
         }
 
-        var tree = ObjectTree(limits: options.limits)
+        var tree = ObjectTree(limits: options.limits, startingBytes: machine.estimatedBytes)
         let values = try tree.flatten(root, singleName: "tensor")
         var meta: [(String, JSONValue)] = [
             ("pickle_protocol", .int(Int64(machine.protocolVersion))),
@@ -241,7 +241,7 @@ public enum PyTorchImporter {
                 try TensorStorage(file: file, offset: start, count: nbytes)
             }
         }
-        var tree = ObjectTree(limits: options.limits)
+        var tree = ObjectTree(limits: options.limits, startingBytes: machine.estimatedBytes)
         let values = try tree.flatten(root, singleName: "tensor")
         var meta: [(String, JSONValue)] = [
             ("pickle_protocol", .int(Int64(machine.protocolVersion))),

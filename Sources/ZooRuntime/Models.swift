@@ -52,8 +52,9 @@ public struct Classifier: Sendable {
     }
 }
 
-/// A feature extractor: feature maps at the graph's taps (timm `features_only` style), the
-/// classifier head optional, the last map optionally pooled.
+/// A feature extractor: feature maps at the graph's taps (timm `features_only` style indices 0...4 at
+/// strides 2...32; the tapped nodes follow torchvision's convention, docs/models.md), the classifier
+/// head optional, the last map optionally pooled.
 public struct Backbone: Sendable {
     /// What one call returns.
     public struct Output: Sendable {

@@ -5,12 +5,22 @@ import ZooTestSupport
 
 /// One parity case from a generator's `cases.json` (tools/fixtures/gen_parity_*.py).
 struct ParityCase: Sendable, CustomStringConvertible {
-    /// A reference feature map of a backbone case (timm `features_only` index).
+    /// A reference feature map of a backbone case: tap `index` (0...4, strides 2...32, like timm's
+    /// `out_indices`) is the output of torchvision node `node` (tools/fixtures/parity_torch.py `tap_nodes`).
     struct Tap: Sendable {
         var index: Int
         var node: String
         var channels: Int
         var reduction: Int
+        var shape: [Int]
+    }
+
+    /// A negative control of a backbone case: the map of `node` (the trunk module just before tap
+    /// `index`, stored under `key` in the features file), which the zoo's tap must NOT match.
+    struct Negative: Sendable {
+        var index: Int
+        var node: String
+        var key: String
         var shape: [Int]
     }
 
@@ -30,6 +40,7 @@ struct ParityCase: Sendable, CustomStringConvertible {
     var logits: String?
     var features: String?
     var taps: [Tap]
+    var negatives: [Negative]
     /// Set when the manifest itself could not be read: the case fails with this message.
     var loadError: String?
 
@@ -63,7 +74,7 @@ enum ParityCatalog {
     static func load(group: String) -> [ParityCase] {
         func failed(_ message: String) -> [ParityCase] {
             [ParityCase(group: group, id: "\(group)/cases.json", arch: "", source: "", dtype: "", checkpoint: "", input: "",
-                        logits: nil, features: nil, taps: [], loadError: message)]
+                        logits: nil, features: nil, taps: [], negatives: [], loadError: message)]
         }
         do {
             let path = try TestSupport.fixture("\(group)/cases.json")
@@ -79,10 +90,14 @@ enum ParityCatalog {
                                    channels: t["channels"]?.intValue ?? -1, reduction: t["reduction"]?.intValue ?? -1,
                                    shape: t["shape"]?.arrayValue?.compactMap(\.intValue) ?? [])
                 }
+                let negatives = (r["negatives"]?.arrayValue ?? []).map { t in
+                    ParityCase.Negative(index: t["index"]?.intValue ?? -1, node: t["node"]?.stringValue ?? "",
+                                        key: t["key"]?.stringValue ?? "", shape: t["shape"]?.arrayValue?.compactMap(\.intValue) ?? [])
+                }
                 return ParityCase(group: group, id: try s("id"), arch: try s("arch"), source: try s("source"),
                                   dtype: try s("dtype"), checkpoint: try s("checkpoint"), input: try s("input"),
                                   logits: r["logits"]?.stringValue, features: r["features"]?.stringValue, taps: taps,
-                                  loadError: nil)
+                                  negatives: negatives, loadError: nil)
             }
         } catch {
             return failed("\(error)")
@@ -116,6 +131,19 @@ enum Parity {
         }
         guard peak > 0 else { throw ZooError(.badInput, "reference is all zeros") }
         return diff / peak
+    }
+
+    /// The `zoo.feature_info` metadata `zoo run --features` writes: the taps it computed, in order.
+    static func featureInfo(_ file: SafetensorsFile) throws -> [(index: Int, name: String, channels: Int, reduction: Int)] {
+        guard let text = file.metadata.first(where: { $0.0 == "zoo.feature_info" })?.1 else {
+            throw ZooError(.badInput, "no zoo.feature_info metadata", file: file.path)
+        }
+        guard let rows = try JSONValue.parse(text).arrayValue else {
+            throw ZooError(.badInput, "zoo.feature_info is not an array", file: file.path)
+        }
+        return rows.map { r in
+            (r["index"]?.intValue ?? -1, r["name"]?.stringValue ?? "?", r["channels"]?.intValue ?? -1, r["reduction"]?.intValue ?? -1)
+        }
     }
 
     static func readNPY(_ path: String) throws -> Tensor {

@@ -39,12 +39,16 @@ extension ParityCase: CustomTestStringConvertible {
         }
     }
 
-    /// Backbone feature maps (`zoo run --features 1,2,3,4`) against torchvision's feature extractor
-    /// (timm `features_only` taps 1..4: strides 4, 8, 16, 32).
+    /// Backbone feature maps (`zoo run --features 0,1,2,3,4`) against torchvision's `create_feature_extractor`
+    /// at torchvision's tap nodes (the last trunk module at each stride 2...32, derived from the torchvision
+    /// model by the generator; docs/models.md, "Feature stages"): the zoo must name the same nodes with the
+    /// same channels and strides (`zoo.feature_info`) and produce the same maps. Negative control in the
+    /// same test: the map of the module just before each tap (e.g. MobileNetV2's 320-channel `features.17`,
+    /// timm's tap 4) must NOT match the zoo's tap.
     @Test(arguments: ParityCatalog.featureCases)
     func features(_ c: ParityCase) throws {
         if let e = c.loadError {
-            Parity.record(c, kind: "features", error: nil, passed: false, note: e)
+            Parity.record(c, kind: "features 0-4", error: nil, passed: false, note: e)
             Issue.record("parity fixtures not loadable: \(e)")
             return
         }
@@ -53,34 +57,38 @@ extension ParityCase: CustomTestStringConvertible {
         do {
             let native = try Parity.convert(c, into: dir)
             let out = dir.appendingPathComponent("features.safetensors").path
-            let indices = [1, 2, 3, 4]
+            let indices = c.taps.map(\.index)
+            #expect(indices == [0, 1, 2, 3, 4], "\(c.id): the manifest lists taps \(indices)")
             try Parity.zoo(["run", native, "--input", try c.path(c.input), "--features",
                             indices.map(String.init).joined(separator: ","), "--output", out])
             let ours = try SafetensorsFile(path: out)
             let refs = try SafetensorsFile(path: try c.path(try #require(c.features)))
-            #expect(ours.entries.count == indices.count,
-                    "\(c.id): \(ours.entries.count) feature maps for \(indices.count) requested: \(ours.entries.map(\.name))")
-            var worst = 0.0
             var notes: [String] = []
-            for i in indices {
-                let ref = try refs.tensor(named: String(i))
-                let tap = c.taps.first { $0.index == i }
-                // Prefer a tensor named like the tap (index or stage name); else the one map of that shape.
-                let named = ours.entries.first { e in (e.name == String(i) || e.name == tap?.node) && e.shape == ref.shape }
-                let sameShape = ours.entries.filter { $0.shape == ref.shape }
-                guard let entry = named ?? (sameShape.count == 1 ? sameShape[0] : nil) else {
-                    notes.append("tap \(i) (\(tap?.node ?? "?"), \(ref.shape)) not produced; got \(ours.entries.map { "\($0.name) \($0.shape)" })")
-                    Issue.record("\(c.id): tap \(i) (\(tap?.node ?? "?"), shape \(ref.shape)) not found among \(ours.entries.map { "\($0.name) \($0.shape)" })")
+            // The zoo's description of its taps names torchvision's nodes, channels and strides.
+            let expected = c.taps.map { "\($0.index):\($0.node)/\($0.channels)ch/x\($0.reduction)" }
+            let described = try Parity.featureInfo(ours).map { "\($0.index):\($0.name)/\($0.channels)ch/x\($0.reduction)" }
+            if described != expected { notes.append("zoo taps \(described), torchvision's \(expected)") }
+            #expect(described == expected, "\(c.id): the zoo's taps \(described) are not torchvision's \(expected)")
+            var worst = described == expected ? 0.0 : Double.infinity
+            var maps: [Int: Tensor] = [:]
+            for tap in c.taps {
+                let ref = try refs.tensor(named: String(tap.index))
+                guard let entry = ours.entries.first(where: { $0.name == String(tap.index) }), entry.shape == ref.shape else {
+                    notes.append("tap \(tap.index) (\(tap.node), \(ref.shape)) not produced; got \(ours.entries.map { "\($0.name) \($0.shape)" })")
+                    Issue.record("\(c.id): tap \(tap.index) (\(tap.node), shape \(ref.shape)) not found among \(ours.entries.map { "\($0.name) \($0.shape)" })")
                     worst = .infinity
                     continue
                 }
-                let err = try Parity.relativeError(try ours.tensor(entry), ref)
+                let mine = try ours.tensor(entry)
+                maps[tap.index] = mine
+                let err = try Parity.relativeError(mine, ref)
                 worst = max(worst, err)
-                #expect(err <= tolerance, "\(c.id): tap \(i) (\(tap?.node ?? "?")): max relative error \(err)")
+                #expect(err <= tolerance, "\(c.id): tap \(tap.index) (\(tap.node)): max relative error \(err)")
             }
-            Parity.record(c, kind: "features 1-4", error: worst, passed: worst <= tolerance, note: notes.joined(separator: "; "))
+            Parity.record(c, kind: "features 0-4", error: worst, passed: worst <= tolerance, note: notes.joined(separator: "; "))
+            try negativeTaps(c, maps: maps, refs: refs)
         } catch {
-            Parity.record(c, kind: "features 1-4", error: nil, passed: false, note: "\(error)")
+            Parity.record(c, kind: "features 0-4", error: nil, passed: false, note: "\(error)")
             throw error
         }
     }
@@ -136,6 +144,34 @@ extension ParityCase: CustomTestStringConvertible {
     }
 
     // MARK: - helpers
+
+    /// The negative control of a feature case: each tap's map must differ from the module just before it
+    /// (beyond the tolerance where the shapes agree), so a tap one module off cannot pass.
+    private func negativeTaps(_ c: ParityCase, maps: [Int: Tensor], refs: SafetensorsFile) throws {
+        let kind = "negative: module before each tap"
+        #expect(!c.negatives.isEmpty, "\(c.id): the manifest has no negative controls")
+        var passed = !c.negatives.isEmpty
+        var closest: Double?
+        var notes: [String] = []
+        for n in c.negatives {
+            let wrong = try refs.tensor(named: n.key)
+            guard let mine = maps[n.index] else {
+                passed = false
+                notes.append("tap \(n.index) missing")
+                continue
+            }
+            guard mine.shape == wrong.shape else {
+                notes.append("\(n.node) \(wrong.shape) vs tap \(n.index) \(mine.shape): shapes differ")
+                continue
+            }
+            let err = try Parity.relativeError(mine, wrong)
+            closest = min(closest ?? err, err)
+            notes.append("\(n.node) vs tap \(n.index): \(String(format: "%.2e", err))")
+            if !(err > tolerance) { passed = false }
+            #expect(err > tolerance, "\(c.id): tap \(n.index) also matches \(n.node) (max relative error \(err)); the test cannot tell the taps apart")
+        }
+        Parity.record(c, kind: kind, error: closest, passed: passed, note: notes.joined(separator: "; "))
+    }
 
     private func negativeControl(_ id: String, kind: String, edit: (inout [(String, JSONValue)]) throws -> Void) throws {
         let c = try ParityCatalog.subsetCase(id)

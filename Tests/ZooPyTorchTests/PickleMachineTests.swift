@@ -97,6 +97,41 @@ import ZooTestSupport
         if case .none = try Self.load([0x80, 0x02, 0x4E, 0x2E], tiny) {} else { Issue.record("None expected") }
     }
 
+    /// The byte budget (`PickleLimits.maxBytes`) counts values with their payload and memo
+    /// entries: a pickle within every count limit is refused once its estimated memory passes it.
+    @Test func byteBudgetIsEnforced() throws {
+        let budget = 1 << 20
+        let limits = PickleLimits(maxBytes: budget)
+        // 10,000 Nones in a list: about 2 MB estimated, well within the value and memo counts.
+        let nones: [UInt8] = [0x80, 0x02, 0x5D, 0x28] + [UInt8](repeating: 0x4E, count: 10_000) + [0x65, 0x2E]
+        #expect { try Self.load(nones, PickleMachine(limits: limits)) } throws: {
+            ($0 as? ZooError)?.message.contains("needs more than 1 MiB of memory") == true
+        }
+        // Payload counts: 10 strings of 200 KB each (2 MB) in 10 values.
+        var strings: [UInt8] = [0x80, 0x04, 0x5D, 0x28]
+        for _ in 0..<10 {
+            strings += [0x58] + withUnsafeBytes(of: UInt32(200_000).littleEndian) { Array($0) } + [UInt8](repeating: 0x61, count: 200_000)
+        }
+        strings += [0x65, 0x2E]
+        #expect { try Self.load(strings, PickleMachine(limits: limits)) } throws: {
+            ($0 as? ZooError)?.message.contains("memory bomb") == true
+        }
+        // Memo entries count too: 5,000 memoized Nones.
+        var memo: [UInt8] = [0x80, 0x04, 0x5D, 0x28]
+        for _ in 0..<5_000 { memo += [0x4E, 0x94] }
+        memo += [0x65, 0x2E]
+        let m = PickleMachine(limits: limits)
+        #expect { try Self.load(memo, m) } throws: { ($0 as? ZooError)?.message.contains("needs more than") == true }
+        // Negative controls: the same pickles load with the default budget, and the estimate is plausible.
+        let ok = PickleMachine()
+        guard case .list(let l) = try Self.load(nones, ok) else { Issue.record("list expected"); return }
+        #expect(l.items.count == 10_000)
+        #expect(ok.estimatedBytes > 10_000 * 100 && ok.estimatedBytes < 10_000 * 1_000)
+        let big = PickleMachine()
+        _ = try Self.load(strings, big)
+        #expect(big.estimatedBytes > 2_000_000)
+    }
+
     @Test func releaseEmptiesTheGraph() throws {
         let m = PickleMachine()
         guard case .list(let l) = try Self.load([0x80, 0x02, 0x5D, 0x4E, 0x61, 0x2E], m) else { Issue.record("list"); return }
