@@ -5,17 +5,19 @@ Usage: .venv/bin/python benchmarks/convert.py [--runs 5] [--zoo .build/release/z
 Writes a ~100 MB torchvision checkpoint (resnet50, random init, torch.save zip format) into
 .cache/bench/, then times each whole process side by side (interleaved, median of --runs),
 reporting wall time and peak resident memory of each child process. With --write-results
-the figures replace the "Conversion" section of benchmarks/RESULTS.md.
+the figures replace the "Conversion" section of benchmarks/RESULTS.md (and nothing else in it:
+see benchmarks/results_md.py).
 """
 import argparse
 import datetime
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
 import time
+
+import results_md
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ap = argparse.ArgumentParser()
@@ -41,15 +43,23 @@ PY_CONVERT = (
     "save_file({k: v.contiguous() for k, v in sd.items()}, sys.argv[2])"
 )
 out_cp = os.path.join(bench, "copy.pth")
+out_sync = os.path.join(bench, "copy-synced.pth")
 out_zoo = os.path.join(bench, "zoo.safetensors")
+out_zoo1 = os.path.join(bench, "zoo-blas1.safetensors")
 out_py = os.path.join(bench, "python.safetensors")
-outputs = {"cp": out_cp, "zoo convert": out_zoo, "python torch.load + save_file": out_py}
+CP, CP_SYNC, ZOO = "cp", "cp + sync FILE", "zoo convert"
+# name -> (argv, output file or None, extra environment). `cp` is the issue's yardstick; `cp + sync FILE`
+# is the same copy made durable, as `zoo convert` makes its output durable (fsync before the rename).
+# The two rows marked "diagnostic" explain the figures and are not part of any target.
 commands = {
-    "cp": ["cp", src, out_cp],
-    "zoo convert": [args.zoo, "convert", src, "-o", out_zoo, "--force"],
-    "python torch.load + save_file": [sys.executable, "-c", PY_CONVERT, src, out_py],
+    CP: (["cp", src, out_cp], out_cp, {}),
+    CP_SYNC: (["sh", "-c", 'cp "$1" "$2" && sync "$2"', "sh", src, out_sync], out_sync, {}),
+    ZOO: ([args.zoo, "convert", src, "-o", out_zoo, "--force"], out_zoo, {}),
+    "diagnostic: zoo --version (start-up only)": ([args.zoo, "--version"], None, {}),
+    "diagnostic: zoo convert, OPENBLAS_NUM_THREADS=1": ([args.zoo, "convert", src, "-o", out_zoo1, "--force"], out_zoo1,
+                                                        {"OPENBLAS_NUM_THREADS": "1"}),
+    "python torch.load + save_file": ([sys.executable, "-c", PY_CONVERT, src, out_py], out_py, {}),
 }
-
 
 def anon_kib(pid):
     try:
@@ -62,10 +72,11 @@ def anon_kib(pid):
     return 0
 
 
-def run(cmd):
-    """Wall time, peak RSS (KiB) and peak anonymous RSS (KiB, sampled every ms) of one child process."""
+def run(cmd, env):
+    """Wall time, peak RSS (KiB), peak anonymous RSS (KiB, sampled every ms) and CPU time of one child process."""
+    full_env = dict(os.environ, **env)
     start = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=full_env)
     peak_anon = 0
     while True:
         pid, status, usage = os.wait4(p.pid, os.WNOHANG)
@@ -83,21 +94,26 @@ def run(cmd):
 
 
 # Warm the page cache once for every command, then interleave the timed runs.
-for cmd in commands.values():
-    run(cmd)
+for cmd, _, env in commands.values():
+    run(cmd, env)
+load_start = os.getloadavg()
 times = {k: [] for k in commands}
 rss = {k: [] for k in commands}
 anon = {k: [] for k in commands}
 cpu_s = {k: [] for k in commands}
 for i in range(args.runs):
-    for k, cmd in commands.items():
-        if os.path.exists(outputs[k]):
-            os.remove(outputs[k])  # every command writes a fresh file, outside the timing
-        w, m, a, c = run(cmd)
+    for k, (cmd, out, env) in commands.items():
+        if out and os.path.exists(out):
+            os.remove(out)  # every command writes a fresh file, outside the timing
+        w, m, a, c = run(cmd, env)
         cpu_s[k].append(c)
         times[k].append(w)
         rss[k].append(m)
         anon[k].append(a)
+load_end = os.getloadavg()
+for _, out, _ in commands.values():
+    if out and os.path.exists(out):
+        os.remove(out)
 
 med = {k: statistics.median(v) for k, v in times.items()}
 cpu = platform.processor() or platform.machine()
@@ -117,40 +133,51 @@ try:
 except OSError:
     pass
 
+zoo, cp, cps = med[ZOO], med[CP], med[CP_SYNC]
 lines = [
     "## Conversion",
     "",
     f"`benchmarks/convert.py`, {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, "
     f"{cpu}, {ncpu} cores, {mem}, {platform.system()} {platform.release()}.",
     f"Input: torchvision resnet50 state_dict, random init, `torch.save` zip format, {size / 1e6:.1f} MB, page cache warm.",
-    f"Whole process wall time, median of {args.runs} interleaved runs. Peak RSS counts the mapped input pages a process",
-    "touches (page cache, shared); peak anonymous RSS (sampled every millisecond) is the memory the process itself allocates.",
-    f"Load average during the run: {os.getloadavg()[0]:.1f} (the machine is shared; figures are noisy).",
+    f"Whole process wall time, median of {args.runs} interleaved runs (each output deleted before its run, outside the timing).",
+    "Peak RSS counts the mapped input pages a process touches (page cache, shared); peak anonymous RSS (sampled",
+    "every millisecond) is the memory the process itself allocates.",
+    f"Load average (1 min) at start {load_start[0]:.1f}, at end {load_end[0]:.1f}: the machine (2 cores) is shared, figures are noisy.",
     "",
-    "| command | median | min | max | x cp | CPU (user+sys, median) | peak RSS | peak anon RSS |",
-    "|---|---:|---:|---:|---:|---:|---:|---:|",
+    "| command | median | min | max | x cp | x cp+sync | CPU (user+sys, median) | peak RSS | peak anon RSS |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
 ]
 for k in commands:
     lines.append(f"| {k} | {med[k] * 1000:.0f} ms | {min(times[k]) * 1000:.0f} ms | {max(times[k]) * 1000:.0f} ms | "
-                 f"{med[k] / med['cp']:.2f} | {statistics.median(cpu_s[k]) * 1000:.0f} ms | {max(rss[k]) / 1024:.0f} MiB | "
-                 f"{max(anon[k]) / 1024:.0f} MiB |")
-lines += ["", f"Target (issue #3): zoo convert at most 2x cp: {'met' if med['zoo convert'] <= 2 * med['cp'] else 'NOT met'} "
-          f"({med['zoo convert'] / med['cp']:.2f}x).", "",
-          "What zoo does beyond a copy: SHA-256 of the whole input for `zoo.source` (on a second thread, off the",
-          "critical path), CRC-32 verification of every storage record, validation of every tensor view, and an",
-          "fsync before the atomic rename; `cp` copies in the kernel (copy_file_range) without reading the data into",
-          "the process. Profile of one conversion (perf): SHA-256 ~31% of CPU, zlib crc32 ~19%, kernel copies ~15%,",
-          "the rest start-up and page faults. When the machine is loaded, wall time follows CPU time, so the",
-          "ratio approaches the CPU ratio; on an idle machine the two threads overlap and the expected wall time",
-          "is about max(hash, CRC + write) + fsync.", ""]
+                 f"{med[k] / cp:.2f} | {med[k] / cps:.2f} | {statistics.median(cpu_s[k]) * 1000:.0f} ms | "
+                 f"{max(rss[k]) / 1024:.0f} MiB | {max(anon[k]) / 1024:.0f} MiB |")
+lines += ["", f"Target (issue #3), zoo convert at most 2x cp: {'met' if zoo <= 2 * cp else '**NOT met**'} ({zoo / cp:.2f}x). "
+          f"Against the same copy made durable (`cp` then `sync FILE`): {zoo / cps:.2f}x.", "",
+          "Fairness: `cp` copies in the kernel (copy_file_range) and returns with the copy in the page cache, not on",
+          "disk; `zoo convert` fsyncs its output before the atomic rename (and fsyncs the folder after it), so it pays",
+          "the disk write that `cp` leaves to later. `cp + sync FILE` is that copy made as durable. Both read the same",
+          "warm input; every row is a whole process, start-up included.", "",
+          "What zoo does beyond a copy, and where its time goes (`perf record -e cpu-clock`, samples per thread;",
+          "figures are CPU time per conversion of this file, measured at load 3-5):",
+          "- SHA-256 of the whole input, recorded as `zoo.source.sha256`: ~60-80 ms (swift-crypto's SHA-NI code,",
+          "  ~1.5 GB/s; one stream, it cannot be split). It runs on a second thread over the same memory mapping the",
+          "  importer reads (no read() copy, each page faulted once) while everything else goes on.",
+          "- Main thread: start-up, the pickle, CRC-32 of every storage record (zlib `crc32_z`, ~30-40 ms) and the",
+          "  copy into the output's page cache (~15-45 ms: memory-bound, it slows down most when other processes",
+          "  use the memory bus). Under load this thread is the longer one (~135 ms against ~80 ms for the digest).",
+          "- Durability: writeback of the output starts every 8 MiB while it is written (`sync_file_range`), so the",
+          "  final fsync waits for little instead of the whole file.",
+          "- Process start-up: ~20 ms (the dynamic loader binding 59 shared libraries, Swift runtime metadata,",
+          "  argument parsing), see the `zoo --version` row. OpenBLAS, loaded by every zoo process, starts a worker",
+          "  thread that spins in sched_yield for its first ~0.1 s; it took up to 100 ms of CPU from a conversion on",
+          "  2 cores, so `zoo convert` now stops it first (it never calls the BLAS). The OPENBLAS_NUM_THREADS=1 row,",
+          "  where the thread never starts, checks that nothing of it is left.",
+          "Floor, from these figures: start-up plus the longer of the two threads, about 80-100 ms on a quiet",
+          "2-core machine, i.e. 2.5-3x a 33 ms `cp`: the 2x-cp target cannot be met while the output records the",
+          "input's SHA-256 and is fsynced, since `cp` neither reads the data into the process nor waits for the disk.", ""]
 text = "\n".join(lines)
 print(text)
 
 if args.write_results:
-    path = os.path.join(ROOT, "benchmarks", "RESULTS.md")
-    old = open(path).read() if os.path.exists(path) else "# Benchmark results\n\n"
-    if "## Conversion" in old:
-        old = re.sub(r"## Conversion\n.*?(?=\n## |\Z)", text.rstrip("\n") + "\n", old, flags=re.S)
-    else:
-        old = old.rstrip("\n") + "\n\n" + text
-    open(path, "w").write(old)
+    results_md.replace_section(os.path.join(ROOT, "benchmarks", "RESULTS.md"), "Conversion", text)

@@ -15,7 +15,16 @@ public enum Checkpoints {
     /// Reads `path` with options for the PyTorch importer (CRC verification, limits).
     public static func read(path: String, pytorch: PyTorchImporter.Options) throws -> ImportedCheckpoint {
         do {
-            let file = try MappedFile(path: path)
+            return try read(file: try MappedFile(path: path), pytorch: pytorch)
+        } catch let e as ZooError {
+            throw e.inFile(path)
+        }
+    }
+
+    /// Reads an already mapped file (e.g. one a checksum is being computed over at the same time).
+    public static func read(file: MappedFile, pytorch: PyTorchImporter.Options = PyTorchImporter.Options()) throws -> ImportedCheckpoint {
+        let path = file.path
+        do {
             guard let format = file.withBytes({ FileFormat.detect($0) }) else {
                 if file.count == 0 { throw ZooError.bad("file is empty") }
                 throw ZooError(.unsupported, "unknown format (not safetensors, PyTorch, HDF5 or .npy)")

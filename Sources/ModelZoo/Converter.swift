@@ -102,13 +102,17 @@ public enum Converter {
     /// With `hashInBackground`, the SHA-256 is computed on a second thread while the plan is
     /// transformed and written: `metadata.source.sha256` holds 64 zeros until `write` fills it in.
     public static func plan(input: String, options: Options = Options(), hashInBackground: Bool = false) throws -> Plan {
-        let hash = BackgroundSHA256(path: input)
-        let checkpoint = try Checkpoints.read(path: input, pytorch: options.pytorch)
+        // One mapping of the input serves the digest (on its own thread) and the importer, so
+        // each page of it is faulted in once.
+        let file: MappedFile
+        do { file = try MappedFile(path: input) } catch let e as ZooError { throw e.inFile(input) }
+        let hash = BackgroundSHA256(file: file)
+        let checkpoint = try Checkpoints.read(file: file, pytorch: options.pytorch)
         let digest: String
         if hashInBackground {
             digest = String(repeating: "0", count: 64)
         } else {
-            do { digest = try hash.result() } catch let e as ZooError { throw e.inFile(input) }
+            digest = hash.result()
         }
         var meta = NativeMetadata()
         let fileName = input.split(separator: "/").last.map(String.init) ?? input
@@ -163,9 +167,12 @@ public enum Converter {
             let head = try SafetensorsWriter.header(for: ordered, metadata: meta.encoded())
             let total = ordered.reduce(0) { $0 + $1.byteCount }
             let writer = try AtomicFileWriter(destination: output, overwrite: overwrite)
+            writer.reserve(head.count + total)
             try writer.write(head)
             try SafetensorsWriter.writeData(ordered, to: writer, total: total, progress: progress)
-            meta.source?.sha256 = try pending.result()
+            // The disk writes the data while the digest finishes; commit's fsync then waits for little.
+            try writer.startWriteback()
+            meta.source?.sha256 = pending.result()
             let finalHead = try SafetensorsWriter.header(for: ordered, metadata: meta.encoded())
             if finalHead.count == head.count, try patch(writer.temporaryPath, expected: head, with: finalHead) {
                 try writer.commit()
@@ -215,23 +222,21 @@ public enum Converter {
         return best.key.name
     }
 
-    /// SHA-256 of a file, lowercase hex, read in 8 MiB chunks (constant memory).
+    /// SHA-256 of a file, lowercase hex. The file is memory-mapped and hashed in place.
     public static func sha256(path: String) throws -> String {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 { throw ZooError(.io, "cannot open: \(String(cString: strerror(errno)))", file: path) }
-        defer { close(fd) }
+        sha256(try MappedFile(path: path))
+    }
+
+    /// SHA-256 of a mapped file's bytes, lowercase hex (hashed in place: no copy into a read buffer).
+    public static func sha256(_ file: MappedFile) -> String {
         var hasher = SHA256()
-        let chunk = 1 << 23
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 64)
-        defer { buffer.deallocate() }
-        while true {
-            let n = read(fd, buffer, chunk)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw ZooError(.io, "read failed: \(String(cString: strerror(errno)))", file: path)
+        file.withBytes { bytes in
+            var pos = 0
+            while pos < bytes.count {
+                let n = min(bytes.count - pos, 1 << 20)
+                hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: bytes[pos..<(pos + n)]))
+                pos += n
             }
-            if n == 0 { break }
-            hasher.update(bufferPointer: UnsafeRawBufferPointer(start: buffer, count: n))
         }
         return hasher.finalize().map { b in
             let h = String(b, radix: 16)
@@ -246,14 +251,14 @@ import Glibc
 import Darwin
 #endif
 
-/// SHA-256 of a file computed on its own thread.
+/// SHA-256 of a mapped file computed on its own thread.
 final class BackgroundSHA256: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
-    private var value: Result<String, Error> = .success("")
+    private var value = ""
 
-    init(path: String) {
+    init(file: MappedFile) {
         let thread = Thread { [self] in
-            do { value = .success(try Converter.sha256(path: path)) } catch { value = .failure(error) }
+            value = Converter.sha256(file)
             done.signal()
         }
         thread.stackSize = 1 << 20
@@ -261,9 +266,9 @@ final class BackgroundSHA256: @unchecked Sendable {
     }
 
     /// Waits for the digest.
-    func result() throws -> String {
+    func result() -> String {
         done.wait()
-        return try value.get()
+        return value
     }
 }
 

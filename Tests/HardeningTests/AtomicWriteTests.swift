@@ -23,6 +23,35 @@ import ZooTestSupport
         #expect(!FileManager.default.fileExists(atPath: dest))
     }
 
+    /// Early writeback (every 8 MiB, and `startWriteback()`) and a space reservation change nothing
+    /// in what is written or in the all-or-nothing rule: the destination appears only at commit, byte
+    /// for byte, with exactly the bytes written even when more space was reserved.
+    @Test func earlyWritebackKeepsContentAndAtomicity() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let dest = dir.appendingPathComponent("out.bin").path
+        var expected: [UInt8] = []
+        let w = try AtomicFileWriter(destination: dest, overwrite: false)
+        w.reserve(64 << 20)
+        // Mixed sizes: small writes go through the buffer, large ones straight to the file.
+        for i in 0..<40 {
+            let chunk = [UInt8](repeating: UInt8(i), count: i % 3 == 0 ? (1 << 20) + i : 4096 * (i + 1))
+            try w.write(chunk)
+            expected += chunk
+            if i == 20 { try w.startWriteback() }
+        }
+        try w.startWriteback()
+        #expect(!FileManager.default.fileExists(atPath: dest), "nothing at the destination before commit")
+        try w.write([0xAB, 0xCD])
+        expected += [0xAB, 0xCD]
+        try w.commit()
+        #expect(try Data(contentsOf: URL(fileURLWithPath: dest)) == Data(expected))
+        #expect((try FileManager.default.attributesOfItem(atPath: dest)[.size] as? Int) == expected.count)
+        #expect(try leftovers(dir).isEmpty)
+        // Negative control: after commit the writer refuses more data.
+        #expect(throws: ZooError.self) { try w.write([UInt8](repeating: 1, count: 2 << 20)) }
+    }
+
     @Test func forceReplacesAtomicallyAndKeepsTheOldFileOnFailure() throws {
         let dir = try TestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
