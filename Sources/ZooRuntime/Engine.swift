@@ -90,12 +90,27 @@ final class Engine: @unchecked Sendable {
     var layouts: [LayoutKey: Layout] = [:]
     var arenas: [Int: [UnsafeMutableRawPointer]] = [:]
 
+    /// Bytes of the convolution and linear weights (float32).
+    let weightBytes: Int
+
     init(steps: [Step], order: [Int], nodeValue: [Int], inputChannels: Int, nodeNames: [String]) {
         self.steps = steps
         self.order = order
         self.nodeValue = nodeValue
         self.inputChannels = inputChannels
         self.nodeNames = nodeNames
+        var floats = 0
+        for s in steps {
+            switch s.kind {
+            case .conv(let c):
+                let d = c.descriptor
+                floats += d.outChannels * (d.inChannels / max(d.groups, 1)) * d.kernelH * d.kernelW
+            case .linear(let l):
+                floats += l.inFeatures * l.outFeatures
+            default: break
+            }
+        }
+        weightBytes = floats * 4
     }
 
     deinit {
