@@ -103,9 +103,16 @@ enum Isolation {
             return try Handoff.scan(manifest, mapped: mapped, dataEnd: dataEnd)
         case 3:
             throw try Handoff.error(try Handoff.manifest(fd: fd).0)
+        case 64:
+            throw ZooError(.io, "the HDF5 probe \(runnerName) did not accept its arguments (a \(probeName) from another version?)")
         default:
             throw ZooError(.badInput, "libhdf5 failed abnormally (exit status \(code)) reading the file (corrupted or hostile HDF5); refused")
         }
+    }
+
+    private static var runnerName: String {
+        if case .helper(let exe) = runner { return exe }
+        return "(fork)"
     }
 
     /// A new temporary file, already unlinked: nothing is left on disk however the read ends.

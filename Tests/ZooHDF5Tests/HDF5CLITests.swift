@@ -111,6 +111,20 @@ import ZooTestSupport
         #expect(r.stderr.split(separator: "\n").count == 1)
     }
 
+    /// A probe executable that does not take ModelZoo's arguments (another version) is an I/O
+    /// error saying so, not a verdict on the file.
+    @Test func probeFromAnotherVersionIsNamed() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let fake = dir.appendingPathComponent("zoo-hdf5-probe").path
+        try Data("#!/bin/sh\nexit 64\n".utf8).write(to: URL(fileURLWithPath: fake))
+        chmod(fake, 0o755)
+        let good = try TestSupport.fixture("keras/tfk_mobilenet.h5")
+        let r = try TestSupport.zoo(["inspect", good], environment: ["ZOO_HDF5_PROBE": fake])
+        #expect(r.status == 3, "\(r.stderr)")
+        #expect(r.stderr == "zoo: \(good): the HDF5 probe \(fake) did not accept its arguments (a zoo-hdf5-probe from another version?)\n")
+    }
+
     /// The probe executable itself: exit status only, by contract with ZooHDF5.
     @Test func probeExecutableReportsByExitStatus() throws {
         let probe = URL(fileURLWithPath: TestSupport.zooBinary).deletingLastPathComponent()
