@@ -96,10 +96,7 @@ public final class HDF5File: @unchecked Sendable {
 
     /// The probe executable (`zoo-hdf5-probe`) isolated reads start, or nil when this process
     /// forks itself instead (no executable found; see docs/formats-hdf5.md). Linux only.
-    public static var probeExecutable: String? {
-        if case .helper(let path) = Isolation.runner { return path }
-        return nil
-    }
+    public static var probeExecutable: String? { Isolation.executable }
 
     /// The object at `path` (no leading `/`; `""` is the root).
     public func object(_ path: String) -> Object? { objects[path] }

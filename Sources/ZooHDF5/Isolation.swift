@@ -49,6 +49,12 @@ enum Isolation {
     /// The runner, found once per process.
     static let runner: Runner = findRunner()
 
+    /// The probe executable, or nil when the runner is the fork fallback.
+    static var executable: String? {
+        if case .helper(let path) = runner { return path }
+        return nil
+    }
+
     private static func findRunner() -> Runner {
         if let raw = getenv("ZOO_HDF5_PROBE") {
             let value = String(cString: raw)
@@ -104,15 +110,10 @@ enum Isolation {
         case 3:
             throw try Handoff.error(try Handoff.manifest(fd: fd).0)
         case 64:
-            throw ZooError(.io, "the HDF5 probe \(runnerName) did not accept its arguments (a \(probeName) from another version?)")
+            throw ZooError(.io, "the HDF5 probe \(executable ?? "(fork)") did not accept its arguments (a \(probeName) from another version?)")
         default:
             throw ZooError(.badInput, "libhdf5 failed abnormally (exit status \(code)) reading the file (corrupted or hostile HDF5); refused")
         }
-    }
-
-    private static var runnerName: String {
-        if case .helper(let exe) = runner { return exe }
-        return "(fork)"
     }
 
     /// A new temporary file, already unlinked: nothing is left on disk however the read ends.
