@@ -29,28 +29,37 @@ import ZooTestSupport
         ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.contains(".zoo-tmp-") }
     }
 
-    /// Starts `zoo convert`, waits until its temporary file exists, sends `sig`, and returns
-    /// how the process ended and whether the signal arrived before it finished.
-    func interrupt(_ args: [String], outDir: String, with sig: Int32) throws -> (reason: Process.TerminationReason, status: Int32, caught: Bool) {
+    /// Starts `zoo` with `args`, waits until its temporary file exists in `outDir`, waits `delay`
+    /// microseconds more, then calls `act` with the process id; returns how the process ended and
+    /// whether `act` came before it finished. Standard error goes to `stderr` when given.
+    func duringWrite(_ args: [String], outDir: String, delay: UInt32, stderr: URL? = nil,
+                     _ act: (pid_t) -> Void) throws -> (reason: Process.TerminationReason, status: Int32, caught: Bool) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: TestSupport.zooBinary)
         p.arguments = args
         p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
+        p.standardError = try stderr.map { try FileHandle(forWritingTo: $0) } ?? FileHandle.nullDevice
         try p.run()
         var caught = false
         let deadline = Date().addingTimeInterval(120)
         while p.isRunning, Date() < deadline {
             if !temporaries(outDir).isEmpty {
-                usleep(20_000) // let it write a little
+                if delay > 0 { usleep(delay) }
                 caught = p.isRunning
-                kill(p.processIdentifier, sig)
+                act(p.processIdentifier)
                 break
             }
             usleep(2_000)
         }
         p.waitUntilExit()
         return (p.terminationReason, p.terminationStatus, caught)
+    }
+
+    /// Starts `zoo convert`, waits until its temporary file exists, sends `sig`, and returns
+    /// how the process ended and whether the signal arrived before it finished.
+    func interrupt(_ args: [String], outDir: String, with sig: Int32) throws -> (reason: Process.TerminationReason, status: Int32, caught: Bool) {
+        // Let it write a little first.
+        try duringWrite(args, outDir: outDir, delay: 20_000) { kill($0, sig) }
     }
 
     @Test(arguments: [SIGINT, SIGTERM]) func signalLeavesNoOutputAndNoTemporaryFile(_ sig: Int32) throws {
@@ -78,26 +87,12 @@ import ZooTestSupport
         let out = outDir + "/out.safetensors"
         let errURL = dir.appendingPathComponent("stderr.txt")
         FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: TestSupport.zooBinary)
-        p.arguments = ["convert", input, "-o", out, "--dtype", "f16"]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = try FileHandle(forWritingTo: errURL)
-        try p.run()
-        var caught = false
-        let deadline = Date().addingTimeInterval(120)
-        while p.isRunning, Date() < deadline {
-            if !temporaries(outDir).isEmpty {
-                caught = p.isRunning
-                #expect(truncate(input, 4096) == 0)
-                break
-            }
-            usleep(2_000)
+        let r = try duringWrite(["convert", input, "-o", out, "--dtype", "f16"], outDir: outDir, delay: 0, stderr: errURL) { _ in
+            #expect(truncate(input, 4096) == 0)
         }
-        p.waitUntilExit()
-        try #require(caught, "the conversion finished before the input could be truncated")
+        try #require(r.caught, "the conversion finished before the input could be truncated")
         let stderr = try String(contentsOf: errURL, encoding: .utf8)
-        #expect(p.terminationReason == .exit && p.terminationStatus == 3, "ended with \(p.terminationReason) \(p.terminationStatus): \(stderr)")
+        #expect(r.reason == .exit && r.status == 3, "ended with \(r.reason) \(r.status): \(stderr)")
         #expect(stderr == "zoo: \(input): the file shrank or could not be read while in use (SIGBUS); stopped\n", "\(stderr)")
         #expect(!FileManager.default.fileExists(atPath: out), "partial destination left")
         #expect(temporaries(outDir).isEmpty, "temporary file left: \(temporaries(outDir))")
