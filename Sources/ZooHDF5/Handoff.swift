@@ -63,9 +63,8 @@ enum Handoff {
                 try loaded.withUnsafeBytes { try out.write($0) }
                 records.append(.object(entry))
             }
-            let objects: [JSONValue] = file.objects.keys.sorted().compactMap { key in
-                guard let o = file.objects[key] else { return nil }
-                return .object([("path", .string(o.path)), ("group", .bool(o.isGroup)),
+            let objects: [JSONValue] = file.objects.sorted { $0.key < $1.key }.map { _, o in
+                .object([("path", .string(o.path)), ("group", .bool(o.isGroup)),
                                 ("children", .array(o.children.map { .string($0) })),
                                 ("attributes", pairs(o.attributes.map { ($0.0, tagged($0.1)) }))])
             }
