@@ -27,6 +27,10 @@ public enum MappedFileFaults {
     nonisolated(unsafe) private static let paths = UnsafeMutablePointer<CChar>.allocate(capacity: capacity * pathBytes)
     /// The program name for messages.
     nonisolated(unsafe) private static let program = UnsafeMutablePointer<CChar>.allocate(capacity: messageBytes)
+    /// Read end of a pipe holding one byte: the thread whose `read` gets it reports and exits.
+    /// Several threads can fault on the same shrunk file at once (a conversion reads its input
+    /// on two); `read` is async-signal-safe and hands the byte to one of them only.
+    nonisolated(unsafe) private static let token = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
     nonisolated(unsafe) private static let lock: UnsafeMutablePointer<pthread_mutex_t> = {
         let p = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
         p.initialize(to: pthread_mutex_t())
@@ -70,7 +74,21 @@ public enum MappedFileFaults {
         var n = 0
         for b in name.utf8 where n < messageBytes - 1 { program[n] = CChar(bitPattern: b); n += 1 }
         program[n] = 0
+        var fds: [Int32] = [-1, -1]
+        if pipe(&fds) == 0 {
+            var one: UInt8 = 1
+            _ = write(fds[1], &one, 1)
+            _ = fcntl(fds[0], F_SETFL, O_NONBLOCK)
+            _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+            _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+        }
+        token.pointee = fds[0]
         let handler: @convention(c) (Int32, UnsafeMutablePointer<siginfo_t>?, UnsafeMutableRawPointer?) -> Void = { _, info, _ in
+            var byte: UInt8 = 0
+            if MappedFileFaults.token.pointee >= 0, read(MappedFileFaults.token.pointee, &byte, 1) != 1 {
+                // Another thread is reporting; its _exit ends this one too.
+                while true { pause() }
+            }
             var address: UInt = 0
             #if canImport(Glibc)
             if let info { address = UInt(bitPattern: info.pointee._sifields._sigfault.si_addr) }
