@@ -11,15 +11,21 @@ import ZooTestSupport
 /// interrupted or failed conversion).
 @Suite(.serialized) struct SignalTests {
     /// A ~256 MB safetensors file (64 float32 tensors of 4 MiB) written by the Python
-    /// safetensors package, shared by the tests of this suite.
+    /// safetensors package, shared by the tests of this suite. It lives in the gitignored
+    /// `.cache/scratch` and is reused by later runs (written under a temporary name and
+    /// renamed, so an existing file is complete); a file in $TMPDIR would leak 256 MB a run.
     static let bigInput: Result<String, Error> = Result {
-        let dir = try TestSupport.temporaryDirectory()
-        let path = dir.appendingPathComponent("big.safetensors").path
+        let dir = TestSupport.root.appendingPathComponent(".cache/scratch")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let path = dir.appendingPathComponent("signal-big-v1.safetensors").path
+        if FileManager.default.fileExists(atPath: path) { return path }
         let r = try TestSupport.python("""
-            import sys, numpy as np
+            import os, sys, numpy as np
             from safetensors.numpy import save_file
             rng = np.random.default_rng(0)
-            save_file({f"layer{i}.weight": rng.standard_normal((1024, 1024), dtype=np.float32) for i in range(64)}, sys.argv[1])
+            tmp = f"{sys.argv[1]}.{os.getpid()}.part"
+            save_file({f"layer{i}.weight": rng.standard_normal((1024, 1024), dtype=np.float32) for i in range(64)}, tmp)
+            os.replace(tmp, sys.argv[1])
             """, [path])
         guard r.status == 0 else { throw ZooError(.io, "python failed: \(r.stderr)") }
         return path
