@@ -177,7 +177,8 @@ lines += ["", f"Target (issue #3), zoo convert at most 2x cp: {'met' if zoo <= 2
           "- Process start-up: ~20 ms (the dynamic loader binding 59 shared libraries, Swift runtime metadata,",
           "  argument parsing), see the `zoo --version` row. OpenBLAS, loaded by every zoo process, starts a worker",
           "  thread that spins in sched_yield for its first ~0.1 s; it took up to 100 ms of CPU from a conversion on",
-          "  2 cores, so `zoo convert` now stops it first (it never calls the BLAS). The OPENBLAS_NUM_THREADS=1 row,",
+          "  2 cores, so every zoo command now stops it first (zoo calls the BLAS single-threaded, and a conversion",
+          "  never calls it). The OPENBLAS_NUM_THREADS=1 row,",
           "  where the thread never starts, checks that nothing of it is left.",
           "Floor, from these figures: start-up plus the longer of the two threads, plus the end of the writeback.",
           ]

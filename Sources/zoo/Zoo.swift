@@ -16,6 +16,7 @@ struct Zoo: ParsableCommand {
     static func main() {
         TemporaryFiles.installSignalCleanup()
         MappedFileFaults.installExitHandler(program: "zoo")
+        stopIdleBLASThreads()
         var command: ParsableCommand
         do {
             command = try parseAsRoot()
@@ -48,4 +49,18 @@ struct Zoo: ParsableCommand {
         FileHandle.standardError.write(Data(text.utf8))
         Foundation.exit(ZooError.Kind.usage.exitCode)
     }
+}
+
+/// Stops the BLAS's idle worker threads, first thing in every command. OpenBLAS, linked into every
+/// zoo process for the inference kernels, starts its worker threads when it is loaded, and each spins
+/// in `sched_yield` for its first ~0.1 s waiting for work. zoo never gives them any: the runtime calls
+/// the BLAS single-threaded and splits work across its own threads (ZooKernels' `BLAS.configured`), and
+/// a conversion never calls it. On a small machine those threads took CPU from zoo's own (measured: up
+/// to 100 ms of CPU per `zoo convert` on 2 cores, benchmarks/RESULTS.md; `zoo predict` on one image
+/// 30-60 ms instead of 30 ms). OpenBLAS starts its threads again by itself should a later call need them.
+/// Does nothing with a BLAS that has no such function.
+func stopIdleBLASThreads() {
+    typealias Shutdown = @convention(c) () -> Int32
+    guard let symbol = dlsym(nil, "blas_thread_shutdown_") else { return }
+    _ = unsafeBitCast(symbol, to: Shutdown.self)()
 }

@@ -43,7 +43,6 @@ struct Convert: ParsableCommand {
     var allowPartial = false
 
     func run() throws {
-        stopIdleBLASThreads()
         guard let target = Converter.TargetDType(rawValue: dtype) else {
             throw ZooError(.usage, "--dtype must be keep, f32, f16 or bf16 (got \"\(dtype)\")")
         }
@@ -77,18 +76,6 @@ struct Convert: ParsableCommand {
         let classes = config?["classes"]?.intValue.map(String.init) ?? "?"
         print("\(output): \(report.architecture) (\(flavour), \(classes) classes), \(plan.records.count) tensors, \(bytes) bytes (\(CLIOutput.bytes(bytes))) from \(plan.format), sha256 \(plan.metadata.source?.sha256 ?? "")")
     }
-}
-
-/// Stops the BLAS's idle worker threads. OpenBLAS, linked into every zoo process for the inference
-/// kernels, starts its worker threads when it is loaded, and each spins in `sched_yield` for its first
-/// ~0.1 s waiting for work. A conversion never calls the BLAS, and on a small machine those threads take
-/// CPU from the conversion's own two threads (measured: up to 100 ms of CPU per `zoo convert` on 2 cores;
-/// benchmarks/RESULTS.md). OpenBLAS starts its threads again by itself should a later call need them.
-/// Does nothing with a BLAS that has no such function.
-func stopIdleBLASThreads() {
-    typealias Shutdown = @convention(c) () -> Int32
-    guard let symbol = dlsym(nil, "blas_thread_shutdown_") else { return }
-    _ = unsafeBitCast(symbol, to: Shutdown.self)()
 }
 
 /// A one-line progress bar on stderr, drawn only on a terminal. Safe to update from any thread.
