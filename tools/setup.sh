@@ -4,11 +4,24 @@
 # Safe to run again: it does nothing when everything is present.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# Swift itself is not a Debian package: say so plainly instead of failing later in `swift build`.
+if ! command -v swift >/dev/null 2>&1; then
+  echo "setup: no swift on PATH; install a Swift 6 toolchain first (https://www.swift.org/install/linux/)" >&2
+  exit 1
+fi
 packages=(libhdf5-dev zlib1g-dev libopenblas-dev libjpeg62-turbo-dev libpng-dev pkg-config)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
+# The Python reference environment needs python3 with its venv module (Debian splits it out).
+if [ "${1:-}" != "--no-python" ]; then
+  if ! command -v python3 >/dev/null 2>&1; then
+    missing+=(python3 python3-venv python3-pip)
+  elif ! python3 -c "import venv, ensurepip" >/dev/null 2>&1; then
+    missing+=(python3-venv)
+  fi
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}" >&2
   sudo=""

@@ -179,10 +179,13 @@ public enum PyTorchImporter {
         }
         let infoAt = r.position
         let sysInfo = try header.load(&r)
-        var bigEndian = false
+        // torch's legacy writer stores every storage (element count and data) little-endian on any
+        // machine (THPStorage_writeFileRaw converts on big-endian hosts), and torch.load ignores
+        // `little_endian` for the data; it only describes the machine that wrote the file.
+        var writerLittleEndian = true
         if case .dict(let d) = sysInfo {
             for (k, v) in d.entries where k.stringValue == "little_endian" {
-                if case .bool(let little) = v { bigEndian = !little }
+                if case .bool(let little) = v { writerLittleEndian = little }
             }
         } else {
             throw ZooError.bad("legacy sys_info is a \(sysInfo.kind), expected a dict", offset: infoAt)
@@ -228,7 +231,7 @@ public enum PyTorchImporter {
             guard let key = k.stringValue ?? k.intValue.map(String.init) else { throw ZooError.bad("legacy storage key is a \(k.kind)", offset: keysAt) }
             guard let storage = storages[key] else { throw ZooError.bad("storage key is listed but never referenced by the pickle", item: key, offset: keysAt) }
             let at = r.position
-            let raw = bigEndian ? try r.be(Int64.self, "storage \(key) element count") : try r.le(Int64.self, "storage \(key) element count")
+            let raw = try r.le(Int64.self, "storage \(key) element count")
             guard raw >= 0, let numel = Int(exactly: raw) else { throw ZooError.bad("storage element count \(raw) is negative", item: key, offset: at) }
             let nbytes = try Checked.mul(numel, storage.dtype.byteSize, "storage \(key) byte size")
             guard nbytes == storage.byteCount else {
@@ -245,11 +248,12 @@ public enum PyTorchImporter {
         let values = try tree.flatten(root, singleName: "tensor")
         var meta: [(String, JSONValue)] = [
             ("pickle_protocol", .int(Int64(machine.protocolVersion))),
-            ("byte_order", .string(bigEndian ? "big" : "little")),
+            ("byte_order", .string("little")),
+            ("writer_byte_order", .string(writerLittleEndian ? "little" : "big")),
             ("legacy_protocol_version", .int(1001)),
         ]
         if let values { meta.append(("values", values)) }
-        return try finish(format: "pytorch-legacy", meta: meta, tree: tree, bigEndian: bigEndian, options: options)
+        return try finish(format: "pytorch-legacy", meta: meta, tree: tree, bigEndian: false, options: options)
     }
 
     // MARK: - Tensors

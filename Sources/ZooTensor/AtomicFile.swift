@@ -17,6 +17,8 @@ public final class AtomicFileWriter {
     public let destination: String
     /// The temporary path data is written to.
     public let temporaryPath: String
+    /// Whether `commit()` may replace an existing destination.
+    public let overwrite: Bool
     private var fd: Int32
     private var committed = false
     private let slot: TemporaryFiles.Slot
@@ -34,6 +36,7 @@ public final class AtomicFileWriter {
     /// Opens a temporary file beside `destination`. Unless `overwrite`, an existing destination is an error.
     public init(destination: String, overwrite: Bool) throws {
         self.destination = destination
+        self.overwrite = overwrite
         if !overwrite, access(destination, F_OK) == 0 {
             throw ZooError(.io, "already exists (use --force to replace it)", file: destination)
         }
@@ -159,6 +162,8 @@ public final class AtomicFileWriter {
     }
 
     /// Flushes, fsyncs and renames the temporary file to the destination, then fsyncs the folder.
+    /// Without `overwrite`, a destination that appeared since the writer opened is left untouched
+    /// and the commit fails with "already exists" (the temporary file is removed).
     public func commit() throws {
         guard !committed, fd >= 0 else { throw ZooError(.io, "commit after commit or abandon", file: destination) }
         try flushBuffer()
@@ -166,10 +171,23 @@ public final class AtomicFileWriter {
         fchmod(fd, AtomicFileWriter.creationMode)
         close(fd)
         fd = -1
-        if rename(temporaryPath, destination) != 0 {
-            let reason = String(cString: strerror(errno))
-            abandon()
-            throw ZooError(.io, "cannot rename into place: \(reason)", file: destination)
+        if overwrite {
+            if rename(temporaryPath, destination) != 0 {
+                let reason = String(cString: strerror(errno))
+                abandon()
+                throw ZooError(.io, "cannot rename into place: \(reason)", file: destination)
+            }
+        } else {
+            // The destination was absent when the writer opened, but another process may have
+            // created it since: move into place only if it is still absent, atomically.
+            let code = AtomicFileWriter.moveWithoutReplacing(temporaryPath, destination)
+            if code != 0 {
+                abandon()
+                if code == EEXIST {
+                    throw ZooError(.io, "already exists: it appeared while the file was being written, and was left as it is (use --force to replace it)", file: destination)
+                }
+                throw ZooError(.io, "cannot move into place: \(String(cString: strerror(code)))", file: destination)
+            }
         }
         committed = true
         TemporaryFiles.shared.unregister(slot: slot)
@@ -177,6 +195,30 @@ public final class AtomicFileWriter {
         let dir = slash.map { String(destination[..<$0]) } ?? "."
         let dfd = open(dir.isEmpty ? "/" : dir, O_RDONLY | O_CLOEXEC)
         if dfd >= 0 { _ = fsync(dfd); close(dfd) }
+    }
+
+    /// Moves `from` to `to` unless `to` exists, atomically; returns 0 or the errno (EEXIST when
+    /// `to` exists). `renameat2(RENAME_NOREPLACE)` where the kernel and file system have it, else a
+    /// hard link then an unlink of the old name (`link` never replaces); a file system with
+    /// neither (some FUSE ones) gets a check and a plain rename, the best it allows.
+    /// `useRenameat2: false` takes the link route directly (for tests).
+    public static func moveWithoutReplacing(_ from: String, _ to: String, useRenameat2: Bool = true) -> Int32 {
+        #if os(Linux)
+        if useRenameat2, let renameat2 = EarlyWriteback.renameat2 {
+            if renameat2(AT_FDCWD, from, AT_FDCWD, to, EarlyWriteback.noReplace) == 0 { return 0 }
+            let code = errno
+            if code != EINVAL && code != ENOSYS && code != ENOTSUP { return code }
+        }
+        #endif
+        if link(from, to) == 0 {
+            unlink(from)
+            return 0
+        }
+        let code = errno
+        if code == EEXIST { return EEXIST }
+        if code != EPERM && code != ENOTSUP && code != EMLINK { return code }
+        if access(to, F_OK) == 0 { return EEXIST }
+        return rename(from, to) == 0 ? 0 : errno
     }
 
     /// Removes the temporary file (called automatically when the writer is dropped uncommitted).
@@ -197,7 +239,7 @@ public final class AtomicFileWriter {
     }
 }
 
-/// `sync_file_range(2)` and `fallocate(2)`, looked up at run time: Glibc's Swift module does not
+/// `sync_file_range(2)`, `fallocate(2)` and `renameat2(2)`, looked up at run time: Glibc's Swift module does not
 /// declare them (they are GNU extensions). Nil where the C library has no such function.
 enum EarlyWriteback {
     typealias SyncFileRange = @convention(c) (Int32, Int64, Int64, UInt32) -> Int32
@@ -206,7 +248,15 @@ enum EarlyWriteback {
     static let write: UInt32 = 2
     /// `FALLOC_FL_KEEP_SIZE`: allocate without changing the file's size.
     static let keepSize: Int32 = 1
+    typealias Renameat2 = @convention(c) (Int32, UnsafePointer<CChar>, Int32, UnsafePointer<CChar>, UInt32) -> Int32
+    /// `RENAME_NOREPLACE`: fail with EEXIST instead of replacing the target.
+    static let noReplace: UInt32 = 1
     #if os(Linux)
+    /// `renameat2(2)` (glibc 2.28+).
+    static let renameat2: Renameat2? = {
+        guard let symbol = dlsym(nil, "renameat2") else { return nil }
+        return unsafeBitCast(symbol, to: Renameat2.self)
+    }()
     static let syncFileRange: SyncFileRange? = {
         guard let symbol = dlsym(nil, "sync_file_range") else { return nil }
         return unsafeBitCast(symbol, to: SyncFileRange.self)

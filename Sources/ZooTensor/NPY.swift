@@ -40,7 +40,7 @@ public enum NPY {
         return t
     }
 
-    /// Serialises a tensor as `.npy` (version 1.0, header padded to 64 bytes).
+    /// Serialises a tensor as `.npy` (version 1.0, or 2.0 for a header over 64 KiB; header padded to 64 bytes).
     /// bfloat16 and float8 have no NumPy dtype: they are widened to float32.
     public static func encode(_ tensor: Tensor) throws -> [UInt8] {
         var t = tensor
@@ -67,12 +67,22 @@ public enum NPY {
         case 1: shapeText = "(\(t.shape[0]),)"
         default: shapeText = "(" + t.shape.map(String.init).joined(separator: ", ") + ")"
         }
-        var header = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shapeText), }"
-        let unpadded = 10 + header.utf8.count + 1
-        header += String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"
-        var out: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, 1, 0]
-        let hl = UInt16(header.utf8.count)
-        out.append(UInt8(hl & 0xFF)); out.append(UInt8(hl >> 8))
+        // Version 1.0 (2-byte header length) unless the header does not fit in it (a rank in the
+        // thousands): then 2.0 (4-byte length), as NumPy does.
+        let dict = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shapeText), }"
+        var header = ""
+        var prefix: [UInt8] = []
+        for (major, lengthBytes) in [(UInt8(1), 2), (UInt8(2), 4)] {
+            let unpadded = 8 + lengthBytes + dict.utf8.count + 1
+            header = dict + String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"
+            let length = UInt64(header.utf8.count)
+            guard length < (UInt64(1) << (8 * lengthBytes)) else { continue }
+            prefix = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, major, 0]
+            for i in 0..<lengthBytes { prefix.append(UInt8(truncatingIfNeeded: length >> (8 * UInt64(i)))) }
+            break
+        }
+        guard !prefix.isEmpty else { throw ZooError(.unsupported, "the .npy header of a \(t.shape.count)-dimensional tensor is too long") }
+        var out = prefix
         out.append(contentsOf: header.utf8)
         t.withUnsafeBytes { out.append(contentsOf: $0) }
         return out

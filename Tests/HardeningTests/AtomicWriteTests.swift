@@ -52,6 +52,51 @@ import ZooTestSupport
         #expect(throws: ZooError.self) { try w.write([UInt8](repeating: 1, count: 2 << 20)) }
     }
 
+    /// Without `--force`, a destination that another process creates while the file is being
+    /// written is left as it is: the commit fails with "already exists" and removes its temporary
+    /// file. With overwrite the same situation replaces it (the negative control).
+    @Test func destinationAppearingDuringTheWriteIsNotReplacedWithoutForce() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let dest = dir.appendingPathComponent("out.bin").path
+        let w = try AtomicFileWriter(destination: dest, overwrite: false)
+        try w.write([UInt8](repeating: 1, count: 2 << 20))
+        try Data("user's file".utf8).write(to: URL(fileURLWithPath: dest))
+        do {
+            try w.commit()
+            Issue.record("commit replaced a file that appeared during the write")
+        } catch let e as ZooError {
+            #expect(e.kind == .io)
+            #expect("\(e)".contains("already exists"), "\(e)")
+        }
+        #expect(try String(contentsOfFile: dest, encoding: .utf8) == "user's file")
+        #expect(try leftovers(dir).isEmpty)
+
+        let forced = try AtomicFileWriter(destination: dest, overwrite: true)
+        try forced.write(Array("new".utf8))
+        try Data("user's file".utf8).write(to: URL(fileURLWithPath: dest))
+        try forced.commit()
+        #expect(try String(contentsOfFile: dest, encoding: .utf8) == "new")
+        #expect(try leftovers(dir).isEmpty)
+    }
+
+    /// Both routes of the no-replace move: `renameat2(RENAME_NOREPLACE)` and the link-then-unlink
+    /// fallback used where the kernel or file system lacks it.
+    @Test(arguments: [true, false]) func moveWithoutReplacingRefusesAnExistingTarget(_ useRenameat2: Bool) throws {
+        let dir = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let a = dir.appendingPathComponent("a").path, b = dir.appendingPathComponent("b").path
+        try Data("A".utf8).write(to: URL(fileURLWithPath: a))
+        try Data("B".utf8).write(to: URL(fileURLWithPath: b))
+        #expect(AtomicFileWriter.moveWithoutReplacing(a, b, useRenameat2: useRenameat2) == EEXIST)
+        #expect(try String(contentsOfFile: b, encoding: .utf8) == "B")
+        #expect(try String(contentsOfFile: a, encoding: .utf8) == "A")
+        try FileManager.default.removeItem(atPath: b)
+        #expect(AtomicFileWriter.moveWithoutReplacing(a, b, useRenameat2: useRenameat2) == 0)
+        #expect(try String(contentsOfFile: b, encoding: .utf8) == "A")
+        #expect(!FileManager.default.fileExists(atPath: a))
+    }
+
     @Test func forceReplacesAtomicallyAndKeepsTheOldFileOnFailure() throws {
         let dir = try TestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -47,6 +47,11 @@ struct Inspect: ParsableCommand {
             out += "metadata:\n"
             for (k, v) in ckpt.metadata {
                 var text = v.stringValue ?? v.serialized()
+                if text.count > 120, v.objectValue != nil || v.arrayValue != nil {
+                    // A nested value (a checkpoint's non-tensor values, a Keras model_config): as a tree.
+                    out += "  \(k):\n" + Self.tree(v, indent: 4, maxLines: Self.treeLines)
+                    continue
+                }
                 if text.count > 120 { text = String(text.prefix(117)) + "..." }
                 out += "  \(k): \(text)\n"
             }
@@ -61,5 +66,41 @@ struct Inspect: ParsableCommand {
             out += "\n\(s.title):\n" + CLIOutput.table(s.columns, s.rows)
         }
         print(out, terminator: "")
+    }
+
+    /// Lines of a metadata tree shown in the text output; `--json` has the whole of it.
+    static let treeLines = 60
+
+    /// `value` as indented `key: value` lines, a nested object or long array one level deeper,
+    /// cut after `maxLines` lines with a note saying how many were left out.
+    static func tree(_ value: JSONValue, indent: Int, maxLines: Int) -> String {
+        var lines: [String] = []
+        func scalar(_ v: JSONValue) -> String { v.stringValue.map { $0.isEmpty ? "\"\"" : $0 } ?? v.serialized() }
+        func walk(_ v: JSONValue, _ depth: Int) {
+            let pad = String(repeating: " ", count: depth)
+            let children: [(String, JSONValue)]
+            if let o = v.objectValue {
+                children = o
+            } else if let a = v.arrayValue {
+                children = a.enumerated().map { ("[\($0.offset)]", $0.element) }
+            } else {
+                return
+            }
+            if children.isEmpty { lines.append(pad + (v.objectValue != nil ? "{}" : "[]")); return }
+            for (k, child) in children {
+                let inline = child.objectValue == nil && child.arrayValue == nil ? scalar(child) : child.serialized()
+                if inline.count <= 80 || (child.objectValue == nil && child.arrayValue == nil) {
+                    lines.append("\(pad)\(k): \(inline.count > 200 ? String(inline.prefix(197)) + "..." : inline)")
+                } else {
+                    lines.append("\(pad)\(k):")
+                    walk(child, depth + 2)
+                }
+            }
+        }
+        walk(value, indent)
+        guard lines.count > maxLines else { return lines.map { $0 + "\n" }.joined() }
+        let pad = String(repeating: " ", count: indent)
+        return lines.prefix(maxLines).map { $0 + "\n" }.joined()
+            + "\(pad)... \(lines.count - maxLines) more lines (`zoo inspect --json` shows all)\n"
     }
 }
