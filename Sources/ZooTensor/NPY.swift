@@ -40,7 +40,8 @@ public enum NPY {
         return t
     }
 
-    /// Serialises a tensor as `.npy` (version 1.0, or 2.0 for a header over 64 KiB; header padded to 64 bytes).
+    /// Serialises a tensor as `.npy` (version 1.0, header padded to 64 bytes). A header over 64 KiB
+    /// (a tensor of thousands of dimensions) is an `.unsupported` error.
     /// bfloat16 and float8 have no NumPy dtype: they are widened to float32.
     public static func encode(_ tensor: Tensor) throws -> [UInt8] {
         var t = tensor
@@ -67,22 +68,16 @@ public enum NPY {
         case 1: shapeText = "(\(t.shape[0]),)"
         default: shapeText = "(" + t.shape.map(String.init).joined(separator: ", ") + ")"
         }
-        // Version 1.0 (2-byte header length) unless the header does not fit in it (a rank in the
-        // thousands): then 2.0 (4-byte length), as NumPy does.
-        let dict = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shapeText), }"
-        var header = ""
-        var prefix: [UInt8] = []
-        for (major, lengthBytes) in [(UInt8(1), 2), (UInt8(2), 4)] {
-            let unpadded = 8 + lengthBytes + dict.utf8.count + 1
-            header = dict + String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"
-            let length = UInt64(header.utf8.count)
-            guard length < (UInt64(1) << (8 * lengthBytes)) else { continue }
-            prefix = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, major, 0]
-            for i in 0..<lengthBytes { prefix.append(UInt8(truncatingIfNeeded: length >> (8 * UInt64(i)))) }
-            break
+        var header = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shapeText), }"
+        let unpadded = 10 + header.utf8.count + 1
+        header += String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"
+        // Version 1.0's header length is 2 bytes. Only a tensor of thousands of dimensions needs more
+        // (NumPy itself stops at 64); such a header is refused, as the reader refuses one over 64 KiB.
+        guard let hl = UInt16(exactly: header.utf8.count) else {
+            throw ZooError(.unsupported, "a \(t.shape.count)-dimensional tensor does not fit a .npy header (\(header.utf8.count) bytes, at most 65535)")
         }
-        guard !prefix.isEmpty else { throw ZooError(.unsupported, "the .npy header of a \(t.shape.count)-dimensional tensor is too long") }
-        var out = prefix
+        var out: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, 1, 0]
+        out.append(UInt8(hl & 0xFF)); out.append(UInt8(hl >> 8))
         out.append(contentsOf: header.utf8)
         t.withUnsafeBytes { out.append(contentsOf: $0) }
         return out
