@@ -1052,8 +1052,8 @@ toilet tissue
     "mean": null,
     "std": null,
     "resize": [
-     128,
-     128
+     224,
+     224
     ],
     "crop": null,
     "interpolation": "bilinear"
@@ -1236,8 +1236,8 @@ toilet tissue
     "mean": null,
     "std": null,
     "resize": [
-     128,
-     128
+     224,
+     224
     ],
     "crop": null,
     "interpolation": "bilinear"
@@ -1420,8 +1420,8 @@ toilet tissue
     "mean": null,
     "std": null,
     "resize": [
-     128,
-     128
+     224,
+     224
     ],
     "crop": null,
     "interpolation": "bilinear"
@@ -1604,8 +1604,8 @@ toilet tissue
     "mean": null,
     "std": null,
     "resize": [
-     128,
-     128
+     224,
+     224
     ],
     "crop": null,
     "interpolation": "bilinear"
@@ -1796,8 +1796,8 @@ toilet tissue
     "mean": null,
     "std": null,
     "resize": [
-     96,
-     96
+     224,
+     224
     ],
     "crop": null,
     "interpolation": "bilinear"
@@ -2015,8 +2015,8 @@ toilet tissue
     "mean": null,
     "std": null,
     "resize": [
-     96,
-     96
+     224,
+     224
     ],
     "crop": null,
     "interpolation": "bilinear"
@@ -2234,8 +2234,8 @@ toilet tissue
     "mean": null,
     "std": null,
     "resize": [
-     96,
-     96
+     224,
+     224
     ],
     "crop": null,
     "interpolation": "bilinear"

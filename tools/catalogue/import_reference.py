@@ -123,7 +123,9 @@ for fam, archs in FAMILIES.items():
     for a in archs:
         ws = arch_weights.get(a, [])
         torch_default = any(w["source"] == "torchvision" for w in ws)
-        pre = ws[0]["preprocessing"] if ws else None
+        # The default is that of the weights at the architecture's input size (224), not the first listed.
+        at224 = [w for w in ws if w["preprocessing"].get("resize") == [224, 224]]
+        pre = (at224 or ws)[0]["preprocessing"] if ws else None
         if torch_default:
             pre = tv_pre({"resize": [256], "crop": [224], "mean": IMNET_MEAN, "std": IMNET_STD, "interpolation": "InterpolationMode.BILINEAR"})
         for w in ws:

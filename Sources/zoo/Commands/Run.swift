@@ -24,7 +24,7 @@ struct Run: ParsableCommand {
     @Option(help: "Compute threads (default: the active cores).")
     var threads = defaultThreadCount
 
-    @Flag(help: "Replace an existing output file.")
+    @Flag(name: [.customLong("force"), .customLong("overwrite")], help: "Replace an existing output file (as in convert, fetch and features).")
     var overwrite = false
 
     func run() throws {
