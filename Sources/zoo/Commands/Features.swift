@@ -86,23 +86,50 @@ struct Features: ParsableCommand {
             try write(records, [("zoo.images", imagesJSON.serialized()), ("zoo.feature_info", info.serialized())])
         } else {
             let backbone = try Backbone(contentsOf: url, head: false, pool: true, threads: threads)
-            var rows: [Float] = []
-            var width = 0
-            var start = 0
+            try writeEmbeddings(backbone: backbone, preprocessing: pre, files: files, imagesJSON: imagesJSON)
+        }
+        print("\(output): \(records.isEmpty ? 1 : records.count) tensors for \(files.count) images")
+    }
+
+    /// Pooled embeddings, one row per image, streamed: each batch's rows go to the output file as
+    /// soon as they are computed, so memory stays at one batch whatever the number of images. The
+    /// first batch gives the width, which fixes the header ([images, width] F32); the file appears
+    /// only when every row is written.
+    private func writeEmbeddings(backbone: Backbone, preprocessing pre: Preprocessing, files: [String], imagesJSON: JSONValue) throws {
+        var writer: AtomicFileWriter?
+        var width = 0
+        var start = 0
+        do {
             while start < files.count {
                 let chunk = Array(files[start..<min(start + batch, files.count)])
                 let out = try backbone.forward(pre.tensor(forFiles: chunk))
-                guard let pooled = out.pooled else { throw ZooError(.badInput, "the backbone produced no pooled output") }
-                width = pooled.elementCount / chunk.count
-                rows.append(contentsOf: pooled.floats())
+                guard let pooled = out.pooled, pooled.dtype == .f32, pooled.elementCount % chunk.count == 0 else {
+                    throw ZooError(.badInput, "the backbone produced no pooled float32 output")
+                }
+                let rowWidth = pooled.elementCount / chunk.count
+                if writer == nil {
+                    width = rowWidth
+                    let last = backbone.featureInfo.last
+                    let info: JSONValue = .object([("name", .string(last?.name ?? "")), ("channels", .int(Int64(width))), ("pool", .string(pool))])
+                    let record = TensorRecord(name: "embeddings", dtype: .f32, shape: [files.count, width]) {
+                        throw ZooError(.io, "embeddings are streamed, not loaded")
+                    }
+                    let metadata = [("format", "pt"), ("zoo.images", imagesJSON.serialized()), ("zoo.feature_info", info.serialized())]
+                    let w = try AtomicFileWriter(destination: output, overwrite: force)
+                    try w.write(SafetensorsWriter.header(for: [record], metadata: metadata))
+                    writer = w
+                }
+                guard rowWidth == width else {
+                    throw ZooError(.badInput, "embedding width changed from \(width) to \(rowWidth)", file: chunk[0])
+                }
+                try pooled.withUnsafeBytes { try writer?.write($0) }
                 start += chunk.count
             }
-            let t = try Tensor(shape: [files.count, width], floats: rows)
-            let last = backbone.featureInfo.last
-            let info: JSONValue = .object([("name", .string(last?.name ?? "")), ("channels", .int(Int64(width))), ("pool", .string(pool))])
-            try write([TensorRecord(name: "embeddings", tensor: t)], [("zoo.images", imagesJSON.serialized()), ("zoo.feature_info", info.serialized())])
+            try writer?.commit()
+        } catch let e as ZooError {
+            writer?.abandon()
+            throw e.file == nil ? e.inFile(output) : e
         }
-        print("\(output): \(records.isEmpty ? 1 : records.count) tensors for \(files.count) images")
     }
 
     private func write(_ records: [TensorRecord], _ metadata: [(String, String)]) throws {
