@@ -83,8 +83,13 @@ final class ProgressBar: @unchecked Sendable {
     private let enabled: Bool
     private var lastPercent = -1
     private let lock = NSLock()
+    private let format: (Int) -> String
 
-    init(enabled: Bool) { self.enabled = enabled }
+    /// `format` writes a count (default: bytes; `predict` counts images).
+    init(enabled: Bool, format: @escaping (Int) -> String = CLIOutput.bytes) {
+        self.enabled = enabled
+        self.format = format
+    }
 
     func update(_ done: Int, _ total: Int) {
         guard enabled, total > 0 else { return }
@@ -96,7 +101,7 @@ final class ProgressBar: @unchecked Sendable {
         let width = 30
         let filled = width * percent / 100
         let line = "\r[" + String(repeating: "#", count: filled) + String(repeating: " ", count: width - filled) + "] \(percent)% "
-            + CLIOutput.bytes(done) + " / " + CLIOutput.bytes(total)
+            + format(done) + " / " + format(total)
         let bytes = Array(line.utf8)
         bytes.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) }
     }

@@ -40,7 +40,7 @@ struct Predict: ParsableCommand {
         let path = try Pretrained.resolve(model)
         let names = try labels.map(Predict.readLabels)
         let classifier = try ImageClassifier(contentsOf: URL(fileURLWithPath: path), labels: names, threads: threads)
-        let bar = ProgressBar(enabled: isatty(2) != 0 && images.count > batch)
+        let bar = ProgressBar(enabled: isatty(2) != 0 && images.count > batch) { "\($0) images" }
         var results: [(String, [Prediction])] = []
         var start = 0
         while start < images.count {
