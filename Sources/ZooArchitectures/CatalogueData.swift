@@ -1192,6 +1192,140 @@ toilet tissue
      "include_top": true,
      "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
      "note": "Keras publishes no file hash for this file (get_file without file_hash)"
+    },
+    {
+     "tag": "KERAS_IMAGENET_128_NOTOP",
+     "source": "keras",
+     "url": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/mobilenet_2_5_128_tf_no_top.h5",
+     "file": "mobilenet_2_5_128_tf_no_top.h5",
+     "sha256": null,
+     "md5": null,
+     "file_size": null,
+     "acc1": null,
+     "acc5": null,
+     "license": "Apache-2.0 (TensorFlow models)",
+     "preprocessing": {
+      "mode": "tf",
+      "channel_order": "RGB",
+      "scale": 0.00784313725490196,
+      "offset": -1.0,
+      "mean": null,
+      "std": null,
+      "resize": [
+       128,
+       128
+      ],
+      "crop": null,
+      "interpolation": "bilinear"
+     },
+     "include_top": false,
+     "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
+     "config": {
+      "input_size": [
+       128,
+       128
+      ]
+     },
+     "note": "Keras publishes no file hash for this file (get_file without file_hash)"
+    },
+    {
+     "tag": "KERAS_IMAGENET_160_NOTOP",
+     "source": "keras",
+     "url": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/mobilenet_2_5_160_tf_no_top.h5",
+     "file": "mobilenet_2_5_160_tf_no_top.h5",
+     "sha256": null,
+     "md5": null,
+     "file_size": null,
+     "acc1": null,
+     "acc5": null,
+     "license": "Apache-2.0 (TensorFlow models)",
+     "preprocessing": {
+      "mode": "tf",
+      "channel_order": "RGB",
+      "scale": 0.00784313725490196,
+      "offset": -1.0,
+      "mean": null,
+      "std": null,
+      "resize": [
+       160,
+       160
+      ],
+      "crop": null,
+      "interpolation": "bilinear"
+     },
+     "include_top": false,
+     "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
+     "config": {
+      "input_size": [
+       160,
+       160
+      ]
+     },
+     "note": "Keras publishes no file hash for this file (get_file without file_hash)"
+    },
+    {
+     "tag": "KERAS_IMAGENET_192_NOTOP",
+     "source": "keras",
+     "url": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/mobilenet_2_5_192_tf_no_top.h5",
+     "file": "mobilenet_2_5_192_tf_no_top.h5",
+     "sha256": null,
+     "md5": null,
+     "file_size": null,
+     "acc1": null,
+     "acc5": null,
+     "license": "Apache-2.0 (TensorFlow models)",
+     "preprocessing": {
+      "mode": "tf",
+      "channel_order": "RGB",
+      "scale": 0.00784313725490196,
+      "offset": -1.0,
+      "mean": null,
+      "std": null,
+      "resize": [
+       192,
+       192
+      ],
+      "crop": null,
+      "interpolation": "bilinear"
+     },
+     "include_top": false,
+     "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
+     "config": {
+      "input_size": [
+       192,
+       192
+      ]
+     },
+     "note": "Keras publishes no file hash for this file (get_file without file_hash)"
+    },
+    {
+     "tag": "KERAS_IMAGENET_NOTOP",
+     "source": "keras",
+     "url": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/mobilenet_2_5_224_tf_no_top.h5",
+     "file": "mobilenet_2_5_224_tf_no_top.h5",
+     "sha256": null,
+     "md5": null,
+     "file_size": null,
+     "acc1": null,
+     "acc5": null,
+     "license": "Apache-2.0 (TensorFlow models)",
+     "preprocessing": {
+      "mode": "tf",
+      "channel_order": "RGB",
+      "scale": 0.00784313725490196,
+      "offset": -1.0,
+      "mean": null,
+      "std": null,
+      "resize": [
+       224,
+       224
+      ],
+      "crop": null,
+      "interpolation": "bilinear"
+     },
+     "include_top": false,
+     "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
+     "note": "Keras publishes no file hash for this file (get_file without file_hash)"
     }
    ]
   },
@@ -1374,6 +1508,140 @@ toilet tissue
       "interpolation": "bilinear"
      },
      "include_top": true,
+     "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
+     "note": "Keras publishes no file hash for this file (get_file without file_hash)"
+    },
+    {
+     "tag": "KERAS_IMAGENET_128_NOTOP",
+     "source": "keras",
+     "url": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/mobilenet_5_0_128_tf_no_top.h5",
+     "file": "mobilenet_5_0_128_tf_no_top.h5",
+     "sha256": null,
+     "md5": null,
+     "file_size": null,
+     "acc1": null,
+     "acc5": null,
+     "license": "Apache-2.0 (TensorFlow models)",
+     "preprocessing": {
+      "mode": "tf",
+      "channel_order": "RGB",
+      "scale": 0.00784313725490196,
+      "offset": -1.0,
+      "mean": null,
+      "std": null,
+      "resize": [
+       128,
+       128
+      ],
+      "crop": null,
+      "interpolation": "bilinear"
+     },
+     "include_top": false,
+     "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
+     "config": {
+      "input_size": [
+       128,
+       128
+      ]
+     },
+     "note": "Keras publishes no file hash for this file (get_file without file_hash)"
+    },
+    {
+     "tag": "KERAS_IMAGENET_160_NOTOP",
+     "source": "keras",
+     "url": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/mobilenet_5_0_160_tf_no_top.h5",
+     "file": "mobilenet_5_0_160_tf_no_top.h5",
+     "sha256": null,
+     "md5": null,
+     "file_size": null,
+     "acc1": null,
+     "acc5": null,
+     "license": "Apache-2.0 (TensorFlow models)",
+     "preprocessing": {
+      "mode": "tf",
+      "channel_order": "RGB",
+      "scale": 0.00784313725490196,
+      "offset": -1.0,
+      "mean": null,
+      "std": null,
+      "resize": [
+       160,
+       160
+      ],
+      "crop": null,
+      "interpolation": "bilinear"
+     },
+     "include_top": false,
+     "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
+     "config": {
+      "input_size": [
+       160,
+       160
+      ]
+     },
+     "note": "Keras publishes no file hash for this file (get_file without file_hash)"
+    },
+    {
+     "tag": "KERAS_IMAGENET_192_NOTOP",
+     "source": "keras",
+     "url": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/mobilenet_5_0_192_tf_no_top.h5",
+     "file": "mobilenet_5_0_192_tf_no_top.h5",
+     "sha256": null,
+     "md5": null,
+     "file_size": null,
+     "acc1": null,
+     "acc5": null,
+     "license": "Apache-2.0 (TensorFlow models)",
+     "preprocessing": {
+      "mode": "tf",
+      "channel_order": "RGB",
+      "scale": 0.00784313725490196,
+      "offset": -1.0,
+      "mean": null,
+      "std": null,
+      "resize": [
+       192,
+       192
+      ],
+      "crop": null,
+      "interpolation": "bilinear"
+     },
+     "include_top": false,
+     "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
+     "config": {
+      "input_size": [
+       192,
+       192
+      ]
+     },
+     "note": "Keras publishes no file hash for this file (get_file without file_hash)"
+    },
+    {
+     "tag": "KERAS_IMAGENET_NOTOP",
+     "source": "keras",
+     "url": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/mobilenet_5_0_224_tf_no_top.h5",
+     "file": "mobilenet_5_0_224_tf_no_top.h5",
+     "sha256": null,
+     "md5": null,
+     "file_size": null,
+     "acc1": null,
+     "acc5": null,
+     "license": "Apache-2.0 (TensorFlow models)",
+     "preprocessing": {
+      "mode": "tf",
+      "channel_order": "RGB",
+      "scale": 0.00784313725490196,
+      "offset": -1.0,
+      "mean": null,
+      "std": null,
+      "resize": [
+       224,
+       224
+      ],
+      "crop": null,
+      "interpolation": "bilinear"
+     },
+     "include_top": false,
      "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
      "note": "Keras publishes no file hash for this file (get_file without file_hash)"
     }
@@ -1560,6 +1828,140 @@ toilet tissue
      "include_top": true,
      "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
      "note": "Keras publishes no file hash for this file (get_file without file_hash)"
+    },
+    {
+     "tag": "KERAS_IMAGENET_128_NOTOP",
+     "source": "keras",
+     "url": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/mobilenet_7_5_128_tf_no_top.h5",
+     "file": "mobilenet_7_5_128_tf_no_top.h5",
+     "sha256": null,
+     "md5": null,
+     "file_size": null,
+     "acc1": null,
+     "acc5": null,
+     "license": "Apache-2.0 (TensorFlow models)",
+     "preprocessing": {
+      "mode": "tf",
+      "channel_order": "RGB",
+      "scale": 0.00784313725490196,
+      "offset": -1.0,
+      "mean": null,
+      "std": null,
+      "resize": [
+       128,
+       128
+      ],
+      "crop": null,
+      "interpolation": "bilinear"
+     },
+     "include_top": false,
+     "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
+     "config": {
+      "input_size": [
+       128,
+       128
+      ]
+     },
+     "note": "Keras publishes no file hash for this file (get_file without file_hash)"
+    },
+    {
+     "tag": "KERAS_IMAGENET_160_NOTOP",
+     "source": "keras",
+     "url": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/mobilenet_7_5_160_tf_no_top.h5",
+     "file": "mobilenet_7_5_160_tf_no_top.h5",
+     "sha256": null,
+     "md5": null,
+     "file_size": null,
+     "acc1": null,
+     "acc5": null,
+     "license": "Apache-2.0 (TensorFlow models)",
+     "preprocessing": {
+      "mode": "tf",
+      "channel_order": "RGB",
+      "scale": 0.00784313725490196,
+      "offset": -1.0,
+      "mean": null,
+      "std": null,
+      "resize": [
+       160,
+       160
+      ],
+      "crop": null,
+      "interpolation": "bilinear"
+     },
+     "include_top": false,
+     "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
+     "config": {
+      "input_size": [
+       160,
+       160
+      ]
+     },
+     "note": "Keras publishes no file hash for this file (get_file without file_hash)"
+    },
+    {
+     "tag": "KERAS_IMAGENET_192_NOTOP",
+     "source": "keras",
+     "url": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/mobilenet_7_5_192_tf_no_top.h5",
+     "file": "mobilenet_7_5_192_tf_no_top.h5",
+     "sha256": null,
+     "md5": null,
+     "file_size": null,
+     "acc1": null,
+     "acc5": null,
+     "license": "Apache-2.0 (TensorFlow models)",
+     "preprocessing": {
+      "mode": "tf",
+      "channel_order": "RGB",
+      "scale": 0.00784313725490196,
+      "offset": -1.0,
+      "mean": null,
+      "std": null,
+      "resize": [
+       192,
+       192
+      ],
+      "crop": null,
+      "interpolation": "bilinear"
+     },
+     "include_top": false,
+     "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
+     "config": {
+      "input_size": [
+       192,
+       192
+      ]
+     },
+     "note": "Keras publishes no file hash for this file (get_file without file_hash)"
+    },
+    {
+     "tag": "KERAS_IMAGENET_NOTOP",
+     "source": "keras",
+     "url": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/mobilenet_7_5_224_tf_no_top.h5",
+     "file": "mobilenet_7_5_224_tf_no_top.h5",
+     "sha256": null,
+     "md5": null,
+     "file_size": null,
+     "acc1": null,
+     "acc5": null,
+     "license": "Apache-2.0 (TensorFlow models)",
+     "preprocessing": {
+      "mode": "tf",
+      "channel_order": "RGB",
+      "scale": 0.00784313725490196,
+      "offset": -1.0,
+      "mean": null,
+      "std": null,
+      "resize": [
+       224,
+       224
+      ],
+      "crop": null,
+      "interpolation": "bilinear"
+     },
+     "include_top": false,
+     "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
+     "note": "Keras publishes no file hash for this file (get_file without file_hash)"
     }
    ]
   },
@@ -1742,6 +2144,140 @@ toilet tissue
       "interpolation": "bilinear"
      },
      "include_top": true,
+     "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
+     "note": "Keras publishes no file hash for this file (get_file without file_hash)"
+    },
+    {
+     "tag": "KERAS_IMAGENET_128_NOTOP",
+     "source": "keras",
+     "url": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/mobilenet_1_0_128_tf_no_top.h5",
+     "file": "mobilenet_1_0_128_tf_no_top.h5",
+     "sha256": null,
+     "md5": null,
+     "file_size": null,
+     "acc1": null,
+     "acc5": null,
+     "license": "Apache-2.0 (TensorFlow models)",
+     "preprocessing": {
+      "mode": "tf",
+      "channel_order": "RGB",
+      "scale": 0.00784313725490196,
+      "offset": -1.0,
+      "mean": null,
+      "std": null,
+      "resize": [
+       128,
+       128
+      ],
+      "crop": null,
+      "interpolation": "bilinear"
+     },
+     "include_top": false,
+     "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
+     "config": {
+      "input_size": [
+       128,
+       128
+      ]
+     },
+     "note": "Keras publishes no file hash for this file (get_file without file_hash)"
+    },
+    {
+     "tag": "KERAS_IMAGENET_160_NOTOP",
+     "source": "keras",
+     "url": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/mobilenet_1_0_160_tf_no_top.h5",
+     "file": "mobilenet_1_0_160_tf_no_top.h5",
+     "sha256": null,
+     "md5": null,
+     "file_size": null,
+     "acc1": null,
+     "acc5": null,
+     "license": "Apache-2.0 (TensorFlow models)",
+     "preprocessing": {
+      "mode": "tf",
+      "channel_order": "RGB",
+      "scale": 0.00784313725490196,
+      "offset": -1.0,
+      "mean": null,
+      "std": null,
+      "resize": [
+       160,
+       160
+      ],
+      "crop": null,
+      "interpolation": "bilinear"
+     },
+     "include_top": false,
+     "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
+     "config": {
+      "input_size": [
+       160,
+       160
+      ]
+     },
+     "note": "Keras publishes no file hash for this file (get_file without file_hash)"
+    },
+    {
+     "tag": "KERAS_IMAGENET_192_NOTOP",
+     "source": "keras",
+     "url": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/mobilenet_1_0_192_tf_no_top.h5",
+     "file": "mobilenet_1_0_192_tf_no_top.h5",
+     "sha256": null,
+     "md5": null,
+     "file_size": null,
+     "acc1": null,
+     "acc5": null,
+     "license": "Apache-2.0 (TensorFlow models)",
+     "preprocessing": {
+      "mode": "tf",
+      "channel_order": "RGB",
+      "scale": 0.00784313725490196,
+      "offset": -1.0,
+      "mean": null,
+      "std": null,
+      "resize": [
+       192,
+       192
+      ],
+      "crop": null,
+      "interpolation": "bilinear"
+     },
+     "include_top": false,
+     "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
+     "config": {
+      "input_size": [
+       192,
+       192
+      ]
+     },
+     "note": "Keras publishes no file hash for this file (get_file without file_hash)"
+    },
+    {
+     "tag": "KERAS_IMAGENET_NOTOP",
+     "source": "keras",
+     "url": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/mobilenet_1_0_224_tf_no_top.h5",
+     "file": "mobilenet_1_0_224_tf_no_top.h5",
+     "sha256": null,
+     "md5": null,
+     "file_size": null,
+     "acc1": null,
+     "acc5": null,
+     "license": "Apache-2.0 (TensorFlow models)",
+     "preprocessing": {
+      "mode": "tf",
+      "channel_order": "RGB",
+      "scale": 0.00784313725490196,
+      "offset": -1.0,
+      "mean": null,
+      "std": null,
+      "resize": [
+       224,
+       224
+      ],
+      "crop": null,
+      "interpolation": "bilinear"
+     },
+     "include_top": false,
      "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
      "note": "Keras publishes no file hash for this file (get_file without file_hash)"
     }
@@ -1971,6 +2507,175 @@ toilet tissue
      "include_top": true,
      "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
      "note": "Keras publishes no file hash for this file (get_file without file_hash)"
+    },
+    {
+     "tag": "KERAS_IMAGENET_96_NOTOP",
+     "source": "keras",
+     "url": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96_no_top.h5",
+     "file": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96_no_top.h5",
+     "sha256": null,
+     "md5": null,
+     "file_size": null,
+     "acc1": null,
+     "acc5": null,
+     "license": "Apache-2.0 (TensorFlow models)",
+     "preprocessing": {
+      "mode": "tf",
+      "channel_order": "RGB",
+      "scale": 0.00784313725490196,
+      "offset": -1.0,
+      "mean": null,
+      "std": null,
+      "resize": [
+       96,
+       96
+      ],
+      "crop": null,
+      "interpolation": "bilinear"
+     },
+     "include_top": false,
+     "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
+     "config": {
+      "input_size": [
+       96,
+       96
+      ]
+     },
+     "note": "Keras publishes no file hash for this file (get_file without file_hash)"
+    },
+    {
+     "tag": "KERAS_IMAGENET_128_NOTOP",
+     "source": "keras",
+     "url": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_128_no_top.h5",
+     "file": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_128_no_top.h5",
+     "sha256": null,
+     "md5": null,
+     "file_size": null,
+     "acc1": null,
+     "acc5": null,
+     "license": "Apache-2.0 (TensorFlow models)",
+     "preprocessing": {
+      "mode": "tf",
+      "channel_order": "RGB",
+      "scale": 0.00784313725490196,
+      "offset": -1.0,
+      "mean": null,
+      "std": null,
+      "resize": [
+       128,
+       128
+      ],
+      "crop": null,
+      "interpolation": "bilinear"
+     },
+     "include_top": false,
+     "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
+     "config": {
+      "input_size": [
+       128,
+       128
+      ]
+     },
+     "note": "Keras publishes no file hash for this file (get_file without file_hash)"
+    },
+    {
+     "tag": "KERAS_IMAGENET_160_NOTOP",
+     "source": "keras",
+     "url": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_160_no_top.h5",
+     "file": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_160_no_top.h5",
+     "sha256": null,
+     "md5": null,
+     "file_size": null,
+     "acc1": null,
+     "acc5": null,
+     "license": "Apache-2.0 (TensorFlow models)",
+     "preprocessing": {
+      "mode": "tf",
+      "channel_order": "RGB",
+      "scale": 0.00784313725490196,
+      "offset": -1.0,
+      "mean": null,
+      "std": null,
+      "resize": [
+       160,
+       160
+      ],
+      "crop": null,
+      "interpolation": "bilinear"
+     },
+     "include_top": false,
+     "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
+     "config": {
+      "input_size": [
+       160,
+       160
+      ]
+     },
+     "note": "Keras publishes no file hash for this file (get_file without file_hash)"
+    },
+    {
+     "tag": "KERAS_IMAGENET_192_NOTOP",
+     "source": "keras",
+     "url": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_192_no_top.h5",
+     "file": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_192_no_top.h5",
+     "sha256": null,
+     "md5": null,
+     "file_size": null,
+     "acc1": null,
+     "acc5": null,
+     "license": "Apache-2.0 (TensorFlow models)",
+     "preprocessing": {
+      "mode": "tf",
+      "channel_order": "RGB",
+      "scale": 0.00784313725490196,
+      "offset": -1.0,
+      "mean": null,
+      "std": null,
+      "resize": [
+       192,
+       192
+      ],
+      "crop": null,
+      "interpolation": "bilinear"
+     },
+     "include_top": false,
+     "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
+     "config": {
+      "input_size": [
+       192,
+       192
+      ]
+     },
+     "note": "Keras publishes no file hash for this file (get_file without file_hash)"
+    },
+    {
+     "tag": "KERAS_IMAGENET_NOTOP",
+     "source": "keras",
+     "url": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5",
+     "file": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5",
+     "sha256": null,
+     "md5": null,
+     "file_size": null,
+     "acc1": null,
+     "acc5": null,
+     "license": "Apache-2.0 (TensorFlow models)",
+     "preprocessing": {
+      "mode": "tf",
+      "channel_order": "RGB",
+      "scale": 0.00784313725490196,
+      "offset": -1.0,
+      "mean": null,
+      "std": null,
+      "resize": [
+       224,
+       224
+      ],
+      "crop": null,
+      "interpolation": "bilinear"
+     },
+     "include_top": false,
+     "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
+     "note": "Keras publishes no file hash for this file (get_file without file_hash)"
     }
    ]
   },
@@ -2190,6 +2895,175 @@ toilet tissue
      "include_top": true,
      "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
      "note": "Keras publishes no file hash for this file (get_file without file_hash)"
+    },
+    {
+     "tag": "KERAS_IMAGENET_96_NOTOP",
+     "source": "keras",
+     "url": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.5_96_no_top.h5",
+     "file": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.5_96_no_top.h5",
+     "sha256": null,
+     "md5": null,
+     "file_size": null,
+     "acc1": null,
+     "acc5": null,
+     "license": "Apache-2.0 (TensorFlow models)",
+     "preprocessing": {
+      "mode": "tf",
+      "channel_order": "RGB",
+      "scale": 0.00784313725490196,
+      "offset": -1.0,
+      "mean": null,
+      "std": null,
+      "resize": [
+       96,
+       96
+      ],
+      "crop": null,
+      "interpolation": "bilinear"
+     },
+     "include_top": false,
+     "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
+     "config": {
+      "input_size": [
+       96,
+       96
+      ]
+     },
+     "note": "Keras publishes no file hash for this file (get_file without file_hash)"
+    },
+    {
+     "tag": "KERAS_IMAGENET_128_NOTOP",
+     "source": "keras",
+     "url": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.5_128_no_top.h5",
+     "file": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.5_128_no_top.h5",
+     "sha256": null,
+     "md5": null,
+     "file_size": null,
+     "acc1": null,
+     "acc5": null,
+     "license": "Apache-2.0 (TensorFlow models)",
+     "preprocessing": {
+      "mode": "tf",
+      "channel_order": "RGB",
+      "scale": 0.00784313725490196,
+      "offset": -1.0,
+      "mean": null,
+      "std": null,
+      "resize": [
+       128,
+       128
+      ],
+      "crop": null,
+      "interpolation": "bilinear"
+     },
+     "include_top": false,
+     "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
+     "config": {
+      "input_size": [
+       128,
+       128
+      ]
+     },
+     "note": "Keras publishes no file hash for this file (get_file without file_hash)"
+    },
+    {
+     "tag": "KERAS_IMAGENET_160_NOTOP",
+     "source": "keras",
+     "url": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.5_160_no_top.h5",
+     "file": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.5_160_no_top.h5",
+     "sha256": null,
+     "md5": null,
+     "file_size": null,
+     "acc1": null,
+     "acc5": null,
+     "license": "Apache-2.0 (TensorFlow models)",
+     "preprocessing": {
+      "mode": "tf",
+      "channel_order": "RGB",
+      "scale": 0.00784313725490196,
+      "offset": -1.0,
+      "mean": null,
+      "std": null,
+      "resize": [
+       160,
+       160
+      ],
+      "crop": null,
+      "interpolation": "bilinear"
+     },
+     "include_top": false,
+     "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
+     "config": {
+      "input_size": [
+       160,
+       160
+      ]
+     },
+     "note": "Keras publishes no file hash for this file (get_file without file_hash)"
+    },
+    {
+     "tag": "KERAS_IMAGENET_192_NOTOP",
+     "source": "keras",
+     "url": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.5_192_no_top.h5",
+     "file": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.5_192_no_top.h5",
+     "sha256": null,
+     "md5": null,
+     "file_size": null,
+     "acc1": null,
+     "acc5": null,
+     "license": "Apache-2.0 (TensorFlow models)",
+     "preprocessing": {
+      "mode": "tf",
+      "channel_order": "RGB",
+      "scale": 0.00784313725490196,
+      "offset": -1.0,
+      "mean": null,
+      "std": null,
+      "resize": [
+       192,
+       192
+      ],
+      "crop": null,
+      "interpolation": "bilinear"
+     },
+     "include_top": false,
+     "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
+     "config": {
+      "input_size": [
+       192,
+       192
+      ]
+     },
+     "note": "Keras publishes no file hash for this file (get_file without file_hash)"
+    },
+    {
+     "tag": "KERAS_IMAGENET_NOTOP",
+     "source": "keras",
+     "url": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.5_224_no_top.h5",
+     "file": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.5_224_no_top.h5",
+     "sha256": null,
+     "md5": null,
+     "file_size": null,
+     "acc1": null,
+     "acc5": null,
+     "license": "Apache-2.0 (TensorFlow models)",
+     "preprocessing": {
+      "mode": "tf",
+      "channel_order": "RGB",
+      "scale": 0.00784313725490196,
+      "offset": -1.0,
+      "mean": null,
+      "std": null,
+      "resize": [
+       224,
+       224
+      ],
+      "crop": null,
+      "interpolation": "bilinear"
+     },
+     "include_top": false,
+     "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
+     "note": "Keras publishes no file hash for this file (get_file without file_hash)"
     }
    ]
   },
@@ -2407,6 +3281,175 @@ toilet tissue
       "interpolation": "bilinear"
      },
      "include_top": true,
+     "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
+     "note": "Keras publishes no file hash for this file (get_file without file_hash)"
+    },
+    {
+     "tag": "KERAS_IMAGENET_96_NOTOP",
+     "source": "keras",
+     "url": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.75_96_no_top.h5",
+     "file": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.75_96_no_top.h5",
+     "sha256": null,
+     "md5": null,
+     "file_size": null,
+     "acc1": null,
+     "acc5": null,
+     "license": "Apache-2.0 (TensorFlow models)",
+     "preprocessing": {
+      "mode": "tf",
+      "channel_order": "RGB",
+      "scale": 0.00784313725490196,
+      "offset": -1.0,
+      "mean": null,
+      "std": null,
+      "resize": [
+       96,
+       96
+      ],
+      "crop": null,
+      "interpolation": "bilinear"
+     },
+     "include_top": false,
+     "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
+     "config": {
+      "input_size": [
+       96,
+       96
+      ]
+     },
+     "note": "Keras publishes no file hash for this file (get_file without file_hash)"
+    },
+    {
+     "tag": "KERAS_IMAGENET_128_NOTOP",
+     "source": "keras",
+     "url": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.75_128_no_top.h5",
+     "file": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.75_128_no_top.h5",
+     "sha256": null,
+     "md5": null,
+     "file_size": null,
+     "acc1": null,
+     "acc5": null,
+     "license": "Apache-2.0 (TensorFlow models)",
+     "preprocessing": {
+      "mode": "tf",
+      "channel_order": "RGB",
+      "scale": 0.00784313725490196,
+      "offset": -1.0,
+      "mean": null,
+      "std": null,
+      "resize": [
+       128,
+       128
+      ],
+      "crop": null,
+      "interpolation": "bilinear"
+     },
+     "include_top": false,
+     "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
+     "config": {
+      "input_size": [
+       128,
+       128
+      ]
+     },
+     "note": "Keras publishes no file hash for this file (get_file without file_hash)"
+    },
+    {
+     "tag": "KERAS_IMAGENET_160_NOTOP",
+     "source": "keras",
+     "url": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.75_160_no_top.h5",
+     "file": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.75_160_no_top.h5",
+     "sha256": null,
+     "md5": null,
+     "file_size": null,
+     "acc1": null,
+     "acc5": null,
+     "license": "Apache-2.0 (TensorFlow models)",
+     "preprocessing": {
+      "mode": "tf",
+      "channel_order": "RGB",
+      "scale": 0.00784313725490196,
+      "offset": -1.0,
+      "mean": null,
+      "std": null,
+      "resize": [
+       160,
+       160
+      ],
+      "crop": null,
+      "interpolation": "bilinear"
+     },
+     "include_top": false,
+     "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
+     "config": {
+      "input_size": [
+       160,
+       160
+      ]
+     },
+     "note": "Keras publishes no file hash for this file (get_file without file_hash)"
+    },
+    {
+     "tag": "KERAS_IMAGENET_192_NOTOP",
+     "source": "keras",
+     "url": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.75_192_no_top.h5",
+     "file": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.75_192_no_top.h5",
+     "sha256": null,
+     "md5": null,
+     "file_size": null,
+     "acc1": null,
+     "acc5": null,
+     "license": "Apache-2.0 (TensorFlow models)",
+     "preprocessing": {
+      "mode": "tf",
+      "channel_order": "RGB",
+      "scale": 0.00784313725490196,
+      "offset": -1.0,
+      "mean": null,
+      "std": null,
+      "resize": [
+       192,
+       192
+      ],
+      "crop": null,
+      "interpolation": "bilinear"
+     },
+     "include_top": false,
+     "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
+     "config": {
+      "input_size": [
+       192,
+       192
+      ]
+     },
+     "note": "Keras publishes no file hash for this file (get_file without file_hash)"
+    },
+    {
+     "tag": "KERAS_IMAGENET_NOTOP",
+     "source": "keras",
+     "url": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.75_224_no_top.h5",
+     "file": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.75_224_no_top.h5",
+     "sha256": null,
+     "md5": null,
+     "file_size": null,
+     "acc1": null,
+     "acc5": null,
+     "license": "Apache-2.0 (TensorFlow models)",
+     "preprocessing": {
+      "mode": "tf",
+      "channel_order": "RGB",
+      "scale": 0.00784313725490196,
+      "offset": -1.0,
+      "mean": null,
+      "std": null,
+      "resize": [
+       224,
+       224
+      ],
+      "crop": null,
+      "interpolation": "bilinear"
+     },
+     "include_top": false,
      "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
      "note": "Keras publishes no file hash for this file (get_file without file_hash)"
     }
@@ -2731,6 +3774,175 @@ toilet tissue
      "include_top": true,
      "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
      "note": "Keras publishes no file hash for this file (get_file without file_hash)"
+    },
+    {
+     "tag": "KERAS_IMAGENET_96_NOTOP",
+     "source": "keras",
+     "url": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5",
+     "file": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5",
+     "sha256": null,
+     "md5": null,
+     "file_size": null,
+     "acc1": null,
+     "acc5": null,
+     "license": "Apache-2.0 (TensorFlow models)",
+     "preprocessing": {
+      "mode": "tf",
+      "channel_order": "RGB",
+      "scale": 0.00784313725490196,
+      "offset": -1.0,
+      "mean": null,
+      "std": null,
+      "resize": [
+       96,
+       96
+      ],
+      "crop": null,
+      "interpolation": "bilinear"
+     },
+     "include_top": false,
+     "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
+     "config": {
+      "input_size": [
+       96,
+       96
+      ]
+     },
+     "note": "Keras publishes no file hash for this file (get_file without file_hash)"
+    },
+    {
+     "tag": "KERAS_IMAGENET_128_NOTOP",
+     "source": "keras",
+     "url": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_128_no_top.h5",
+     "file": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_128_no_top.h5",
+     "sha256": null,
+     "md5": null,
+     "file_size": null,
+     "acc1": null,
+     "acc5": null,
+     "license": "Apache-2.0 (TensorFlow models)",
+     "preprocessing": {
+      "mode": "tf",
+      "channel_order": "RGB",
+      "scale": 0.00784313725490196,
+      "offset": -1.0,
+      "mean": null,
+      "std": null,
+      "resize": [
+       128,
+       128
+      ],
+      "crop": null,
+      "interpolation": "bilinear"
+     },
+     "include_top": false,
+     "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
+     "config": {
+      "input_size": [
+       128,
+       128
+      ]
+     },
+     "note": "Keras publishes no file hash for this file (get_file without file_hash)"
+    },
+    {
+     "tag": "KERAS_IMAGENET_160_NOTOP",
+     "source": "keras",
+     "url": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_160_no_top.h5",
+     "file": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_160_no_top.h5",
+     "sha256": null,
+     "md5": null,
+     "file_size": null,
+     "acc1": null,
+     "acc5": null,
+     "license": "Apache-2.0 (TensorFlow models)",
+     "preprocessing": {
+      "mode": "tf",
+      "channel_order": "RGB",
+      "scale": 0.00784313725490196,
+      "offset": -1.0,
+      "mean": null,
+      "std": null,
+      "resize": [
+       160,
+       160
+      ],
+      "crop": null,
+      "interpolation": "bilinear"
+     },
+     "include_top": false,
+     "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
+     "config": {
+      "input_size": [
+       160,
+       160
+      ]
+     },
+     "note": "Keras publishes no file hash for this file (get_file without file_hash)"
+    },
+    {
+     "tag": "KERAS_IMAGENET_192_NOTOP",
+     "source": "keras",
+     "url": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_192_no_top.h5",
+     "file": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_192_no_top.h5",
+     "sha256": null,
+     "md5": null,
+     "file_size": null,
+     "acc1": null,
+     "acc5": null,
+     "license": "Apache-2.0 (TensorFlow models)",
+     "preprocessing": {
+      "mode": "tf",
+      "channel_order": "RGB",
+      "scale": 0.00784313725490196,
+      "offset": -1.0,
+      "mean": null,
+      "std": null,
+      "resize": [
+       192,
+       192
+      ],
+      "crop": null,
+      "interpolation": "bilinear"
+     },
+     "include_top": false,
+     "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
+     "config": {
+      "input_size": [
+       192,
+       192
+      ]
+     },
+     "note": "Keras publishes no file hash for this file (get_file without file_hash)"
+    },
+    {
+     "tag": "KERAS_IMAGENET_NOTOP",
+     "source": "keras",
+     "url": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
+     "file": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
+     "sha256": null,
+     "md5": null,
+     "file_size": null,
+     "acc1": null,
+     "acc5": null,
+     "license": "Apache-2.0 (TensorFlow models)",
+     "preprocessing": {
+      "mode": "tf",
+      "channel_order": "RGB",
+      "scale": 0.00784313725490196,
+      "offset": -1.0,
+      "mean": null,
+      "std": null,
+      "resize": [
+       224,
+       224
+      ],
+      "crop": null,
+      "interpolation": "bilinear"
+     },
+     "include_top": false,
+     "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
+     "note": "Keras publishes no file hash for this file (get_file without file_hash)"
     }
    ]
   },
@@ -2810,6 +4022,35 @@ toilet tissue
      "include_top": true,
      "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
      "note": "Keras publishes no file hash for this file (get_file without file_hash)"
+    },
+    {
+     "tag": "KERAS_IMAGENET_NOTOP",
+     "source": "keras",
+     "url": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.3_224_no_top.h5",
+     "file": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.3_224_no_top.h5",
+     "sha256": null,
+     "md5": null,
+     "file_size": null,
+     "acc1": null,
+     "acc5": null,
+     "license": "Apache-2.0 (TensorFlow models)",
+     "preprocessing": {
+      "mode": "tf",
+      "channel_order": "RGB",
+      "scale": 0.00784313725490196,
+      "offset": -1.0,
+      "mean": null,
+      "std": null,
+      "resize": [
+       224,
+       224
+      ],
+      "crop": null,
+      "interpolation": "bilinear"
+     },
+     "include_top": false,
+     "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
+     "note": "Keras publishes no file hash for this file (get_file without file_hash)"
     }
    ]
   },
@@ -2887,6 +4128,35 @@ toilet tissue
       "interpolation": "bilinear"
      },
      "include_top": true,
+     "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
+     "note": "Keras publishes no file hash for this file (get_file without file_hash)"
+    },
+    {
+     "tag": "KERAS_IMAGENET_NOTOP",
+     "source": "keras",
+     "url": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.4_224_no_top.h5",
+     "file": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.4_224_no_top.h5",
+     "sha256": null,
+     "md5": null,
+     "file_size": null,
+     "acc1": null,
+     "acc5": null,
+     "license": "Apache-2.0 (TensorFlow models)",
+     "preprocessing": {
+      "mode": "tf",
+      "channel_order": "RGB",
+      "scale": 0.00784313725490196,
+      "offset": -1.0,
+      "mean": null,
+      "std": null,
+      "resize": [
+       224,
+       224
+      ],
+      "crop": null,
+      "interpolation": "bilinear"
+     },
+     "include_top": false,
      "reference": "keras.applications (keras/src/applications, tf_keras/src/applications)",
      "note": "Keras publishes no file hash for this file (get_file without file_hash)"
     }

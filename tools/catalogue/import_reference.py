@@ -1,6 +1,8 @@
 """One-off importer that wrote zoo/*.json from the published facts (kept for provenance).
 
 zoo/*.json is the source of truth afterwards: edit it, then run tools/catalogue/embed.py.
+(Edited since: the Keras MobileNet v1/v2 "no top" files, `*_NOTOP` tags named as in
+keras/src/applications/mobilenet.py and mobilenet_v2.py, were added to zoo/ directly.)
 Inputs: the torchvision weights table (../shared/reference/torchvision-weights.json, facts
 from torchvision's Weights enums) and the Keras applications' URLs and MD5 hashes
 (keras/src/applications/*.py: WEIGHTS_HASHES, WEIGHTS_PATH, BASE_WEIGHT_PATH).
