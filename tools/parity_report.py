@@ -63,6 +63,8 @@ def main():
         " references from the framework itself (tools/fixtures/gen_parity_*.py): random weights with"
         " calibrated, perturbed BatchNorm statistics; F16/BF16 files are compared with the framework"
         " running the same rounded weights",
+        "- round trip (every torchvision fp32 logits case): the converted file loads into torchvision with"
+        " `load_state_dict(strict=True)` and every tensor equals the source checkpoint's, part of the row's check",
         "- feature taps (index 0...4, strides 2...32): torchvision's `create_feature_extractor` at the nodes"
         " torchvision's convention gives (the last trunk module at each stride, docs/models.md); the zoo must"
         " also name those nodes",

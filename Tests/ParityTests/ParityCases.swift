@@ -41,6 +41,8 @@ struct ParityCase: Sendable, CustomStringConvertible {
     var features: String?
     var taps: [Tap]
     var negatives: [Negative]
+    /// Classes of the classifier head (logit cases; 1000 when the manifest does not say).
+    var classes: Int = 1000
     /// Set when the manifest itself could not be read: the case fails with this message.
     var loadError: String?
 
@@ -97,7 +99,7 @@ enum ParityCatalog {
                 return ParityCase(group: group, id: try s("id"), arch: try s("arch"), source: try s("source"),
                                   dtype: try s("dtype"), checkpoint: try s("checkpoint"), input: try s("input"),
                                   logits: r["logits"]?.stringValue, features: r["features"]?.stringValue, taps: taps,
-                                  negatives: negatives, loadError: nil)
+                                  negatives: negatives, classes: r["classes"]?.intValue ?? 1000, loadError: nil)
             }
         } catch {
             return failed("\(error)")
@@ -169,6 +171,26 @@ enum Parity {
         let out = dir.appendingPathComponent("native.safetensors").path
         try zoo(["convert", try c.path(c.checkpoint), "--arch", c.arch, "-o", out])
         return out
+    }
+
+    /// torchvision -> native -> torchvision: the converted file loads into torchvision's model with
+    /// `load_state_dict(strict=True)` and every tensor equals the source checkpoint's (name, dtype,
+    /// values). Returns "OK" or what differed.
+    static func torchvisionRoundTrip(_ c: ParityCase, native: String) throws -> String {
+        let r = try TestSupport.python("""
+            import sys, torch, torchvision
+            from safetensors.torch import load_file
+            arch, native, source, classes = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+            sd = load_file(native)
+            src = torch.load(source, map_location="cpu", weights_only=True)
+            model = torchvision.models.get_model(arch, weights=None, num_classes=classes)
+            model.load_state_dict(sd, strict=True)
+            bad = [k for k, v in src.items() if k not in sd or sd[k].dtype != v.dtype or not torch.equal(sd[k], v)]
+            extra = sorted(set(sd) - set(src))
+            print("OK" if not bad and not extra else f"differ: {bad[:5]} extra: {extra[:5]}")
+            """, [c.arch, native, try c.path(c.checkpoint), String(c.classes)])
+        guard r.status == 0 else { return "python failed: \(r.stderr.split(separator: "\n").suffix(3).joined(separator: " | "))" }
+        return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// `zoo run NATIVE --input x.npy --output y.npy [--threads T]`, then the relative error to the reference logits.

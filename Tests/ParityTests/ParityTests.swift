@@ -33,6 +33,11 @@ extension ParityCase: CustomTestStringConvertible {
             let (err, _) = try Parity.runLogits(c, native: native, dir: dir)
             Parity.record(c, kind: "logits", error: err, passed: err <= tolerance)
             #expect(err <= tolerance, "\(c.id): max relative error \(err) exceeds \(tolerance)")
+            if c.source == "torchvision", c.dtype == "f32" {
+                // The architectures issue's round trip, for every torchvision architecture in `make parity`.
+                let r = try Parity.torchvisionRoundTrip(c, native: native)
+                #expect(r == "OK", "\(c.id): torchvision -> native -> torchvision: \(r)")
+            }
         } catch {
             Parity.record(c, kind: "logits", error: nil, passed: false, note: "\(error)")
             throw error
