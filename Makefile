@@ -22,7 +22,7 @@ fixtures: setup
 
 # zoo vs PyTorch vs ONNX Runtime, side by side (benchmarks/RESULTS.md).
 bench: release
-	$(ZOO_PYTHON) benchmarks/run.py --batch8 --memory --cpu
+	$(ZOO_PYTHON) benchmarks/run.py --batch8 --memory --cpu --repeat 2
 
 test: setup fixtures
 	swift build --build-tests
