@@ -83,7 +83,8 @@ enum Isolation {
         defer { close(fd) }
         let pid: pid_t
         switch runner {
-        case .helper(let exe): pid = try spawn(exe, path: path, cpuSeconds: cpuLimit, output: fd)
+        case .helper(let exe): pid = try spawn(exe, path: path, cpuSeconds: cpuLimit,
+                                               memoryBytes: HDF5ProbeTool.memoryBudget(fileSize: fileSize), output: fd)
         case .fork: pid = try forkChild(path, cpuSeconds: cpuLimit, output: fd)
         }
         let (status, cpuUsed) = try wait(pid, wallLimit: wallBackstop(fileSize: fileSize))
@@ -134,7 +135,7 @@ enum Isolation {
     #if os(Linux)
     /// Starts the probe executable: no inherited signal mask or handlers, /dev/null for the
     /// standard streams, an empty environment (no `HDF5_PLUGIN_PATH`: no plugin loading).
-    private static func spawn(_ exe: String, path: String, cpuSeconds: Int, output: Int32) throws -> pid_t {
+    private static func spawn(_ exe: String, path: String, cpuSeconds: Int, memoryBytes: Int, output: Int32) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -152,7 +153,7 @@ enum Isolation {
         sigfillset(&all)
         posix_spawnattr_setsigdefault(&attr, &all)
         posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        let args = [exe, HDF5ProbeTool.cpuFlag, String(cpuSeconds),
+        let args = [exe, HDF5ProbeTool.cpuFlag, String(cpuSeconds), HDF5ProbeTool.memoryFlag, String(memoryBytes),
                     HDF5ProbeTool.outputFlag, String(HDF5ProbeTool.outputDescriptor), "--", path]
         let cargs: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
         defer { for p in cargs { free(p) } }
@@ -226,20 +227,26 @@ enum Isolation {
 public enum HDF5ProbeTool {
     /// The flag that sets the CPU-time budget in seconds.
     public static let cpuFlag = "--cpu-seconds"
+    /// The flag that sets the memory ceiling in bytes (RLIMIT_DATA); ZooHDF5 passes `memoryBudget`.
+    public static let memoryFlag = "--memory-bytes"
     /// The flag that names the descriptor the result goes to (without it, the file is only read).
     public static let outputFlag = "--output-fd"
     /// The descriptor ZooHDF5 passes the result file as.
     public static let outputDescriptor: Int32 = 3
 
-    /// Runs the probe with `arguments` (`[program, "--cpu-seconds", N, ("--output-fd", FD,) "--", FILE]`)
+    /// Runs the probe with `arguments` (`[program, "--cpu-seconds", N, ("--memory-bytes", M,) ("--output-fd", FD,) "--", FILE]`)
     /// and returns the exit status.
     public static func main(_ arguments: [String]) -> Int32 {
         var args = Array(arguments.dropFirst())
         var cpu: Int?
         var output: Int32?
+        var memory: Int?
         while args.count >= 2, args[0] != "--" {
             switch args[0] {
             case cpuFlag: cpu = Int(args[1])
+            case memoryFlag:
+                guard let m = Int(args[1]), m > 0 else { return usage() }
+                memory = m
             case outputFlag: output = Int32(args[1])
             default: return usage()
             }
@@ -247,11 +254,29 @@ public enum HDF5ProbeTool {
         }
         guard args.count == 2, args[0] == "--", let cpu, cpu > 0 else { return usage() }
         if let output, output < 0 { return usage() }
+        #if os(Linux)
+        // The memory ceiling (only in this separate process: in the fork fallback the child shares
+        // the caller's address-space reservations, e.g. a sanitizer's shadow memory, which
+        // RLIMIT_DATA would count).
+        if let memory {
+            var data = rlimit(rlim_cur: rlim_t(memory), rlim_max: rlim_t(memory))
+            setrlimit(__rlimit_resource_t(RLIMIT_DATA.rawValue), &data)
+        }
+        #endif
         return limitAndRead(args[1], cpuSeconds: cpu, output: output)
     }
 
+    /// The probe's memory ceiling (RLIMIT_DATA): 1 GiB plus four times the file's size. Generous for
+    /// real files (a dataset is read into one buffer, a fraction of the file); a hostile file that
+    /// makes libhdf5 allocate without bound fails in the probe instead of exhausting the machine.
+    public static func memoryBudget(fileSize: Int) -> Int {
+        let (times4, o1) = max(0, fileSize).multipliedReportingOverflow(by: 4)
+        let (sum, o2) = times4.addingReportingOverflow(1 << 30)
+        return o1 || o2 ? Int.max : sum
+    }
+
     private static func usage() -> Int32 {
-        let text = Array("usage: zoo-hdf5-probe \(cpuFlag) N [\(outputFlag) FD] -- FILE (started by ModelZoo, not by hand)\n".utf8)
+        let text = Array("usage: zoo-hdf5-probe \(cpuFlag) N [\(memoryFlag) M] [\(outputFlag) FD] -- FILE (started by ModelZoo, not by hand)\n".utf8)
         text.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) }
         return 64
     }

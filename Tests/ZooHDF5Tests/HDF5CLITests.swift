@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import ZooHDF5
 import ZooTensor
 import ZooTestSupport
 
@@ -137,6 +138,35 @@ import ZooTestSupport
         #expect(refused.status == 3)
         let crash = try TestSupport.run(probe, ["--cpu-seconds", "10", "--", TestSupport.committed("hdf5/libhdf5_segv_2.h5")])
         #expect(crash.status != 0 && crash.status != 3, "a crash must not look like a clean refusal")
+    }
+
+    /// The probe's memory ceiling (`--memory-bytes`, RLIMIT_DATA) holds: a file with one 128 MiB
+    /// dataset is read under the budget ZooHDF5 gives it, and not under a 64 MiB ceiling (libhdf5
+    /// cannot allocate the dataset's buffer), which is a failure, never a clean read.
+    @Test func probeMemoryCeilingIsEnforced() throws {
+        let probe = URL(fileURLWithPath: TestSupport.zooBinary).deletingLastPathComponent()
+            .appendingPathComponent("zoo-hdf5-probe").path
+        let dir = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("big.h5").path
+        let made = try TestSupport.python("""
+            import sys, h5py, numpy as np
+            with h5py.File(sys.argv[1], "w") as f:
+                f.create_dataset("w", data=np.ones((32, 1 << 20), dtype=np.float32))
+            """, [path])
+        try #require(made.status == 0, "\(made.stderr)")
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+        let budget = HDF5ProbeTool.memoryBudget(fileSize: size)
+        #expect(budget >= (1 << 30) + 4 * size)
+        let ok = try TestSupport.run(probe, ["--cpu-seconds", "20", "--memory-bytes", String(budget), "--", path])
+        #expect(ok.status == 0, "\(ok.stderr)")
+        let capped = try TestSupport.run(probe, ["--cpu-seconds", "20", "--memory-bytes", String(64 << 20), "--", path])
+        #expect(capped.status != 0, "a 128 MiB dataset was read under a 64 MiB ceiling")
+        let usage = try TestSupport.run(probe, ["--cpu-seconds", "20", "--memory-bytes", "0", "--", path])
+        #expect(usage.status == 64)
+        // And the importer, which starts the probe with the budget, reads it.
+        let file = try HDF5File(path: path)
+        #expect(try file.records.first?.load().byteCount == 128 << 20)
     }
 
     /// Deterministic byte corruption of a small Keras file: every copy is read or refused with
