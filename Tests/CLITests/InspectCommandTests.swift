@@ -65,6 +65,19 @@ import ZooTestSupport
         #expect(r.stdout.contains("format:  safetensors"))
     }
 
+    /// An absurd header length is still recognised as safetensors, so the message says what is
+    /// wrong (the example in docs/cli.md) instead of "unknown format".
+    @Test func absurdHeaderLengthIsNamedNotUnknown() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("model.safetensors").path
+        let bytes = withUnsafeBytes(of: (UInt64(1) << 60).littleEndian) { Array($0) } + Array(#"{"a":{}}"#.utf8)
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let r = try TestSupport.zoo(["inspect", path])
+        #expect(r.status == 2)
+        #expect(r.stderr == "zoo: \(path): header length 1152921504606846976 exceeds the limit of 100000000 bytes (at byte 0)\n", "\(r.stderr)")
+    }
+
     /// Every user-caused failure: non-zero exit, one line on stderr naming the file and the problem.
     @Test func errorsAreOneLineNamingTheFile() throws {
         let dir = try TestSupport.temporaryDirectory()

@@ -30,9 +30,10 @@ public enum FileFormat: String, Sendable, CaseIterable {
         }
         if bytes.count >= 10 {
             let n = bytes.loadUnaligned(as: UInt64.self).littleEndian
-            // A header running past the end still counts (a truncated download): the reader then
-            // says "truncated" rather than "unknown format".
-            if n >= 2, n <= UInt64(SafetensorsFile.maxHeaderSize), bytes[8] == UInt8(ascii: "{") { return .safetensors }
+            // A header running past the end still counts (a truncated download), and so does an
+            // absurd header length: the reader then says "truncated" or "exceeds the limit" rather
+            // than "unknown format".
+            if n >= 2, bytes[8] == UInt8(ascii: "{") { return .safetensors }
         }
         if bytes.count >= 2, bytes[0] == 0x80, bytes[1] <= 5 { return .pickle }
         return nil
