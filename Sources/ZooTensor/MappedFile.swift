@@ -24,7 +24,9 @@ public final class MappedFile: @unchecked Sendable {
     public init(path: String) throws {
         self.path = path
         ownsHeapCopy = false
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer (a hang); it is
+        // then refused as not a regular file. It changes nothing for regular files.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         if fd < 0 { throw ZooError(.io, "cannot open: \(String(cString: strerror(errno)))", file: path) }
         defer { close(fd) }
         (base, count, faultSlot) = try MappedFile.map(fd, path: path)
@@ -43,6 +45,9 @@ public final class MappedFile: @unchecked Sendable {
         var st = stat()
         if fstat(fd, &st) != 0 { throw ZooError(.io, "cannot stat: \(String(cString: strerror(errno)))", file: path) }
         if (st.st_mode & S_IFMT) == S_IFDIR { throw ZooError(.io, "is a directory", file: path) }
+        if (st.st_mode & S_IFMT) != S_IFREG {
+            throw ZooError(.io, "not a regular file (a pipe, socket or device); give a file on disk", file: path)
+        }
         let size = Int(st.st_size)
         if size == 0 { return (nil, 0, -1) }
         guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {

@@ -24,6 +24,27 @@ import ZooTestSupport
         }
     }
 
+    /// A FIFO would block `open(2)` until a writer comes (a hang), a device maps as empty: both
+    /// are refused at once as not regular files. Run under `timeout`, so a regression fails the
+    /// test instead of hanging the suite.
+    @Test func pipesAndDevicesAreRefusedNotWaitedOn() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let fifo = dir.appendingPathComponent("pipe.safetensors").path
+        try #require(mkfifo(fifo, 0o600) == 0)
+        let cases: [([String], String)] = [
+            (["inspect", fifo], fifo), (["inspect", "/dev/zero"], "/dev/zero"),
+            (["convert", fifo, "-o", dir.appendingPathComponent("out.safetensors").path], fifo),
+        ]
+        for (args, named) in cases {
+            let r = try TestSupport.run("/usr/bin/timeout", ["20", TestSupport.zooBinary] + args)
+            #expect(r.status == 3, "\(args): \(r.status) \(r.stderr)")
+            #expect(r.stderr == "zoo: \(named): not a regular file (a pipe, socket or device); give a file on disk\n",
+                    "\(args): \(r.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("out.safetensors").path))
+    }
+
     @Test func inputAndIOErrorsUseTheirKindsCode() throws {
         let dir = try TestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
