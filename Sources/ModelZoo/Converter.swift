@@ -230,14 +230,7 @@ public enum Converter {
     /// SHA-256 of a mapped file's bytes, lowercase hex (hashed in place: no copy into a read buffer).
     public static func sha256(_ file: MappedFile) -> String {
         var hasher = SHA256()
-        file.withBytes { bytes in
-            var pos = 0
-            while pos < bytes.count {
-                let n = min(bytes.count - pos, 1 << 20)
-                hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: bytes[pos..<(pos + n)]))
-                pos += n
-            }
-        }
+        file.withBytes { hasher.update(bufferPointer: $0) }
         return hasher.finalize().map { b in
             let h = String(b, radix: 16)
             return h.count == 1 ? "0" + h : h

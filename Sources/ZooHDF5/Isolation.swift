@@ -13,7 +13,8 @@ import ZooTensor
 /// reading: open, scan, every attribute and every dataset, and hands the result back through an
 /// unlinked temporary file (`Handoff`), which the caller maps and checks. If that process dies of
 /// a signal, or uses more than its CPU-time budget (RLIMIT_CPU: a loaded machine does not make a
-/// good file fail, as a wall-clock deadline would), the file is refused with one clear error;
+/// good file fail, as a wall-clock deadline would) or its memory ceiling (RLIMIT_DATA,
+/// `HDF5ProbeTool.memoryBudget`; the executable only), the file is refused with one clear error;
 /// a clean `ZooError` in it is re-thrown in the caller, and a dataset that fails to load fails
 /// that record's `load()` only, as an in-process read would. Core dumps of the probe are
 /// suppressed. Only on Linux (elsewhere the file is read directly).
@@ -27,8 +28,9 @@ import ZooTensor
 /// budget runs out, refusing a good file. `ZOO_HDF5_PROBE=fork` selects the fallback (tests).
 enum Isolation {
     /// CPU seconds (user + system) the probe may use: a base plus one second per 20 MB of file.
-    /// Reading a 550 MB Keras file takes about half a second of CPU; a file that makes libhdf5 fault in
-    /// gigabytes (Tests/Fixtures/hdf5/libhdf5_slow.h5) or loop is stopped here.
+    /// Reading a 550 MB Keras file takes about half a second of CPU; a file that makes libhdf5 loop is
+    /// stopped here, as is one that makes it fault in gigabytes (Tests/Fixtures/hdf5/libhdf5_slow.h5)
+    /// where no memory ceiling stops it first (the fork fallback).
     static func timeout(fileSize: Int) -> Double { 5 + Double(fileSize) / 20e6 }
 
     /// Wall-clock backstop for a probe that blocks without using CPU: generous, since a busy
@@ -182,7 +184,7 @@ enum Isolation {
             sigaddset(&unblock, SIGXCPU)
             sigprocmask(SIG_UNBLOCK, &unblock, nil)
             for s in [SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS, SIGXCPU] { signal(s, SIG_DFL) }
-            _exit(HDF5ProbeTool.limitAndRead(path, cpuSeconds: cpuSeconds, output: output))
+            _exit(HDF5ProbeTool.limitAndRead(path, cpuSeconds: cpuSeconds, memoryBytes: nil, output: output))
         }
         return pid
     }
@@ -254,16 +256,7 @@ public enum HDF5ProbeTool {
         }
         guard args.count == 2, args[0] == "--", let cpu, cpu > 0 else { return usage() }
         if let output, output < 0 { return usage() }
-        #if os(Linux)
-        // The memory ceiling (only in this separate process: in the fork fallback the child shares
-        // the caller's address-space reservations, e.g. a sanitizer's shadow memory, which
-        // RLIMIT_DATA would count).
-        if let memory {
-            var data = rlimit(rlim_cur: rlim_t(memory), rlim_max: rlim_t(memory))
-            setrlimit(__rlimit_resource_t(RLIMIT_DATA.rawValue), &data)
-        }
-        #endif
-        return limitAndRead(args[1], cpuSeconds: cpu, output: output)
+        return limitAndRead(args[1], cpuSeconds: cpu, memoryBytes: memory, output: output)
     }
 
     /// The probe's memory ceiling (RLIMIT_DATA): 1 GiB plus four times the file's size. Generous for
@@ -281,13 +274,20 @@ public enum HDF5ProbeTool {
         return 64
     }
 
-    /// Sets the CPU-time budget (SIGXCPU at the soft limit, SIGKILL one second later) and no core
-    /// dumps, then reads everything the importer reads, writing it to `output` when given.
-    /// Returns 0, or 3 on a `ZooError`.
-    static func limitAndRead(_ path: String, cpuSeconds: Int, output: Int32?) -> Int32 {
+    /// Sets the CPU-time budget (SIGXCPU at the soft limit, SIGKILL one second later), the memory
+    /// ceiling when given, and no core dumps, then reads everything the importer reads, writing it
+    /// to `output` when given. Returns 0, or 3 on a `ZooError`.
+    ///
+    /// The fork fallback passes no memory ceiling: its child shares the caller's address-space
+    /// reservations (a sanitizer's shadow memory, say), which RLIMIT_DATA would count.
+    static func limitAndRead(_ path: String, cpuSeconds: Int, memoryBytes: Int?, output: Int32?) -> Int32 {
         #if os(Linux)
         var cpu = rlimit(rlim_cur: rlim_t(cpuSeconds), rlim_max: rlim_t(cpuSeconds + 1))
         setrlimit(__rlimit_resource_t(RLIMIT_CPU.rawValue), &cpu)
+        if let memoryBytes {
+            var data = rlimit(rlim_cur: rlim_t(memoryBytes), rlim_max: rlim_t(memoryBytes))
+            setrlimit(__rlimit_resource_t(RLIMIT_DATA.rawValue), &data)
+        }
         var noCore = rlimit(rlim_cur: 0, rlim_max: 0)
         setrlimit(__rlimit_resource_t(RLIMIT_CORE.rawValue), &noCore)
         #endif

@@ -266,13 +266,13 @@ extension Engine {
         return result
     }
 
+    /// Models with more weight bytes than this run every batch with per-layer parallelism.
+    static let batchSplitWeightLimit = 128 << 20
+
     /// How a batch of `batch` images runs on `threads` threads: `concurrent` slices, one per thread,
     /// each single-threaded, covering the largest multiple of `threads` images (none when the batch
     /// is smaller than the thread count or there is one thread), then `rest`, if any, with
     /// per-layer parallelism.
-    /// Models with more weight bytes than this run every batch with per-layer parallelism.
-    static let batchSplitWeightLimit = 128 << 20
-
     static func batchSlices(batch: Int, threads: Int) -> (concurrent: [Range<Int>], rest: Range<Int>?) {
         guard threads > 1, batch >= threads else { return ([], 0..<batch) }
         let full = batch / threads * threads

@@ -107,8 +107,8 @@ public final class AtomicFileWriter {
     public func reserve(_ totalBytes: Int) {
         guard fd >= 0, totalBytes > 0 else { return }
         #if os(Linux)
-        if let fallocate = EarlyWriteback.fallocate {
-            _ = fallocate(fd, EarlyWriteback.keepSize, 0, Int64(totalBytes))
+        if let fallocate = GNUFileCalls.fallocate {
+            _ = fallocate(fd, GNUFileCalls.keepSize, 0, Int64(totalBytes))
         }
         #endif
     }
@@ -126,8 +126,8 @@ public final class AtomicFileWriter {
     private func startWriteback(upTo end: Int) {
         guard end > writebackStarted, fd >= 0 else { return }
         #if os(Linux)
-        if let syncFileRange = EarlyWriteback.syncFileRange {
-            _ = syncFileRange(fd, Int64(writebackStarted), Int64(end - writebackStarted), EarlyWriteback.write)
+        if let syncFileRange = GNUFileCalls.syncFileRange {
+            _ = syncFileRange(fd, Int64(writebackStarted), Int64(end - writebackStarted), GNUFileCalls.write)
         }
         #endif
         writebackStarted = end
@@ -204,8 +204,8 @@ public final class AtomicFileWriter {
     /// `useRenameat2: false` takes the link route directly (for tests).
     public static func moveWithoutReplacing(_ from: String, _ to: String, useRenameat2: Bool = true) -> Int32 {
         #if os(Linux)
-        if useRenameat2, let renameat2 = EarlyWriteback.renameat2 {
-            if renameat2(AT_FDCWD, from, AT_FDCWD, to, EarlyWriteback.noReplace) == 0 { return 0 }
+        if useRenameat2, let renameat2 = GNUFileCalls.renameat2 {
+            if renameat2(AT_FDCWD, from, AT_FDCWD, to, GNUFileCalls.noReplace) == 0 { return 0 }
             let code = errno
             if code != EINVAL && code != ENOSYS && code != ENOTSUP { return code }
         }
@@ -241,7 +241,7 @@ public final class AtomicFileWriter {
 
 /// `sync_file_range(2)`, `fallocate(2)` and `renameat2(2)`, looked up at run time: Glibc's Swift module does not
 /// declare them (they are GNU extensions). Nil where the C library has no such function.
-enum EarlyWriteback {
+enum GNUFileCalls {
     typealias SyncFileRange = @convention(c) (Int32, Int64, Int64, UInt32) -> Int32
     typealias Fallocate = @convention(c) (Int32, Int32, Int64, Int64) -> Int32
     /// `SYNC_FILE_RANGE_WRITE`: start writeback of the dirty pages in the range, do not wait.

@@ -126,10 +126,14 @@ import ZooTestSupport
         #expect(r.stderr == "zoo: \(good): the HDF5 probe \(fake) did not accept its arguments (a zoo-hdf5-probe from another version?)\n")
     }
 
+    /// The `zoo-hdf5-probe` built beside the `zoo` under test.
+    static var probe: String {
+        URL(fileURLWithPath: TestSupport.zooBinary).deletingLastPathComponent().appendingPathComponent("zoo-hdf5-probe").path
+    }
+
     /// The probe executable itself: exit status only, by contract with ZooHDF5.
     @Test func probeExecutableReportsByExitStatus() throws {
-        let probe = URL(fileURLWithPath: TestSupport.zooBinary).deletingLastPathComponent()
-            .appendingPathComponent("zoo-hdf5-probe").path
+        let probe = Self.probe
         let usage = try TestSupport.run(probe, [])
         #expect(usage.status == 64)
         let good = try TestSupport.run(probe, ["--cpu-seconds", "10", "--", try TestSupport.fixture("keras/tfk_mobilenet.h5")])
@@ -144,8 +148,7 @@ import ZooTestSupport
     /// dataset is read under the budget ZooHDF5 gives it, and not under a 64 MiB ceiling (libhdf5
     /// cannot allocate the dataset's buffer), which is a failure, never a clean read.
     @Test func probeMemoryCeilingIsEnforced() throws {
-        let probe = URL(fileURLWithPath: TestSupport.zooBinary).deletingLastPathComponent()
-            .appendingPathComponent("zoo-hdf5-probe").path
+        let probe = Self.probe
         let dir = try TestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("big.h5").path
