@@ -12,7 +12,7 @@
 # oversized allocations (> 1 GB for a single malloc) are findings: the input is saved under
 # .cache/fuzz/artifacts/<target>/ and the script exits 1. Copy it into
 # Tests/Fixtures/fuzz-regressions/<target>/ once fixed: the Swift tests replay that folder.
-# A summary (target, seconds, executions, coverage) is appended to .cache/fuzz/runs.log.
+# A summary (target, seconds, executions, coverage, the input size cap) is appended to .cache/fuzz/runs.log.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -115,13 +115,6 @@ printf '%-12s %8s %12s %8s %8s %10s  %s\n' target seconds executions cov ft corp
 for t in "${targets[@]}"; do
   corpus=$work/corpus/$t
   # Smoke: start from the seeds alone each time (a corpus grown by earlier runs would change the inputs).
-  # Readers whose headers can legitimately be large (a .npy of rank 30000 has a 64 KiB header) get
-  # room for inputs past 64 KiB; libFuzzer would otherwise cap them near the largest seed (found by
-  # hand: NPY.encode trapped on a header over 65535 bytes). Not in the smoke pass, which replays a
-  # fixed sequence of inputs.
-  if [ $smoke = 0 ]; then
-    case $t in npy|json|safetensors|pickle) extra+=(-max_len=131072) ;; esac
-  fi
   if [ $smoke = 1 ]; then corpus=$work/smoke-corpus/$t; rm -rf "$corpus"; fi
   seeds=$work/seeds/$t
   artifacts=$work/artifacts/$t
@@ -145,6 +138,14 @@ for t in "${targets[@]}"; do
     malloc_limit=1048576
     timeout=60
     extra=(-handle_segv=0 -handle_bus=0 -handle_abrt=0 -handle_fpe=0 -detect_leaks=0)
+  fi
+  # Readers whose headers can legitimately be large (a .npy of rank 30000 has a 64 KiB header) get
+  # room for inputs past 64 KiB; libFuzzer would otherwise cap them near the largest seed (found by
+  # hand: NPY.encode trapped on a header over 65535 bytes). Not in the smoke pass, which replays a
+  # fixed sequence of inputs. (Added after `extra=()` above: until 2026-12 it was added before that
+  # reset and so never passed.)
+  if [ $smoke = 0 ]; then
+    case $t in npy|json|safetensors|pickle) extra+=(-max_len=131072) ;; esac
   fi
   dict=()
   [ -f "$here/fuzz/$t.dict" ] && dict=(-dict="$here/fuzz/$t.dict")
@@ -170,9 +171,12 @@ for t in "${targets[@]}"; do
   cov=$(echo "$done_line" | grep -o 'cov: [0-9]*' | grep -o '[0-9]*')
   ft=$(echo "$done_line" | grep -o 'ft: [0-9]*' | grep -o '[0-9]*')
   corp=$(echo "$done_line" | grep -o 'corp: [0-9]*/[0-9A-Za-z]*' | cut -d' ' -f2)
+  # The input size cap libFuzzer actually used (its own choice unless -max_len was passed).
+  maxlen=$(grep -oE 'INFO: -max_len is not provided; libFuzzer will not generate inputs larger than [0-9]+' "$out" | grep -oE '[0-9]+$' | tail -1)
+  for a in "${extra[@]}"; do case $a in -max_len=*) maxlen=${a#-max_len=} ;; esac; done
   if [ $rc -eq 0 ]; then result=ok; else result="FINDING (exit $rc)"; status=1; fi
   printf '%-12s %8s %12s %8s %8s %10s  %s\n' "$t" "$seconds" "${execs:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "$result" >&2
-  echo "$started $t seconds=$seconds executions=${execs:-?} cov=${cov:-?} ft=${ft:-?} corpus=${corp:-?} result=$result" >> "$log"
+  echo "$started $t seconds=$seconds executions=${execs:-?} cov=${cov:-?} ft=${ft:-?} corpus=${corp:-?} max_len=${maxlen:-?} result=$result" >> "$log"
   if [ $rc -ne 0 ]; then
     grep -E "FINDING|ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|Fatal error|SUMMARY|Test unit written|deadly signal" "$out" | head -12 >&2
     echo "fuzz: $t: full log $out; inputs in $artifacts/ (copy to Tests/Fixtures/fuzz-regressions/$t/ when fixed)" >&2

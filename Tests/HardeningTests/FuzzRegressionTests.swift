@@ -29,9 +29,14 @@ import ZooTestSupport
         }
     }
 
+    /// The regression folder of a target may hold only `.keep` (nothing was ever flagged there), so the
+    /// replay also runs the target's committed seeds: it never passes over zero inputs.
     @Test(arguments: targetNames) func regressionInputsAreRefusedOrAcceptedWithoutTrapping(_ name: String) throws {
         let target = try #require(FuzzTargets.named(name))
-        for path in Self.files("fuzz-regressions", name) {
+        let seeds = Self.files("fuzz-seeds", name)
+        let inputs = Self.files("fuzz-regressions", name) + seeds
+        #expect(!seeds.isEmpty, "no committed seeds for \(name)")
+        for path in inputs {
             let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
             let finding = bytes.withUnsafeBytes { FuzzTargets.check(target, $0) }
             #expect(finding == nil, "\(path): \(finding ?? "")")
