@@ -67,7 +67,7 @@ let package = Package(
         .testTarget(name: "ZooFormatsTests", dependencies: ["ZooFormats", "ZooTensor", "ZooTestSupport"]),
         .testTarget(name: "ZooArchitecturesTests", dependencies: ["ZooArchitectures", "ZooTensor", "ZooTestSupport"]),
         .testTarget(name: "ZooMappingTests", dependencies: ["ZooMapping", "ZooArchitectures", "ZooFormats", "ZooTensor", "ZooTestSupport"]),
-        .testTarget(name: "ZooKernelsTests", dependencies: ["ZooKernels"]),
+        .testTarget(name: "ZooKernelsTests", dependencies: ["ZooKernels", "ZooFormats", "ZooTensor", "ZooTestSupport"]),
         .testTarget(name: "ZooRuntimeTests", dependencies: [
             "ZooRuntime", "ZooKernels", "ZooArchitectures", "ZooFormats", "ZooTensor", "ZooTestSupport",
         ]),
