@@ -16,8 +16,8 @@
  *
  * Transformations mirror what Pillow's PNG plugin followed by `.convert("RGB")` keeps:
  * palette -> RGB (palette transparency expands to an alpha channel, dropped later in Swift),
- * gray of 1/2/4 bits -> 8 bits, 16-bit samples -> their most significant byte, no gamma
- * correction. The caller drops alpha and replicates gray.
+ * gray of 1/2/4 bits -> 8 bits, 16-bit samples -> their most significant byte (16-bit gray: clipped
+ * at 255, as Pillow's I;16), no gamma correction. The caller drops alpha and replicates gray.
  */
 
 /** Result of zoo_png_decode; `pixels` is malloc'd and owned by the caller (zoo_png_free). */
@@ -130,13 +130,19 @@ __attribute__((noinline)) static inline void zoo_png_decode(const unsigned char 
 
     if (result->color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
     if (result->color_type == PNG_COLOR_TYPE_GRAY && result->bit_depth < 8) png_set_expand_gray_1_2_4_to_8(png);
-    if (result->bit_depth == 16) png_set_strip_16(png);
+    /* 16-bit gray (no alpha) is what Pillow opens as mode I;16, whose convert("L"/"RGB") clips each
+     * value to 255; it is read at 16 bits and clipped below. Other 16-bit types keep the high byte,
+     * as Pillow's RGB;16B / RGBA;16B / LA;16B raw modes do. */
+    int gray16 = result->color_type == PNG_COLOR_TYPE_GRAY && result->bit_depth == 16;
+    if (result->bit_depth == 16 && !gray16) png_set_strip_16(png);
     if (result->interlaced) png_set_interlace_handling(png);
     png_read_update_info(png, info);
 
     int channels = png_get_channels(png, info);
     size_t rowbytes = png_get_rowbytes(png, info);
-    if (png_get_bit_depth(png, info) != 8 || channels < 1 || channels > 4 || rowbytes != (size_t)width * (size_t)channels)
+    int sample_bytes = gray16 ? 2 : 1;
+    if (png_get_bit_depth(png, info) != (gray16 ? 16 : 8) || channels < 1 || channels > 4
+        || rowbytes != (size_t)width * (size_t)channels * (size_t)sample_bytes)
         zoo_png_error(png, "unexpected pixel layout after conversion");
     size_t total = rowbytes * (size_t)height;
     pixels = (unsigned char *)malloc(total > 0 ? total : 1);
@@ -162,6 +168,15 @@ __attribute__((noinline)) static inline void zoo_png_decode(const unsigned char 
 
     free(rows);
     rows = NULL;
+    if (gray16) {
+        /* Big-endian 16-bit samples (libpng's order) to 8 bits, clipped at 255, in place (the write
+         * index never passes the read index). */
+        size_t count = (size_t)width * (size_t)height;
+        for (size_t k = 0; k < count; k++) {
+            unsigned v = ((unsigned)pixels[2 * k] << 8) | pixels[2 * k + 1];
+            pixels[k] = (unsigned char)(v > 255 ? 255 : v);
+        }
+    }
     result->channels = channels;
     result->pixels = pixels;
     {

@@ -26,7 +26,7 @@ struct ImageCase: Sendable, CustomStringConvertible {
     }
 
     /// Cases listed at compile time for parameterized tests (the manifest must list each).
-    static let pngNames = ["rgb_odd", "rgb_even", "gray", "gray16", "rgb16", "rgba16", "rgba", "la", "la16", "palette",
+    static let pngNames = ["rgb_odd", "rgb_even", "gray", "gray16", "gray16_low", "gray16_interlaced", "rgb16", "rgba16", "rgba", "la", "la16", "palette",
                            "palette_trns", "gray1", "gray2", "gray4_trns", "interlaced", "gamma", "png_orient6"]
     static let jpegNames = ["rgb420", "rgb444_odd", "rgb422", "restart", "progressive", "grayj", "cmyk",
                             "orient1", "orient2", "orient3", "orient4", "orient5", "orient6", "orient7", "orient8"]
