@@ -3,12 +3,17 @@ import ZooTensor
 /// Flattens an unpickled object tree into dotted tensor names and a JSON tree of everything else.
 ///
 /// Dict keys become name parts as strings (int keys too), list and tuple indices as numbers.
-/// `nn.Module` objects pickled whole contribute their `_parameters`, `_buffers` and `_modules`
-/// under state_dict names; TorchScript module objects (`__torch__.*`) their tensor attributes and
-/// submodules. Other opaque objects keep their class, arguments and state in the JSON tree.
+/// `nn.Module` objects pickled whole contribute their `_parameters`, `_buffers` (less those in
+/// `_non_persistent_buffers_set`, which `state_dict()` leaves out) and `_modules` under state_dict
+/// names; TorchScript module objects (`__torch__.*`) their parameters and buffers, as their class in
+/// the archive's `code/` records lists them (`scriptMembers`), and their submodules. Other opaque
+/// objects keep their class, arguments and state in the JSON tree.
 struct ObjectTree {
     /// Tensors in walk order with their dotted names.
     var tensors: [(name: String, tensor: TorchTensor)] = []
+    /// The parameter and buffer names of a TorchScript class (`__torch__...` module and class name), from
+    /// the archive's code; nil when the archive has no code for it (then every tensor attribute counts).
+    var scriptMembers: ((_ module: String, _ name: String) throws -> ScriptClassMembers?)?
     let limits: PickleLimits
     let maxVisits: Int
     private var visits = 0
@@ -151,6 +156,13 @@ struct ObjectTree {
         }()
         // A whole nn.Module: parameters, buffers and submodules under state_dict names.
         if let st = stateEntries, st.contains(where: { $0.key.stringValue == "_parameters" }) {
+            // Buffers registered with persistent=False are not part of state_dict() (a Python set,
+            // which the pickle machine reads as a list).
+            var nonPersistent = Set<String>()
+            if let v = st.first(where: { $0.key.stringValue == "_non_persistent_buffers_set" })?.value,
+               case .list(let l) = v {
+                nonPersistent = Set(l.items.compactMap(\.stringValue))
+            }
             for part in ["_parameters", "_buffers", "_modules"] {
                 guard let value = st.first(where: { $0.key.stringValue == part })?.value else { continue }
                 guard case .dict(let d) = value else { continue }
@@ -158,14 +170,18 @@ struct ObjectTree {
                 defer { active.remove(ObjectIdentifier(d)) }
                 for (k, child) in d.entries {
                     if case .none = child { continue }
-                    _ = try walk(child, path + [ObjectTree.keyString(k)], depth: depth + 1)
+                    let key = ObjectTree.keyString(k)
+                    if part == "_buffers", nonPersistent.contains(key) { continue }
+                    _ = try walk(child, path + [key], depth: depth + 1)
                 }
             }
             return .object([("__class__", .string(cls))])
         }
-        // A TorchScript module: tensor attributes and submodules.
+        // A TorchScript object: the parameters and buffers its class declares, then its submodules.
         if o.module.hasPrefix("__torch__") {
-            if let st = stateEntries {
+            guard let st = stateEntries else { return nil }
+            guard case .global(let module, let name) = o.callee, let members = try scriptMembers?(module, name) else {
+                // No code record for the class: every tensor attribute and object, as named in the state.
                 for (k, child) in st {
                     switch child {
                     case .tensor, .object, .storage:
@@ -173,6 +189,25 @@ struct ObjectTree {
                     default: continue
                     }
                 }
+                return nil
+            }
+            // torch's state_dict order: parameters, buffers (both in declaration order), submodules.
+            // Plain tensor attributes (neither) are left out, as state_dict() leaves them out; a
+            // class that is not a Module (no member lists) contributes nothing.
+            guard members.isModule else { return nil }
+            for member in members.parameters + members.buffers {
+                guard let child = st.first(where: { $0.key.stringValue == member })?.value else { continue }
+                switch child {
+                case .tensor, .storage: _ = try walk(child, path + [member], depth: depth + 1)
+                default: continue // None (an absent optional bias) or not a tensor
+                }
+            }
+            let declared = Set(members.parameters + members.buffers)
+            for (k, child) in st {
+                guard case .object(let sub) = child, sub.module.hasPrefix("__torch__") else { continue }
+                let key = ObjectTree.keyString(k)
+                if declared.contains(key) { continue }
+                _ = try walk(child, path + [key], depth: depth + 1)
             }
             return nil
         }
@@ -236,5 +271,66 @@ struct ObjectTree {
         case "b1": return le(UInt8.self).map { .bool($0 != 0) }
         default: return nil
         }
+    }
+}
+
+/// What a TorchScript class in an archive's `code/` records declares: for a Module, the lines
+/// `__parameters__ = ["weight", "bias", ]` and `__buffers__ = [...]` that `torch.jit.save` writes.
+struct ScriptClassMembers: Equatable {
+    /// False for TorchScript classes that are not Modules (no `__parameters__` line).
+    var isModule: Bool
+    /// Parameter names in declaration order.
+    var parameters: [String]
+    /// Buffer names in declaration order.
+    var buffers: [String]
+
+    /// The classes defined in the Python source of one code record (`class C(...):` at the start of
+    /// a line), with their members; the first definition of a name wins.
+    static func parse(source: String) -> [String: ScriptClassMembers] {
+        var classes: [String: ScriptClassMembers] = [:]
+        var current: String?
+        var members = ScriptClassMembers(isModule: false, parameters: [], buffers: [])
+        func close() {
+            if let c = current, classes[c] == nil { classes[c] = members }
+        }
+        for raw in source.split(separator: "\n", omittingEmptySubsequences: false) {
+            let line = Substring(raw)
+            if line.hasPrefix("class ") {
+                close()
+                let ident = line.dropFirst("class ".count).prefix { $0 != "(" && $0 != ":" && $0 != " " }
+                current = String(ident)
+                members = ScriptClassMembers(isModule: false, parameters: [], buffers: [])
+                continue
+            }
+            guard current != nil else { continue }
+            let trimmed = line.drop { $0 == " " }
+            if trimmed.hasPrefix("__parameters__ = ") {
+                members.isModule = true
+                members.parameters = quoted(trimmed.dropFirst("__parameters__ = ".count))
+            } else if trimmed.hasPrefix("__buffers__ = ") {
+                members.buffers = quoted(trimmed.dropFirst("__buffers__ = ".count))
+            }
+        }
+        close()
+        return classes
+    }
+
+    /// The double-quoted strings of a list literal such as `["weight", "bias", ]`.
+    static func quoted(_ s: Substring) -> [String] {
+        var out: [String] = []
+        var current: String?
+        var escaped = false
+        for ch in s {
+            if var c = current {
+                if escaped { c.append(ch); escaped = false; current = c; continue }
+                if ch == "\\" { escaped = true; continue }
+                if ch == "\"" { out.append(c); current = nil; continue }
+                c.append(ch)
+                current = c
+            } else if ch == "\"" {
+                current = ""
+            }
+        }
+        return out
     }
 }

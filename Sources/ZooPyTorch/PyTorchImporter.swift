@@ -9,7 +9,9 @@ import ZooTensor
 /// - `pytorch-legacy`: the pre-1.6 stream (magic number, protocol version, sys_info, the object pickle,
 ///   the storage-key list, then each storage as an element count and raw bytes);
 /// - `torchscript`: `torch.jit.save` archives; parameters and buffers are collected from the module
-///   object tree in `data.pkl` under their state_dict names (the `code/` records are never run).
+///   object tree in `data.pkl` under their state_dict names. Which attributes are parameters and
+///   buffers is read from each class's `__parameters__` / `__buffers__` lines in the `code/` records
+///   (read as text, never run); other tensor attributes are not part of the state_dict and are skipped.
 ///
 /// ```swift
 /// let file = try MappedFile(path: "resnet18.pth")
@@ -127,6 +129,7 @@ public enum PyTorchImporter {
         }
 
         var tree = ObjectTree(limits: options.limits, startingBytes: machine.estimatedBytes)
+        if isTorchScript { tree.scriptMembers = scriptMembersReader(archive, prefix: prefix) }
         let values = try tree.flatten(root, singleName: "tensor")
         var meta: [(String, JSONValue)] = [
             ("pickle_protocol", .int(Int64(machine.protocolVersion))),
@@ -139,6 +142,31 @@ public enum PyTorchImporter {
         if let values { meta.append(("values", values)) }
         return try finish(format: isTorchScript ? "torchscript" : "pytorch-zip", meta: meta, tree: tree,
                           bigEndian: bigEndian, options: options)
+    }
+
+    /// Largest `code/` record read for a TorchScript class's member lists (real ones are a few KB).
+    static let maxCodeRecordBytes = 16 << 20
+
+    /// Looks up a TorchScript class's parameter and buffer lists in the archive's code: the class
+    /// `__torch__.a.b.C` is defined in `code/__torch__/a/b.py` (mangled names such as
+    /// `__torch__.a.b.___torch_mangle_3.C` in `code/__torch__/a/b/___torch_mangle_3.py`). Records are
+    /// read once. Nil when the record or the class is missing. The code is read as text, never run.
+    static func scriptMembersReader(_ archive: ZipArchive, prefix: String) -> (String, String) throws -> ScriptClassMembers? {
+        var records: [String: [String: ScriptClassMembers]] = [:]
+        return { module, name in
+            let recordName = prefix + "code/" + module.split(separator: ".").joined(separator: "/") + ".py"
+            if let classes = records[recordName] { return classes[name] }
+            var classes: [String: ScriptClassMembers] = [:]
+            if let e = archive.entry(recordName) {
+                guard e.uncompressedSize <= maxCodeRecordBytes else {
+                    throw ZooError.bad("code record is \(e.uncompressedSize) bytes, more than \(maxCodeRecordBytes)", item: recordName, offset: e.dataOffset)
+                }
+                let s = try archive.storage(of: e)
+                classes = ScriptClassMembers.parse(source: String(decoding: s.bytes, as: UTF8.self))
+            }
+            records[recordName] = classes
+            return classes[name]
+        }
     }
 
     /// The dtype of a storage class global, and whether it is untyped.
