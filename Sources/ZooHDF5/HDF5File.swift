@@ -160,8 +160,16 @@ public final class HDF5File: @unchecked Sendable {
                                          filterIndex: k, fileSize: d.fileSize, item: d.path)
             }
             return try Tensor(dtype: d.dtype, shape: d.shape) { buf in
-                try H5Library.ok(H5Dread(ds.raw, mtype.raw, zoo_h5s_all(), zoo_h5s_all(), zoo_h5p_default(), buf.baseAddress),
-                                 "cannot read the data", item: d.path)
+                let status = H5Dread(ds.raw, mtype.raw, zoo_h5s_all(), zoo_h5s_all(), zoo_h5p_default(), buf.baseAddress)
+                // A filter that is neither built in nor loadable as a plugin (libhdf5 tries its plugin
+                // folder during the read, and registers what it loads) fails with a message about the
+                // plugin folder; name the filter instead.
+                if status < 0, let missing = d.missingFilters.first(where: { H5Zfilter_avail($0.id) <= 0 }) {
+                    _ = H5Eclear2(zoo_h5e_default())
+                    throw ZooError(.unsupported, "compressed with \(missing.description), which this libhdf5 does not have; \(missing.hint)",
+                                   item: d.path)
+                }
+                try H5Library.ok(status, "cannot read the data", item: d.path)
             }
         }
     }
@@ -185,6 +193,41 @@ struct DatasetInfo: Sendable {
     var deflateIndex: Int?
     /// Size of the file.
     var fileSize: Int
+    /// Filters of the pipeline that are not built into libhdf5 (nor loaded yet), described for the
+    /// error message when reading fails because of one.
+    var missingFilters: [MissingFilter] = []
+}
+
+/// A filter of a dataset's pipeline that libhdf5 did not have when the file was scanned (it may
+/// still load it from its plugin folder when a chunk is read).
+struct MissingFilter: Sendable {
+    /// The filter id.
+    var id: H5Z_filter_t
+    /// What it is, e.g. "LZF (h5py's own filter), filter id 32000".
+    var description: String
+    /// What the user can do about it.
+    var hint: String
+}
+
+/// Names of registered HDF5 filters that files commonly use and libhdf5 does not build in
+/// (https://github.com/HDFGroup/hdf5_plugins/blob/master/docs/RegisteredFilterPlugins.md).
+enum KnownFilters {
+    static func describe(_ id: Int32, _ declared: String) -> String {
+        let known: [Int32: String] = [
+            4: "SZIP", 307: "BZip2", 32000: "LZF (h5py's own filter)", 32001: "Blosc", 32004: "LZ4",
+            32008: "Bitshuffle", 32013: "ZFP", 32015: "Zstandard", 32017: "SZ",
+        ]
+        let name = known[id] ?? (declared.isEmpty ? "an unregistered filter" : "\"\(declared)\"")
+        return "\(name), filter id \(id)"
+    }
+
+    /// What to do about a missing filter, for the message. (For LZF, Debian 12's hdf5-plugin-lzf does
+    /// not help: its plugin fails to load, "undefined symbol: lzf_decompress"; docs/formats-hdf5.md.)
+    static func hint(_ id: Int32) -> String {
+        id == 32000
+            ? "re-save the file with gzip compression (h5py: compression=\"gzip\"), which libhdf5 reads"
+            : "re-save the file with gzip compression, or install the filter's HDF5 plugin"
+    }
 }
 
 /// Walks the object tree under the libhdf5 lock.
@@ -310,6 +353,7 @@ private struct Scanner {
         var chunkBytes = 0
         var chunkShape: [Int] = []
         var deflateIndex: Int?
+        var missingFilters: [MissingFilter] = []
         if layout == H5D_CHUNKED {
             // libhdf5 allocates whole chunks when reading: a chunk far larger than the data is a memory bomb.
             var chunk = [hsize_t](repeating: 0, count: 32)
@@ -341,6 +385,14 @@ private struct Scanner {
                     default:
                         let text = H5Library.string(name)
                         filters.append(text.isEmpty ? "filter \(id)" : "filter \(id) (\(text))")
+                        // Not built in: libhdf5 (1.10) looks for a plugin only when it reads a chunk, and
+                        // without one fails with "can't open directory" for its plugin folder.
+                        let available = H5Zfilter_avail(id)
+                        _ = H5Eclear2(zoo_h5e_default())
+                        if available <= 0 {
+                            missingFilters.append(MissingFilter(id: id, description: KnownFilters.describe(id, text),
+                                                                hint: KnownFilters.hint(id)))
+                        }
                     }
                 }
             }
@@ -378,6 +430,7 @@ private struct Scanner {
         }
         datasets.append(DatasetInfo(path: path, dtype: kind.dtype, shape: shape, convertOrder: kind.convertOrder,
                                     bigEndian: kind.bigEndian, layout: layoutName, filters: filters, chunkBytes: chunkBytes,
-                                    chunk: chunkShape, deflateIndex: deflateIndex, fileSize: fileSize))
+                                    chunk: chunkShape, deflateIndex: deflateIndex, fileSize: fileSize,
+                                    missingFilters: missingFilters))
     }
 }
