@@ -211,3 +211,83 @@ public enum ImageDecoder {
         return (image, exif)
     }
 }
+
+// MARK: Size without decoding
+
+extension ImageDecoder {
+    /// The size `decode(path:applyOrientation:)` would return, read from the file's header (JPEG SOF,
+    /// PNG IHDR) and EXIF orientation (JPEG APP1, PNG eXIf) without decoding any pixel. The file may
+    /// still fail to decode later (corrupt pixel data); the size is checked against the pixel limit.
+    /// `zoo features --stages` uses it to lay out its output before it decodes each image once.
+    public static func size(path: String, limits: ImageLimits = .standard, applyOrientation: Bool = true) throws -> (width: Int, height: Int) {
+        do {
+            let file = try MappedFile(path: path)
+            guard file.count <= limits.maxFileBytes else {
+                throw ZooError.bad("file of \(file.count) bytes exceeds the image size limit of \(limits.maxFileBytes) bytes")
+            }
+            return try withExtendedLifetime(file) {
+                try size(bytes: file.bytes, limits: limits, applyOrientation: applyOrientation)
+            }
+        } catch let error as ZooError {
+            throw error.inFile(path)
+        }
+    }
+
+    /// The size of an image held in memory; see `size(path:limits:applyOrientation:)`.
+    public static func size(bytes b: UnsafeRawBufferPointer, limits: ImageLimits = .standard,
+                            applyOrientation: Bool = true) throws -> (width: Int, height: Int) {
+        func be16(_ o: Int) -> Int { Int(b[o]) << 8 | Int(b[o + 1]) }
+        func be32(_ o: Int) -> Int { be16(o) << 16 | be16(o + 2) }
+        var width = 0, height = 0
+        var orientation: Orientation?
+        switch detect(b) {
+        case .jpeg:
+            // Markers after SOI: standalone ones (RSTn, TEM) have no length; a frame header
+            // (SOF0-15 but DHT C4, JPG C8, DAC CC) gives the size; none before SOS is an error.
+            var i = 2
+            scan: while true {
+                while i < b.count, b[i] == 0xFF, i + 1 < b.count, b[i + 1] == 0xFF { i += 1 } // fill bytes
+                guard i + 4 <= b.count, b[i] == 0xFF else { throw ZooError.bad("corrupt or truncated JPEG: no frame header") }
+                let marker = b[i + 1]
+                if marker == 0x01 || (0xD0...0xD7).contains(marker) { i += 2; continue }
+                let length = be16(i + 2)
+                guard length >= 2, i + 2 + length <= b.count else { throw ZooError.bad("corrupt or truncated JPEG: no frame header") }
+                switch marker {
+                case 0xC0...0xCF where marker != 0xC4 && marker != 0xC8 && marker != 0xCC:
+                    guard length >= 8 else { throw ZooError.bad("corrupt JPEG: short frame header") }
+                    height = be16(i + 5); width = be16(i + 7)
+                    break scan
+                case 0xDA, 0xD9: throw ZooError.bad("corrupt JPEG: no frame header before the scan")
+                default: i += 2 + length
+                }
+            }
+            if applyOrientation { orientation = EXIF.jpegOrientation(b) }
+        case .png:
+            guard b.count >= 33, Array(b[12..<16]) == Array("IHDR".utf8) else { throw ZooError.bad("corrupt PNG: no IHDR chunk first") }
+            width = be32(16); height = be32(20)
+            if applyOrientation {
+                // The first eXIf chunk, wherever it is (libpng reads it before or after the image data).
+                var i = 8
+                while i + 12 <= b.count {
+                    let length = be32(i)
+                    guard length <= b.count - i - 12 else { break }
+                    if Array(b[(i + 4)..<(i + 8)]) == Array("eXIf".utf8) {
+                        orientation = EXIF.orientation(tiff: UnsafeRawBufferPointer(rebasing: b[(i + 8)..<(i + 8 + length)]))
+                        break
+                    }
+                    if Array(b[(i + 4)..<(i + 8)]) == Array("IEND".utf8) { break }
+                    i += 12 + length
+                }
+            }
+        case nil:
+            if let name = otherFormatName(b) {
+                throw ZooError(.unsupported, "\(name) images are not supported; ZooImages reads JPEG and PNG")
+            }
+            throw ZooError(.unsupported, "not a JPEG or PNG image (unrecognized first bytes)")
+        }
+        guard width > 0, height > 0 else { throw ZooError.bad("image of \(width) x \(height) pixels") }
+        try RGBImage.checkPixels(width: width, height: height, maxPixels: limits.maxPixels, "image")
+        if let o = orientation, o.rawValue >= 5 { return (height, width) }
+        return (width, height)
+    }
+}

@@ -46,7 +46,6 @@ struct Features: ParsableCommand {
 
     func run() throws {
         let path = try Pretrained.resolve(model)
-        let url = URL(fileURLWithPath: path)
         let loaded = try LoadedCheckpoint(path: path)
         guard let preJSON = loaded.checkpoint.metadata.preprocessing else {
             throw ZooError(.badInput, "no preprocessing metadata (zoo.preprocessing)", file: path)
@@ -68,7 +67,7 @@ struct Features: ParsableCommand {
                 }
                 return i
             }
-            let backbone = try Backbone(contentsOf: url, outIndices: indices, threads: threads)
+            let backbone = try inFile(path) { try Backbone(graph: loaded.graph, weights: loaded.weights, outIndices: indices, threads: threads) }
             let cache = FeatureCache(backbone: backbone, preprocessing: pre, files: files)
             for (i, file) in files.enumerated() {
                 let shapes = try cache.shapes(image: i)
@@ -85,7 +84,7 @@ struct Features: ParsableCommand {
             })
             try write(records, [("zoo.images", imagesJSON.serialized()), ("zoo.feature_info", info.serialized())])
         } else {
-            let backbone = try Backbone(contentsOf: url, head: false, pool: true, threads: threads)
+            let backbone = try inFile(path) { try Backbone(graph: loaded.graph, weights: loaded.weights, head: false, pool: true, threads: threads) }
             try writeEmbeddings(backbone: backbone, preprocessing: pre, files: files, imagesJSON: imagesJSON)
         }
         print("\(output): \(records.isEmpty ? 1 : records.count) tensors for \(files.count) images")
@@ -132,6 +131,12 @@ struct Features: ParsableCommand {
         }
     }
 
+    /// Runs `body`, naming `path` in a ZooError that names no file (the checkpoint is opened once,
+    /// by `LoadedCheckpoint`, and its graph and weights are compiled from there).
+    private func inFile<T>(_ path: String, _ body: () throws -> T) throws -> T {
+        do { return try body() } catch let e as ZooError { throw e.file == nil ? e.inFile(path) : e }
+    }
+
     private func write(_ records: [TensorRecord], _ metadata: [(String, String)]) throws {
         do {
             try SafetensorsWriter.write(records, metadata: [("format", "pt")] + metadata, to: output, overwrite: force)
@@ -154,13 +159,28 @@ final class FeatureCache: @unchecked Sendable {
         self.files = files
     }
 
-    /// The map shapes [1, C, H, W] for image `i` without running the network: the image's size after
-    /// preprocessing, through the graph's shape inference.
+    private var promised: [Int: [[Int]]] = [:]
+
+    /// The map shapes [1, C, H, W] for image `i` without decoding the image or running the network:
+    /// the input size after preprocessing (fixed by a crop or an exact resize, else from the image's
+    /// size in its header, `ImageDecoder.size`), through the graph's shape inference. Each image is
+    /// decoded once, in `maps`.
     func shapes(image i: Int) throws -> [[Int]] {
-        let image = try ImageDecoder.decode(path: files[i])
-        let (h, w) = try preprocessing.outputSize(width: image.width, height: image.height)
+        let h: Int, w: Int
+        if let crop = preprocessing.crop {
+            (h, w) = crop
+        } else if case let .exact(height, width) = preprocessing.resize {
+            (h, w) = (height, width)
+        } else {
+            let size = try ImageDecoder.size(path: files[i])
+            (h, w) = try preprocessing.outputSize(width: size.width, height: size.height)
+        }
         let all = try backbone.graph.shapes(height: h, width: w)
-        return backbone.featureInfo.map { [1] + all[$0.node] }
+        let shapes = backbone.featureInfo.map { [1] + all[$0.node] }
+        lock.lock()
+        promised[i] = shapes
+        lock.unlock()
+        return shapes
     }
 
     func maps(image i: Int) throws -> [Tensor] {
@@ -168,6 +188,11 @@ final class FeatureCache: @unchecked Sendable {
         defer { lock.unlock() }
         if let (j, maps) = current, j == i { return maps }
         let maps = try backbone.features(preprocessing.tensor(forFiles: [files[i]]))
+        // The header promised these shapes; a file whose pixels disagree with its header must not
+        // produce a file whose data disagrees with its own header.
+        if let expected = promised[i], expected != maps.map(\.shape) {
+            throw ZooError(.badInput, "decodes to feature maps \(maps.map(\.shape)), its header promised \(expected)", file: files[i])
+        }
         current = (i, maps)
         return maps
     }
