@@ -68,6 +68,8 @@ extension FuzzTargets {
 
     static let image: @Sendable (UnsafeRawBufferPointer) throws -> Void = { bytes in
         let limits = ImageLimits(maxPixels: 1 << 22, maxFileBytes: 1 << 24, maxJPEGScans: 1000)
+        // The header-only size reader (zoo features --stages) on the same bytes: refusing is fine, trapping is not.
+        _ = try? ImageDecoder.size(bytes: bytes, limits: limits)
         let img = try ImageDecoder.decode(bytes: bytes, limits: limits)
         guard img.width > 0, img.height > 0, img.width * img.height <= limits.maxPixels,
               img.pixels.count == img.width * img.height * 3 else {

@@ -246,8 +246,10 @@ extension ImageDecoder {
             // (SOF0-15 but DHT C4, JPG C8, DAC CC) gives the size; none before SOS is an error.
             var i = 2
             scan: while true {
-                while i < b.count, b[i] == 0xFF, i + 1 < b.count, b[i + 1] == 0xFF { i += 1 } // fill bytes
-                guard i + 4 <= b.count, b[i] == 0xFF else { throw ZooError.bad("corrupt or truncated JPEG: no frame header") }
+                // Extraneous bytes before a marker are skipped (libjpeg warns and goes on), as are fill bytes.
+                while i < b.count, b[i] != 0xFF { i += 1 }
+                while i + 1 < b.count, b[i + 1] == 0xFF { i += 1 }
+                guard i + 4 <= b.count else { throw ZooError.bad("corrupt or truncated JPEG: no frame header") }
                 let marker = b[i + 1]
                 if marker == 0x01 || (0xD0...0xD7).contains(marker) { i += 2; continue }
                 let length = be16(i + 2)
