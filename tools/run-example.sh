@@ -10,8 +10,13 @@ zoo=$(swift build --show-bin-path)/zoo
 # The package is a path dependency: SwiftPM's cached build plan misses files added to it, so re-plan.
 (cd "$root/Examples/BackboneDemo" && swift build -q --disable-build-manifest-caching)
 bin=$(cd "$root/Examples/BackboneDemo" && swift build --show-bin-path)/BackboneDemo
-"$bin" "$work/m.safetensors" "$root/zoo/samples/sailboat.jpg" | tee "$work/out.txt"
-expected_top=$("${ZOO_PYTHON:-$root/.venv/bin/python}" -c "import json,sys; print(json.load(open(sys.argv[1]))['top5'][0][0])" "$fixtures/predict/reference.json")
+cp "$root/zoo/samples/sailboat.jpg" "$work/sailboat.jpg"
+# Counted with inotify: the demo opens the checkpoint once and the image once.
+py=${ZOO_PYTHON:-$root/.venv/bin/python}
+"$py" "$root/tools/count_opens.py" --out "$work/opens.json" "$work/m.safetensors" "$work/sailboat.jpg" -- \
+  "$bin" "$work/m.safetensors" "$work/sailboat.jpg" | tee "$work/out.txt"
+"$py" -c "import json,sys; c=json.load(open(sys.argv[1])); sys.exit(0 if sorted(c.values()) == [1, 1] else 'example: opens ' + str(c) + ', expected the checkpoint and the image once each')" "$work/opens.json"
+expected_top=$("$py" -c "import json,sys; print(json.load(open(sys.argv[1]))['top5'][0][0])" "$fixtures/predict/reference.json")
 grep -q "^features.12: \[1, 576, 7, 7\] (stride 32)$" "$work/out.txt" || { echo "example: wrong last feature map" >&2; exit 1; }
 [ "$(grep -c '^features' "$work/out.txt")" = 4 ] || { echo "example: expected 4 feature maps" >&2; exit 1; }
 head -5 "$work/out.txt" | tail -1 | grep -q "^$expected_top " || { echo "example: top-1 is not torchvision's ($expected_top)" >&2; exit 1; }
