@@ -167,6 +167,7 @@ public enum ImageDecoder {
 
     static func decodePNG(_ bytes: UnsafeRawBufferPointer, limits: ImageLimits) throws -> (RGBImage, [UInt8]?) {
         guard let base = bytes.baseAddress else { throw ZooError.bad("empty file, not an image") }
+        try checkPNGChunkLengths(bytes)
         var result = zoo_png_result()
         zoo_png_decode(base.assumingMemoryBound(to: UInt8.self), bytes.count, UInt64(clamping: limits.maxPixels), &result)
         defer {
@@ -209,6 +210,28 @@ public enum ImageDecoder {
             exif = Array(UnsafeBufferPointer(start: p, count: Int(result.exif_length)))
         }
         return (image, exif)
+    }
+}
+
+// MARK: PNG chunk lengths
+
+extension ImageDecoder {
+    /// Every chunk's declared length must fit in the bytes present, up to IEND. libpng 1.6 allocates
+    /// some chunks' declared length before reading them (an eXIf chunk claiming 2 GB in a 97-byte
+    /// file made it ask malloc for 2 GB: found by the image fuzzer, 2026-12-03); a truncated file is
+    /// refused here instead, as libpng would refuse it after the allocation.
+    static func checkPNGChunkLengths(_ b: UnsafeRawBufferPointer) throws {
+        var i = 8
+        while i + 8 <= b.count {
+            let length = Int(b[i]) << 24 | Int(b[i + 1]) << 16 | Int(b[i + 2]) << 8 | Int(b[i + 3])
+            let type = String(decoding: b[(i + 4)..<(i + 8)].map { (0x21...0x7E).contains($0) ? $0 : UInt8(ascii: "?") }, as: UTF8.self)
+            let remaining = b.count - i - 12
+            guard length <= remaining else {
+                throw ZooError.bad("truncated PNG: chunk \(type) at offset \(i) declares \(length) bytes, \(max(remaining, 0)) remain")
+            }
+            if type == "IEND" { return }
+            i += 12 + length
+        }
     }
 }
 
