@@ -137,8 +137,17 @@ public enum PyTorchImporter {
         if let v = try small("version") ?? small(".data/version") { meta.append(("archive_version", .string(v))) }
         if isTorchScript, case .object(let o) = root { meta.append(("module_class", .string(o.className))) }
         if let values { meta.append(("values", values)) }
-        return try finish(format: isTorchScript ? "torchscript" : "pytorch-zip", meta: meta, tree: tree,
-                          bigEndian: bigEndian, options: options)
+        var checkpoint = try finish(format: isTorchScript ? "torchscript" : "pytorch-zip", meta: meta, tree: tree,
+                                    bigEndian: bigEndian, options: options)
+        // The storage records' CRC-32s are checked when a tensor first loads them; `zoo inspect --verify`
+        // checks them all up front. (data.pkl's own CRC was checked above, by archive.storage(of:).)
+        let checked = storages.values.compactMap { $0.bytes }.filter(\.hasCRC).sorted { $0.name < $1.name }
+        if !checked.isEmpty {
+            checkpoint.checksums = DataChecksums(kind: "CRC-32", records: checked.count) {
+                for record in checked { _ = try record.storage() }
+            }
+        }
+        return checkpoint
     }
 
     /// The dtype of a storage class global, and whether it is untyped.
