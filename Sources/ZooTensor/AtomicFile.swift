@@ -281,9 +281,9 @@ public enum ByteSize {
 /// Whether a file of a given size fits on a file system: the check `AtomicFileWriter.reserve` makes
 /// before allocating an output.
 public enum FreeSpace {
-    /// The margin kept free beside an output of `bytes`: 1% of it, at least 16 MiB (the file system's
+    /// The margin kept free beside an output of `bytes`: 1% of it, at least 4 MiB (the file system's
     /// own metadata, the folder's fsync, and whatever else is writing there meanwhile).
-    public static func margin(for bytes: Int) -> Int { max(16 << 20, bytes / 100) }
+    public static func margin(for bytes: Int) -> Int { max(4 << 20, bytes / 100) }
 
     /// Throws an `.io` error naming `folder` and both sizes when `needed` bytes plus the margin
     /// exceed `available`.

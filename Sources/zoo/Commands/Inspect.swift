@@ -33,7 +33,7 @@ struct Inspect: ParsableCommand {
         }
         let checksums: String? = ckpt.checksums.map { sums in
             "\(sums.kind) of \(sums.records) data record\(sums.records == 1 ? "" : "s") "
-                + (verify ? "verified" : "not checked (--verify checks them; zoo convert always does)")
+                + (verify ? "verified" : "not checked (--verify checks them, as zoo convert does)")
         }
         if json {
             let tensors: [JSONValue] = ckpt.tensors.map { t in
@@ -102,7 +102,7 @@ struct Inspect: ParsableCommand {
         let convert = materialised > limit
             ? "zoo convert refuses it without --max-output (limit \(ByteSize.describe(limit)))"
             : "zoo convert would write all of it"
-        return "the tensors materialise to \(materialised) bytes (\(ByteSize.describe(materialised))), \(ratio) the file's size "
+        return "the tensors materialise to \(materialised) bytes (\(CLIOutput.bytes(materialised))), \(ratio) the file's size "
             + "(stride-0 views, names sharing one view, or compressed records expand); \(convert)"
     }
 
