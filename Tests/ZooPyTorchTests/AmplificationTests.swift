@@ -106,6 +106,24 @@ import ZooTestSupport
         #expect(wrong == 0)
     }
 
+    /// The limit counts the output's dtype: the red-team 628-byte file (one 1 GiB float16 stride-0
+    /// view) is within the default limit as it is, and over it with `--dtype f32` (2 GiB).
+    @Test func castSizeCountsAgainstTheLimit() throws {
+        let spec = TorchFileBuilder.TensorSpec(key: "w", storageClass: "HalfStorage", storageElements: 1,
+                                               shape: [16384, 32768], strides: [0, 0])
+        let bytes = TorchFileBuilder.torchZip(pickle: TorchFileBuilder.pickle([spec]), storages: [.stored("archive/data/0", [0, 0x3C])])
+        #expect(bytes.count < 1024)
+        let (dir, input) = try PT.temporaryFile(bytes, name: "half.pt")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("o.safetensors").path
+        let cast = try TestSupport.zooLimited(["convert", input, "-o", out, "--dtype", "f32"], fileSizeLimit: Self.fileSizeLimit)
+        #expect(cast.status == 2 && cast.stderr.contains("\(2 << 30) bytes") && cast.stderr.contains("--max-output"), "\(cast.stderr)")
+        // Negative control: kept as float16 (1 GiB) it passes the limit and meets the file-size limit.
+        let keep = try TestSupport.zooLimited(["convert", input, "-o", out], fileSizeLimit: Self.fileSizeLimit)
+        #expect(keep.status == 3 && keep.stderr.contains("ulimit -f"), "\(keep.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["half.pt"])
+    }
+
     /// An output larger than the destination's free space is refused before anything is allocated
     /// (exit 3, naming the folder and both sizes), on a private 24 MiB tmpfs; one that fits is written.
     @Test(.enabled(if: TestSupport.canMountPrivateTmpfs, "needs unshare -rm (a private mount namespace)"))
