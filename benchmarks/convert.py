@@ -217,7 +217,7 @@ lines += ["What zoo does beyond a copy, with this run's figures (in-memory timin
           "  OpenBLAS, loaded by every zoo process, starts a worker thread that spins in sched_yield at first, so every",
           "  zoo command stops it first (zoo calls the BLAS single-threaded, and a conversion never calls it). The",
           f"  OPENBLAS_NUM_THREADS=1 row, where the thread never starts, took {cpu_med[blas1] - cpu_med[ZOO]:+.0f} ms of CPU and",
-          f"  {(med[blas1] - med[ZOO]) * 1000:+.0f} ms of wall time against the `zoo convert` row in this run (near 0: nothing of it is left).",
+          f"  {(med[blas1] - med[ZOO]) * 1000:+.0f} ms of wall time against the `zoo convert` row in this run (a difference near 0 means nothing of it is left).",
           f"Floor, from these figures: start-up plus the longer of the two threads' work = {startup:.0f} + "
           f"max({digest_ms:.0f}, {crc_ms:.0f} + {copy_ms:.0f}) = {floor:.0f} ms,",
           f"plus the end of the writeback, against 2x cp = {2 * cp * 1000:.0f} ms."]
