@@ -105,12 +105,20 @@ import ZooTestSupport
             return UInt8(fields[3][a..<fields[3].index(a, offsetBy: 2)], radix: 16)
         }
 
-        let start = Date()
+        // CPU time of this thread (the decode runs on it): what the decoder costs, whatever the machine's load.
+        func threadCPU() -> Double {
+            var t = timespec()
+            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t)
+            return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+        }
+        let start = Date(), cpu0 = threadCPU()
         let image = try ImageDecoder.decode(path: path)
-        let seconds = Date().timeIntervalSince(start)
+        let cpu = threadCPU() - cpu0, seconds = Date().timeIntervalSince(start)
         #expect(image.width == 8 && image.height == 8 && fields[1] == "8" && fields[2] == "8")
         #expect(image.pixels == pillow, "\(file): pixels differ from Pillow's")
-        #expect(seconds < 1, "\(file): \(seconds) s")
+        print("\(file): decoded in \(cpu) s of CPU, \(seconds) s wall")
+        #expect(cpu < 0.5, "\(file): \(cpu) s of CPU")
+        #expect(seconds < 3, "\(file): \(seconds) s")
     }
 
     @Test func pixelLimitIsConfigurable() throws {
