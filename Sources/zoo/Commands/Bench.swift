@@ -98,7 +98,7 @@ struct Bench: ParsableCommand {
             print(JSONValue.object(fields).serialized())
         } else {
             func f(_ v: Double) -> String { String(format: "%.2f", v) }
-            print("model:      \(model) (batch \(batch), \(size)x\(size), \(threads) threads, \(iterations) passes)")
+            print("model:      \(model.escapingControlCharacters) (batch \(batch), \(size)x\(size), \(threads) threads, \(iterations) passes)")
             print("latency:    median \(f(median)) ms, p10 \(f(p10)) ms, p90 \(f(p90)) ms")
             print("throughput: \(f(ips)) images/s")
             print("cpu:        \(f(cpuPerPass)) ms of process CPU time per pass (all threads)")

@@ -94,6 +94,6 @@ struct Info: ParsableCommand {
             let hash = w.sha256 ?? w.sha256Prefix.map { "sha256 \($0)…" } ?? w.md5.map { "md5 \($0)" } ?? "no published hash"
             out += "  \(w.tag) [\(w.source)] \(acc); \(hash)\n    \(w.url)\n"
         }
-        print(out, terminator: "")
+        print(CLIOutput.escapedLines(out), terminator: "")
     }
 }
