@@ -100,7 +100,7 @@ import ZooTestSupport
         var p: [UInt8] = [0x80, 0x02, 0x7D, 0x28] // PROTO 2, EMPTY_DICT, MARK
         p += unicode(key)
         p += global("torch._utils", "_rebuild_tensor_v2") + [0x28]                   // MARK (arguments)
-        p += [0x28] + unicode("storage") + global("torch", "FloatStorage") + unicode("0") + unicode("cpu") + [0x4B, 1, 0x74]
+        p += [0x28] + unicode("storage") + global("torch", "FloatStorage") + unicode("0") + unicode("cpu") + [0x4B, 1, 0x4E, 0x74] // numel 1, view None
         p += [0x51]                                                                  // BINPERSID
         p += [0x4B, 0]                                                               // offset 0
         p += [0x4B, 1, 0x85] + [0x4B, 1, 0x85]                                        // size (1,), stride (1,)
@@ -165,7 +165,7 @@ import ZooTestSupport
             ("rank.npy", try Tensor(shape: [3, 32, 32], floats: [Float](repeating: 0, count: 3 * 32 * 32)), "must be [N, 3, H, W]"),
             ("int.npy", try Tensor(dtype: .i32, shape: [1, 3, 32, 32], bytes: [UInt8](repeating: 0, count: 4 * 3 * 32 * 32)), "not a float type"),
             ("empty.npy", try Tensor(shape: [0, 3, 32, 32], floats: []), "is empty"),
-            ("tiny.npy", try Tensor(shape: [1, 3, 1, 1], floats: [0, 0, 0]), ""),
+            ("channels.npy", try Tensor(shape: [1, 4, 32, 32], floats: [Float](repeating: 0, count: 4 * 32 * 32)), "input has 4 channels"),
         ]
         for (name, tensor, words) in cases {
             let npy = try Self.write(try NPY.encode(tensor), dir, name)
@@ -203,7 +203,7 @@ import ZooTestSupport
     // MARK: 3. Terminal safety
 
     /// The one escaping function: C0, DEL and C1 as `\u{XX}`, everything else untouched, idempotent.
-    @Test func escapingFunctionCoversC0DelAndC1Only() {
+    @Test func escapingFunctionCoversC0DelAndC1Only() throws {
         for v in Array(0..<0x20) + [0x7F] + Array(0x80...0x9F) {
             let s = String(Character(Unicode.Scalar(UInt32(v))!))
             #expect(s.escapingControlCharacters == "\\u{" + String(v, radix: 16, uppercase: true) + "}")
@@ -278,7 +278,7 @@ import ZooTestSupport
         Self.expectFailure(run, code: 2, names: model, Self.hostileEscaped)
         #expect(!Self.hasControls(run.stderr))
 
-        let usage = try TestSupport.zoo(["inspect", "--no-such\u{1B}[2J\u{9B}"])
+        let usage = try TestSupport.zoo(["inspect", model, "--no-such\u{1B}[2J\u{9B}"])
         #expect(usage.status == 1)
         #expect(!Self.hasControls(usage.stderr), "\(usage.stderr.debugDescription)")
         #expect(usage.stderr.contains(#"--no-such\u{1B}[2J\u{9B}"#), "\(usage.stderr)")
@@ -351,7 +351,7 @@ import ZooTestSupport
         }
         let cases: [(JSONValue, String)] = [
             (.string("transformer"), "unknown family \"transformer\""), (.int(3), "unknown family 3"),
-            (.string("resnet"), "does not match the architecture mobilenet_v3_small"),
+            (.string("resnet"), "family \"resnet\" does not match the architecture mobilenet_v3_small"),
         ]
         for (family, words) in cases {
             let model = try Self.tinyModel(in: dir, edit: Self.set("zoo.config", withFamily(family)))

@@ -55,7 +55,11 @@ struct Bench: ParsableCommand {
             classifier = try Classifier(contentsOf: URL(fileURLWithPath: model), threads: threads)
         } else {
             guard let f = Flavour(rawValue: flavour) else { throw ZooError(.usage, "unknown flavour \(flavour)") }
-            let graph = try Architectures.preset(model, flavour: f).graph()
+            // The name and flavour are the user's: an unknown one, or a flavour the architecture
+            // lacks, is a usage error (exit 1).
+            let config: ArchitectureConfig
+            do { config = try Architectures.preset(model, flavour: f) } catch var error as ZooError { error.kind = .usage; throw error }
+            let graph = try config.graph()
             let weights = try RandomWeights.make(for: graph)
             classifier = try Classifier(graph: graph, weights: weights, threads: threads)
         }
