@@ -303,8 +303,12 @@ import ZooTestSupport
                 #expect(r.stderr.contains("newer zoo"), "\(r.stderr)")
             }
         }
-        // The same name on the command line is a usage error (exit 1): it is the user's argument.
+        // The same name on the command line is a usage error (exit 1): it is the user's argument;
+        // so is a flavour the architecture lacks (it was exit 2).
         #expect(try TestSupport.zoo(["info", "vit_b_16"]).status == 1)
+        #expect(try TestSupport.zoo(["bench", "vit_b_16"]).status == 1)
+        let flavour = try TestSupport.zoo(["bench", "mobilenet_v1", "--flavour", "torchvision"])
+        #expect(flavour.status == 1 && flavour.stderr.contains("no torchvision flavour"), "\(flavour.stderr)")
         // Negative control: the unedited file runs.
         let good = try Self.tinyModel(in: dir)
         #expect(try TestSupport.zoo(["predict", good, image]).status == 0)
