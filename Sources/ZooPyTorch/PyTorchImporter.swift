@@ -353,34 +353,7 @@ public enum PyTorchImporter {
     }
 }
 
-extension ZooError {
-    /// The error with control characters in its message and item escaped, so that names taken
-    /// from a hostile file cannot break the one-line error format.
-    public var singleLine: ZooError {
-        var copy = self
-        copy.message = message.escapingControlCharacters
-        copy.item = item?.escapingControlCharacters
-        return copy
-    }
-}
-
 extension String {
-    /// Control characters (and DEL) written as `\n`, `\u{0}`, ...
-    public var escapingControlCharacters: String {
-        guard unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else { return self }
-        var out = ""
-        for u in unicodeScalars {
-            switch u {
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 || u.value == 0x7F { out += "\\u{\(String(u.value, radix: 16))}" } else { out.unicodeScalars.append(u) }
-            }
-        }
-        return out
-    }
-
     var trimmingNewlines: String {
         var s = Substring(self)
         while let l = s.last, l == "\n" || l == "\r" || l == " " { s.removeLast() }

@@ -67,7 +67,7 @@ struct Convert: ParsableCommand {
             if allowPartial { throw ZooError(.usage, "--allow-partial needs --arch") }
             let summary = try Converter.convert(input: input, output: output, options: options, progress: bar.update)
             bar.finish()
-            print("\(output): \(summary.tensors) tensors, \(summary.bytes) bytes (\(CLIOutput.bytes(summary.bytes))) from \(summary.format), sha256 \(summary.sha256)")
+            print("\(output.escapingControlCharacters): \(summary.tensors) tensors, \(summary.bytes) bytes (\(CLIOutput.bytes(summary.bytes))) from \(summary.format), sha256 \(summary.sha256)")
             return
         }
         if !force, access(output, F_OK) == 0 {
@@ -88,7 +88,8 @@ struct Convert: ParsableCommand {
         let config = plan.metadata.config
         let flavour = config?["flavour"]?.stringValue ?? "?"
         let classes = config?["classes"]?.intValue.map(String.init) ?? "?"
-        print("\(output): \(report.architecture) (\(flavour), \(classes) classes), \(plan.records.count) tensors, \(bytes) bytes (\(CLIOutput.bytes(bytes))) from \(plan.format), sha256 \(plan.metadata.source?.sha256 ?? "")")
+        print("\(output): \(report.architecture) (\(flavour), \(classes) classes), \(plan.records.count) tensors, \(bytes) bytes (\(CLIOutput.bytes(bytes))) from \(plan.format), sha256 \(plan.metadata.source?.sha256 ?? "")"
+            .escapingControlCharacters)
     }
 }
 

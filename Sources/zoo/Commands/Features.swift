@@ -88,7 +88,7 @@ struct Features: ParsableCommand {
             let backbone = try Backbone(contentsOf: url, head: false, pool: true, threads: threads)
             try writeEmbeddings(backbone: backbone, preprocessing: pre, files: files, imagesJSON: imagesJSON)
         }
-        print("\(output): \(records.isEmpty ? 1 : records.count) tensors for \(files.count) images")
+        print("\(output.escapingControlCharacters): \(records.isEmpty ? 1 : records.count) tensors for \(files.count) images")
     }
 
     /// Pooled embeddings, one row per image, streamed: each batch's rows go to the output file as
@@ -102,7 +102,13 @@ struct Features: ParsableCommand {
         do {
             while start < files.count {
                 let chunk = Array(files[start..<min(start + batch, files.count)])
-                let out = try backbone.forward(pre.tensor(forFiles: chunk))
+                let out: Backbone.Output
+                do {
+                    out = try backbone.forward(pre.tensor(forFiles: chunk))
+                } catch let e as ZooError where e.file == nil {
+                    // The images of a batch preprocess to one size: the first one names the batch.
+                    throw e.inFile(chunk[0])
+                }
                 guard let pooled = out.pooled, pooled.dtype == .f32, pooled.elementCount % chunk.count == 0 else {
                     throw ZooError(.badInput, "the backbone produced no pooled float32 output")
                 }
@@ -157,17 +163,22 @@ final class FeatureCache: @unchecked Sendable {
     /// The map shapes [1, C, H, W] for image `i` without running the network: the image's size after
     /// preprocessing, through the graph's shape inference.
     func shapes(image i: Int) throws -> [[Int]] {
-        let image = try ImageDecoder.decode(path: files[i])
-        let (h, w) = try preprocessing.outputSize(width: image.width, height: image.height)
-        let all = try backbone.graph.shapes(height: h, width: w)
-        return backbone.featureInfo.map { [1] + all[$0.node] }
+        do {
+            let image = try ImageDecoder.decode(path: files[i])
+            let (h, w) = try preprocessing.outputSize(width: image.width, height: image.height)
+            let all = try backbone.graph.shapes(height: h, width: w)
+            return backbone.featureInfo.map { [1] + all[$0.node] }
+        } catch let e as ZooError { throw e.inFile(files[i]) }
     }
 
     func maps(image i: Int) throws -> [Tensor] {
         lock.lock()
         defer { lock.unlock() }
         if let (j, maps) = current, j == i { return maps }
-        let maps = try backbone.features(preprocessing.tensor(forFiles: [files[i]]))
+        let maps: [Tensor]
+        do {
+            maps = try backbone.features(preprocessing.tensor(forFiles: [files[i]]))
+        } catch let e as ZooError { throw e.inFile(files[i]) }
         current = (i, maps)
         return maps
     }

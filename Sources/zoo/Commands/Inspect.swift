@@ -64,18 +64,21 @@ struct Inspect: ParsableCommand {
             print(JSONValue.object(doc).serialized(pretty: true))
             return
         }
-        var out = "file:    \(file)\nformat:  \(ckpt.format)\n"
+        // Text from the file (names, metadata keys and values, section titles) is escaped
+        // (`escapingControlCharacters`) where it is inserted; table cells by `CLIOutput.table`.
+        var out = "file:    \(file.escapingControlCharacters)\nformat:  \(ckpt.format.escapingControlCharacters)\n"
         if !ckpt.metadata.isEmpty {
             out += "metadata:\n"
             for (k, v) in ckpt.metadata {
-                var text = v.stringValue ?? v.serialized()
+                let key = k.escapingControlCharacters
+                var text = (v.stringValue ?? v.serialized()).escapingControlCharacters
                 if text.count > 120, v.objectValue != nil || v.arrayValue != nil {
                     // A nested value (a checkpoint's non-tensor values, a Keras model_config): as a tree.
-                    out += "  \(k):\n" + Self.tree(v, indent: 4, maxLines: Self.treeLines)
+                    out += "  \(key):\n" + Self.tree(v, indent: 4, maxLines: Self.treeLines)
                     continue
                 }
                 if text.count > 120 { text = String(text.prefix(117)) + "..." }
-                out += "  \(k): \(text)\n"
+                out += "  \(key): \(text)\n"
             }
         }
         out += "\n"
@@ -87,7 +90,7 @@ struct Inspect: ParsableCommand {
         if let checksums { out += "checksums: \(checksums)\n" }
         if let expansion { out += "warning: \(expansion)\n" }
         for s in ckpt.sections {
-            out += "\n\(s.title):\n" + CLIOutput.table(s.columns, s.rows)
+            out += "\n\(s.title.escapingControlCharacters):\n" + CLIOutput.table(s.columns, s.rows)
         }
         print(out, terminator: "")
     }
@@ -126,11 +129,12 @@ struct Inspect: ParsableCommand {
             }
             if children.isEmpty { lines.append(pad + (v.objectValue != nil ? "{}" : "[]")); return }
             for (k, child) in children {
-                let inline = child.objectValue == nil && child.arrayValue == nil ? scalar(child) : child.serialized()
+                let key = k.escapingControlCharacters
+                let inline = (child.objectValue == nil && child.arrayValue == nil ? scalar(child) : child.serialized()).escapingControlCharacters
                 if inline.count <= 80 || (child.objectValue == nil && child.arrayValue == nil) {
-                    lines.append("\(pad)\(k): \(inline.count > 200 ? String(inline.prefix(197)) + "..." : inline)")
+                    lines.append("\(pad)\(key): \(inline.count > 200 ? String(inline.prefix(197)) + "..." : inline)")
                 } else {
-                    lines.append("\(pad)\(k):")
+                    lines.append("\(pad)\(key):")
                     walk(child, depth + 2)
                 }
             }
