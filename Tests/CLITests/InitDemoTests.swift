@@ -139,7 +139,7 @@ import ZooTestSupport
         let out = dir.appendingPathComponent("x.safetensors").path
         let cases: [([String], Int32, String)] = [
             (["init", "vit_b_16", "-o", out], 1, "unknown architecture"),
-            (["init", "resnet18", "--flavour", "keras", "-o", out], 2, "has no keras flavour"),
+            (["init", "resnet18", "--flavour", "keras", "-o", out], 1, "has no keras flavour"),
             (["init", "resnet18", "--flavour", "jax", "-o", out], 1, "--flavour must be"),
             (["init", "resnet18", "--classes", "0", "-o", out], 1, "--classes"),
         ]
