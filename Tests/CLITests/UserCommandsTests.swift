@@ -68,7 +68,7 @@ import ZooTestSupport
         #expect(notImage.stderr.hasPrefix("zoo: \(labels.path)"), "\(notImage.stderr)")
     }
 
-    @Test func featuresMatchTorchvisionEmbeddingsAndStageShapes() throws {
+    @Test func featuresMatchTorchvisionEmbeddingsAndStageMaps() throws {
         let dir = try TestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let ckpt = try Self.converted(in: dir)
