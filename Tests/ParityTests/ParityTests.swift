@@ -12,8 +12,9 @@ extension ParityCase: CustomTestStringConvertible {
 /// with torchvision's / Keras's own outputs on the same weights and input (fixtures written by
 /// tools/fixtures/gen_parity_*.py). Tolerance: max |ours - ref| / max |ref| <= 1e-4.
 ///
-/// `make test` runs the subset (one architecture per family per source); `ZOO_PARITY=all` (`make parity`)
-/// adds the full set. Each case converts into its own temporary folder; cases run one at a time.
+/// `make test` runs the subset: one small case per catalogue architecture and flavour (`parity_*_arch`: logits
+/// and all five feature taps), plus one larger architecture per family per source; `ZOO_PARITY=all`
+/// (`make parity`) adds the full set. Feature maps are compared globally and per channel (`MapParity`). Each case converts into its own temporary folder; cases run one at a time.
 @Suite(.serialized) struct ParityTests {
     let tolerance = ParityCatalog.tolerance
 
