@@ -58,4 +58,4 @@ parity: setup
 	swift build -c release --build-tests
 	@mkdir -p .cache; rm -f $(PARITY_RESULTS)
 	ZOO_PARITY=all ZOO_PARITY_RESULTS=$(PARITY_RESULTS) swift test -c release --skip-build --filter "^ParityTests\." ; \
-	  status=$$?; $(ZOO_PYTHON) tools/parity_report.py $(PARITY_RESULTS) docs/parity.md $(ZOO_FIXTURES); exit $$status
+	  status=$$?; $(ZOO_PYTHON) tools/parity_report.py $(PARITY_RESULTS) docs/parity.md $(ZOO_FIXTURES) --status $$status; exit $$status
