@@ -1,4 +1,5 @@
-# ModelZoo: `make demo` (first run installs everything) and `make test`.
+# ModelZoo: `make demo` (installs only what the tool needs: Debian libraries and the Swift build)
+# and `make test` (also the Python reference environment the tests compare against).
 SHELL := /bin/bash
 ROOT := $(abspath .)
 export ZOO_PYTHON ?= $(ROOT)/.venv/bin/python
@@ -6,10 +7,14 @@ export ZOO_VENV ?= $(ROOT)/.venv
 export ZOO_FIXTURES ?= $(ROOT)/.cache/fixtures
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: setup build release fixtures test demo parity fuzz bench clean
+.PHONY: setup setup-tool build release fixtures test demo parity fuzz bench clean
 
 setup:
 	@tools/setup.sh
+
+# The tool alone: Debian's libraries, no Python environment.
+setup-tool:
+	@tools/setup.sh --no-python
 
 build: setup
 	swift build
@@ -38,7 +43,8 @@ FUZZ_SECONDS ?= 600
 fuzz: setup fixtures
 	FUZZ_SECONDS=$(FUZZ_SECONDS) tools/fuzz.sh
 
-demo: setup release
+demo: setup-tool
+	swift build -c release
 	@tools/demo.sh
 
 clean:
@@ -52,4 +58,4 @@ parity: setup
 	swift build -c release --build-tests
 	@mkdir -p .cache; rm -f $(PARITY_RESULTS)
 	ZOO_PARITY=all ZOO_PARITY_RESULTS=$(PARITY_RESULTS) swift test -c release --skip-build --filter "^ParityTests\." ; \
-	  status=$$?; $(ZOO_PYTHON) tools/parity_report.py $(PARITY_RESULTS) docs/parity.md $(ZOO_FIXTURES); exit $$status
+	  status=$$?; $(ZOO_PYTHON) tools/parity_report.py $(PARITY_RESULTS) docs/parity.md $(ZOO_FIXTURES) --status $$status; exit $$status

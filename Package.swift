@@ -73,8 +73,10 @@ let package = Package(
         ]),
         .testTarget(name: "ZooImagesTests", dependencies: ["ZooImages", "ZooTensor", "ZooTestSupport", "CJPEG"]),
         .testTarget(name: "ZooFetchTests", dependencies: ["ZooFetch", "ZooTensor", "ZooTestSupport"]),
-        .testTarget(name: "HardeningTests", dependencies: ["ZooFuzzTargets", "ZooTensor", "ZooFormats", "ZooPyTorch", "ZooTestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["ZooTensor", "ZooFormats", "ZooTestSupport"]),
+        .testTarget(name: "HardeningTests", dependencies: [
+            "ZooFuzzTargets", "ZooTensor", "ZooFormats", "ZooPyTorch", "ZooArchitectures", "ZooRuntime", "ZooTestSupport",
+        ]),
+        .testTarget(name: "CLITests", dependencies: ["ModelZoo", "ZooTensor", "ZooFormats", "ZooTestSupport"]),
         .testTarget(name: "ZooPyTorchTests", dependencies: ["ZooPyTorch", "ZooTensor", "ZooFormats", "ZooTestSupport"]),
         .testTarget(name: "ZooHDF5Tests", dependencies: [
             "ZooHDF5", "ZooFormats", "ZooTensor", "ZooTestSupport", .product(name: "Crypto", package: "swift-crypto"),

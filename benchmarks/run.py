@@ -12,7 +12,8 @@ Writes the "Inference" section of benchmarks/RESULTS.md and leaves the other sec
 
 `make bench` runs the recorded configuration (all six models at batch 1 and batch 8, memory, CPU cost,
 batch 1 repeated twice). The section it writes names the exact command, the library versions and a
-summary generated from the figures (nothing in it is written by hand).
+summary generated from the figures (nothing in it is written by hand); benchmarks/results_md.py then
+derives the section's "Summary:" line from its tables and copies it into README.md.
 
 ONNX files are exported from torchvision into benchmarks/.cache (gitignored).
 """
@@ -278,10 +279,13 @@ def main():
         lines += ["", "### Peak memory", "",
                   f"`zoo bench` on a ResNet-50 native checkpoint: peak RSS {rss / 1e6:.0f} MB; weights file {weights / 1e6:.0f} MB; "
                   f"budget (weights + 150 MB) {weights / 1e6 + 150:.0f} MB: {'met' if rss <= weights + 150e6 else '**missed**'}."]
-    lines += ["", "Issue #7 quoted, for a quiet machine: PyTorch " +
+    lines += ["", "Issue #7 quoted these figures for a quiet machine (copied from the issue, not measured by this script): PyTorch " +
               ", ".join(f"{m} {ISSUE_TORCH[m]}" for m in MODELS) + " ms; ONNX Runtime " +
               ", ".join(f"{m} {ISSUE_ORT[m]}" for m in MODELS) + " ms.", ""]
     results_md.replace_section(a.output, SECTION, "\n".join(lines))
+    if os.path.abspath(a.output) == os.path.join(ROOT, "benchmarks", "RESULTS.md"):
+        # The section's "Summary:" line and README's quoted block, derived from the tables just written.
+        results_md.refresh(a.output, os.path.join(ROOT, "README.md"))
     print("\n".join(lines))
 
 

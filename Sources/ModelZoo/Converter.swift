@@ -48,12 +48,17 @@ public enum Converter {
         public var overwrite: Bool
         /// Importer options (CRC verification, limits).
         public var pytorch: PyTorchImporter.Options
+        /// Most bytes of tensors the output may hold (`zoo convert --max-output`); nil: the default,
+        /// `OutputLimit.defaultBytes(forInput:)` (the larger of 1 GiB and 8x the input's size).
+        public var maxOutputBytes: Int?
 
-        /// Defaults: keep dtypes, never overwrite, verify CRCs.
-        public init(dtype: TargetDType = .keep, overwrite: Bool = false, pytorch: PyTorchImporter.Options = PyTorchImporter.Options()) {
+        /// Defaults: keep dtypes, never overwrite, verify CRCs, the default output limit.
+        public init(dtype: TargetDType = .keep, overwrite: Bool = false, pytorch: PyTorchImporter.Options = PyTorchImporter.Options(),
+                    maxOutputBytes: Int? = nil) {
             self.dtype = dtype
             self.overwrite = overwrite
             self.pytorch = pytorch
+            self.maxOutputBytes = maxOutputBytes
         }
     }
 
@@ -67,6 +72,13 @@ public enum Converter {
         public var format: String
         /// Keras's layer order, for Keras weight files (drives the Keras mapping).
         public var keras: KerasLayout?
+        /// The input file, when the plan was read from one (`plan(input:)`): named by the output-limit error.
+        public var input: String?
+        /// The input's size in bytes, when the plan was read from a file.
+        public var inputBytes: Int?
+        /// Most bytes of tensors `write` may write (checked before it creates anything); nil: no limit.
+        /// `plan(input:)` sets it from `Options.maxOutputBytes` or the default `OutputLimit`.
+        public var maxOutputBytes: Int?
         /// The input's SHA-256 still being computed (`plan(input:options:hashInBackground: true)`);
         /// `write` fills it into `metadata.source` when it is ready.
         var pendingDigest: BackgroundSHA256?
@@ -132,28 +144,46 @@ public enum Converter {
             return copy
         }
         var plan = Plan(records: records, metadata: meta, format: checkpoint.format, keras: checkpoint.keras)
+        plan.input = input
+        plan.inputBytes = file.count
+        plan.maxOutputBytes = options.maxOutputBytes ?? OutputLimit.defaultBytes(forInput: file.count)
         if hashInBackground { plan.pendingDigest = hash }
         return plan
     }
 
     /// Step 2 (a transform): floating-point records converted to `target`; others untouched.
-    /// Lazy: the conversion happens when the writer loads each record.
+    /// Lazy: the conversion happens when the writer loads each record, and streams: the writer
+    /// takes the converted data piece by piece (`TensorRecord.stream`, 1 Mi elements at a time), so
+    /// a conversion holds the source tensor and one piece, never the whole converted tensor.
     public static func cast(_ records: [TensorRecord], to target: TargetDType) -> [TensorRecord] {
         guard let dtype = target.dtype else { return records }
         return records.map { r in
             guard r.dtype.isFloatingPoint, r.dtype != dtype else { return r }
             let load = r.load
-            return TensorRecord(name: r.name, dtype: dtype, shape: r.shape, details: r.details) {
+            var cast = TensorRecord(name: r.name, dtype: dtype, shape: r.shape, details: r.details) {
                 try load().converted(to: dtype)
             }
+            cast.stream = { piece in try load().convertedPieces(to: dtype, piece) }
+            return cast
         }
     }
 
+    /// Throws the output-limit error (naming the input) when `plan` describes more tensor bytes than
+    /// `plan.maxOutputBytes`. `write` calls it before creating anything; callers may call it earlier.
+    public static func checkOutputLimit(_ plan: Plan) throws {
+        guard let limit = plan.maxOutputBytes else { return }
+        try OutputLimit.check(plan.records, inputBytes: plan.inputBytes ?? 0, limit: limit, file: plan.input ?? "input")
+    }
+
     /// Step 3: streams the plan to `output` atomically (no file appears unless complete).
+    /// Refused before anything is created: more tensor bytes than `plan.maxOutputBytes` (a `badInput`
+    /// error naming the input), an output larger than the destination's free space or the process's
+    /// file-size limit (`.io`, `AtomicFileWriter.reserve`).
     /// `progress` receives bytes written and the total. Returns the metadata written (with the
     /// input's SHA-256 filled in when it was pending).
     @discardableResult
     public static func write(_ plan: Plan, to output: String, overwrite: Bool, progress: ((Int, Int) -> Void)? = nil) throws -> NativeMetadata {
+        try checkOutputLimit(plan)
         guard let pending = plan.pendingDigest else {
             try NativeCheckpoint.write(plan.records, metadata: plan.metadata, to: output, overwrite: overwrite, progress: progress)
             return plan.metadata
@@ -167,7 +197,7 @@ public enum Converter {
             let head = try SafetensorsWriter.header(for: ordered, metadata: meta.encoded())
             let total = ordered.reduce(0) { $0 + $1.byteCount }
             let writer = try AtomicFileWriter(destination: output, overwrite: overwrite)
-            writer.reserve(head.count + total)
+            try writer.reserve(head.count + total)
             try writer.write(head)
             try SafetensorsWriter.writeData(ordered, to: writer, total: total, progress: progress)
             // The disk writes the data while the digest finishes; commit's fsync then waits for little.

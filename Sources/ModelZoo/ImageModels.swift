@@ -45,7 +45,14 @@ public struct ImageClassifier: Sendable {
     /// Top-`top` predictions for each image file, in order.
     public func classify(files: [String], top: Int = 5) throws -> [[Prediction]] {
         let x = try preprocessing.tensor(forFiles: files)
-        return try Self.topK(logits: classifier(x), top: top, labels: labels)
+        let logits: Tensor
+        do {
+            logits = try classifier(x)
+        } catch let e as ZooError where e.file == nil && !files.isEmpty {
+            // The images of a batch preprocess to one size: the first one names the batch.
+            throw e.inFile(files[0])
+        }
+        return try Self.topK(logits: logits, top: top, labels: labels)
     }
 
     /// Softmax over each row of `logits` [N, classes] and the `top` most probable classes.

@@ -157,10 +157,29 @@ public struct ArchitectureConfig: Sendable, Hashable {
     /// Reads a configuration written by `json`, for the architecture `name`.
     ///
     /// Starts from the catalogue preset of `name` and the flavour in the JSON, then applies every field present.
+    ///
+    /// Both come from a file (a checkpoint's `zoo.architecture` and `zoo.config`), so a name or a
+    /// `family` this build does not know is an unsupported input (exit code 2), not a usage error:
+    /// the file was written by a newer zoo, or altered.
     public init(name: String, json: JSONValue) throws {
+        guard let family = Architectures.family(of: name) else {
+            throw ZooError(.unsupported, "unknown architecture \"\(name)\" (`zoo list` shows those this zoo knows; written by a newer zoo?)",
+                           item: "zoo.architecture")
+        }
         guard case .object = json else { throw ZooError(.badInput, "architecture config is not a JSON object", item: name) }
+        if let v = json["family"] {
+            guard let s = v.stringValue, let f = Family(rawValue: s) else {
+                throw ZooError(.unsupported, "unknown family \(v.serialized()) (this zoo knows \(Family.allCases.map(\.rawValue).joined(separator: ", ")); written by a newer zoo?)",
+                               item: "zoo.config")
+            }
+            guard f == family else {
+                throw ZooError(.badInput, "family \"\(s)\" does not match the architecture \(name) (family \(family.rawValue))", item: "zoo.config")
+            }
+        }
         let flavour = try json["flavour"].map { v -> Flavour in
-            guard let s = v.stringValue, let f = Flavour(rawValue: s) else { throw ZooError(.badInput, "unknown flavour \(v)", item: name) }
+            guard let s = v.stringValue, let f = Flavour(rawValue: s) else {
+                throw ZooError(.unsupported, "unknown flavour \(v.serialized()) (written by a newer zoo?)", item: "zoo.config")
+            }
             return f
         } ?? .torchvision
         var c = try Architectures.preset(name, flavour: flavour)

@@ -15,7 +15,14 @@ public struct TensorRecord: Sendable {
     /// Format-specific facts shown by `zoo inspect` (strides, storage, Keras layer, ...).
     public var details: [(String, JSONValue)]
     /// Produces the tensor (little-endian, contiguous). May be a zero-copy view of a mapped file.
-    public var load: @Sendable () throws -> Tensor
+    /// Assigning a new `load` clears `stream`, which would otherwise still give the old data.
+    public var load: @Sendable () throws -> Tensor {
+        didSet { stream = nil }
+    }
+    /// Produces the same bytes as `load()` in pieces of bounded size, handed to the closure in
+    /// order, when the record can do so without holding the whole tensor (a cast to another dtype
+    /// converts and hands over one piece at a time). Writers use it when present. Nil: use `load()`.
+    public var stream: (@Sendable (_ piece: (UnsafeRawBufferPointer) throws -> Void) throws -> Void)?
 
     /// Creates a record.
     public init(name: String, dtype: DType, shape: [Int], details: [(String, JSONValue)] = [], load: @escaping @Sendable () throws -> Tensor) {
@@ -77,6 +84,10 @@ public struct ImportedCheckpoint: Sendable {
     public var sections: [ReportSection]
     /// Keras's layer order and names, for Keras weight files.
     public var keras: KerasLayout?
+    /// Checksums the file keeps of its tensor data that reading the file does not check (they are
+    /// checked when a tensor is first loaded, as `zoo convert` does): a zip's CRC-32 per storage
+    /// record. Nil when the format has none.
+    public var checksums: DataChecksums?
 
     /// Creates an imported checkpoint.
     public init(format: String, metadata: [(String, JSONValue)] = [], tensors: [TensorRecord], sections: [ReportSection] = [],
@@ -86,6 +97,24 @@ public struct ImportedCheckpoint: Sendable {
         self.tensors = tensors
         self.sections = sections
         self.keras = keras
+    }
+}
+
+/// The checksums a file keeps of its tensor data, and how to check them all.
+public struct DataChecksums: Sendable {
+    /// What they are (`CRC-32`).
+    public var kind: String
+    /// How many data records carry one.
+    public var records: Int
+    /// Checks every record (reading or inflating each one in turn); throws a `badInput` error naming
+    /// the first record whose data does not match.
+    public var verify: @Sendable () throws -> Void
+
+    /// Creates a description.
+    public init(kind: String, records: Int, verify: @escaping @Sendable () throws -> Void) {
+        self.kind = kind
+        self.records = records
+        self.verify = verify
     }
 }
 

@@ -54,12 +54,41 @@ public enum FuzzTargets {
 
     // MARK: - Targets
 
+    /// The byte caps of the fuzz targets (decompression, stride-0 expansion, and the floor of the
+    /// output limit): 64 MiB instead of the 1-2 GiB a user gets, so that a fuzz input cannot
+    /// legitimately ask for more than libFuzzer's per-allocation limit.
+    static let smallCaps = 64 << 20
+
+    /// The output limit the fuzz targets hold a reader's claims to: `OutputLimit`'s rule (8x the
+    /// input) with the 64 MiB floor of `smallCaps` instead of 1 GiB.
+    static func outputLimit(inputBytes: Int) -> Int {
+        let (scaled, overflow) = max(inputBytes, 0).multipliedReportingOverflow(by: OutputLimit.inputMultiple)
+        return overflow ? Int.max : max(smallCaps, scaled)
+    }
+
     /// Loads every record of a checkpoint and reads its bytes (widening float types to f32).
-    static func consume(_ checkpoint: ImportedCheckpoint) throws {
+    ///
+    /// Amplification first, as `zoo convert` does: what the records claim is checked against the
+    /// output limit for an input of `inputBytes` before anything is loaded (a claim above it is a
+    /// refusal, a `ZooError`), and what loading produces must then match the claims exactly and stay
+    /// within the limit (anything else is a finding: a reader that materialises more than it claims
+    /// would slip past the limit).
+    static func consume(_ checkpoint: ImportedCheckpoint, inputBytes: Int) throws {
+        let limit = outputLimit(inputBytes: inputBytes)
+        try OutputLimit.check(checkpoint.tensors, inputBytes: inputBytes, limit: limit, file: "fuzz input")
+        let claimed = OutputLimit.totalBytes(checkpoint.tensors)
+        guard claimed <= limit else {
+            throw PropertyViolation(description: "records claim \(claimed) bytes, above the limit of \(limit), and the check passed")
+        }
+        var loaded = 0
         for record in checkpoint.tensors {
             let t = try record.load()
             guard t.dtype == record.dtype, t.shape == record.shape else {
                 throw PropertyViolation(description: "\(record.name): record says \(record.dtype.name) \(record.shape), tensor is \(t.dtype.name) \(t.shape)")
+            }
+            loaded += t.byteCount
+            guard loaded <= claimed else {
+                throw PropertyViolation(description: "\(record.name): loading materialised \(loaded) bytes, the records claim \(claimed)")
             }
             var sum: UInt8 = 0
             t.withUnsafeBytes { for b in $0 { sum &+= b } }
@@ -72,7 +101,7 @@ public enum FuzzTargets {
     static let safetensors: @Sendable (UnsafeRawBufferPointer) throws -> Void = { bytes in
         let file = MappedFile(copying: bytes, path: "fuzz.safetensors")
         let st = try SafetensorsFile(file: file)
-        try consume(try st.imported())
+        try consume(try st.imported(), inputBytes: bytes.count)
         _ = try? NativeMetadata(st.metadata)
     }
 

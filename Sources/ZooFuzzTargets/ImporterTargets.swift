@@ -12,8 +12,8 @@ import ZooTensor
 /// The importer targets: pickle VM, zip reader, PyTorch importer (zip / legacy / TorchScript),
 /// HDF5 through libhdf5, and the image decoders.
 ///
-/// Limits a user gets by default are kept, except the byte caps for decompression and
-/// expansion, lowered so that a fuzz input (at most a few hundred KB) cannot legitimately ask
+/// Limits a user gets by default are kept, except the byte caps for decompression, expansion and
+/// the output limit's floor (`smallCaps`), lowered so that a fuzz input (at most a few hundred KB) cannot legitimately ask
 /// for more than libFuzzer's per-allocation limit: a larger allocation is then a finding.
 extension FuzzTargets {
     static let importers: [Target] = [
@@ -23,8 +23,6 @@ extension FuzzTargets {
         Target(name: "hdf5", summary: "HDF5File + HDF5Importer through libhdf5 (input written to a temporary file), every dataset loaded", body: hdf5),
         Target(name: "image", summary: "ImageDecoder (JPEG via libjpeg-turbo, PNG via libpng) with EXIF orientation", body: image),
     ]
-
-    static let smallCaps = 64 << 20
 
     static let pickle: @Sendable (UnsafeRawBufferPointer) throws -> Void = { bytes in
         let machine = PickleMachine()
@@ -48,7 +46,7 @@ extension FuzzTargets {
     static let torch: @Sendable (UnsafeRawBufferPointer) throws -> Void = { bytes in
         let file = MappedFile(copying: bytes, path: "fuzz.pt")
         let options = PyTorchImporter.Options(maxExpandedBytes: smallCaps, maxInflatedBytes: smallCaps)
-        try consume(try PyTorchImporter.read(file, options: options))
+        try consume(try PyTorchImporter.read(file, options: options), inputBytes: bytes.count)
     }
 
     /// libhdf5 reads files only: each input goes to its own temporary file (unique per call,
@@ -63,7 +61,7 @@ extension FuzzTargets {
         defer { unlink(path) }
         guard written == bytes.count else { throw ZooError(.io, "short write", file: path) }
         let file = try HDF5File(path: path)
-        try consume(try HDF5Importer.imported(file))
+        try consume(try HDF5Importer.imported(file), inputBytes: bytes.count)
     }
 
     static let image: @Sendable (UnsafeRawBufferPointer) throws -> Void = { bytes in

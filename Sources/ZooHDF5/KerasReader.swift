@@ -46,11 +46,13 @@ enum KerasReader {
 
     /// A string-list attribute, possibly split by Keras into `name0`, `name1`, ... chunks.
     static func chunkedStrings(_ o: HDF5File.Object, _ name: String) throws -> [String]? {
-        if let v = o.attribute(name) { return try strings(v, item: "\(o.path) attribute \(name)") }
+        // The root group's path is empty: name it "/" so that the item is never blank.
+        let path = o.path.isEmpty ? "/" : o.path
+        if let v = o.attribute(name) { return try strings(v, item: "\(path) attribute \(name)") }
         var out: [String] = []
         var i = 0
         while let v = o.attribute("\(name)\(i)") {
-            out += try strings(v, item: "\(o.path) attribute \(name)\(i)")
+            out += try strings(v, item: "\(path) attribute \(name)\(i)")
             i += 1
         }
         return i == 0 ? nil : out

@@ -216,14 +216,20 @@ public struct Preprocessing: Sendable, Equatable {
     /// Preprocesses a batch into one float32 tensor, [N, 3, H, W] (or [N, H, W, 3] for `.nhwc`).
     /// All images must come out the same size (always true with a crop or an exact resize).
     public func tensor(for images: [RGBImage]) throws -> Tensor {
-        guard let first = images.first else { throw ZooError(.usage, "no images to preprocess") }
-        let prepared = try images.map { try geometry($0) }
+        guard !images.isEmpty else { throw ZooError(.usage, "no images to preprocess") }
+        return try batch(images.map { try geometry($0) }, names: nil)
+    }
+
+    /// The batch of images already through `geometry`; `names` (the files) name the image at fault.
+    private func batch(_ prepared: [RGBImage], names: [String]?) throws -> Tensor {
+        guard !prepared.isEmpty else { throw ZooError(.usage, "no images to preprocess") }
         let h = prepared[0].height, w = prepared[0].width
         for (i, p) in prepared.enumerated() where p.height != h || p.width != w {
-            throw ZooError(.mismatch, "image \(i) preprocesses to \(p.height) x \(p.width), image 0 to \(h) x \(w); use a crop or an exact resize to batch them",
-                           item: "image \(i)")
+            let first = names.map { "\($0[0])" } ?? "image 0"
+            let e = ZooError(.mismatch, "preprocesses to \(p.height) x \(p.width), \(first) to \(h) x \(w); use a crop or an exact resize to batch them",
+                             item: names == nil ? "image \(i)" : nil)
+            throw names.map { e.inFile($0[i]) } ?? e
         }
-        _ = first
         let per = try Checked.mul(try Checked.mul(h, w, "pixel count"), 3, "values per image")
         let shape = layout == .nchw ? [prepared.count, 3, h, w] : [prepared.count, h, w, 3]
         return try Tensor(dtype: .f32, shape: shape) { raw in
@@ -237,7 +243,12 @@ public struct Preprocessing: Sendable, Equatable {
 
     /// Decodes and preprocesses image files into one batch tensor (errors name the file).
     public func tensor(forFiles paths: [String], limits: ImageLimits = .standard) throws -> Tensor {
-        try tensor(for: paths.map { try ImageDecoder.decode(path: $0, limits: limits) })
+        let prepared = try paths.map { path in
+            do {
+                return try geometry(try ImageDecoder.decode(path: path, limits: limits))
+            } catch let e as ZooError { throw e.inFile(path) }
+        }
+        return try batch(prepared, names: paths)
     }
 }
 

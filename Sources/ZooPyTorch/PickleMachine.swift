@@ -238,8 +238,8 @@ public final class PickleMachine {
             let v = Int(try r.u8("protocol"))
             guard v <= 5 else { throw ZooError(.unsupported, "pickle protocol \(v) is newer than 5") }
             protocolVersion = max(protocolVersion, v)
-        case 0x95: // FRAME
-            _ = try r.le(UInt64.self, "frame length")
+        case 0x95: // FRAME: the length of the frame that follows, which must lie inside the bytes left
+            _ = try length(&r, UInt64.self, "FRAME")
         case 0x2E: // STOP
             let v = try pop()
             return v

@@ -140,8 +140,17 @@ public enum PyTorchImporter {
         if let v = try small("version") ?? small(".data/version") { meta.append(("archive_version", .string(v))) }
         if isTorchScript, case .object(let o) = root { meta.append(("module_class", .string(o.className))) }
         if let values { meta.append(("values", values)) }
-        return try finish(format: isTorchScript ? "torchscript" : "pytorch-zip", meta: meta, tree: tree,
-                          bigEndian: bigEndian, options: options)
+        var checkpoint = try finish(format: isTorchScript ? "torchscript" : "pytorch-zip", meta: meta, tree: tree,
+                                    bigEndian: bigEndian, options: options)
+        // The storage records' CRC-32s are checked when a tensor first loads them; `zoo inspect --verify`
+        // checks them all up front. (data.pkl's own CRC was checked above, by archive.storage(of:).)
+        let checked = storages.values.compactMap { $0.bytes }.filter(\.hasCRC).sorted { $0.name < $1.name }
+        if !checked.isEmpty {
+            checkpoint.checksums = DataChecksums(kind: "CRC-32", records: checked.count) {
+                for record in checked { _ = try record.storage() }
+            }
+        }
+        return checkpoint
     }
 
     /// Largest `code/` record read for a TorchScript class's member lists (real ones are a few KB).
@@ -372,34 +381,7 @@ public enum PyTorchImporter {
     }
 }
 
-extension ZooError {
-    /// The error with control characters in its message and item escaped, so that names taken
-    /// from a hostile file cannot break the one-line error format.
-    public var singleLine: ZooError {
-        var copy = self
-        copy.message = message.escapingControlCharacters
-        copy.item = item?.escapingControlCharacters
-        return copy
-    }
-}
-
 extension String {
-    /// Control characters (and DEL) written as `\n`, `\u{0}`, ...
-    public var escapingControlCharacters: String {
-        guard unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else { return self }
-        var out = ""
-        for u in unicodeScalars {
-            switch u {
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 || u.value == 0x7F { out += "\\u{\(String(u.value, radix: 16))}" } else { out.unicodeScalars.append(u) }
-            }
-        }
-        return out
-    }
-
     var trimmingNewlines: String {
         var s = Substring(self)
         while let l = s.last, l == "\n" || l == "\r" || l == " " { s.removeLast() }

@@ -132,6 +132,9 @@ final class StorageBytes: @unchecked Sendable {
         self.produce = produce
     }
 
+    /// True when the bytes are CRC-checked on first use.
+    var hasCRC: Bool { crc != nil }
+
     /// The bytes, CRC-checked the first time when a CRC is known.
     func storage() throws -> TensorStorage {
         let s = try produce()

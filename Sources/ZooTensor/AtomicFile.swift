@@ -100,17 +100,43 @@ public final class AtomicFileWriter {
         buffer.removeAll(keepingCapacity: true)
     }
 
-    /// Tells the file system how many bytes the file will hold, so it allocates them in one go rather
-    /// than page by page as the writes arrive (Linux `fallocate(FALLOC_FL_KEEP_SIZE)`: the file's size
-    /// is unchanged, and nothing happens elsewhere or where the file system cannot). Best effort: a
-    /// failure here (e.g. no space) surfaces at the write that needs the space.
-    public func reserve(_ totalBytes: Int) {
+    /// Checks that `totalBytes` can be written, then tells the file system how many bytes the file will
+    /// hold, so it allocates them in one go rather than page by page as the writes arrive.
+    ///
+    /// Refused with an `.io` error (exit 3), before anything is allocated:
+    /// - more than the process may write to one file (`RLIMIT_FSIZE`, `ulimit -f`; a write past it
+    ///   would kill the process by SIGXFSZ), naming the destination;
+    /// - more than the destination's file system has free, less `FreeSpace.margin(for:)`, naming the
+    ///   folder and both sizes (`FreeSpace.check`).
+    ///
+    /// Then Linux `fallocate(FALLOC_FL_KEEP_SIZE)` (the file's size is unchanged; nothing happens
+    /// elsewhere or where the file system cannot). The allocation itself is best effort: a failure
+    /// there surfaces at the write that needs the space.
+    public func reserve(_ totalBytes: Int) throws {
         guard fd >= 0, totalBytes > 0 else { return }
+        var limit = rlimit()
+        if getrlimit(FreeSpace.fileSizeResource, &limit) == 0, limit.rlim_cur != rlim_t.max,
+           UInt64(totalBytes) > UInt64(limit.rlim_cur) {
+            throw ZooError(.io, "the output needs \(totalBytes) bytes (\(ByteSize.describe(totalBytes))), more than this process may write "
+                           + "to one file (\(limit.rlim_cur) bytes: ulimit -f)", file: destination)
+        }
+        var fs = statvfs()
+        if fstatvfs(fd, &fs) == 0 {
+            let (free, overflow) = UInt64(fs.f_bavail).multipliedReportingOverflow(by: UInt64(fs.f_frsize))
+            try FreeSpace.check(needed: totalBytes, available: overflow ? UInt64.max : free, folder: folder)
+        }
         #if os(Linux)
         if let fallocate = GNUFileCalls.fallocate {
             _ = fallocate(fd, GNUFileCalls.keepSize, 0, Int64(totalBytes))
         }
         #endif
+    }
+
+    /// The destination's folder, as given (`.` for a bare file name).
+    private var folder: String {
+        guard let slash = destination.lastIndex(of: "/") else { return "." }
+        let dir = String(destination[..<slash])
+        return dir.isEmpty ? "/" : dir
     }
 
     /// Hands any buffered bytes to the kernel and asks it to start writing everything written so far
@@ -237,6 +263,43 @@ public final class AtomicFileWriter {
         try w.write(bytes)
         try w.commit()
     }
+}
+
+/// Byte counts for messages.
+public enum ByteSize {
+    /// `n` in binary units with one decimal (`1.0 GiB`, `11.5 KiB`), or `628 B`.
+    public static func describe(_ n: Int) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
+        var v = Double(max(n, 0))
+        var u = 0
+        while v >= 1024, u < units.count - 1 { v /= 1024; u += 1 }
+        if u == 0 { return "\(n) B" }
+        return "\((v * 10).rounded() / 10) \(units[u])"
+    }
+}
+
+/// Whether a file of a given size fits on a file system: the check `AtomicFileWriter.reserve` makes
+/// before allocating an output.
+public enum FreeSpace {
+    /// The margin kept free beside an output of `bytes`: 1% of it, at least 4 MiB (the file system's
+    /// own metadata, the folder's fsync, and whatever else is writing there meanwhile).
+    public static func margin(for bytes: Int) -> Int { max(4 << 20, bytes / 100) }
+
+    /// Throws an `.io` error naming `folder` and both sizes when `needed` bytes plus the margin
+    /// exceed `available`.
+    public static func check(needed: Int, available: UInt64, folder: String) throws {
+        let margin = margin(for: needed)
+        let (want, overflow) = needed.addingReportingOverflow(margin)
+        guard overflow || UInt64(want) > available else { return }
+        throw ZooError(.io, "not enough free space: the output needs \(needed) bytes (\(ByteSize.describe(needed))) plus a margin of "
+                       + "\(ByteSize.describe(margin)), the file system has \(available) bytes (\(ByteSize.describe(Int(clamping: available)))) free", file: folder)
+    }
+
+    #if canImport(Glibc)
+    static let fileSizeResource = __rlimit_resource_t(RLIMIT_FSIZE.rawValue)
+    #else
+    static let fileSizeResource = RLIMIT_FSIZE
+    #endif
 }
 
 /// `sync_file_range(2)`, `fallocate(2)` and `renameat2(2)`, looked up at run time: Glibc's Swift module does not

@@ -117,28 +117,72 @@ extension Tensor {
 
     /// The tensor converted to a float dtype (`.f32`, `.f16`, `.bf16`; `.f64` too).
     /// Integer and bool tensors are returned unchanged; converting to the same dtype is free.
+    /// Memory: this tensor, the result, and one piece of `convertedPieces` (no Float copy of the whole).
     public func converted(to target: DType) throws -> Tensor {
         if target == dtype || !dtype.isFloatingPoint { return self }
-        let values = floats()
+        return try Tensor(dtype: target, shape: shape) { dst in
+            var offset = 0
+            try convertedPieces(to: target) { piece in
+                guard let from = piece.baseAddress, let to = dst.baseAddress, piece.count <= dst.count - offset else { return }
+                (to + offset).copyMemory(from: from, byteCount: piece.count)
+                offset += piece.count
+            }
+        }
+    }
+
+    /// Elements per piece of `convertedPieces` by default: 1 Mi (4 MiB of float32).
+    public static let conversionPieceElements = 1 << 20
+
+    /// Hands the tensor converted to `target` (as `converted(to:)` gives it, little-endian) to
+    /// `body` in order, `elementsPerPiece` elements at a time, through one reusable buffer: the
+    /// whole converted tensor is never held. A tensor that needs no conversion is handed over whole.
+    public func convertedPieces(to target: DType, elementsPerPiece: Int = Tensor.conversionPieceElements,
+                                _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        if target == dtype || !dtype.isFloatingPoint {
+            try withUnsafeBytes { try body($0) }
+            return
+        }
+        switch target {
+        case .f32, .f16, .bf16, .f64: break
+        default: throw ZooError(.unsupported, "cannot convert \(dtype.name) to \(target.name)")
+        }
+        let n = elementCount
+        guard n > 0 else { return }
+        let per = min(max(1, elementsPerPiece), n)
+        let es = dtype.byteSize, ts = target.byteSize
+        var floats = [Float](repeating: 0, count: per)
+        var out = [UInt8](repeating: 0, count: per * ts)
+        try withUnsafeBytes { src in
+            var start = 0
+            while start < n {
+                let count = min(per, n - start)
+                floats.withUnsafeMutableBufferPointer { f in
+                    Tensor.widen(UnsafeRawBufferPointer(rebasing: src[(start * es)..<((start + count) * es)]), dtype,
+                                 into: UnsafeMutableBufferPointer(rebasing: f[0..<count]))
+                }
+                floats.withUnsafeBufferPointer { f in
+                    out.withUnsafeMutableBytes { o in Tensor.narrow(UnsafeBufferPointer(rebasing: f[0..<count]), to: target, into: o) }
+                }
+                try out.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[0..<(count * ts)])) }
+                start += count
+            }
+        }
+    }
+
+    /// Writes `values` as little-endian elements of `target` (`.f32`, `.f16`, `.bf16`, `.f64`) into `dst`.
+    static func narrow(_ values: UnsafeBufferPointer<Float>, to target: DType, into dst: UnsafeMutableRawBufferPointer) {
+        guard let d = dst.baseAddress else { return }
         switch target {
         case .f32:
-            return try Tensor(shape: shape, floats: values)
-        case .f16, .bf16:
-            return try Tensor(dtype: target, shape: shape) { dst in
-                let p = dst.bindMemory(to: UInt16.self)
-                for i in 0..<values.count {
-                    let bits = target == .f16 ? FloatBits.f32ToF16(values[i]) : FloatBits.f32ToBF16(values[i])
-                    p[i] = bits.littleEndian
-                }
-            }
+            for i in 0..<values.count { d.storeBytes(of: values[i].bitPattern.littleEndian, toByteOffset: 4 * i, as: UInt32.self) }
+        case .f16:
+            for i in 0..<values.count { d.storeBytes(of: FloatBits.f32ToF16(values[i]).littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
+        case .bf16:
+            for i in 0..<values.count { d.storeBytes(of: FloatBits.f32ToBF16(values[i]).littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
         case .f64:
-            // Widen from the source directly so f64 -> f64 is never narrowed on the way.
-            return try Tensor(dtype: .f64, shape: shape) { dst in
-                let p = dst.bindMemory(to: UInt64.self)
-                for i in 0..<values.count { p[i] = Double(values[i]).bitPattern.littleEndian }
-            }
+            for i in 0..<values.count { d.storeBytes(of: Double(values[i]).bitPattern.littleEndian, toByteOffset: 8 * i, as: UInt64.self) }
         default:
-            throw ZooError(.unsupported, "cannot convert \(dtype.name) to \(target.name)")
+            break
         }
     }
 }

@@ -45,12 +45,13 @@ public enum MappedFileFaults {
     /// Records a mapping; returns its slot, or -1 when the table is full (the mapping then
     /// faults without a file name).
     static func register(base: UnsafeRawPointer, count: Int, path: String) -> Int {
+        let shown = path.escapingControlCharacters // printed on a terminal by the handler
         let l = lock
         pthread_mutex_lock(l); defer { pthread_mutex_unlock(l) }
         for i in 0..<capacity where lengths[i] == 0 {
             let dst = paths + i * pathBytes
             var n = 0
-            for b in path.utf8 where n < pathBytes - 1 { dst[n] = CChar(bitPattern: b); n += 1 }
+            for b in shown.utf8 where n < pathBytes - 1 { dst[n] = CChar(bitPattern: b); n += 1 }
             dst[n] = 0
             starts[i] = UInt(bitPattern: base)
             lengths[i] = count

@@ -54,7 +54,9 @@ public struct ZooError: Error, Sendable, CustomStringConvertible, Equatable {
         return copy
     }
 
-    /// One line: `FILE: ITEM: MESSAGE (at byte N)`.
+    /// One line: `FILE: ITEM: MESSAGE (at byte N)`, control characters escaped
+    /// (`String.escapingControlCharacters`), so a name quoted from a hostile file can neither
+    /// break the line nor reach the terminal as an escape sequence.
     public var description: String {
         var parts: [String] = []
         if let file { parts.append(file) }
@@ -62,7 +64,16 @@ public struct ZooError: Error, Sendable, CustomStringConvertible, Equatable {
         var text = message
         if let offset { text += " (at byte \(offset))" }
         parts.append(text)
-        return parts.joined(separator: ": ")
+        return parts.joined(separator: ": ").escapingControlCharacters
+    }
+
+    /// The error with control characters in its item and message escaped
+    /// (`String.escapingControlCharacters`), for errors whose text is composed into other text.
+    public var singleLine: ZooError {
+        var copy = self
+        copy.message = message.escapingControlCharacters
+        copy.item = item?.escapingControlCharacters
+        return copy
     }
 }
 

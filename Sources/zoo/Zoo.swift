@@ -8,7 +8,7 @@ struct Zoo: ParsableCommand {
         commandName: "zoo",
         abstract: "Pretrained image backbones for Swift: convert, inspect and run checkpoints.",
         version: "0.1.0",
-        subcommands: [Inspect.self, Convert.self, List.self, Info.self, Bench.self, Run.self, Fetch.self, Predict.self, Features.self]
+        subcommands: [Inspect.self, Convert.self, List.self, Info.self, Bench.self, Run.self, Fetch.self, Predict.self, Features.self, Init.self]
     )
 
     /// Runs the tool with ModelZoo's error discipline (docs/cli.md): one `zoo: ...` line on
@@ -43,9 +43,11 @@ struct Zoo: ParsableCommand {
         if exitCode(for: error) == .success { exit(withError: error) }
         var lines = fullMessage(for: error).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         if let first = lines.first, first.hasPrefix("Error: ") { lines.removeFirst() }
-        var text = "zoo: " + message(for: error).replacingOccurrences(of: "\n", with: " ") + "\n"
+        // The message quotes the command line (an unknown option, a bad value): escaped like every
+        // other output (`escapingControlCharacters`).
+        var text = "zoo: " + message(for: error).replacingOccurrences(of: "\n", with: " ").escapingControlCharacters + "\n"
         let rest = lines.joined(separator: "\n").trimmingCharacters(in: .whitespacesAndNewlines)
-        if !rest.isEmpty { text += rest + "\n" }
+        if !rest.isEmpty { text += CLIOutput.escapedLines(rest) + "\n" }
         FileHandle.standardError.write(Data(text.utf8))
         Foundation.exit(ZooError.Kind.usage.exitCode)
     }

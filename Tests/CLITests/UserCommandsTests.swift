@@ -68,7 +68,7 @@ import ZooTestSupport
         #expect(notImage.stderr.hasPrefix("zoo: \(labels.path)"), "\(notImage.stderr)")
     }
 
-    @Test func featuresMatchTorchvisionEmbeddingsAndStageShapes() throws {
+    @Test func featuresMatchTorchvisionEmbeddingsAndStageMaps() throws {
         let dir = try TestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let ckpt = try Self.converted(in: dir)
@@ -95,6 +95,17 @@ import ZooTestSupport
         #expect(Set(m.entries.map(\.name)) == ["000000.features.1", "000000.features.3", "000000.features.8", "000000.features.12"])
         #expect(m.entry(named: "000000.features.12")?.shape == [1, 576, 7, 7])
         #expect(m.entry(named: "000000.features.1")?.shape == [1, 16, 56, 56])
+        // The values: torchvision's maps at the same nodes for the same image (tools/fixtures/gen_predict.py),
+        // globally and per channel (MapParity).
+        let stages = try SafetensorsFile(path: try TestSupport.fixture("predict/stages.safetensors"))
+        let tolerances = try #require(reference["stage_channel_tolerance"])
+        for node in ["features.1", "features.3", "features.8", "features.12"] {
+            let ref = try stages.tensor(named: node)
+            let entry = try #require(m.entry(named: "000000.\(node)"))
+            let e = try MapParity.compare(try m.tensor(entry), ref)
+            let ct = try #require(tolerances[node]?.doubleValue, "no per-channel tolerance for \(node)")
+            #expect(e.global <= 1e-4 && e.perChannel <= ct, "\(node): \(e) (per-channel tolerance \(ct))")
+        }
         // Refuses to overwrite without --force.
         let again = try TestSupport.zoo(["features", ckpt, Self.image, "-o", maps])
         #expect(again.status == 3)

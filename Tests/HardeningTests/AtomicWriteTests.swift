@@ -32,7 +32,7 @@ import ZooTestSupport
         let dest = dir.appendingPathComponent("out.bin").path
         var expected: [UInt8] = []
         let w = try AtomicFileWriter(destination: dest, overwrite: false)
-        w.reserve(64 << 20)
+        try w.reserve(64 << 20)
         // Mixed sizes: small writes go through the buffer, large ones straight to the file.
         for i in 0..<40 {
             let chunk = [UInt8](repeating: UInt8(i), count: i % 3 == 0 ? (1 << 20) + i : 4096 * (i + 1))

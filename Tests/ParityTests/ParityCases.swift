@@ -13,6 +13,10 @@ struct ParityCase: Sendable, CustomStringConvertible {
         var channels: Int
         var reduction: Int
         var shape: [Int]
+        /// The per-channel tolerance of this tap (`MapParity`): 1e-4, or 3x the framework's own float32
+        /// round-off per channel where that is larger (tools/fixtures/parity_lib.py `channel_tolerance`).
+        /// Nil when the manifest does not say (the check then fails).
+        var channelTolerance: Double?
     }
 
     /// A negative control of a backbone case: the map of `node` (the trunk module just before tap
@@ -54,7 +58,8 @@ struct ParityCase: Sendable, CustomStringConvertible {
 
 /// Which cases run: the `make test` subset by default, everything with `ZOO_PARITY=all`.
 enum ParityCatalog {
-    static let subsetGroups = ["parity_torch", "parity_keras"]
+    /// `parity_*_arch`: one small case (logits and all five feature taps) per catalogue architecture and flavour.
+    static let subsetGroups = ["parity_torch", "parity_keras", "parity_torch_arch", "parity_keras_arch"]
     static let fullGroups = ["parity_torch_full", "parity_keras_full"]
     /// The parity tolerance: max |ours - ref| / max |ref|.
     static let tolerance = 1e-4
@@ -70,8 +75,12 @@ enum ParityCatalog {
 
     /// Every selected case; a group whose manifest is missing yields one failing placeholder case.
     static let all: [ParityCase] = groups.flatMap { load(group: $0) }
+    /// Logits only (and the placeholders of unreadable manifests).
     static var logitCases: [ParityCase] { all.filter { $0.features == nil } }
-    static var featureCases: [ParityCase] { all.filter { $0.features != nil || $0.loadError != nil } }
+    /// Feature maps only (with negative-control maps of the module before each tap).
+    static var featureCases: [ParityCase] { all.filter { $0.features != nil && $0.logits == nil } }
+    /// Both logits and feature maps of one checkpoint (the per-architecture cases).
+    static var architectureCases: [ParityCase] { all.filter { $0.features != nil && $0.logits != nil } }
 
     static func load(group: String) -> [ParityCase] {
         func failed(_ message: String) -> [ParityCase] {
@@ -90,7 +99,8 @@ enum ParityCatalog {
                 let taps = (r["taps"]?.arrayValue ?? []).map { t in
                     ParityCase.Tap(index: t["index"]?.intValue ?? -1, node: t["node"]?.stringValue ?? "",
                                    channels: t["channels"]?.intValue ?? -1, reduction: t["reduction"]?.intValue ?? -1,
-                                   shape: t["shape"]?.arrayValue?.compactMap(\.intValue) ?? [])
+                                   shape: t["shape"]?.arrayValue?.compactMap(\.intValue) ?? [],
+                                   channelTolerance: t["channel_tolerance"]?.doubleValue)
                 }
                 let negatives = (r["negatives"]?.arrayValue ?? []).map { t in
                     ParityCase.Negative(index: t["index"]?.intValue ?? -1, node: t["node"]?.stringValue ?? "",
@@ -217,13 +227,20 @@ enum Parity {
         try NativeCheckpoint.write(ckpt.file.records, metadata: meta, to: out, overwrite: true)
     }
 
-    /// Appends one result line to `$ZOO_PARITY_RESULTS` (JSON lines; tools/parity_report.py makes docs/parity.md).
-    static func record(_ c: ParityCase, kind: String, error: Double?, passed: Bool, note: String = "") {
+    /// Appends one result line to `$ZOO_PARITY_RESULTS` (JSON lines; tools/parity_report.py makes docs/parity.md),
+    /// once every check of the row has run: `error` (global), `channel` (the per-channel error of the tap
+    /// closest to its per-channel tolerance, and that tolerance), `roundTrip` ("OK" or what differed; nil
+    /// when the row has no round trip). `passed` must be the conjunction of all of them.
+    static func record(_ c: ParityCase, kind: String, error: Double?, channel: (error: Double, tolerance: Double)? = nil,
+                       roundTrip: String? = nil, passed: Bool, note: String = "") {
         guard let path = ProcessInfo.processInfo.environment["ZOO_PARITY_RESULTS"], !path.isEmpty else { return }
+        func number(_ v: Double?) -> JSONValue { v.map { $0.isFinite ? .double($0) : .string("inf") } ?? .null }
         let line = JSONValue.object([
             ("id", .string(c.id)), ("group", .string(c.group)), ("arch", .string(c.arch)), ("source", .string(c.source)),
             ("dtype", .string(c.dtype)), ("kind", .string(kind)),
-            ("max_rel_err", error.map { $0.isFinite ? .double($0) : .string("inf") } ?? .null),
+            ("max_rel_err", number(error)),
+            ("max_channel_rel_err", number(channel?.error)), ("channel_tolerance", number(channel?.tolerance)),
+            ("round_trip", roundTrip.map { .string($0) } ?? .null),
             ("passed", .bool(passed)), ("note", .string(note)),
         ]).serialized() + "\n"
         if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }

@@ -12,13 +12,14 @@ extension ParityCase: CustomTestStringConvertible {
 /// with torchvision's / Keras's own outputs on the same weights and input (fixtures written by
 /// tools/fixtures/gen_parity_*.py). Tolerance: max |ours - ref| / max |ref| <= 1e-4.
 ///
-/// `make test` runs the subset (one architecture per family per source); `ZOO_PARITY=all` (`make parity`)
-/// adds the full set. Each case converts into its own temporary folder; cases run one at a time.
+/// `make test` runs the subset: one small case per catalogue architecture and flavour (`parity_*_arch`: logits
+/// and all five feature taps), plus one larger architecture per family per source; `ZOO_PARITY=all`
+/// (`make parity`) adds the full set. Feature maps are compared globally and per channel (`MapParity`). Each case converts into its own temporary folder; cases run one at a time.
 @Suite(.serialized) struct ParityTests {
     let tolerance = ParityCatalog.tolerance
 
     /// Classifier logits, every selected case (torchvision fp32/fp16/bf16, Keras legacy .h5, Keras 3
-    /// .weights.h5, full-model .h5 with a custom head).
+    /// .weights.h5, full-model .h5 with a custom head); every torchvision fp32 file also round-trips.
     @Test(arguments: ParityCatalog.logitCases)
     func logits(_ c: ParityCase) throws {
         if let e = c.loadError {
@@ -30,14 +31,7 @@ extension ParityCase: CustomTestStringConvertible {
         defer { try? FileManager.default.removeItem(at: dir) }
         do {
             let native = try Parity.convert(c, into: dir)
-            let (err, _) = try Parity.runLogits(c, native: native, dir: dir)
-            Parity.record(c, kind: "logits", error: err, passed: err <= tolerance)
-            #expect(err <= tolerance, "\(c.id): max relative error \(err) exceeds \(tolerance)")
-            if c.source == "torchvision", c.dtype == "f32" {
-                // The architectures issue's round trip, for every torchvision architecture in `make parity`.
-                let r = try Parity.torchvisionRoundTrip(c, native: native)
-                #expect(r == "OK", "\(c.id): torchvision -> native -> torchvision: \(r)")
-            }
+            try checkLogits(c, native: native, dir: dir)
         } catch {
             Parity.record(c, kind: "logits", error: nil, passed: false, note: "\(error)")
             throw error
@@ -47,54 +41,77 @@ extension ParityCase: CustomTestStringConvertible {
     /// Backbone feature maps (`zoo run --features 0,1,2,3,4`) against torchvision's `create_feature_extractor`
     /// at torchvision's tap nodes (the last trunk module at each stride 2...32, derived from the torchvision
     /// model by the generator; docs/models.md, "Feature stages"): the zoo must name the same nodes with the
-    /// same channels and strides (`zoo.feature_info`) and produce the same maps. Negative control in the
-    /// same test: the map of the module just before each tap (e.g. MobileNetV2's 320-channel `features.17`,
-    /// timm's tap 4) must NOT match the zoo's tap.
+    /// same channels and strides (`zoo.feature_info`) and produce the same maps, globally and per channel
+    /// (`MapParity`). Negative controls in the same test: the map of the module just before each tap (e.g.
+    /// MobileNetV2's 320-channel `features.17`, timm's tap 4) must NOT match the zoo's tap, and a low-magnitude
+    /// channel moved by less than the global tolerance must fail the per-channel check.
     @Test(arguments: ParityCatalog.featureCases)
     func features(_ c: ParityCase) throws {
-        if let e = c.loadError {
-            Parity.record(c, kind: "features 0-4", error: nil, passed: false, note: e)
-            Issue.record("parity fixtures not loadable: \(e)")
-            return
-        }
         let dir = try TestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         do {
             let native = try Parity.convert(c, into: dir)
-            let out = dir.appendingPathComponent("features.safetensors").path
-            let indices = c.taps.map(\.index)
-            #expect(indices == [0, 1, 2, 3, 4], "\(c.id): the manifest lists taps \(indices)")
-            try Parity.zoo(["run", native, "--input", try c.path(c.input), "--features",
-                            indices.map(String.init).joined(separator: ","), "--output", out])
-            let ours = try SafetensorsFile(path: out)
-            let refs = try SafetensorsFile(path: try c.path(try #require(c.features)))
-            var notes: [String] = []
-            // The zoo's description of its taps names torchvision's nodes, channels and strides.
-            let expected = c.taps.map { "\($0.index):\($0.node)/\($0.channels)ch/x\($0.reduction)" }
-            let described = try Parity.featureInfo(ours).map { "\($0.index):\($0.name)/\($0.channels)ch/x\($0.reduction)" }
-            if described != expected { notes.append("zoo taps \(described), torchvision's \(expected)") }
-            #expect(described == expected, "\(c.id): the zoo's taps \(described) are not torchvision's \(expected)")
-            var worst = described == expected ? 0.0 : Double.infinity
-            var maps: [Int: Tensor] = [:]
-            for tap in c.taps {
-                let ref = try refs.tensor(named: String(tap.index))
-                guard let entry = ours.entries.first(where: { $0.name == String(tap.index) }), entry.shape == ref.shape else {
-                    notes.append("tap \(tap.index) (\(tap.node), \(ref.shape)) not produced; got \(ours.entries.map { "\($0.name) \($0.shape)" })")
-                    Issue.record("\(c.id): tap \(tap.index) (\(tap.node), shape \(ref.shape)) not found among \(ours.entries.map { "\($0.name) \($0.shape)" })")
-                    worst = .infinity
-                    continue
-                }
-                let mine = try ours.tensor(entry)
-                maps[tap.index] = mine
-                let err = try Parity.relativeError(mine, ref)
-                worst = max(worst, err)
-                #expect(err <= tolerance, "\(c.id): tap \(tap.index) (\(tap.node)): max relative error \(err)")
-            }
-            Parity.record(c, kind: "features 0-4", error: worst, passed: worst <= tolerance, note: notes.joined(separator: "; "))
+            let (maps, refs) = try checkFeatures(c, native: native, dir: dir)
             try negativeTaps(c, maps: maps, refs: refs)
+            try lowChannelControl(c, maps: maps, refs: refs)
         } catch {
             Parity.record(c, kind: "features 0-4", error: nil, passed: false, note: "\(error)")
             throw error
+        }
+    }
+
+    /// One small case per catalogue architecture and flavour (tools/fixtures/gen_parity_*_arch.py): one
+    /// conversion, then the logits (and, from torchvision, the round trip), the maps at all five taps
+    /// globally and per channel, and the per-channel negative control.
+    @Test(arguments: ParityCatalog.architectureCases)
+    func architecture(_ c: ParityCase) throws {
+        let dir = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let native: String
+        do {
+            native = try Parity.convert(c, into: dir)
+        } catch {
+            Parity.record(c, kind: "logits", error: nil, passed: false, note: "\(error)")
+            Parity.record(c, kind: "features 0-4", error: nil, passed: false, note: "\(error)")
+            throw error
+        }
+        do {
+            try checkLogits(c, native: native, dir: dir)
+        } catch {
+            Parity.record(c, kind: "logits", error: nil, passed: false, note: "\(error)")
+            Issue.record(error)
+        }
+        do {
+            let (maps, refs) = try checkFeatures(c, native: native, dir: dir)
+            try lowChannelControl(c, maps: maps, refs: refs)
+        } catch {
+            Parity.record(c, kind: "features 0-4", error: nil, passed: false, note: "\(error)")
+            throw error
+        }
+    }
+
+    /// Every architecture of the catalogue (zoo/*.json), in every flavour its weights come in
+    /// (torchvision, Keras), has a case in the `make test` groups with logits and at least two feature taps.
+    @Test func everyCatalogueArchitectureAndFlavourHasACase() throws {
+        let cases = ParityCatalog.subsetGroups.flatMap { ParityCatalog.load(group: $0) }
+        for bad in cases where bad.loadError != nil { Issue.record("\(bad.id): \(bad.loadError ?? "")") }
+        let folder = TestSupport.root.appendingPathComponent("zoo")
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".json") }.sorted()
+        var pairs: [(arch: String, flavour: String)] = []
+        for file in files {
+            let doc = try JSONValue.parse(String(decoding: try Data(contentsOf: folder.appendingPathComponent(file)), as: UTF8.self))
+            for a in doc["architectures"]?.arrayValue ?? [] {
+                let name = try #require(a["name"]?.stringValue, "\(file): an architecture without a name")
+                let sources = Set((a["weights"]?.arrayValue ?? []).compactMap { $0["source"]?.stringValue })
+                #expect(!sources.isEmpty, "\(file): \(name) has no weights")
+                for s in sources.sorted() { pairs.append((name, s)) }
+            }
+        }
+        #expect(pairs.count >= 40, "only \(pairs.count) architecture/flavour pairs read from zoo/")
+        func flavour(_ source: String) -> String { source == "torchvision" ? "torchvision" : "keras" }
+        for (arch, fl) in pairs {
+            let covering = cases.filter { $0.arch == arch && flavour($0.source) == fl && $0.logits != nil && $0.taps.count >= 2 }
+            #expect(!covering.isEmpty, "\(arch) (\(fl)): no parity case with logits and at least two feature taps in \(ParityCatalog.subsetGroups)")
         }
     }
 
@@ -148,7 +165,156 @@ extension ParityCase: CustomTestStringConvertible {
         #expect(throws: ZooError.self) { try Parity.relativeError(wrongShape, ref) }
     }
 
+    /// The per-channel measure's own negative control: an error confined to a channel at 1/50 of the
+    /// peak, 5e-5 of the peak (so the global measure passes it), is 2.5e-3 of that channel and fails per
+    /// channel; a dead channel is measured against the floor, NaN never passes, and `perturbLowChannel`
+    /// builds exactly such a case from a real-looking map.
+    @Test func perChannelMeasureCatchesWhatTheGlobalOneMisses() throws {
+        // [N=1, C=3, 2x2]: a loud channel (peak 10), a quiet one (peak 0.2), a dead one.
+        let ref: [Float] = [10, -4, 3, 1, 0.2, 0.02, -0.01, 0.03, 0, 0, 0, 0]
+        let shape = [1, 3, 2, 2]
+        let exact = try MapParity.compare(ref, ref, shape: shape)
+        #expect(exact.global == 0 && exact.perChannel == 0)
+        var quiet = ref
+        quiet[4] += 5e-4
+        let q = try MapParity.compare(quiet, ref, shape: shape)
+        #expect(q.global <= tolerance, "\(q)")
+        #expect(q.perChannel > tolerance, "\(q)")
+        #expect(q.worstChannel == 1)
+        // The same shift on the loud channel passes both.
+        var loud = ref
+        loud[0] += 5e-4
+        #expect(try MapParity.compare(loud, ref, shape: shape).within(tolerance))
+        // A dead channel is measured against the floor (1e-2 of the peak): 1e-5 of the peak passes
+        // globally and is 1e-3 of the floor.
+        var dead = ref
+        dead[9] = 1e-4
+        let d = try MapParity.compare(dead, ref, shape: shape)
+        #expect(d.perChannel > tolerance && d.global <= tolerance && d.worstChannel == 2, "\(d)")
+        var nan = ref
+        nan[5] = .nan
+        #expect(!(try MapParity.compare(nan, ref, shape: shape)).within(tolerance))
+        #expect(throws: ZooError.self) { try MapParity.compare(ref, ref, shape: [1, 4, 2, 2]) }
+        // perturbLowChannel: the dead channel is the lowest (its scale is the floor); the shift lands
+        // between the two tolerances, by the same factor on each side.
+        let t = try Tensor(shape: shape, floats: ref)
+        let p = try #require(try MapParity.perturbLowChannel(t, reference: t, tolerance: tolerance, channelTolerance: tolerance))
+        #expect(p.channel == 2)
+        let e = try MapParity.compare(p.perturbed, t)
+        #expect(e.global <= tolerance && e.perChannel > tolerance, "\(e)")
+        #expect(abs(tolerance / e.global - e.perChannel / tolerance) < 1e-3 * e.perChannel / tolerance, "\(e)")
+        // A per-channel tolerance as loose as the global one leaves no room for a control.
+        #expect(try MapParity.perturbLowChannel(t, reference: t, tolerance: tolerance, channelTolerance: 1e-2) == nil)
+    }
+
     // MARK: - helpers
+
+    /// `zoo run` logits against the reference, then (torchvision fp32) the round trip; one record with both.
+    private func checkLogits(_ c: ParityCase, native: String, dir: URL) throws {
+        let (err, _) = try Parity.runLogits(c, native: native, dir: dir)
+        #expect(err <= tolerance, "\(c.id): max relative error \(err) exceeds \(tolerance)")
+        var roundTrip: String?
+        if c.source == "torchvision", c.dtype == "f32" {
+            // torchvision -> native -> torchvision, for every torchvision fp32 file.
+            let r = try Parity.torchvisionRoundTrip(c, native: native)
+            roundTrip = r
+            #expect(r == "OK", "\(c.id): torchvision -> native -> torchvision: \(r)")
+        }
+        Parity.record(c, kind: "logits", error: err, roundTrip: roundTrip,
+                      passed: err <= tolerance && (roundTrip == nil || roundTrip == "OK"))
+    }
+
+    /// `zoo run --features` at the case's taps: the description (`zoo.feature_info`) and every map, globally
+    /// (<= 1e-4) and per channel (<= the tap's per-channel tolerance). Records the row; returns the maps.
+    private func checkFeatures(_ c: ParityCase, native: String, dir: URL) throws -> ([Int: Tensor], SafetensorsFile) {
+        let out = dir.appendingPathComponent("features.safetensors").path
+        let indices = c.taps.map(\.index)
+        #expect(indices == [0, 1, 2, 3, 4], "\(c.id): the manifest lists taps \(indices)")
+        try Parity.zoo(["run", native, "--input", try c.path(c.input), "--features",
+                        indices.map(String.init).joined(separator: ","), "--output", out])
+        let ours = try SafetensorsFile(path: out)
+        let refs = try SafetensorsFile(path: try c.path(try #require(c.features)))
+        var notes: [String] = []
+        // The zoo's description of its taps: torchvision's nodes, channels and strides (for a Keras case the
+        // manifest names Keras layers, so only channels and strides are compared).
+        let names = c.source == "torchvision"
+        let expected = c.taps.map { "\($0.index):\(names ? $0.node : "")/\($0.channels)ch/x\($0.reduction)" }
+        let described = try Parity.featureInfo(ours).map { "\($0.index):\(names ? $0.name : "")/\($0.channels)ch/x\($0.reduction)" }
+        if described != expected { notes.append("zoo taps \(described), reference \(expected)") }
+        #expect(described == expected, "\(c.id): the zoo's taps \(described) are not the reference's \(expected)")
+        var worst = described == expected ? 0.0 : Double.infinity
+        var channel: (error: Double, tolerance: Double)?
+        var passed = described == expected
+        var maps: [Int: Tensor] = [:]
+        for tap in c.taps {
+            let ref = try refs.tensor(named: String(tap.index))
+            guard let entry = ours.entries.first(where: { $0.name == String(tap.index) }), entry.shape == ref.shape else {
+                notes.append("tap \(tap.index) (\(tap.node), \(ref.shape)) not produced; got \(ours.entries.map { "\($0.name) \($0.shape)" })")
+                Issue.record("\(c.id): tap \(tap.index) (\(tap.node), shape \(ref.shape)) not found among \(ours.entries.map { "\($0.name) \($0.shape)" })")
+                worst = .infinity
+                passed = false
+                continue
+            }
+            let mine = try ours.tensor(entry)
+            maps[tap.index] = mine
+            let e = try MapParity.compare(mine, ref)
+            worst = max(worst, e.global)
+            #expect(e.global <= tolerance, "\(c.id): tap \(tap.index) (\(tap.node)): \(e)")
+            guard let ct = tap.channelTolerance else {
+                notes.append("tap \(tap.index): the manifest gives no per-channel tolerance")
+                Issue.record("\(c.id): tap \(tap.index): the manifest gives no channel_tolerance (regenerate the fixtures)")
+                passed = false
+                continue
+            }
+            #expect(e.perChannel <= ct, "\(c.id): tap \(tap.index) (\(tap.node)): per channel \(e) exceeds \(ct)")
+            if !(e.global <= tolerance && e.perChannel <= ct) {
+                passed = false
+                notes.append("tap \(tap.index): \(e), per-channel tolerance \(MapParity.Errors.format(ct))")
+            }
+            if channel.map({ e.perChannel / ct > $0.error / $0.tolerance }) ?? true { channel = (e.perChannel, ct) }
+        }
+        Parity.record(c, kind: "features 0-4", error: worst, channel: channel, passed: passed && worst <= tolerance,
+                      note: notes.joined(separator: "; "))
+        return (maps, refs)
+    }
+
+    /// The per-channel negative control on the case's own maps: one element of a low-magnitude channel of
+    /// the zoo's map moved by an amount the global check (1e-4 of the peak) misses and the per-channel
+    /// check catches. Run on the tap where the two are furthest apart; at least one tap must allow it.
+    private func lowChannelControl(_ c: ParityCase, maps: [Int: Tensor], refs: SafetensorsFile) throws {
+        do {
+            try lowChannelControlChecked(c, maps: maps, refs: refs)
+        } catch {
+            Parity.record(c, kind: "negative: low channel", error: nil, passed: false, note: "\(error)")
+            throw error
+        }
+    }
+
+    private func lowChannelControlChecked(_ c: ParityCase, maps: [Int: Tensor], refs: SafetensorsFile) throws {
+        let kind = "negative: low channel"
+        var best: (tap: Int, margin: Double, global: Double, channel: Double, ct: Double, ch: Int, scale: Double)?
+        for tap in c.taps {
+            guard let mine = maps[tap.index], let ct = tap.channelTolerance else { continue }
+            let ref = try refs.tensor(named: String(tap.index))
+            guard let p = try MapParity.perturbLowChannel(mine, reference: ref, tolerance: tolerance, channelTolerance: ct) else { continue }
+            let e = try MapParity.compare(p.perturbed, ref)
+            // How far inside the global tolerance and outside the per-channel one the control lands.
+            let margin = min(tolerance / e.global, e.perChannel / ct)
+            if best.map({ margin > $0.margin }) ?? true {
+                best = (tap.index, margin, e.global, e.perChannel, ct, p.channel, p.scale)
+            }
+        }
+        guard let b = best else {
+            Parity.record(c, kind: kind, error: nil, passed: false, note: "no tap has a channel low enough for the control")
+            Issue.record("\(c.id): no tap has a channel low enough for the per-channel negative control")
+            return
+        }
+        let ok = b.global <= tolerance && b.channel > b.ct
+        Parity.record(c, kind: kind, error: b.global, channel: (b.channel, b.ct), passed: ok,
+                      note: "tap \(b.tap), channel \(b.ch) (at \(MapParity.Errors.format(b.scale)) of the peak): global must pass, per channel must fail")
+        #expect(b.global <= tolerance, "\(c.id): the perturbed tap \(b.tap) fails the global check too (\(b.global)); the control proves nothing")
+        #expect(b.channel > b.ct, "\(c.id): a low channel of tap \(b.tap) moved by \(b.global) of the peak passes the per-channel check (\(b.channel) <= \(b.ct))")
+    }
 
     /// The negative control of a feature case: each tap's map must differ from the module just before it
     /// (beyond the tolerance where the shapes agree), so a tap one module off cannot pass.

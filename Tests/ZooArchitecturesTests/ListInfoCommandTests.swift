@@ -11,6 +11,13 @@ func zooElsewhere(_ args: [String]) throws -> TestSupport.ProcessResult {
 
 @Suite("zoo list and zoo info")
 struct ListInfoCommandTests {
+    /// Counts from the real Keras applications (tools/fixtures/gen_keras_counts.py): count_params(),
+    /// trainable parameters and multiply-accumulates counted layer by layer in Python.
+    static func kerasCounts() throws -> JSONValue {
+        let path = try TestSupport.fixture("keras_counts/counts.json")
+        return try JSONValue.parse(String(decoding: try Data(contentsOf: URL(fileURLWithPath: path)), as: UTF8.self))
+    }
+
     @Test("zoo list --json: every architecture with exact parameters, GFLOPs and weights, from any folder")
     func listJSON() throws {
         let r = try zooElsewhere(["list", "--json"])
@@ -18,20 +25,79 @@ struct ListInfoCommandTests {
         let doc = try #require(try JSONValue.parse(r.stdout).arrayValue)
         #expect(doc.map { $0["name"]?.stringValue ?? "" } == Architectures.names)
         let specs = try loadSpecs()
+        let keras = try Self.kerasCounts()
+        let cat = try Catalogue.shared()
+        var kerasOnly = 0
         for e in doc {
             let name = try #require(e["name"]?.stringValue)
-            #expect(e["family"]?.stringValue != nil && e["gflops"]?.doubleValue != nil && e["weights"]?.arrayValue != nil)
-            if let ref = specs["torchvision"]?[name]?["num_params"]?.intValue {
+            #expect(e["family"]?.stringValue != nil && e["weights"]?.arrayValue != nil)
+            let gflops = try #require(e["gflops"]?.doubleValue)
+            let flavours = e["flavours"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            let size = e["input_size"]?.arrayValue?.compactMap(\.intValue) ?? []
+            #expect(size == [224, 224], "\(name): \(size)")
+            // Every entry's parameters and GFLOPs against an independent reference: torchvision's
+            // num_params and published GFLOPs, or (Keras-only) the Keras model's own figures.
+            if flavours.contains("torchvision") {
+                let ref = try #require(specs["torchvision"]?[name]?["num_params"]?.intValue, "\(name): no torchvision reference")
                 #expect(e["parameters"]?.intValue == ref, "\(name)")
+                let pub = try #require(cat.entry(name).weights.first { $0.source == "torchvision" }?.json["published"]?["gflops"]?.doubleValue)
+                #expect(abs(gflops - pub) / pub < 0.01, "\(name): \(gflops) GFLOPs vs torchvision's \(pub)")
+            } else {
+                kerasOnly += 1
+                #expect(flavours == ["keras"], "\(name): \(flavours)")
+                let ref = try #require(keras[name]?["sizes"]?["224"]?["tf_keras"], "\(name): no Keras reference")
+                #expect(e["parameters"]?.intValue == ref["trainable_params"]?.intValue, "\(name): parameters")
+                let macs = try #require(ref["macs"]?.intValue)
+                #expect(abs(gflops - Double(macs) / 1e9) <= 0.5e-4 + 1e-12, "\(name): \(gflops) GFLOPs vs Keras \(Double(macs) / 1e9)")
+            }
+            if flavours.contains("keras") {
+                for api in ["tf_keras", "keras"] {
+                    let ref = try #require(keras[name]?["sizes"]?["224"]?[api]?["count_params"]?.intValue, "\(name): no \(api) count")
+                    #expect(e["keras_parameters"]?.intValue == ref, "\(name): keras_parameters vs \(api) count_params()")
+                }
+            } else {
+                #expect(e["keras_parameters"] == nil, "\(name)")
             }
             for w in e["weights"]?.arrayValue ?? [] {
                 #expect(w["tag"]?.stringValue != nil && w["url"]?.stringValue != nil && w["source"]?.stringValue != nil)
                 #expect(w["sha256_prefix"]?.stringValue != nil || w["md5"]?.stringValue != nil || w["note"] != nil, "\(name) \(w)")
             }
         }
+        #expect(kerasOnly == 11, "Keras-only architectures: \(kerasOnly)")
         let r50 = try #require(doc.first { $0["name"]?.stringValue == "resnet50" })
         #expect(r50["keras_parameters"]?.intValue == specs["keras"]?["ResNet50"]?["count_params"]?.intValue)
         #expect(r50["weights"]?.arrayValue?.contains { $0["md5"]?.stringValue == "2cb95161c43110f7111970584f804107" } == true)
+    }
+
+    @Test("zoo info --flavour keras --json: parameters, Keras count_params and MACs exactly the Keras model's, at 224 and 160")
+    func infoKerasCounts() throws {
+        let keras = try Self.kerasCounts()
+        let names = Architectures.names.filter { Architectures.flavours(of: $0).contains(.keras) }
+        #expect(names.count == 19 && Set(names) == Set(keras.objectValue?.map(\.0) ?? []))
+        var checked = 0
+        for name in names {
+            for (size, ref) in try #require(keras[name]?["sizes"]?.objectValue) {
+                let r = try zooElsewhere(["info", name, "--flavour", "keras", "--input-size", size, "--json"])
+                #expect(r.status == 0, "\(name) \(size): \(r.stderr)")
+                let doc = try JSONValue.parse(r.stdout)
+                let apis = ref.objectValue?.map(\.0) ?? []
+                #expect(apis.contains("tf_keras") && (size != "224" || apis.contains("keras")), "\(name) \(size): \(apis)")
+                for api in apis {
+                    #expect(doc["macs"]?.intValue == ref[api]?["macs"]?.intValue,
+                            "\(name) at \(size): MACs \(doc["macs"]?.intValue ?? -1) vs \(api) \(ref[api]?["macs"]?.intValue ?? -1)")
+                    #expect(doc["parameters"]?.intValue == ref[api]?["trainable_params"]?.intValue, "\(name) \(api) trainable")
+                    #expect(doc["keras_parameters"]?.intValue == ref[api]?["count_params"]?.intValue, "\(name) \(api) count_params")
+                }
+                let macs = Double(doc["macs"]?.intValue ?? 0)
+                #expect(abs((doc["gflops"]?.doubleValue ?? -1) - macs / 1e9) <= 0.5e-4 + 1e-12, "\(name) \(size) gflops")
+                checked += 1
+            }
+        }
+        #expect(checked == 36, "\(checked) (architecture, size) pairs")
+        // Negative control: torchvision's ResNet-50 (stride on the 3x3 conv) costs more than Keras's (stride on the first 1x1).
+        let tv = try JSONValue.parse(try zooElsewhere(["info", "resnet50", "--flavour", "torchvision", "--json"]).stdout)
+        let k = try #require(keras["resnet50"]?["sizes"]?["224"]?["tf_keras"]?["macs"]?.intValue)
+        #expect(tv["macs"]?.intValue != nil && tv["macs"]?.intValue != k)
     }
 
     @Test("zoo list --family filters; an unknown family is a usage error")
@@ -79,8 +145,9 @@ struct ListInfoCommandTests {
         let unknown = try zooElsewhere(["info", "resnet5"])
         #expect(unknown.status == 1 && unknown.stderr.contains("unknown architecture"))
         let flavour = try zooElsewhere(["info", "mobilenet_v1", "--flavour", "torchvision"])
-        #expect(flavour.status == 2 && flavour.stderr.contains("no torchvision flavour"))
+        // Option values the architecture cannot take are usage errors (exit 1, docs/cli.md).
+        #expect(flavour.status == 1 && flavour.stderr.contains("no torchvision flavour"))
         let small = try zooElsewhere(["info", "mobilenet_v1", "--input-size", "2"])
-        #expect(small.status == 2 && small.stderr.contains("too small"), "\(small.stderr)")
+        #expect(small.status == 1 && small.stderr.contains("too small"), "\(small.stderr)")
     }
 }

@@ -54,7 +54,8 @@ public struct NativeMetadata: Sendable, Equatable {
         }
     }
 
-    /// Layout version found in the file (nil when the file is a plain safetensors file).
+    /// Layout version found in the file: its major version (nil when the file is a plain
+    /// safetensors file).
     public var version: Int?
     /// Architecture name.
     public var architecture: String?
@@ -93,8 +94,7 @@ public struct NativeMetadata: Sendable, Equatable {
             }
             switch k {
             case Key.version:
-                guard let i = Int(v) else { throw ZooError.bad("metadata \(k) is not an integer: \"\(v)\"") }
-                version = i
+                version = try NativeMetadata.majorVersion(v)
             case Key.architecture: architecture = v
             case Key.config: config = try json()
             case Key.preprocessing: preprocessing = try json()
@@ -116,6 +116,24 @@ public struct NativeMetadata: Sendable, Equatable {
             default: other.append((k, v))
             }
         }
+    }
+
+    /// The major version of a `zoo.format_version` value, `MAJOR` or `MAJOR.MINOR` (decimal
+    /// digits, major at least 1). The compatibility rule (docs/format.md): a minor version only
+    /// adds optional keys, which an older reader keeps unread, so any minor of a known major is
+    /// read; a greater major than `currentVersion` changes the meaning of keys and is refused
+    /// (`.unsupported`, "written by a newer zoo").
+    public static func majorVersion(_ text: String) throws -> Int {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        let digits = parts.allSatisfy { p in !p.isEmpty && p.count <= 9 && p.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } }
+        guard parts.count <= 2, digits, let major = Int(parts[0]), major >= 1 else {
+            throw ZooError.bad("\"\(text)\" is not a format version (MAJOR or MAJOR.MINOR, from 1)", item: Key.version)
+        }
+        guard major <= currentVersion else {
+            throw ZooError(.unsupported, "format version \(text): written by a newer zoo (this one reads version \(currentVersion)); update zoo to read it",
+                           item: Key.version)
+        }
+        return major
     }
 
     /// The metadata map to write: `format`, then the zoo keys, then the others.

@@ -52,6 +52,7 @@ public enum SafetensorsWriter {
         let head = try header(for: ordered, metadata: metadata)
         let total = ordered.reduce(0) { $0 + $1.byteCount }
         let writer = try AtomicFileWriter(destination: path, overwrite: overwrite)
+        try writer.reserve(head.count + total)
         try writer.write(head)
         try writeData(ordered, to: writer, total: total, progress: progress)
         try writer.commit()
@@ -63,6 +64,23 @@ public enum SafetensorsWriter {
                                  progress: ((Int, Int) -> Void)? = nil) throws {
         var done = 0
         for r in ordered {
+            if let stream = r.stream {
+                // Produced piece by piece (a cast): the whole tensor is never held.
+                var bytes = 0
+                do {
+                    try stream { piece in
+                        bytes += piece.count
+                        guard bytes <= r.byteCount else { return }
+                        try writer.write(piece)
+                    }
+                } catch var e as ZooError { if e.item == nil { e.item = r.name }; throw e }
+                guard bytes == r.byteCount else {
+                    throw ZooError.bad("importer produced \(bytes) bytes, declared \(r.dtype.name) \(r.shape) (\(r.byteCount) bytes)", item: r.name)
+                }
+                done += bytes
+                progress?(done, total)
+                continue
+            }
             let t: Tensor
             do { t = try r.load() } catch var e as ZooError { if e.item == nil { e.item = r.name }; throw e }
             guard t.dtype == r.dtype, t.shape == r.shape else {

@@ -55,7 +55,11 @@ struct Bench: ParsableCommand {
             classifier = try Classifier(contentsOf: URL(fileURLWithPath: model), threads: threads)
         } else {
             guard let f = Flavour(rawValue: flavour) else { throw ZooError(.usage, "unknown flavour \(flavour)") }
-            let graph = try Architectures.preset(model, flavour: f).graph()
+            // The name and flavour are the user's: an unknown one, or a flavour the architecture
+            // lacks, is a usage error (exit 1).
+            let config: ArchitectureConfig
+            do { config = try Architectures.preset(model, flavour: f) } catch var error as ZooError { error.kind = .usage; throw error }
+            let graph = try config.graph()
             let weights = try RandomWeights.make(for: graph)
             classifier = try Classifier(graph: graph, weights: weights, threads: threads)
         }
@@ -98,7 +102,7 @@ struct Bench: ParsableCommand {
             print(JSONValue.object(fields).serialized())
         } else {
             func f(_ v: Double) -> String { String(format: "%.2f", v) }
-            print("model:      \(model) (batch \(batch), \(size)x\(size), \(threads) threads, \(iterations) passes)")
+            print("model:      \(model.escapingControlCharacters) (batch \(batch), \(size)x\(size), \(threads) threads, \(iterations) passes)")
             print("latency:    median \(f(median)) ms, p10 \(f(p10)) ms, p90 \(f(p90)) ms")
             print("throughput: \(f(ips)) images/s")
             print("cpu:        \(f(cpuPerPass)) ms of process CPU time per pass (all threads)")

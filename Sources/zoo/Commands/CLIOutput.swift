@@ -13,8 +13,11 @@ enum CLIOutput {
         exit(error.kind.exitCode)
     }
 
-    /// Prints an aligned text table.
+    /// Prints an aligned text table. Every cell is escaped (`escapingControlCharacters`): names,
+    /// labels and paths in cells may come from a file.
     static func table(_ columns: [String], _ rows: [[String]], rightAligned: Set<Int> = []) -> String {
+        let columns = columns.map(\.escapingControlCharacters)
+        let rows = rows.map { $0.map(\.escapingControlCharacters) }
         var widths = columns.map(\.count)
         for r in rows { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], c.count) } }
         func line(_ cells: [String]) -> String {
@@ -26,6 +29,14 @@ enum CLIOutput {
         var out = line(columns) + "\n"
         for r in rows { out += line(r) + "\n" }
         return out
+    }
+
+    /// `text` with each of its lines escaped (`escapingControlCharacters`), the line breaks kept:
+    /// for output assembled from values that hold no line break of their own (catalogue entries,
+    /// the tool's own usage text).
+    static func escapedLines(_ text: String) -> String {
+        text.split(separator: "\n", omittingEmptySubsequences: false)
+            .map { String($0).escapingControlCharacters }.joined(separator: "\n")
     }
 
     /// Formats a byte count for people: 1.5 MB.

@@ -6,9 +6,10 @@ import Darwin
 import ModelZoo
 
 extension CLIOutput {
-    /// A remark on stderr (`zoo: recognised as resnet50 ...`), so stdout stays parseable.
+    /// A remark on stderr (`zoo: recognised as resnet50 ...`), so stdout stays parseable; escaped
+    /// (`escapingControlCharacters`), as it may quote tensor names.
     static func note(_ text: String) {
-        let line = Array("zoo: \(text)\n".utf8)
+        let line = Array("zoo: \(text.escapingControlCharacters)\n".utf8)
         line.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) }
     }
 }

@@ -17,7 +17,10 @@ struct Convert: ParsableCommand {
         tensors are mapped to the architecture's canonical (torchvision) names and layouts, validated, \
         and the file records the architecture, its config, preprocessing and labels. With --dtype keep \
         (the default) the data is bit-exact. Non-tensor values (epoch, args, ...) are kept as JSON in the zoo.extras metadata. \
-        Nothing in the input is ever executed. The output appears only when complete.
+        Nothing in the input is ever executed. The output appears only when complete. \
+        A file whose tensors would materialise to more than the larger of 1 GiB and 8x its own size \
+        (stride-0 views, shared names, compressed records) is refused unless --max-output allows it; \
+        an output that does not fit the destination's free space is refused before anything is written.
         """
     )
 
@@ -39,6 +42,11 @@ struct Convert: ParsableCommand {
     @Option(help: "Map to an architecture of the catalogue (`zoo list`), or `auto` to recognise it from the tensors.")
     var arch: String?
 
+    @Option(name: .customLong("max-output"), help: ArgumentHelp(
+        "Most bytes of tensors the output may hold (e.g. 4G, 512M, 1.5GiB, 1073741824; K/M/G/T are powers of 1024). Default: the larger of 1 GiB and 8x the input's size.",
+        valueName: "size"))
+    var maxOutput: String?
+
     @Flag(name: .customLong("allow-partial"), help: "With --arch: write the tensors that fit even when some are missing, unexpected or mismatched (the report goes into the metadata).")
     var allowPartial = false
 
@@ -47,13 +55,19 @@ struct Convert: ParsableCommand {
             throw ZooError(.usage, "--dtype must be keep, f32, f16 or bf16 (got \"\(dtype)\")")
         }
         var options = Converter.Options(dtype: target, overwrite: force)
+        if let maxOutput {
+            guard let bytes = OutputLimit.parse(maxOutput) else {
+                throw ZooError(.usage, "--max-output must be a size such as 4G, 512M or 1073741824 (got \"\(maxOutput)\")")
+            }
+            options.maxOutputBytes = bytes
+        }
         options.pytorch.verifyCRC = !noCRC
         let bar = ProgressBar(enabled: isatty(2) != 0)
         guard let arch else {
             if allowPartial { throw ZooError(.usage, "--allow-partial needs --arch") }
             let summary = try Converter.convert(input: input, output: output, options: options, progress: bar.update)
             bar.finish()
-            print("\(output): \(summary.tensors) tensors, \(summary.bytes) bytes (\(CLIOutput.bytes(summary.bytes))) from \(summary.format), sha256 \(summary.sha256)")
+            print("\(output.escapingControlCharacters): \(summary.tensors) tensors, \(summary.bytes) bytes (\(CLIOutput.bytes(summary.bytes))) from \(summary.format), sha256 \(summary.sha256)")
             return
         }
         if !force, access(output, F_OK) == 0 {
@@ -74,7 +88,8 @@ struct Convert: ParsableCommand {
         let config = plan.metadata.config
         let flavour = config?["flavour"]?.stringValue ?? "?"
         let classes = config?["classes"]?.intValue.map(String.init) ?? "?"
-        print("\(output): \(report.architecture) (\(flavour), \(classes) classes), \(plan.records.count) tensors, \(bytes) bytes (\(CLIOutput.bytes(bytes))) from \(plan.format), sha256 \(plan.metadata.source?.sha256 ?? "")")
+        print("\(output): \(report.architecture) (\(flavour), \(classes) classes), \(plan.records.count) tensors, \(bytes) bytes (\(CLIOutput.bytes(bytes))) from \(plan.format), sha256 \(plan.metadata.source?.sha256 ?? "")"
+            .escapingControlCharacters)
     }
 }
 

@@ -87,7 +87,7 @@ struct Features: ParsableCommand {
             let backbone = try inFile(path) { try Backbone(graph: loaded.graph, weights: loaded.weights, head: false, pool: true, threads: threads) }
             try writeEmbeddings(backbone: backbone, preprocessing: pre, files: files, imagesJSON: imagesJSON)
         }
-        print("\(output): \(records.isEmpty ? 1 : records.count) tensors for \(files.count) images")
+        print("\(output.escapingControlCharacters): \(records.isEmpty ? 1 : records.count) tensors for \(files.count) images")
     }
 
     /// Pooled embeddings, one row per image, streamed: each batch's rows go to the output file as
@@ -101,7 +101,13 @@ struct Features: ParsableCommand {
         do {
             while start < files.count {
                 let chunk = Array(files[start..<min(start + batch, files.count)])
-                let out = try backbone.forward(pre.tensor(forFiles: chunk))
+                let out: Backbone.Output
+                do {
+                    out = try backbone.forward(pre.tensor(forFiles: chunk))
+                } catch let e as ZooError where e.file == nil {
+                    // The images of a batch preprocess to one size: the first one names the batch.
+                    throw e.inFile(chunk[0])
+                }
                 guard let pooled = out.pooled, pooled.dtype == .f32, pooled.elementCount % chunk.count == 0 else {
                     throw ZooError(.badInput, "the backbone produced no pooled float32 output")
                 }
@@ -166,17 +172,20 @@ final class FeatureCache: @unchecked Sendable {
     /// size in its header, `ImageDecoder.size`), through the graph's shape inference. Each image is
     /// decoded once, in `maps`.
     func shapes(image i: Int) throws -> [[Int]] {
-        let h: Int, w: Int
-        if let crop = preprocessing.crop {
-            (h, w) = crop
-        } else if case let .exact(height, width) = preprocessing.resize {
-            (h, w) = (height, width)
-        } else {
-            let size = try ImageDecoder.size(path: files[i])
-            (h, w) = try preprocessing.outputSize(width: size.width, height: size.height)
-        }
-        let all = try backbone.graph.shapes(height: h, width: w)
-        let shapes = backbone.featureInfo.map { [1] + all[$0.node] }
+        let shapes: [[Int]]
+        do {
+            let h: Int, w: Int
+            if let crop = preprocessing.crop {
+                (h, w) = crop
+            } else if case let .exact(height, width) = preprocessing.resize {
+                (h, w) = (height, width)
+            } else {
+                let size = try ImageDecoder.size(path: files[i])
+                (h, w) = try preprocessing.outputSize(width: size.width, height: size.height)
+            }
+            let all = try backbone.graph.shapes(height: h, width: w)
+            shapes = backbone.featureInfo.map { [1] + all[$0.node] }
+        } catch let e as ZooError { throw e.inFile(files[i]) }
         lock.lock()
         promised[i] = shapes
         lock.unlock()
@@ -187,7 +196,10 @@ final class FeatureCache: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         if let (j, maps) = current, j == i { return maps }
-        let maps = try backbone.features(preprocessing.tensor(forFiles: [files[i]]))
+        let maps: [Tensor]
+        do {
+            maps = try backbone.features(preprocessing.tensor(forFiles: [files[i]]))
+        } catch let e as ZooError { throw e.inFile(files[i]) }
         // The header promised these shapes; a file whose pixels disagree with its header must not
         // produce a file whose data disagrees with its own header.
         if let expected = promised[i], expected != maps.map(\.shape) {

@@ -54,6 +54,6 @@ struct Fetch: ParsableCommand {
             bar.update(Int(p.bytesReceived), Int(p.totalBytes ?? 0))
         }
         bar.finish()
-        print(path)
+        print(path.escapingControlCharacters)
     }
 }

@@ -30,7 +30,10 @@ struct Info: ParsableCommand {
             guard let v = Flavour(rawValue: f) else { throw ZooError(.usage, "unknown flavour \"\(f)\" (torchvision or keras)") }
             fl = v
         }
-        var config = try e.config(flavour: fl)
+        // Everything here comes from the command line: a flavour the architecture lacks, or an
+        // input size too small for it, is a usage error (exit 1, docs/cli.md), not a bad file.
+        var config: ArchitectureConfig
+        do { config = try e.config(flavour: fl) } catch var error as ZooError { error.kind = .usage; throw error }
         if let c = classes {
             guard c > 0 else { throw ZooError(.usage, "--classes must be positive") }
             config.classes = c
@@ -45,8 +48,14 @@ struct Info: ParsableCommand {
         }
         if config.family == .vgg, config.flavour == .keras { config.flattenSize = [size[0] / 32, size[1] / 32] }
         let g = try config.graph()
-        let shapes = try g.shapes(height: size[0], width: size[1])
-        let macs = try g.macs(height: size[0], width: size[1])
+        let shapes: [[Int]], macs: [Int]
+        do {
+            shapes = try g.shapes(height: size[0], width: size[1])
+            macs = try g.macs(height: size[0], width: size[1])
+        } catch var error as ZooError where inputSize != nil {
+            error.kind = .usage
+            throw error
+        }
         let params = g.nodeParameterCounts
         let gf = Double(macs.reduce(0, +)) / 1e9
         // Keras flavour: the preprocessing of its Keras weights at the default input size (MobileNets
@@ -94,6 +103,6 @@ struct Info: ParsableCommand {
             let hash = w.sha256 ?? w.sha256Prefix.map { "sha256 \($0)…" } ?? w.md5.map { "md5 \($0)" } ?? "no published hash"
             out += "  \(w.tag) [\(w.source)] \(acc); \(hash)\n    \(w.url)\n"
         }
-        print(out, terminator: "")
+        print(CLIOutput.escapedLines(out), terminator: "")
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import ModelZoo
 
 /// `zoo inspect FILE [--json]`: what is inside a checkpoint.
@@ -13,11 +14,27 @@ struct Inspect: ParsableCommand {
     @Flag(help: "Print JSON: {\"format\", \"metadata\", \"tensors\": [{\"name\", \"dtype\", \"shape\"}], \"totals\"}.")
     var json = false
 
+    @Flag(help: "Also check the checksums of the tensor data (a zip's CRC-32 per record), as zoo convert does.")
+    var verify = false
+
     func run() throws {
         let ckpt = try Checkpoints.read(path: file)
         var parameters = 0
-        var bytes = 0
-        for t in ckpt.tensors { parameters += t.elementCount; bytes += t.byteCount }
+        for t in ckpt.tensors {
+            let (sum, overflow) = parameters.addingReportingOverflow(t.elementCount)
+            parameters = overflow ? Int.max : sum
+        }
+        // Materialised bytes: what the tensors take once loaded (and what zoo convert writes).
+        let bytes = OutputLimit.totalBytes(ckpt.tensors)
+        let fileBytes = ((try? FileManager.default.attributesOfItem(atPath: file))?[.size] as? NSNumber)?.intValue ?? 0
+        let expansion = Self.expansionWarning(materialised: bytes, fileBytes: fileBytes)
+        if verify, let sums = ckpt.checksums {
+            do { try sums.verify() } catch let e as ZooError { throw e.inFile(file) }
+        }
+        let checksums: String? = ckpt.checksums.map { sums in
+            "\(sums.kind) of \(sums.records) data record\(sums.records == 1 ? "" : "s") "
+                + (verify ? "verified" : "not checked (--verify checks them, as zoo convert does)")
+        }
         if json {
             let tensors: [JSONValue] = ckpt.tensors.map { t in
                 var fields: [(String, JSONValue)] = [
@@ -36,24 +53,32 @@ struct Inspect: ParsableCommand {
                 ("format", .string(ckpt.format)),
                 ("metadata", .object(ckpt.metadata)),
                 ("tensors", .array(tensors)),
-                ("totals", .object([("tensors", .int(Int64(ckpt.tensors.count))), ("parameters", .int(Int64(parameters))), ("bytes", .int(Int64(bytes)))])),
+                ("totals", .object([("tensors", .int(Int64(ckpt.tensors.count))), ("parameters", .int(Int64(parameters))), ("bytes", .int(Int64(bytes))),
+                                    ("file_bytes", .int(Int64(fileBytes)))])),
             ]
+            if let sums = ckpt.checksums {
+                doc.append(("checksums", .object([("kind", .string(sums.kind)), ("records", .int(Int64(sums.records))), ("verified", .bool(verify))])))
+            }
+            if let expansion { doc.append(("warnings", .array([.string(expansion)]))) }
             if !sections.isEmpty { doc.append(("sections", .array(sections))) }
             print(JSONValue.object(doc).serialized(pretty: true))
             return
         }
-        var out = "file:    \(file)\nformat:  \(ckpt.format)\n"
+        // Text from the file (names, metadata keys and values, section titles) is escaped
+        // (`escapingControlCharacters`) where it is inserted; table cells by `CLIOutput.table`.
+        var out = "file:    \(file.escapingControlCharacters)\nformat:  \(ckpt.format.escapingControlCharacters)\n"
         if !ckpt.metadata.isEmpty {
             out += "metadata:\n"
             for (k, v) in ckpt.metadata {
-                var text = v.stringValue ?? v.serialized()
+                let key = k.escapingControlCharacters
+                var text = (v.stringValue ?? v.serialized()).escapingControlCharacters
                 if text.count > 120, v.objectValue != nil || v.arrayValue != nil {
                     // A nested value (a checkpoint's non-tensor values, a Keras model_config): as a tree.
-                    out += "  \(k):\n" + Self.tree(v, indent: 4, maxLines: Self.treeLines)
+                    out += "  \(key):\n" + Self.tree(v, indent: 4, maxLines: Self.treeLines)
                     continue
                 }
                 if text.count > 120 { text = String(text.prefix(117)) + "..." }
-                out += "  \(k): \(text)\n"
+                out += "  \(key): \(text)\n"
             }
         }
         out += "\n"
@@ -61,11 +86,27 @@ struct Inspect: ParsableCommand {
             [t.name, t.dtype.name, "[" + t.shape.map(String.init).joined(separator: ", ") + "]", String(t.byteCount)]
         }
         out += CLIOutput.table(["name", "dtype", "shape", "bytes"], rows, rightAligned: [3])
-        out += "\ntotal: \(ckpt.tensors.count) tensors, \(parameters) parameters, \(bytes) bytes (\(CLIOutput.bytes(bytes)))\n"
+        out += "\ntotal: \(ckpt.tensors.count) tensors, \(parameters) parameters, \(bytes) bytes (\(CLIOutput.bytes(bytes))) materialised from a file of \(fileBytes) bytes\n"
+        if let checksums { out += "checksums: \(checksums)\n" }
+        if let expansion { out += "warning: \(expansion)\n" }
         for s in ckpt.sections {
-            out += "\n\(s.title):\n" + CLIOutput.table(s.columns, s.rows)
+            out += "\n\(s.title.escapingControlCharacters):\n" + CLIOutput.table(s.columns, s.rows)
         }
         print(out, terminator: "")
+    }
+
+    /// The warning for tensors that materialise to far more than the file holds (stride-0 views,
+    /// names sharing one view, deflated records): more than 8x the file and more than 1 MiB beyond it.
+    static func expansionWarning(materialised: Int, fileBytes: Int) -> String? {
+        let (eight, overflow) = max(fileBytes, 0).multipliedReportingOverflow(by: OutputLimit.inputMultiple)
+        guard !overflow, materialised > eight, materialised - fileBytes > 1 << 20 else { return nil }
+        let ratio = fileBytes > 0 ? "\(materialised / fileBytes)x" : "far more than"
+        let limit = OutputLimit.defaultBytes(forInput: fileBytes)
+        let convert = materialised > limit
+            ? "zoo convert refuses it without --max-output (limit \(ByteSize.describe(limit)))"
+            : "zoo convert would write all of it"
+        return "the tensors materialise to \(materialised) bytes (\(CLIOutput.bytes(materialised))), \(ratio) the file's size "
+            + "(stride-0 views, names sharing one view, or compressed records expand); \(convert)"
     }
 
     /// Lines of a metadata tree shown in the text output; `--json` has the whole of it.
@@ -88,11 +129,12 @@ struct Inspect: ParsableCommand {
             }
             if children.isEmpty { lines.append(pad + (v.objectValue != nil ? "{}" : "[]")); return }
             for (k, child) in children {
-                let inline = child.objectValue == nil && child.arrayValue == nil ? scalar(child) : child.serialized()
+                let key = k.escapingControlCharacters
+                let inline = (child.objectValue == nil && child.arrayValue == nil ? scalar(child) : child.serialized()).escapingControlCharacters
                 if inline.count <= 80 || (child.objectValue == nil && child.arrayValue == nil) {
-                    lines.append("\(pad)\(k): \(inline.count > 200 ? String(inline.prefix(197)) + "..." : inline)")
+                    lines.append("\(pad)\(key): \(inline.count > 200 ? String(inline.prefix(197)) + "..." : inline)")
                 } else {
-                    lines.append("\(pad)\(k):")
+                    lines.append("\(pad)\(key):")
                     walk(child, depth + 2)
                 }
             }

@@ -25,7 +25,7 @@ struct List: ParsableCommand {
                     .object([("name", .string(n)), ("path", .string(try cache.modelPath(n)))])
                 }).serialized(pretty: true))
             } else if names.isEmpty {
-                print("no converted checkpoints in \(cache.modelsDirectory) (`zoo fetch NAME` adds them)")
+                print("no converted checkpoints in \(cache.modelsDirectory.escapingControlCharacters) (`zoo fetch NAME` adds them)")
             } else {
                 print(CLIOutput.table(["name", "path"], try names.map { [$0, try cache.modelPath($0)] }), terminator: "")
             }

@@ -61,7 +61,7 @@ struct Predict: ParsableCommand {
             return
         }
         for (image, top) in results {
-            print(image)
+            print(image.escapingControlCharacters) // labels are escaped by the table
             let rows = top.map { p in [CLIOutput.decimals4(Double(p.probability)), String(p.index), p.label] }
             print(CLIOutput.table(["probability", "index", "label"], rows, rightAligned: [0, 1]), terminator: "")
         }

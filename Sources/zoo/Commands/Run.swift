@@ -43,7 +43,7 @@ struct Run: ParsableCommand {
                 return i
             }
             let backbone = try Backbone(contentsOf: url, outIndices: indices, threads: threads)
-            let maps = try backbone.features(x)
+            let maps = try inputAtFault { try backbone.features(x) }
             let records = zip(indices, maps).map { TensorRecord(name: String($0), tensor: $1) }
             let info: JSONValue = .array(zip(indices, backbone.featureInfo).map { i, t in
                 .object([("index", .int(Int64(i))), ("name", .string(t.name)), ("channels", .int(Int64(t.channels))),
@@ -53,7 +53,8 @@ struct Run: ParsableCommand {
                 try SafetensorsWriter.write(records, metadata: [("zoo.feature_info", info.serialized())], to: output, overwrite: overwrite)
             } catch let e as ZooError { throw e.inFile(output) }
         } else {
-            let logits = try Classifier(contentsOf: url, threads: threads)(x)
+            let classifier = try Classifier(contentsOf: url, threads: threads)
+            let logits = try inputAtFault { try classifier(x) }
             do {
                 let writer = try AtomicFileWriter(destination: output, overwrite: overwrite)
                 do {
@@ -64,6 +65,18 @@ struct Run: ParsableCommand {
                     throw error
                 }
             } catch let e as ZooError { throw e.inFile(output) }
+        }
+    }
+
+    /// Runs the network. The checkpoint was checked when it loaded, so an error now is about the
+    /// input (its shape, dtype, an empty batch, a size too small for a layer): it names the .npy
+    /// file (the runtime's generic `input` item is dropped, a layer's name kept).
+    private func inputAtFault<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch var e as ZooError where e.file == nil {
+            if e.item == "input" { e.item = nil }
+            throw e.inFile(input)
         }
     }
 }

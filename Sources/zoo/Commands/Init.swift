@@ -1,0 +1,65 @@
+import ArgumentParser
+import Foundation
+import ModelZoo
+
+/// `zoo init ARCH -o FILE [--seed N] [--classes K] [--flavour torchvision|keras] [--force]`:
+/// a native checkpoint of any zoo architecture with seeded random weights, written by the zoo itself.
+struct Init: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "init",
+        abstract: "Write a native checkpoint of an architecture with seeded random weights.",
+        discussion: """
+        The weights follow the flavour's own initialisation (torchvision: Kaiming-normal convolutions, \
+        BatchNorm 1/0 with running statistics 0/1, small-normal or uniform linear layers; Keras: \
+        Glorot-uniform kernels, zero biases). Equal seeds give byte-identical files. The file holds \
+        the architecture's config, preprocessing and, with 1000 classes, the ImageNet labels, and \
+        loads like any converted checkpoint (a torchvision-flavour file loads into torchvision with \
+        load_state_dict(strict=True)). A starting point for training, tests and demos.
+        """
+    )
+
+    @Argument(help: "An architecture of the catalogue (`zoo list`).")
+    var arch: String
+
+    @Option(name: .shortAndLong, help: "The native safetensors file to write.")
+    var output: String
+
+    @Option(help: "Seed of the random weights.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Classes of the classifier head.")
+    var classes: Int = 1000
+
+    @Option(help: "torchvision or keras (default: the architecture's first flavour, as `zoo info` lists).")
+    var flavour: String?
+
+    @Flag(help: "Replace OUTPUT if it exists.")
+    var force = false
+
+    func validate() throws {
+        guard classes > 0, classes < 1 << 24 else { throw ValidationError("--classes must be a positive number, got \(classes)") }
+        if let flavour, Flavour(rawValue: flavour) == nil {
+            throw ValidationError("--flavour must be torchvision or keras (got \"\(flavour)\")")
+        }
+    }
+
+    func run() throws {
+        guard Architectures.names.contains(arch) else {
+            throw ZooError(.usage, "unknown architecture \"\(arch)\"; `zoo list` shows the known names", item: arch)
+        }
+        let chosen = flavour.flatMap(Flavour.init(rawValue:)) ?? Architectures.flavours(of: arch).first ?? .torchvision
+        // The name and flavour are the user's: a flavour the architecture lacks is a usage error (exit 1).
+        let config: ArchitectureConfig
+        do { config = try Architectures.preset(arch, flavour: chosen, classes: classes) } catch var error as ZooError {
+            error.kind = .usage
+            throw error
+        }
+        let plan = try Initializer.plan(config: config, seed: seed)
+        if !force, access(output, F_OK) == 0 {
+            throw ZooError(.io, "already exists (use --force to replace it)", file: output)
+        }
+        try Converter.write(plan, to: output, overwrite: force)
+        let bytes = plan.records.reduce(0) { $0 + $1.byteCount }
+        print("\(output): \(arch) (\(chosen.rawValue), \(classes) classes), \(plan.records.count) tensors, \(bytes) bytes (\(CLIOutput.bytes(bytes))), random weights, seed \(seed)")
+    }
+}
