@@ -65,14 +65,18 @@ public enum ImageDecoder {
 
     /// Reads and decodes the image at `path`.
     public static func decode(path: String, limits: ImageLimits = .standard, applyOrientation: Bool = true) throws -> RGBImage {
+        try withImageFile(path, limits: limits) { try decode(bytes: $0, limits: limits, applyOrientation: applyOrientation) }
+    }
+
+    /// Maps the image file at `path` (refusing one over `limits.maxFileBytes`) and runs `body` on its
+    /// bytes; errors name the file.
+    static func withImageFile<R>(_ path: String, limits: ImageLimits, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         do {
             let file = try MappedFile(path: path)
             guard file.count <= limits.maxFileBytes else {
                 throw ZooError.bad("file of \(file.count) bytes exceeds the image size limit of \(limits.maxFileBytes) bytes")
             }
-            return try withExtendedLifetime(file) {
-                try decode(bytes: file.bytes, limits: limits, applyOrientation: applyOrientation)
-            }
+            return try withExtendedLifetime(file) { try body(file.bytes) }
         } catch let error as ZooError {
             throw error.inFile(path)
         }
@@ -243,17 +247,7 @@ extension ImageDecoder {
     /// still fail to decode later (corrupt pixel data); the size is checked against the pixel limit.
     /// `zoo features --stages` uses it to lay out its output before it decodes each image once.
     public static func size(path: String, limits: ImageLimits = .standard, applyOrientation: Bool = true) throws -> (width: Int, height: Int) {
-        do {
-            let file = try MappedFile(path: path)
-            guard file.count <= limits.maxFileBytes else {
-                throw ZooError.bad("file of \(file.count) bytes exceeds the image size limit of \(limits.maxFileBytes) bytes")
-            }
-            return try withExtendedLifetime(file) {
-                try size(bytes: file.bytes, limits: limits, applyOrientation: applyOrientation)
-            }
-        } catch let error as ZooError {
-            throw error.inFile(path)
-        }
+        try withImageFile(path, limits: limits) { try size(bytes: $0, limits: limits, applyOrientation: applyOrientation) }
     }
 
     /// The size of an image held in memory; see `size(path:limits:applyOrientation:)`.
