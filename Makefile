@@ -7,7 +7,7 @@ export ZOO_VENV ?= $(ROOT)/.venv
 export ZOO_FIXTURES ?= $(ROOT)/.cache/fixtures
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: setup setup-tool build release fixtures test demo parity fuzz bench clean
+.PHONY: setup setup-tool build release fixtures test demo parity fuzz bench man clean
 
 setup:
 	@tools/setup.sh
@@ -46,6 +46,12 @@ fuzz: setup fixtures
 demo: setup-tool
 	swift build -c release
 	@tools/demo.sh
+
+# Manual pages for zoo and each subcommand (swift-argument-parser's generate-manual plugin) into .build/man.
+man: setup-tool
+	swift package plugin --allow-writing-to-package-directory generate-manual --multi-page --configuration release
+	@rm -rf .build/man && mkdir -p .build/man && cp .build/plugins/GenerateManual/outputs/zoo/*.1 .build/man/
+	@echo "man: .build/man ($$(ls .build/man | wc -l) pages; man -l .build/man/zoo.1, or copy them to a man1 folder on your MANPATH)"
 
 clean:
 	rm -rf .build .build-fuzz .cache
