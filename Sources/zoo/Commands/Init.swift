@@ -60,6 +60,6 @@ struct Init: ParsableCommand {
         }
         try Converter.write(plan, to: output, overwrite: force)
         let bytes = plan.records.reduce(0) { $0 + $1.byteCount }
-        print("\(output): \(arch) (\(chosen.rawValue), \(classes) classes), \(plan.records.count) tensors, \(bytes) bytes (\(CLIOutput.bytes(bytes))), random weights, seed \(seed)")
+        print("\(output.escapingControlCharacters): \(arch) (\(chosen.rawValue), \(classes) classes), \(plan.records.count) tensors, \(bytes) bytes (\(CLIOutput.bytes(bytes))), random weights, seed \(seed)")
     }
 }
