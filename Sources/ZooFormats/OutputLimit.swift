@@ -16,10 +16,11 @@ public enum OutputLimit {
     /// The default limit's multiple of the input's size.
     public static let inputMultiple = 8
 
-    /// The default limit for an input of `inputBytes`: `max(1 GiB, 8 x inputBytes)` (saturating).
-    public static func defaultBytes(forInput inputBytes: Int) -> Int {
+    /// The default limit for an input of `inputBytes`: `max(floor, 8 x inputBytes)` (saturating);
+    /// `floor` is 1 GiB for users (the fuzz targets pass a smaller one).
+    public static func defaultBytes(forInput inputBytes: Int, floor: Int = floorBytes) -> Int {
         let (scaled, overflow) = max(inputBytes, 0).multipliedReportingOverflow(by: inputMultiple)
-        return overflow ? Int.max : max(floorBytes, scaled)
+        return overflow ? Int.max : max(floor, scaled)
     }
 
     /// Total bytes of data the records describe (`byteCount` summed; saturates at `Int.max`, never traps).

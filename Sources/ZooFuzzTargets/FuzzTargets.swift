@@ -62,8 +62,7 @@ public enum FuzzTargets {
     /// The output limit the fuzz targets hold a reader's claims to: `OutputLimit`'s rule (8x the
     /// input) with the 64 MiB floor of `smallCaps` instead of 1 GiB.
     static func outputLimit(inputBytes: Int) -> Int {
-        let (scaled, overflow) = max(inputBytes, 0).multipliedReportingOverflow(by: OutputLimit.inputMultiple)
-        return overflow ? Int.max : max(smallCaps, scaled)
+        OutputLimit.defaultBytes(forInput: inputBytes, floor: smallCaps)
     }
 
     /// Loads every record of a checkpoint and reads its bytes (widening float types to f32).
