@@ -122,7 +122,7 @@ public enum JSONValue: Sendable, Equatable, CustomStringConvertible {
             case "\r": out += "\\r"
             case "\t": out += "\\t"
             default:
-                if u.value < 0x20 || (u.value >= 0x7F && u.value <= 0x9F) {
+                if String.isEscapedOnTerminal(u) {
                     // C0 as JSON requires; DEL and C1 too, so JSON printed on a terminal is safe.
                     let hex = String(u.value, radix: 16)
                     out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
