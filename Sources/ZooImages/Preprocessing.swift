@@ -136,6 +136,14 @@ public struct Preprocessing: Sendable, Equatable {
         }
     }
 
+    /// The output (height, width) when it does not depend on the image: the crop, else an exact
+    /// resize; nil when it follows the image's size.
+    public var fixedOutputSize: (height: Int, width: Int)? {
+        if let crop { return crop }
+        if case let .exact(height, width) = resize { return (height, width) }
+        return nil
+    }
+
     /// The output (height, width) for an image, after resize and crop.
     public func outputSize(width: Int, height: Int) throws -> (height: Int, width: Int) {
         if let crop { return crop }

@@ -140,7 +140,7 @@ struct Features: ParsableCommand {
     /// Runs `body`, naming `path` in a ZooError that names no file (the checkpoint is opened once,
     /// by `LoadedCheckpoint`, and its graph and weights are compiled from there).
     private func inFile<T>(_ path: String, _ body: () throws -> T) throws -> T {
-        do { return try body() } catch let e as ZooError { throw e.file == nil ? e.inFile(path) : e }
+        do { return try body() } catch let e as ZooError { throw e.inFile(path) }
     }
 
     private func write(_ records: [TensorRecord], _ metadata: [(String, String)]) throws {
@@ -175,10 +175,8 @@ final class FeatureCache: @unchecked Sendable {
         let shapes: [[Int]]
         do {
             let h: Int, w: Int
-            if let crop = preprocessing.crop {
-                (h, w) = crop
-            } else if case let .exact(height, width) = preprocessing.resize {
-                (h, w) = (height, width)
+            if let fixed = preprocessing.fixedOutputSize {
+                (h, w) = fixed
             } else {
                 let size = try ImageDecoder.size(path: files[i])
                 (h, w) = try preprocessing.outputSize(width: size.width, height: size.height)
