@@ -57,9 +57,7 @@ struct Bench: ParsableCommand {
             guard let f = Flavour(rawValue: flavour) else { throw ZooError(.usage, "unknown flavour \(flavour)") }
             // The name and flavour are the user's: an unknown one, or a flavour the architecture
             // lacks, is a usage error (exit 1).
-            let config: ArchitectureConfig
-            do { config = try Architectures.preset(model, flavour: f) } catch var error as ZooError { error.kind = .usage; throw error }
-            let graph = try config.graph()
+            let graph = try CLIOutput.typedByUser { try Architectures.preset(model, flavour: f) }.graph()
             let weights = try RandomWeights.make(for: graph)
             classifier = try Classifier(graph: graph, weights: weights, threads: threads)
         }

@@ -31,6 +31,16 @@ enum CLIOutput {
         return out
     }
 
+    /// Runs `body` on values the user typed (an architecture name, a flavour, an input size): a
+    /// ZooError it throws is a usage error (exit 1), whatever kind the library gives it, since the
+    /// same error from a file's metadata is bad input (exit 2; docs/cli.md).
+    static func typedByUser<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch var error as ZooError {
+            error.kind = .usage
+            throw error
+        }
+    }
+
     /// `text` with each of its lines escaped (`escapingControlCharacters`), the line breaks kept:
     /// for output assembled from values that hold no line break of their own (catalogue entries,
     /// the tool's own usage text).

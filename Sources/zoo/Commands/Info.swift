@@ -32,8 +32,7 @@ struct Info: ParsableCommand {
         }
         // Everything here comes from the command line: a flavour the architecture lacks, or an
         // input size too small for it, is a usage error (exit 1, docs/cli.md), not a bad file.
-        var config: ArchitectureConfig
-        do { config = try e.config(flavour: fl) } catch var error as ZooError { error.kind = .usage; throw error }
+        var config = try CLIOutput.typedByUser { try e.config(flavour: fl) }
         if let c = classes {
             guard c > 0 else { throw ZooError(.usage, "--classes must be positive") }
             config.classes = c

@@ -44,16 +44,9 @@ struct Init: ParsableCommand {
     }
 
     func run() throws {
-        guard Architectures.names.contains(arch) else {
-            throw ZooError(.usage, "unknown architecture \"\(arch)\"; `zoo list` shows the known names", item: arch)
-        }
         let chosen = flavour.flatMap(Flavour.init(rawValue:)) ?? Architectures.flavours(of: arch).first ?? .torchvision
-        // The name and flavour are the user's: a flavour the architecture lacks is a usage error (exit 1).
-        let config: ArchitectureConfig
-        do { config = try Architectures.preset(arch, flavour: chosen, classes: classes) } catch var error as ZooError {
-            error.kind = .usage
-            throw error
-        }
+        // An unknown name, or a flavour the architecture lacks, is a usage error (exit 1).
+        let config = try CLIOutput.typedByUser { try Architectures.preset(arch, flavour: chosen, classes: classes) }
         let plan = try Initializer.plan(config: config, seed: seed)
         if !force, access(output, F_OK) == 0 {
             throw ZooError(.io, "already exists (use --force to replace it)", file: output)
