@@ -225,15 +225,37 @@ extension ImageDecoder {
     /// file made it ask malloc for 2 GB: found by the image fuzzer, 2026-12-03); a truncated file is
     /// refused here instead, as libpng would refuse it after the allocation.
     static func checkPNGChunkLengths(_ b: UnsafeRawBufferPointer) throws {
+        try forEachPNGChunk(b) { chunk in
+            guard chunk.fits else {
+                throw ZooError.bad("truncated PNG: chunk \(chunk.type) at offset \(chunk.offset) declares \(chunk.length) bytes, \(max(b.count - chunk.offset - 12, 0)) remain")
+            }
+            return true
+        }
+    }
+
+    /// One chunk of a PNG as `forEachPNGChunk` finds it.
+    struct PNGChunk {
+        /// Offset of the chunk's length field.
+        var offset: Int
+        /// The 4-byte type, with bytes outside printable ASCII shown as `?`.
+        var type: String
+        /// The declared data length.
+        var length: Int
+        /// True when the data and CRC lie inside the bytes present.
+        var fits: Bool
+        /// The chunk's data (only when `fits`).
+        var data: Range<Int> { (offset + 8)..<(offset + 8 + length) }
+    }
+
+    /// Walks a PNG's chunks after the signature, handing each to `visit` (return false to stop),
+    /// up to IEND or to a chunk that does not fit, which is the last one visited.
+    static func forEachPNGChunk(_ b: UnsafeRawBufferPointer, _ visit: (PNGChunk) throws -> Bool) rethrows {
         var i = 8
         while i + 8 <= b.count {
             let length = Int(b[i]) << 24 | Int(b[i + 1]) << 16 | Int(b[i + 2]) << 8 | Int(b[i + 3])
             let type = String(decoding: b[(i + 4)..<(i + 8)].map { (0x21...0x7E).contains($0) ? $0 : UInt8(ascii: "?") }, as: UTF8.self)
-            let remaining = b.count - i - 12
-            guard length <= remaining else {
-                throw ZooError.bad("truncated PNG: chunk \(type) at offset \(i) declares \(length) bytes, \(max(remaining, 0)) remain")
-            }
-            if type == "IEND" { return }
+            let chunk = PNGChunk(offset: i, type: type, length: length, fits: length <= b.count - i - 12)
+            guard try visit(chunk), chunk.fits, type != "IEND" else { return }
             i += 12 + length
         }
     }
@@ -286,16 +308,10 @@ extension ImageDecoder {
             width = be32(16); height = be32(20)
             if applyOrientation {
                 // The first eXIf chunk, wherever it is (libpng reads it before or after the image data).
-                var i = 8
-                while i + 12 <= b.count {
-                    let length = be32(i)
-                    guard length <= b.count - i - 12 else { break }
-                    if Array(b[(i + 4)..<(i + 8)]) == Array("eXIf".utf8) {
-                        orientation = EXIF.orientation(tiff: UnsafeRawBufferPointer(rebasing: b[(i + 8)..<(i + 8 + length)]))
-                        break
-                    }
-                    if Array(b[(i + 4)..<(i + 8)]) == Array("IEND".utf8) { break }
-                    i += 12 + length
+                forEachPNGChunk(b) { chunk in
+                    guard chunk.fits, chunk.type == "eXIf" else { return true }
+                    orientation = EXIF.orientation(tiff: UnsafeRawBufferPointer(rebasing: b[chunk.data]))
+                    return false
                 }
             }
         case nil:
