@@ -29,13 +29,13 @@ public enum Initializer {
         var records: [TensorRecord] = []
         records.reserveCapacity(spec.count)
         for p in spec {
-            let rule = try Self.rule(for: p, in: graph, family: config.family, keras: keras)
-            let stream = Self.streamSeed(seed, p.name)
             let shape = p.shape
             if p.role == .numBatchesTracked {
                 records.append(TensorRecord(name: p.name, dtype: .i64, shape: shape) { try Tensor(zeros: .i64, shape: shape) })
                 continue
             }
+            let rule = try Self.rule(for: p, in: graph, family: config.family, keras: keras)
+            let stream = Self.streamSeed(seed, p.name)
             records.append(TensorRecord(name: p.name, dtype: .f32, shape: shape) {
                 try Tensor(dtype: .f32, shape: shape) { raw in
                     let out = raw.bindMemory(to: Float.self)
