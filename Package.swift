@@ -8,9 +8,11 @@ let package = Package(
     name: "ModelZoo",
     platforms: [.macOS(.v14)],
     products: [
+        // Everything: importers, mapping, images, downloads, runtime.
         .library(name: "ModelZoo", targets: ["ModelZoo"]),
+        // Native checkpoints in, logits and feature maps out: no libhdf5, libjpeg, libpng or swift-crypto.
+        .library(name: "ModelZooRuntime", targets: ["ModelZooRuntime"]),
         .executable(name: "zoo", targets: ["zoo"]),
-        .executable(name: "zoo-fuzz", targets: ["ZooFuzz"]),
         .executable(name: "zoo-hdf5-probe", targets: ["ZooHDF5Probe"]),
     ],
     dependencies: [
@@ -18,12 +20,15 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
     ],
     targets: [
-        // C libraries from Debian packages (module maps only).
-        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
-        .systemLibrary(name: "CHDF5", providers: [.apt(["libhdf5-dev"])]),
-        .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),
-        .systemLibrary(name: "CJPEG", providers: [.apt(["libjpeg62-turbo-dev"])]),
-        .systemLibrary(name: "CPNG", providers: [.apt(["libpng-dev"])]),
+        // C libraries (module maps only), found through pkg-config. apt: Debian's package names
+        // (tools/setup.sh also knows Ubuntu's: libjpeg-turbo8-dev); brew: Homebrew's (keg-only ones
+        // are found by SwiftPM under $(brew --prefix)/opt/NAME).
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]),
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"]), .brew(["hdf5"])]),
+        // OpenBLAS, on Linux only: on Apple platforms ZooKernels' BLAS door uses Accelerate.
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"]), .brew(["openblas"])]),
+        .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg62-turbo-dev"]), .brew(["jpeg-turbo"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"]), .brew(["libpng"])]),
 
         // Tensors, dtypes, errors, JSON, .npy, mapped files, atomic writes.
         .target(name: "ZooTensor"),
@@ -33,18 +38,22 @@ let package = Package(
         .target(name: "ZooPyTorch", dependencies: ["ZooTensor", "ZooFormats", "CZlib"]),
         .target(name: "ZooHDF5", dependencies: ["ZooTensor", "ZooFormats", "CHDF5", "CZlib"]),
         // The process ZooHDF5 reads a file in first, so that libhdf5 crashing on it harms nothing.
+        // Also run by `zoo` itself (its hidden `hdf5-probe` subcommand); this executable is for
+        // programs using the library (shipped beside them, or named by ZOO_HDF5_PROBE).
         .executableTarget(name: "ZooHDF5Probe", dependencies: ["ZooHDF5"]),
         // Architecture definitions and the catalogue.
         .target(name: "ZooArchitectures", dependencies: ["ZooTensor"]),
         // Source names -> canonical names.
         .target(name: "ZooMapping", dependencies: ["ZooTensor", "ZooFormats", "ZooArchitectures"]),
         // Compute kernels and the runtime.
-        .target(name: "ZooKernels", dependencies: ["CBLAS"]),
+        .target(name: "ZooKernels", dependencies: [.target(name: "CBLAS", condition: .when(platforms: [.linux]))]),
         .target(name: "ZooRuntime", dependencies: ["ZooTensor", "ZooFormats", "ZooArchitectures", "ZooKernels"]),
         // Images.
         .target(name: "ZooImages", dependencies: ["ZooTensor", "CJPEG", "CPNG"]),
         // Downloads into the model cache (resume, checksums, atomic placement).
         .target(name: "ZooFetch", dependencies: ["ZooTensor", .product(name: "Crypto", package: "swift-crypto")]),
+        // The light umbrella (product ModelZooRuntime): load native checkpoints and run them.
+        .target(name: "ModelZooRuntime", dependencies: ["ZooTensor", "ZooFormats", "ZooArchitectures", "ZooKernels", "ZooRuntime"]),
         // The public umbrella library.
         .target(name: "ModelZoo", dependencies: [
             "ZooTensor", "ZooFormats", "ZooPyTorch", "ZooHDF5", "ZooArchitectures", "ZooMapping",
@@ -57,7 +66,8 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Fuzzing (docs/security.md): the targets as a library (replayed by the tests) and the
-        // libFuzzer / replay executable. Sanitizer flags are given on the command line by tools/fuzz.sh.
+        // libFuzzer / replay executable (not a product: built here by tools/fuzz.sh as `ZooFuzz`).
+        // Sanitizer flags are given on the command line by tools/fuzz.sh.
         .target(name: "ZooFuzzTargets", dependencies: ["ZooTensor", "ZooFormats", "ZooPyTorch", "ZooHDF5", "ZooImages"]),
         .executableTarget(name: "ZooFuzz", dependencies: ["ZooFuzzTargets"]),
 
@@ -81,6 +91,9 @@ let package = Package(
         .testTarget(name: "ZooHDF5Tests", dependencies: [
             "ZooHDF5", "ZooFormats", "ZooTensor", "ZooTestSupport", .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // An app that links only the ModelZooRuntime product; ProductTests checks what it pulls in.
+        .executableTarget(name: "RuntimeOnlyApp", dependencies: ["ModelZooRuntime"], path: "Tests/RuntimeOnlyApp"),
+        .testTarget(name: "ProductTests", dependencies: ["ZooTensor", "ZooTestSupport"]),
         .testTarget(name: "ParityTests", dependencies: ["ZooTensor", "ZooFormats", "ZooTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -3,8 +3,9 @@
 #
 #   tools/fuzz.sh [--smoke] [--seconds N] [--jobs-log FILE] [TARGET...]
 #
-# Builds the `zoo-fuzz` product with -sanitize=fuzzer,address into .build-fuzz, then runs each
-# target (all by default; `zoo-fuzz --list` names them) for FUZZ_SECONDS (default 600) or, with
+# Builds the fuzzer (the ZooFuzz executable target: not a product of the package, so SwiftPM names
+# its executable ZooFuzz) with -sanitize=fuzzer,address into .build-fuzz, then runs each
+# target (all by default; `ZooFuzz --list` names them) for FUZZ_SECONDS (default 600) or, with
 # --smoke, a deterministic pass: fixed seed, a fixed number of runs per target, starting from the
 # seeds alone (SMOKE_SECONDS, default 60, only bounds a slow machine). Corpora: .cache/fuzz/corpus/<target> (grown by the run),
 # seeded from Tests/Fixtures/fuzz-seeds/<target>, Tests/Fixtures/fuzz-regressions/<target> and the
@@ -36,9 +37,9 @@ work=$root/.cache/fuzz
 scratch=${ZOO_FUZZ_SCRATCH:-$root/.build-fuzz}
 mkdir -p "$work"
 
-echo "fuzz: building zoo-fuzz with -sanitize=fuzzer,address ($scratch)" >&2
+echo "fuzz: building ZooFuzz with -sanitize=fuzzer,address ($scratch)" >&2
 build_start=$(date +%s)
-if ! swift build -c debug --product zoo-fuzz --scratch-path "$scratch" \
+if ! swift build -c debug --product ZooFuzz --scratch-path "$scratch" \
       -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library -Xswiftc -DZOO_LIBFUZZER \
       > "$work/build.log" 2>&1; then
   grep -v "Cannot export local symbol" "$work/build.log" | tail -40 >&2
@@ -46,7 +47,7 @@ if ! swift build -c debug --product zoo-fuzz --scratch-path "$scratch" \
   exit 2
 fi
 echo "fuzz: built in $(( $(date +%s) - build_start ))s" >&2
-bin=$scratch/debug/zoo-fuzz
+bin=$scratch/debug/ZooFuzz
 
 if [ ${#targets[@]} -eq 0 ]; then
   mapfile -t targets < <("$bin" --zoo-list-targets 2>/dev/null)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One-time setup on a fresh Debian machine: the C libraries (apt-get, only when
+# One-time setup on a fresh Debian or Ubuntu machine: the C libraries (apt-get, only when
 # missing) and the Python reference environment (tools/setup-venv.sh).
 # Safe to run again: it does nothing when everything is present.
 set -euo pipefail
@@ -9,7 +9,15 @@ if ! command -v swift >/dev/null 2>&1; then
   echo "setup: no swift on PATH; install a Swift 6 toolchain first (https://www.swift.org/install/linux/)" >&2
   exit 1
 fi
-packages=(libhdf5-dev zlib1g-dev libopenblas-dev libjpeg62-turbo-dev libpng-dev pkg-config)
+# Debian's package names; Ubuntu (the official Swift container images are Ubuntu) names the same
+# libjpeg-turbo headers libjpeg-turbo8-dev. Anything else is treated as Debian.
+distro=Debian
+jpeg=libjpeg62-turbo-dev
+if [ -r /etc/os-release ] && (. /etc/os-release && [ "${ID:-}" = ubuntu ] || [[ " ${ID_LIKE:-} " == *" ubuntu "* ]]); then
+  distro=Ubuntu
+  jpeg=libjpeg-turbo8-dev
+fi
+packages=(libhdf5-dev zlib1g-dev libopenblas-dev "$jpeg" libpng-dev pkg-config)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -23,7 +31,7 @@ if [ "${1:-}" != "--no-python" ]; then
   fi
 fi
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "setup: installing Debian packages: ${missing[*]}" >&2
+  echo "setup: installing $distro packages: ${missing[*]}" >&2
   sudo=""
   [ "$(id -u)" = 0 ] || sudo=sudo
   $sudo apt-get update -qq

@@ -1,4 +1,7 @@
-#include <hdf5/serial/hdf5.h>
+/* The include folder (Debian/Ubuntu: /usr/include/hdf5/serial) and the library folder come from
+   pkg-config's `hdf5` (Package.swift); on Debian and Ubuntu that name is the alternative libhdf5-dev
+   points at its serial build. */
+#include <hdf5.h>
 
 /* libhdf5's constants are macros over globals (H5OPEN H5T_IEEE_F32LE_g, (hid_t)0, ...), which
    Swift cannot import (or, for the globals, cannot use safely in Swift 6 mode). These inline

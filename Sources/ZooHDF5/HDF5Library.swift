@@ -102,7 +102,7 @@ final class H5ID: @unchecked Sendable {
 }
 
 /// A recursive pthread mutex.
-private final class RecursiveLock: @unchecked Sendable {
+final class RecursiveLock: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
     init() {

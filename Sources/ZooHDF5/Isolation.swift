@@ -21,7 +21,9 @@ import ZooTensor
 ///
 /// The probe process is the `zoo-hdf5-probe` executable (`HDF5ProbeTool`), started with
 /// `posix_spawn`: a new, single-threaded process. It is looked for in `$ZOO_HDF5_PROBE`, then
-/// beside the running executable (where SwiftPM builds it next to `zoo` and the test runner).
+/// in the running executable itself when that registered as its own probe
+/// (`HDF5ProbeTool.probeWithThisExecutable(arguments:)`: `zoo hdf5-probe`), then beside the
+/// running executable (where SwiftPM builds it next to `zoo` and the test runner).
 /// Without it the probe is a `fork()` of the caller running the same Swift code. That fallback
 /// is weaker: a fork of a multi-threaded Swift process copies locks that other threads hold
 /// (the Swift runtime's among them), and a child that touches one can block or spin until its
@@ -42,8 +44,9 @@ enum Isolation {
 
     /// How the probe runs.
     enum Runner: Sendable, Equatable {
-        /// `posix_spawn` of the probe executable at this path.
-        case helper(String)
+        /// `posix_spawn` of the probe executable at this path, with `leading` arguments before the
+        /// probe's own (`["hdf5-probe"]` when `zoo` is its own probe).
+        case helper(String, leading: [String])
         /// `fork()` of the calling process.
         case fork
     }
@@ -53,24 +56,40 @@ enum Isolation {
 
     /// The probe executable, or nil when the runner is the fork fallback.
     static var executable: String? {
-        if case .helper(let path) = runner { return path }
+        if case .helper(let path, _) = runner { return path }
         return nil
+    }
+
+    /// The arguments the running executable takes to act as the probe, once it registered them
+    /// (`HDF5ProbeTool.probeWithThisExecutable`). Read and written under `selfProbeLock`.
+    nonisolated(unsafe) private static var selfProbeArguments: [String]?
+    private static let selfProbeLock = RecursiveLock()
+
+    /// Registers the running executable as its own probe (see `HDF5ProbeTool.probeWithThisExecutable`).
+    static func registerSelfProbe(arguments: [String]) {
+        selfProbeLock.lock()
+        defer { selfProbeLock.unlock() }
+        selfProbeArguments = arguments
     }
 
     private static func findRunner() -> Runner {
         if let raw = getenv("ZOO_HDF5_PROBE") {
             let value = String(cString: raw)
             if value == "fork" { return .fork }
-            if !value.isEmpty { return .helper(value) } // an unusable path fails loudly at spawn
+            if !value.isEmpty { return .helper(value, leading: []) } // an unusable path fails loudly at spawn
         }
         #if os(Linux)
         var buf = [CChar](repeating: 0, count: 4096)
         let n = readlink("/proc/self/exe", &buf, buf.count - 1)
         if n > 0 {
             let exe = String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            selfProbeLock.lock()
+            let selfArguments = selfProbeArguments
+            selfProbeLock.unlock()
+            if let selfArguments, access(exe, X_OK) == 0 { return .helper(exe, leading: selfArguments) }
             if let slash = exe.lastIndex(of: "/") {
                 let candidate = String(exe[..<slash]) + "/" + probeName
-                if access(candidate, X_OK) == 0 { return .helper(candidate) }
+                if access(candidate, X_OK) == 0 { return .helper(candidate, leading: []) }
             }
         }
         #endif
@@ -85,7 +104,7 @@ enum Isolation {
         defer { close(fd) }
         let pid: pid_t
         switch runner {
-        case .helper(let exe): pid = try spawn(exe, path: path, cpuSeconds: cpuLimit,
+        case .helper(let exe, let leading): pid = try spawn(exe, leading: leading, path: path, cpuSeconds: cpuLimit,
                                                memoryBytes: HDF5ProbeTool.memoryBudget(fileSize: fileSize), output: fd)
         case .fork: pid = try forkChild(path, cpuSeconds: cpuLimit, output: fd)
         }
@@ -136,8 +155,10 @@ enum Isolation {
 
     #if os(Linux)
     /// Starts the probe executable: no inherited signal mask or handlers, /dev/null for the
-    /// standard streams, an empty environment (no `HDF5_PLUGIN_PATH`: no plugin loading).
-    private static func spawn(_ exe: String, path: String, cpuSeconds: Int, memoryBytes: Int, output: Int32) throws -> pid_t {
+    /// standard streams, an environment of `OPENBLAS_NUM_THREADS=1` only (no `HDF5_PLUGIN_PATH`:
+    /// no plugin loading; and an executable that links OpenBLAS, as `zoo` does, starts no BLAS
+    /// threads, which would spend the probe's CPU budget).
+    private static func spawn(_ exe: String, leading: [String], path: String, cpuSeconds: Int, memoryBytes: Int, output: Int32) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -155,11 +176,12 @@ enum Isolation {
         sigfillset(&all)
         posix_spawnattr_setsigdefault(&attr, &all)
         posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        let args = [exe, HDF5ProbeTool.cpuFlag, String(cpuSeconds), HDF5ProbeTool.memoryFlag, String(memoryBytes),
+        let args = [exe] + leading + [HDF5ProbeTool.cpuFlag, String(cpuSeconds), HDF5ProbeTool.memoryFlag, String(memoryBytes),
                     HDF5ProbeTool.outputFlag, String(HDF5ProbeTool.outputDescriptor), "--", path]
         let cargs: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
         defer { for p in cargs { free(p) } }
-        let env: [UnsafeMutablePointer<CChar>?] = [nil]
+        let env: [UnsafeMutablePointer<CChar>?] = [strdup("OPENBLAS_NUM_THREADS=1"), nil]
+        defer { for p in env { free(p) } }
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, exe, &actions, &attr, cargs, env)
         if rc != 0 {
@@ -235,6 +257,15 @@ public enum HDF5ProbeTool {
     public static let outputFlag = "--output-fd"
     /// The descriptor ZooHDF5 passes the result file as.
     public static let outputDescriptor: Int32 = 3
+
+    /// Makes the running executable its own probe: ZooHDF5 then starts it with `arguments` before
+    /// the probe's own, and the executable must hand what follows them to `main` (as `zoo` does for
+    /// `zoo hdf5-probe ...`), so that a tool is one binary. `ZOO_HDF5_PROBE` still comes first. Call
+    /// it before the first HDF5 file is read (the probe is chosen once per process). Linux only
+    /// (elsewhere files are read in the calling process).
+    public static func probeWithThisExecutable(arguments: [String]) {
+        Isolation.registerSelfProbe(arguments: arguments)
+    }
 
     /// Runs the probe with `arguments` (`[program, "--cpu-seconds", N, ("--memory-bytes", M,) ("--output-fd", FD,) "--", FILE]`)
     /// and returns the exit status.

@@ -1,15 +1,22 @@
 // ZooKernels: CPU compute kernels (GEMM via a BLAS, convolutions, pooling, activations).
 // Activations are channels-last (NHWC) float32 buffers; every kernel works on raw pointers.
+#if canImport(Accelerate)
+import Accelerate
+#else
 import CBLAS
+#endif
 
-/// The one door to the BLAS. Everything else in ZooKernels calls GEMM through here, so another
-/// BLAS (Apple's Accelerate) can replace OpenBLAS by changing this file only.
+/// The one door to the BLAS. Everything else in ZooKernels calls GEMM through here: OpenBLAS on
+/// Linux (module CBLAS), Apple's Accelerate where it exists (the same CBLAS interface; untested: CI
+/// runs Debian only).
 @usableFromInline
 enum BLAS {
     /// Pins the BLAS to one thread per call: ZooKernels splits work across its own threads,
     /// so BLAS threads would only oversubscribe the cores. Done once per process.
     static let configured: Bool = {
+        #if !canImport(Accelerate)
         openblas_set_num_threads(1)
+        #endif
         return true
     }()
 
@@ -37,8 +44,12 @@ enum BLAS {
 
     /// The name of the BLAS and the CPU kernel it picked.
     static var description: String {
+        #if canImport(Accelerate)
+        return "Accelerate"
+        #else
         guard let name = openblas_get_corename() else { return "OpenBLAS" }
         return "OpenBLAS (\(String(cString: name)))"
+        #endif
     }
 }
 

@@ -61,29 +61,29 @@ enum PickleCost {
 /// Containers are reference types shared through the memo. Call ``release()`` when done with
 /// the result: it tears the object graph down without recursion, so arbitrarily long chains
 /// of nested lists cannot overflow the stack when freed.
-public final class PickleMachine {
+package final class PickleMachine {
     /// The limits in force.
-    public let limits: PickleLimits
+    package let limits: PickleLimits
     /// Called for PERSID / BINPERSID with the persistent id; returns the object it stands for.
-    public var persistentLoad: ((PickleValue) throws -> PickleValue)?
+    package var persistentLoad: ((PickleValue) throws -> PickleValue)?
     /// The pickle protocol: the highest PROTO opcode, else 1 when binary opcodes occur, else 0.
-    public private(set) var protocolVersion = 0
+    package private(set) var protocolVersion = 0
     /// Every distinct global the pickle named, in first-seen order (`module.name`).
-    public private(set) var globalsSeen: [String] = []
+    package private(set) var globalsSeen: [String] = []
 
     private var stack: [PickleValue] = []
     private var marks: [Int] = []
     private var memo: [Int: PickleValue] = [:]
     private var created = 0
     /// Estimated bytes of everything this machine built (`PickleLimits.maxBytes`), across loads.
-    public private(set) var estimatedBytes = 0
+    package private(set) var estimatedBytes = 0
     private var lists: [PickleList] = []
     private var dicts: [PickleDict] = []
     private var objects: [PickleObject] = []
     private var seenGlobals = Set<String>()
 
     /// A machine with the given limits.
-    public init(limits: PickleLimits = PickleLimits()) {
+    package init(limits: PickleLimits = PickleLimits()) {
         self.limits = limits
     }
 
@@ -91,7 +91,7 @@ public final class PickleMachine {
 
     /// Empties every container the machine created, so the graph is freed without recursion.
     /// Values returned earlier become empty shells.
-    public func release() {
+    package func release() {
         for l in lists { l.items = [] }
         for d in dicts { d.entries = []; d.attributes = nil }
         for o in objects { o.clear() }
@@ -104,7 +104,7 @@ public final class PickleMachine {
 
     /// Runs one pickle from `reader`'s position up to and including its STOP opcode and
     /// returns the value it produces. The reader is left just after STOP.
-    public func load(_ reader: inout ByteReader) throws -> PickleValue {
+    package func load(_ reader: inout ByteReader) throws -> PickleValue {
         stack = []
         marks = []
         memo = [:]
@@ -123,7 +123,7 @@ public final class PickleMachine {
     }
 
     /// Convenience: runs a pickle held entirely in `bytes`.
-    public func load(_ bytes: UnsafeRawBufferPointer) throws -> PickleValue {
+    package func load(_ bytes: UnsafeRawBufferPointer) throws -> PickleValue {
         var r = ByteReader(bytes)
         return try load(&r)
     }

@@ -9,7 +9,7 @@ import ZooTensor
 ///
 /// Mutable containers (lists, dicts, objects) are reference types so memo entries are shared,
 /// exactly as in Python, never deep-copied.
-public enum PickleValue {
+package enum PickleValue {
     /// `None`.
     case none
     /// `True` / `False`.
@@ -40,7 +40,7 @@ public enum PickleValue {
     case tensor(TorchTensor)
 
     /// A short description for error messages.
-    public var kind: String {
+    package var kind: String {
         switch self {
         case .none: return "None"
         case .bool: return "bool"
@@ -59,13 +59,13 @@ public enum PickleValue {
     }
 
     /// The string, when this is one.
-    public var stringValue: String? {
+    package var stringValue: String? {
         if case .string(let s) = self { return s }
         return nil
     }
 
     /// The integer, when this is one that fits `Int`.
-    public var intValue: Int? {
+    package var intValue: Int? {
         switch self {
         case .int(let i): return Int(exactly: i)
         case .bool(let b): return b ? 1 : 0
@@ -74,7 +74,7 @@ public enum PickleValue {
     }
 
     /// The elements of a tuple or list.
-    public var sequence: [PickleValue]? {
+    package var sequence: [PickleValue]? {
         switch self {
         case .tuple(let t): return t.items
         case .list(let l): return l.items
@@ -84,11 +84,11 @@ public enum PickleValue {
 }
 
 /// An immutable tuple. Its `depth` counts directly nested tuples so nesting stays bounded.
-public final class PickleTuple {
+package final class PickleTuple {
     /// The elements.
-    public let items: [PickleValue]
+    package let items: [PickleValue]
     /// Nesting depth through tuples (1 for a tuple holding no tuple).
-    public let depth: Int
+    package let depth: Int
 
     init(_ items: [PickleValue]) {
         self.items = items
@@ -99,19 +99,19 @@ public final class PickleTuple {
 }
 
 /// A mutable list (also used for sets).
-public final class PickleList {
+package final class PickleList {
     /// The elements.
-    public internal(set) var items: [PickleValue]
+    package internal(set) var items: [PickleValue]
 
     init(_ items: [PickleValue] = []) { self.items = items }
 }
 
 /// A mutable dict; keys keep insertion order, a repeated key replaces the earlier value.
-public final class PickleDict {
+package final class PickleDict {
     /// The entries in insertion order.
-    public internal(set) var entries: [(key: PickleValue, value: PickleValue)] = []
+    package internal(set) var entries: [(key: PickleValue, value: PickleValue)] = []
     /// Attributes set by BUILD (an OrderedDict's `_metadata`, for instance); never flattened.
-    public internal(set) var attributes: PickleValue?
+    package internal(set) var attributes: PickleValue?
 
     init() {}
 
@@ -139,17 +139,17 @@ public final class PickleDict {
 }
 
 /// The opaque result of calling or instantiating a global that is not interpreted.
-public final class PickleObject {
+package final class PickleObject {
     /// What was called (normally a `.global`).
-    public let callee: PickleValue
+    package let callee: PickleValue
     /// The positional arguments.
-    public internal(set) var args: [PickleValue]
+    package internal(set) var args: [PickleValue]
     /// The state applied by BUILD, if any.
-    public internal(set) var state: PickleValue?
+    package internal(set) var state: PickleValue?
     /// Items appended by APPEND/APPENDS (list subclasses).
-    public internal(set) var listItems: [PickleValue] = []
+    package internal(set) var listItems: [PickleValue] = []
     /// Items set by SETITEM/SETITEMS (dict subclasses).
-    public internal(set) var dictItems: [(key: PickleValue, value: PickleValue)] = []
+    package internal(set) var dictItems: [(key: PickleValue, value: PickleValue)] = []
 
     init(callee: PickleValue, args: [PickleValue]) {
         self.callee = callee
@@ -157,14 +157,14 @@ public final class PickleObject {
     }
 
     /// `module.name` of the callee, or a description when the callee is not a global.
-    public var className: String {
+    package var className: String {
         if case .global(let m, let n) = callee { return "\(m).\(n)" }
         if case .object(let o) = callee { return o.className + "()" }
         return callee.kind
     }
 
     /// The module of the callee's global, or "".
-    public var module: String {
+    package var module: String {
         if case .global(let m, _) = callee { return m }
         return ""
     }

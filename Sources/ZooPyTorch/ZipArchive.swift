@@ -2,23 +2,23 @@ import CZlib
 import ZooTensor
 
 /// One member of a zip archive, as the central directory describes it.
-public struct ZipEntry: Sendable {
+package struct ZipEntry: Sendable {
     /// The member's path inside the archive.
-    public let name: String
+    package let name: String
     /// Compression method: 0 stored, 8 deflated.
-    public let method: UInt16
+    package let method: UInt16
     /// General-purpose flags (bit 0 encrypted, bit 3 data descriptor).
-    public let flags: UInt16
+    package let flags: UInt16
     /// CRC-32 of the uncompressed data (0 when the writer skipped it).
-    public let crc32: UInt32
+    package let crc32: UInt32
     /// Bytes stored in the file.
-    public let compressedSize: Int
+    package let compressedSize: Int
     /// Bytes after decompression.
-    public let uncompressedSize: Int
+    package let uncompressedSize: Int
     /// Position of the local file header.
-    public let localHeaderOffset: Int
+    package let localHeaderOffset: Int
     /// Position of the member's data (after the local header, its name and extra field).
-    public let dataOffset: Int
+    package let dataOffset: Int
 }
 
 /// A read-only zip archive over a memory-mapped file (the PyTorch >= 1.6 container).
@@ -27,19 +27,19 @@ public struct ZipEntry: Sendable {
 /// from its local header, so any alignment is accepted. Members must not overlap each other or
 /// the central directory. Stored members are zero-copy views of the mapping; deflated members are
 /// inflated through zlib into exactly their declared size, which is bounded before allocating.
-public final class ZipArchive: @unchecked Sendable {
+package final class ZipArchive: @unchecked Sendable {
     /// Reading options.
-    public struct Options: Sendable {
+    package struct Options: Sendable {
         /// Verify CRC-32s that are not zero.
-        public var verifyCRC: Bool
+        package var verifyCRC: Bool
         /// Largest size a deflated member may inflate to.
-        public var maxInflatedBytes: Int
+        package var maxInflatedBytes: Int
         /// Largest accepted ratio between a deflated member's declared and stored sizes
         /// (deflate cannot exceed about 1032:1).
-        public var maxRatio: Int
+        package var maxRatio: Int
 
         /// Defaults: CRCs verified, at most 2 GiB and 1100:1 per deflated member.
-        public init(verifyCRC: Bool = true, maxInflatedBytes: Int = 1 << 31, maxRatio: Int = 1100) {
+        package init(verifyCRC: Bool = true, maxInflatedBytes: Int = 1 << 31, maxRatio: Int = 1100) {
             self.verifyCRC = verifyCRC
             self.maxInflatedBytes = maxInflatedBytes
             self.maxRatio = maxRatio
@@ -47,15 +47,15 @@ public final class ZipArchive: @unchecked Sendable {
     }
 
     /// The mapped file.
-    public let file: MappedFile
+    package let file: MappedFile
     /// The options in force.
-    public let options: Options
+    package let options: Options
     /// Members in central-directory order.
-    public let entries: [ZipEntry]
+    package let entries: [ZipEntry]
     private let byName: [String: Int]
 
     /// Parses the archive's directory. Throws `badInput` naming the member and byte offset on any inconsistency.
-    public init(file: MappedFile, options: Options = Options()) throws {
+    package init(file: MappedFile, options: Options = Options()) throws {
         self.file = file
         self.options = options
         let bytes = file.bytes
@@ -177,11 +177,11 @@ public final class ZipArchive: @unchecked Sendable {
     }
 
     /// The member named `name`.
-    public func entry(_ name: String) -> ZipEntry? { byName[name].map { entries[$0] } }
+    package func entry(_ name: String) -> ZipEntry? { byName[name].map { entries[$0] } }
 
     /// The uncompressed bytes of a member: a view of the mapping when stored, inflated memory
     /// when deflated. The CRC is verified when `verifyCRC` and the member's CRC is not zero.
-    public func storage(of e: ZipEntry, checkCRC: Bool? = nil) throws -> TensorStorage {
+    package func storage(of e: ZipEntry, checkCRC: Bool? = nil) throws -> TensorStorage {
         let s = try uncheckedStorage(of: e)
         if checkCRC ?? options.verifyCRC, e.crc32 != 0 {
             let actual = ZipArchive.crc32(s.bytes)
@@ -261,7 +261,7 @@ public final class ZipArchive: @unchecked Sendable {
     }
 
     /// CRC-32 (the zip polynomial) of `bytes`.
-    public static func crc32(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+    package static func crc32(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
         guard let base = bytes.baseAddress else { return 0 }
         var crc: UInt = CZlib.crc32(0, nil, 0)
         var pos = 0

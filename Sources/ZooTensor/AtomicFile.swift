@@ -336,11 +336,11 @@ enum GNUFileCalls {
 /// The registry is a fixed block of C memory allocated once and never freed or moved: one
 /// state word and one NUL-terminated path per slot. The signal handler only reads it and calls
 /// `unlink`, which is async-signal-safe; it takes no lock and allocates nothing.
-public final class TemporaryFiles: @unchecked Sendable {
+package final class TemporaryFiles: @unchecked Sendable {
     /// The process-wide registry.
-    public static let shared = TemporaryFiles()
+    package static let shared = TemporaryFiles()
     /// How many temporary files may be in flight at once.
-    public static let capacity = 128
+    package static let capacity = 128
     private static let pathBytes = 4096
     private static let free: Int32 = 0, writing: Int32 = 1, live: Int32 = 2
 
@@ -392,13 +392,13 @@ public final class TemporaryFiles: @unchecked Sendable {
     }
 
     /// Number of registered temporary files (for tests and diagnostics).
-    public var count: Int {
+    package var count: Int {
         pthread_mutex_lock(lock); defer { pthread_mutex_unlock(lock) }
         return (0..<Self.capacity).filter { states[$0] == Self.live }.count
     }
 
     /// Removes every registered temporary file now (before `exit`, which runs no deinit).
-    public func removeAll() {
+    package func removeAll() {
         pthread_mutex_lock(lock); defer { pthread_mutex_unlock(lock) }
         unlinkLive()
         for i in 0..<Self.capacity { states[i] = Self.free }
@@ -417,7 +417,7 @@ public final class TemporaryFiles: @unchecked Sendable {
     /// A signal the process inherited as ignored (e.g. SIGINT for a background job of a
     /// non-interactive shell) stays ignored. One inherited as blocked is unblocked: a cleanup
     /// handler that never runs would let an interrupted conversion finish instead of stopping.
-    public static func installSignalCleanup() {
+    package static func installSignalCleanup() {
         _ = TemporaryFiles.shared // initialise outside the handler
         let handler: @convention(c) (Int32) -> Void = { sig in
             TemporaryFiles.shared.unlinkLive()

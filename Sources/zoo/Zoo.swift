@@ -8,12 +8,13 @@ struct Zoo: ParsableCommand {
         commandName: "zoo",
         abstract: "Pretrained image backbones for Swift: convert, inspect and run checkpoints.",
         version: "0.1.0",
-        subcommands: [Inspect.self, Convert.self, List.self, Info.self, Bench.self, Run.self, Fetch.self, Predict.self, Features.self, Init.self]
+        subcommands: [Inspect.self, Convert.self, List.self, Info.self, Bench.self, Run.self, Fetch.self, Predict.self, Features.self, Init.self, HDF5Probe.self]
     )
 
     /// Runs the tool with ModelZoo's error discipline (docs/cli.md): one `zoo: ...` line on
     /// stderr and the documented exit code: 0 ok, 1 usage, 2 bad/unsupported input or mismatch, 3 I/O.
     static func main() {
+        HDF5Probe.runIfRequested()
         TemporaryFiles.installSignalCleanup()
         MappedFileFaults.installExitHandler(program: "zoo")
         stopIdleBLASThreads()

@@ -144,6 +144,79 @@ import ZooTestSupport
         #expect(crash.status != 0 && crash.status != 3, "a crash must not look like a clean refusal")
     }
 
+    /// `zoo hdf5-probe` (hidden) is the same probe, by the same contract: `zoo` is its own probe.
+    @Test func zooSubcommandIsTheProbe() throws {
+        let usage = try TestSupport.zoo(["hdf5-probe"])
+        #expect(usage.status == 64)
+        let good = try TestSupport.zoo(["hdf5-probe", "--cpu-seconds", "10", "--", try TestSupport.fixture("keras/tfk_mobilenet.h5")])
+        #expect(good.status == 0, "\(good.stderr)")
+        let refused = try TestSupport.zoo(["hdf5-probe", "--cpu-seconds", "10", "--", try TestSupport.fixture("hdf5/softlink.h5")])
+        #expect(refused.status == 3)
+        let crash = try TestSupport.zoo(["hdf5-probe", "--cpu-seconds", "10", "--", TestSupport.committed("hdf5/libhdf5_segv_2.h5")])
+        #expect(crash.status != 0 && crash.status != 3, "a crash must not look like a clean refusal (\(crash.status))")
+        // Hidden: not in the help, not in the completion scripts.
+        let help = try TestSupport.zoo(["--help"])
+        #expect(help.status == 0 && help.stdout.contains("inspect") && !help.stdout.contains("hdf5-probe"), "\(help.stdout)")
+        for shell in ["bash", "zsh", "fish"] {
+            let script = try TestSupport.zoo(["--generate-completion-script", shell])
+            #expect(script.status == 0 && script.stdout.contains("inspect") && !script.stdout.contains("hdf5-probe"), "\(shell)")
+        }
+    }
+
+    /// `zoo` starts itself as the probe (`zoo hdf5-probe ...`), neither a `zoo-hdf5-probe` beside it
+    /// nor a fork of itself. A copy of `zoo` (hard link, in a folder of its own) with an unusable
+    /// `zoo-hdf5-probe` beside it reads a good file, which the neighbour would refuse; while it reads
+    /// a slow file, its child process is `ZOO hdf5-probe --cpu-seconds ...` (a fork would keep the
+    /// command line `ZOO inspect FILE`).
+    @Test func zooIsItsOwnProbe() throws {
+        let bin = URL(fileURLWithPath: TestSupport.zooBinary).deletingLastPathComponent()
+        let dir = bin.appendingPathComponent("self-probe-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let zoo = dir.appendingPathComponent("zoo").path
+        try FileManager.default.linkItem(atPath: TestSupport.zooBinary, toPath: zoo)
+        let neighbour = dir.appendingPathComponent("zoo-hdf5-probe").path
+        try Data("#!/bin/sh\nexit 64\n".utf8).write(to: URL(fileURLWithPath: neighbour))
+        chmod(neighbour, 0o755)
+        let environment = ["ZOO_HDF5_PROBE": ""]
+        let good = try TestSupport.run(zoo, ["inspect", try TestSupport.fixture("keras/tfk_mobilenet.h5")], environment: environment)
+        #expect(good.status == 0, "\(good.stderr)")
+        // Negative control: told to use the neighbour, the same zoo refuses the file.
+        let other = try TestSupport.run(zoo, ["inspect", try TestSupport.fixture("keras/tfk_mobilenet.h5")], environment: ["ZOO_HDF5_PROBE": neighbour])
+        #expect(other.status == 3 && other.stderr.contains("did not accept its arguments"), "\(other.stderr)")
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: zoo)
+        process.arguments = ["inspect", TestSupport.committed("hdf5/libhdf5_slow.h5")]
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var children: Set<[String]> = []
+        while process.isRunning {
+            for child in Self.children(of: process.processIdentifier) { children.insert(child) }
+            usleep(1000)
+        }
+        #expect(process.terminationStatus == 2)
+        #expect(children.contains { $0.count > 3 && $0[0] == zoo && $0[1] == "hdf5-probe" && $0[2] == HDF5ProbeTool.cpuFlag },
+                "children seen: \(children)")
+    }
+
+    /// The command lines of the live child processes of `pid` (from /proc).
+    static func children(of pid: Int32) -> [[String]] {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+        return entries.compactMap { entry -> [String]? in
+            guard Int32(entry) != nil,
+                  let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return nil }
+            // "PID (COMM) STATE PPID ...": COMM may hold spaces, so split after its closing parenthesis.
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard fields.count > 1, Int32(fields[1]) == pid,
+                  let cmdline = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline"), !cmdline.isEmpty else { return nil }
+            return cmdline.split(separator: 0, omittingEmptySubsequences: false).dropLast().map { String(decoding: $0, as: UTF8.self) }
+        }
+    }
+
     /// The probe's memory ceiling (`--memory-bytes`, RLIMIT_DATA) holds: a file with one 128 MiB
     /// dataset is read under the budget ZooHDF5 gives it, and not under a 64 MiB ceiling (libhdf5
     /// cannot allocate the dataset's buffer), which is a failure, never a clean read.
