@@ -29,7 +29,7 @@ struct HDF5Probe: ParsableCommand {
     static func runIfRequested() {
         let arguments = CommandLine.arguments
         if arguments.count > 1, arguments[1] == name {
-            exit(HDF5ProbeTool.main([arguments[0]] + arguments.dropFirst(2)))
+            Foundation.exit(HDF5ProbeTool.main([arguments[0]] + arguments.dropFirst(2)))
         }
         HDF5ProbeTool.probeWithThisExecutable(arguments: [name])
     }
