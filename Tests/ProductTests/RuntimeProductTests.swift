@@ -19,7 +19,7 @@ import ZooTestSupport
         let r = try TestSupport.run("/usr/bin/ldd", [executable])
         try #require(r.status == 0, "ldd \(executable): \(r.stderr)")
         return r.stdout.split(separator: "\n").compactMap { line in
-            line.split(separator: " ").first { $0.contains(".so") }.map { String($0.split(separator: "/").last ?? $0) }
+            line.split(whereSeparator: { $0 == " " || $0 == "\t" }).first { $0.contains(".so") }.map { String($0.split(separator: "/").last ?? $0) }
         }
     }
 
