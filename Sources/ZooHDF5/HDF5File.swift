@@ -58,7 +58,7 @@ public final class HDF5File: @unchecked Sendable {
     /// Opens `path` and scans it. Errors are `ZooError`s naming the file.
     ///
     /// With `isolated` (the default, on Linux), libhdf5 reads the whole file in another process
-    /// (`zoo-hdf5-probe`, see `probeExecutable`), never in this one: a file that crashes, hangs or
+    /// (`zoo-hdf5-probe`, or `zoo hdf5-probe` in `zoo`; see `probeExecutable`), never in this one: a file that crashes, hangs or
     /// corrupts libhdf5 is refused, or read, without harming the caller (see `Isolation`). The
     /// datasets come back through an unlinked temporary file (in `$TMPDIR`, else /tmp) that the
     /// records then map. Without `isolated` (and on other platforms) libhdf5 reads the file
@@ -94,8 +94,9 @@ public final class HDF5File: @unchecked Sendable {
         }
     }
 
-    /// The probe executable (`zoo-hdf5-probe`) isolated reads start, or nil when this process
-    /// forks itself instead (no executable found; see docs/formats-hdf5.md). Linux only.
+    /// The probe executable isolated reads start (`zoo-hdf5-probe`, or the running executable when it
+    /// is its own probe: `HDF5ProbeTool.probeWithThisExecutable`), or nil when this process forks
+    /// itself instead (no executable found; see docs/formats-hdf5.md). Linux only.
     public static var probeExecutable: String? { Isolation.executable }
 
     /// The object at `path` (no leading `/`; `""` is the root).

@@ -167,7 +167,9 @@ import ZooTestSupport
     /// nor a fork of itself. A copy of `zoo` (hard link, in a folder of its own) with an unusable
     /// `zoo-hdf5-probe` beside it reads a good file, which the neighbour would refuse; while it reads
     /// a slow file, its child process is `ZOO hdf5-probe --cpu-seconds ...` (a fork would keep the
-    /// command line `ZOO inspect FILE`).
+    /// command line `ZOO inspect FILE`), with one thread: `OPENBLAS_NUM_THREADS=1` in its
+    /// environment keeps OpenBLAS, which `zoo` links, from starting workers that would spend the
+    /// probe's CPU budget.
     @Test func zooIsItsOwnProbe() throws {
         let bin = URL(fileURLWithPath: TestSupport.zooBinary).deletingLastPathComponent()
         let dir = bin.appendingPathComponent("self-probe-\(UUID().uuidString)")
@@ -193,19 +195,24 @@ import ZooTestSupport
         process.standardError = FileHandle.nullDevice
         try process.run()
         var children: Set<[String]> = []
+        var probeThreads: Set<Int> = []
         while process.isRunning {
-            for child in Self.children(of: process.processIdentifier) { children.insert(child) }
+            for (command, threads) in Self.children(of: process.processIdentifier) {
+                children.insert(command)
+                if command.count > 1, command[1] == "hdf5-probe", let threads { probeThreads.insert(threads) }
+            }
             usleep(1000)
         }
         #expect(process.terminationStatus == 2)
         #expect(children.contains { $0.count > 3 && $0[0] == zoo && $0[1] == "hdf5-probe" && $0[2] == HDF5ProbeTool.cpuFlag },
                 "children seen: \(children)")
+        #expect(probeThreads == [1], "threads of the probe: \(probeThreads)")
     }
 
-    /// The command lines of the live child processes of `pid` (from /proc).
-    static func children(of pid: Int32) -> [[String]] {
+    /// The command lines and thread counts of the live child processes of `pid` (from /proc).
+    static func children(of pid: Int32) -> [([String], Int?)] {
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
-        return entries.compactMap { entry -> [String]? in
+        return entries.compactMap { entry -> ([String], Int?)? in
             guard Int32(entry) != nil,
                   let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
                   let close = stat.lastIndex(of: ")") else { return nil }
@@ -213,7 +220,9 @@ import ZooTestSupport
             let fields = stat[stat.index(after: close)...].split(separator: " ")
             guard fields.count > 1, Int32(fields[1]) == pid,
                   let cmdline = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline"), !cmdline.isEmpty else { return nil }
-            return cmdline.split(separator: 0, omittingEmptySubsequences: false).dropLast().map { String(decoding: $0, as: UTF8.self) }
+            let command = cmdline.split(separator: 0, omittingEmptySubsequences: false).dropLast().map { String(decoding: $0, as: UTF8.self) }
+            // Field 20 of stat (index 17 after the parenthesis: state is 0, ppid 1) is num_threads.
+            return (command, fields.count > 17 ? Int(fields[17]) : nil)
         }
     }
 
