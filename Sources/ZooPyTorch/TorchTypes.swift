@@ -2,14 +2,14 @@ import Foundation
 import ZooTensor
 
 /// An element type as a torch file names it: either one ModelZoo supports or one it refuses.
-public enum TorchDType: Sendable, Equatable {
+package enum TorchDType: Sendable, Equatable {
     /// A dtype with a safetensors equivalent.
     case supported(DType)
     /// A dtype ModelZoo refuses (complex, quantized, ...), with its torch name and element size.
     case unsupported(name: String, byteSize: Int)
 
     /// Bytes per element.
-    public var byteSize: Int {
+    package var byteSize: Int {
         switch self {
         case .supported(let d): return d.byteSize
         case .unsupported(_, let n): return n
@@ -17,7 +17,7 @@ public enum TorchDType: Sendable, Equatable {
     }
 
     /// The torch name (`float32`, `complex64`, ...).
-    public var torchName: String {
+    package var torchName: String {
         switch self {
         case .supported(let d):
             switch d {
@@ -42,7 +42,7 @@ public enum TorchDType: Sendable, Equatable {
     }
 
     /// The dtype named by a `torch.<name>` global (`float32`, `half`, `complex64`, ...); nil when unknown.
-    public static func fromTorchName(_ name: String) -> TorchDType? {
+    package static func fromTorchName(_ name: String) -> TorchDType? {
         switch name {
         case "float64", "double": return .supported(.f64)
         case "float32", "float": return .supported(.f32)
@@ -71,7 +71,7 @@ public enum TorchDType: Sendable, Equatable {
 
     /// The dtype of a legacy typed storage class (`FloatStorage`, `HalfStorage`, ...); nil when unknown.
     /// `UntypedStorage` maps to `uint8` (its element is a byte).
-    public static func fromStorageClass(_ name: String) -> TorchDType? {
+    package static func fromStorageClass(_ name: String) -> TorchDType? {
         switch name {
         case "DoubleStorage": return .supported(.f64)
         case "FloatStorage": return .supported(.f32)
@@ -162,15 +162,15 @@ func hex32(_ v: UInt32) -> String {
 
 /// A serialized storage: one key in the file, its declared size, and (once the container
 /// reader has found them) its bytes.
-public final class TorchStorage: @unchecked Sendable {
+package final class TorchStorage: @unchecked Sendable {
     /// The storage key (`"0"`, `"140234..."`).
-    public let key: String
+    package let key: String
     /// The device the storage was saved from (`cpu`, `cuda:0`); ModelZoo ignores it.
-    public let location: String
+    package let location: String
     /// The element type of the first reference.
-    public let dtype: TorchDType
+    package let dtype: TorchDType
     /// Declared size in bytes.
-    public let byteCount: Int
+    package let byteCount: Int
     var bytes: StorageBytes?
 
     init(key: String, location: String, dtype: TorchDType, byteCount: Int) {
@@ -182,33 +182,33 @@ public final class TorchStorage: @unchecked Sendable {
 }
 
 /// A typed view of a storage, as the persistent-id hook returns it.
-public struct TorchStorageView {
+package struct TorchStorageView {
     /// The storage.
-    public let storage: TorchStorage
+    package let storage: TorchStorage
     /// Element type of this view.
-    public let dtype: TorchDType
+    package let dtype: TorchDType
     /// Byte offset of the view in the storage.
-    public let byteOffset: Int
+    package let byteOffset: Int
     /// Bytes in the view.
-    public let byteCount: Int
+    package let byteCount: Int
     /// True for `UntypedStorage` (the tensor's dtype comes from `_rebuild_tensor_v3`).
-    public let untyped: Bool
+    package let untyped: Bool
 }
 
 /// A tensor rebuilt by an allowlisted torch function: a strided view of a storage.
-public final class TorchTensor {
+package final class TorchTensor {
     /// The storage view.
-    public let storage: TorchStorageView
+    package let storage: TorchStorageView
     /// Element type.
-    public let dtype: TorchDType
+    package let dtype: TorchDType
     /// Offset of the first element, in elements.
-    public let offset: Int
+    package let offset: Int
     /// Sizes.
-    public let shape: [Int]
+    package let shape: [Int]
     /// Strides in elements.
-    public let strides: [Int]
+    package let strides: [Int]
     /// Set when this is a kind of tensor ModelZoo refuses (quantized, sparse, ...).
-    public let refusal: String?
+    package let refusal: String?
 
     init(storage: TorchStorageView, dtype: TorchDType, offset: Int, shape: [Int], strides: [Int], refusal: String? = nil) {
         self.storage = storage
@@ -220,7 +220,7 @@ public final class TorchTensor {
     }
 
     /// True when the elements are laid out row-major without gaps.
-    public var isContiguous: Bool {
+    package var isContiguous: Bool {
         var expected = 1
         for i in stride(from: shape.count - 1, through: 0, by: -1) {
             if shape[i] != 1 && strides[i] != expected { return false }
