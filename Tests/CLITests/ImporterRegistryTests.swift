@@ -54,67 +54,68 @@ struct ToyTextImporter: CheckpointImporter {
 
     static let toy = "zoo-toy-text 1\nfc.weight 2 3 : 1 2 3 4 5 6\nfc.bias 2 : 0.5 -1\n"
 
-    @Test func aRegisteredImporterIsPickedUpByCheckpointsRead() throws {
-        Self.registerToy()
+    /// Registers the toy importer, writes `text` as `name` in a new temporary folder and runs `body`
+    /// with the file's path and the folder (removed afterwards).
+    static func withToyFile(_ text: String = toy, named name: String, _ body: (String, URL) throws -> Void) throws {
+        registerToy()
         let dir = try TestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
+        try body(try write(text, name, in: dir), dir)
+    }
+
+    @Test func aRegisteredImporterIsPickedUpByCheckpointsRead() throws {
         // The extension says nothing: the bytes choose the importer.
-        let path = try Self.write(Self.toy, "weights.bin", in: dir)
-        let ckpt = try Checkpoints.read(path: path)
-        #expect(ckpt.format == "toy-text")
-        #expect(ckpt.tensors.map(\.name) == ["fc.weight", "fc.bias"])
-        #expect(ckpt.tensors.map(\.shape) == [[2, 3], [2]])
-        #expect(try ckpt.tensors[1].load().floats() == [0.5, -1])
-        #expect(Checkpoints.importers.importers.map(\.id).suffix(1) == ["toy-text"])
+        try Self.withToyFile(named: "weights.bin") { path, _ in
+            let ckpt = try Checkpoints.read(path: path)
+            #expect(ckpt.format == "toy-text")
+            #expect(ckpt.tensors.map(\.name) == ["fc.weight", "fc.bias"])
+            #expect(ckpt.tensors.map(\.shape) == [[2, 3], [2]])
+            #expect(try ckpt.tensors[1].load().floats() == [0.5, -1])
+            #expect(Checkpoints.importers.importers.map(\.id).suffix(1) == ["toy-text"])
+        }
     }
 
     @Test func itsTypedOptionsArriveThroughImportOptions() throws {
-        Self.registerToy()
-        let dir = try TestSupport.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let path = try Self.write(Self.toy, "weights.toy", in: dir)
-        var options = ImportOptions()
-        options[ToyTextImporter.self].maxTensors = 1
-        let e = try #require(throws: ZooError.self) { try Checkpoints.read(path: path, options: options) }
-        #expect(e.description.contains(path) && e.description.contains("more than 1 tensors"), "\(e)")
-        // Another importer's options leave it at its defaults.
-        options = ImportOptions()
-        options[PyTorchImporter.self].verifyCRC = false
-        #expect(try Checkpoints.read(path: path, options: options).tensors.count == 2)
+        try Self.withToyFile(named: "weights.toy") { path, _ in
+            var options = ImportOptions()
+            options[ToyTextImporter.self].maxTensors = 1
+            let e = try #require(throws: ZooError.self) { try Checkpoints.read(path: path, options: options) }
+            #expect(e.description.contains(path) && e.description.contains("more than 1 tensors"), "\(e)")
+            // Another importer's options leave it at its defaults.
+            options = ImportOptions()
+            options[PyTorchImporter.self].verifyCRC = false
+            #expect(try Checkpoints.read(path: path, options: options).tensors.count == 2)
+        }
     }
 
     @Test func converterPlansAndWritesItsFiles() throws {
-        Self.registerToy()
-        let dir = try TestSupport.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let path = try Self.write(Self.toy, "toy.txt", in: dir)
-        let plan = try Converter.plan(input: path)
-        #expect(plan.format == "toy-text")
-        #expect(plan.metadata.source?.importer == "toy-text")
-        #expect(plan.records.map(\.name) == ["fc.weight", "fc.bias"])
-        let out = dir.appendingPathComponent("toy.safetensors").path
-        _ = try Converter.write(plan, to: out, overwrite: false)
-        let native = try Checkpoints.read(path: out)
-        #expect(native.format == "zoo-native")
-        let weight = try #require(native.tensors.first { $0.name == "fc.weight" })
-        #expect(weight.shape == [2, 3])
-        #expect(try weight.load().floats() == [1, 2, 3, 4, 5, 6])
+        try Self.withToyFile(named: "toy.txt") { path, dir in
+            let plan = try Converter.plan(input: path)
+            #expect(plan.format == "toy-text")
+            #expect(plan.metadata.source?.importer == "toy-text")
+            #expect(plan.records.map(\.name) == ["fc.weight", "fc.bias"])
+            let out = dir.appendingPathComponent("toy.safetensors").path
+            _ = try Converter.write(plan, to: out, overwrite: false)
+            let native = try Checkpoints.read(path: out)
+            #expect(native.format == "zoo-native")
+            let weight = try #require(native.tensors.first { $0.name == "fc.weight" })
+            #expect(weight.shape == [2, 3])
+            #expect(try weight.load().floats() == [1, 2, 3, 4, 5, 6])
+        }
     }
 
     /// Negative control: bytes of no registered format are refused with one line naming the file and
     /// listing the registered formats (the toy one included, once registered).
     @Test func unknownBytesAreRefusedNamingTheFileAndTheRegisteredFormats() throws {
-        Self.registerToy()
-        let dir = try TestSupport.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let path = try Self.write("zoo-toy-text 2\nfc.bias 1 : 1\n", "almost.toy", in: dir)
-        let e = try #require(throws: ZooError.self) { try Checkpoints.read(path: path) }
-        #expect(e.kind == .unsupported)
-        #expect(e.file == path)
-        #expect(e.message == "unknown format (not safetensors, PyTorch, HDF5, .npy or toy text)")
-        let empty = try Self.write("", "empty.toy", in: dir)
-        let e2 = try #require(throws: ZooError.self) { try Checkpoints.read(path: empty) }
-        #expect(e2.message == "file is empty" && e2.file == empty)
+        try Self.withToyFile("zoo-toy-text 2\nfc.bias 1 : 1\n", named: "almost.toy") { path, dir in
+            let e = try #require(throws: ZooError.self) { try Checkpoints.read(path: path) }
+            #expect(e.kind == .unsupported)
+            #expect(e.file == path)
+            #expect(e.message == "unknown format (not safetensors, PyTorch, HDF5, .npy or toy text)")
+            let empty = try Self.write("", "empty.toy", in: dir)
+            let e2 = try #require(throws: ZooError.self) { try Checkpoints.read(path: empty) }
+            #expect(e2.message == "file is empty" && e2.file == empty)
+        }
     }
 
     /// The built-in set's message is today's, byte for byte, and so is the CLI's line.
@@ -122,12 +123,12 @@ struct ToyTextImporter: CheckpointImporter {
         let builtIn = ImporterRegistry(Checkpoints.importers.importers.filter { $0.id != "toy-text" })
         #expect(builtIn.importers.map(\.id) == ["safetensors", "pytorch", "hdf5", "npy"])
         #expect(builtIn.unknownFormatMessage == "unknown format (not safetensors, PyTorch, HDF5 or .npy)")
-        let dir = try TestSupport.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let path = try Self.write(Self.toy, "toy.txt", in: dir)
-        let r = try TestSupport.zoo(["inspect", path])
-        #expect(r.status == 2)
-        #expect(r.stderr == "zoo: \(path): unknown format (not safetensors, PyTorch, HDF5 or .npy)\n")
+        // The zoo binary registers nothing more: its line for the toy file is today's.
+        try Self.withToyFile(named: "toy.txt") { path, _ in
+            let r = try TestSupport.zoo(["inspect", path])
+            #expect(r.status == 2)
+            #expect(r.stderr == "zoo: \(path): unknown format (not safetensors, PyTorch, HDF5 or .npy)\n")
+        }
     }
 
     /// Detection keeps the precedence the closed `FileFormat.detect` had: `.npy` and zip magic numbers,
