@@ -131,6 +131,23 @@ struct ToyTextImporter: CheckpointImporter {
         }
     }
 
+    /// `register` from many threads at once loses nothing and keeps one entry per `id`.
+    @Test func registeringConcurrentlyIsSafe() async {
+        struct Numbered: CheckpointImporter {
+            let n: Int
+            var id: String { "numbered-\(n % 10)" }
+            var displayName: String { id }
+            func sniff(_ bytes: UnsafeRawBufferPointer) -> SniffMatch? { nil }
+            func read(_ file: MappedFile, options: NoImportOptions) throws -> ImportedCheckpoint { ImportedCheckpoint(format: id, tensors: []) }
+        }
+        let registry = ImporterRegistry()
+        await withTaskGroup(of: Void.self) { group in
+            for n in 0..<200 { group.addTask { registry.register(Numbered(n: n)) } }
+        }
+        #expect(Set(registry.importers.map(\.id)) == Set((0..<10).map { "numbered-\($0)" }))
+        #expect(registry.importers.count == 10)
+    }
+
     /// Detection keeps the precedence the closed `FileFormat.detect` had: `.npy` and zip magic numbers,
     /// then HDF5 (at 0 or after a user block), then safetensors' header, then a bare pickle.
     @Test func sniffingKeepsThePrecedenceBetweenFormats() throws {
