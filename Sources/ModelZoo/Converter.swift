@@ -70,8 +70,8 @@ public enum Converter {
         public var metadata: NativeMetadata
         /// The importer's format name (`pytorch-zip`, `hdf5`, ...).
         public var format: String
-        /// Keras's layer order, for Keras weight files (drives the Keras mapping).
-        public var keras: KerasLayout?
+        /// The source's structure (Keras's layer order, for Keras weight files; drives the Keras mapping).
+        public var structure: SourceStructure?
         /// The input file, when the plan was read from one (`plan(input:)`): named by the output-limit error.
         public var input: String?
         /// The input's size in bytes, when the plan was read from a file.
@@ -84,11 +84,11 @@ public enum Converter {
         var pendingDigest: BackgroundSHA256?
 
         /// Creates a plan.
-        public init(records: [TensorRecord], metadata: NativeMetadata, format: String, keras: KerasLayout? = nil) {
+        public init(records: [TensorRecord], metadata: NativeMetadata, format: String, structure: SourceStructure? = nil) {
             self.records = records
             self.metadata = metadata
             self.format = format
-            self.keras = keras
+            self.structure = structure
         }
 
         /// True when `metadata.source.sha256` is a placeholder that `write` replaces.
@@ -143,7 +143,7 @@ public enum Converter {
             }
             return copy
         }
-        var plan = Plan(records: records, metadata: meta, format: checkpoint.format, keras: checkpoint.keras)
+        var plan = Plan(records: records, metadata: meta, format: checkpoint.format, structure: checkpoint.structure)
         plan.input = input
         plan.inputBytes = file.count
         plan.maxOutputBytes = options.maxOutputBytes ?? OutputLimit.defaultBytes(forInput: file.count)

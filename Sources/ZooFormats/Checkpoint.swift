@@ -82,8 +82,9 @@ public struct ImportedCheckpoint: Sendable {
     public var tensors: [TensorRecord]
     /// Extra tables for `zoo inspect`.
     public var sections: [ReportSection]
-    /// Keras's layer order and names, for Keras weight files.
-    public var keras: KerasLayout?
+    /// How the producing framework organised the tensors (layers in its own order, each with its
+    /// weights), when the importer knows it: Keras weight files. The source conventions read it.
+    public var structure: SourceStructure?
     /// Checksums the file keeps of its tensor data that reading the file does not check (they are
     /// checked when a tensor is first loaded, as `zoo convert` does): a zip's CRC-32 per storage
     /// record. Nil when the format has none.
@@ -91,12 +92,12 @@ public struct ImportedCheckpoint: Sendable {
 
     /// Creates an imported checkpoint.
     public init(format: String, metadata: [(String, JSONValue)] = [], tensors: [TensorRecord], sections: [ReportSection] = [],
-                keras: KerasLayout? = nil) {
+                structure: SourceStructure? = nil) {
         self.format = format
         self.metadata = metadata
         self.tensors = tensors
         self.sections = sections
-        self.keras = keras
+        self.structure = structure
     }
 }
 
@@ -118,13 +119,15 @@ public struct DataChecksums: Sendable {
     }
 }
 
-/// The structure a Keras weight file gives its tensors: layers in Keras's own order,
-/// each with its weights in Keras's order. The HDF5 importer fills it; the Keras
-/// mappings to canonical names are driven by it (never by walking names or positions).
-public struct KerasLayout: Sendable {
+/// The structure a producing framework gave a file's tensors, as far as the file records it: layers
+/// in the framework's own order, each with its weights in order, plus what the file says about its
+/// writer. Importers fill it where the format keeps such structure (the HDF5 importer, for Keras weight
+/// files); source conventions read it (the Keras mapping is driven by it, never by walking names or
+/// positions). Nil in an `ImportedCheckpoint` whose format has none (PyTorch, safetensors, .npy).
+public struct SourceStructure: Sendable {
     /// One weight of a layer.
     public struct Weight: Sendable {
-        /// The weight's name as Keras stores it (`conv1/kernel:0`, `vars/0`).
+        /// The weight's name as the framework stores it (`conv1/kernel:0`, `vars/0`).
         public var name: String
         /// The name of the `TensorRecord` holding its data.
         public var tensor: String
@@ -136,17 +139,17 @@ public struct KerasLayout: Sendable {
         }
     }
 
-    /// One layer.
+    /// One layer (a group of weights).
     public struct Layer: Sendable {
         /// Layer name (`conv1_conv`, `block_1_expand`).
         public var name: String
-        /// Keras class name when the file has a model config (`Conv2D`, `DepthwiseConv2D`).
+        /// The framework's class name when the file records it (`Conv2D`, `DepthwiseConv2D`).
         public var className: String?
-        /// The layer's config from the model config, when present.
+        /// The layer's config from the file's model description, when present.
         public var config: JSONValue?
-        /// Weights in Keras order (kernel, bias; gamma, beta, moving_mean, moving_variance).
+        /// Weights in the framework's order (Keras: kernel, bias; gamma, beta, moving_mean, moving_variance).
         public var weights: [Weight]
-        /// The layer's group in the file (`layers/conv2d_5` in Keras 3 files, `conv1` or
+        /// Where the layer's group sits in the file (`layers/conv2d_5` in Keras 3 files, `conv1` or
         /// `model_weights/conv1` in legacy ones), when known.
         public var path: String?
 
@@ -160,80 +163,24 @@ public struct KerasLayout: Sendable {
         }
     }
 
-    /// `keras1`, `keras2` (legacy .h5, also written by tf-keras and Keras 3's legacy writer) or `keras3` (.weights.h5).
+    /// The producer and its file dialect: `keras1`, `keras2` (legacy .h5, also written by tf-keras and
+    /// Keras 3's legacy writer) or `keras3` (.weights.h5).
     public var dialect: String
-    /// `keras_version` attribute, when present.
-    public var kerasVersion: String?
-    /// `backend` attribute, when present.
+    /// The producer's version as the file records it (Keras's `keras_version` attribute), when present.
+    public var producerVersion: String?
+    /// The producer's compute backend as the file records it (Keras's `backend` attribute), when present.
     public var backend: String?
-    /// The parsed `model_config`, when the file is a full-model save.
+    /// The producer's description of the whole model (Keras's parsed `model_config`), when the file is a full-model save.
     public var modelConfig: JSONValue?
-    /// Layers with weights, in Keras order (nested models flattened in order).
+    /// Layers with weights, in the producer's order (nested models flattened in order).
     public var layers: [Layer]
 
-    /// Creates a layout.
-    public init(dialect: String, kerasVersion: String? = nil, backend: String? = nil, modelConfig: JSONValue? = nil, layers: [Layer]) {
+    /// Creates a structure.
+    public init(dialect: String, producerVersion: String? = nil, backend: String? = nil, modelConfig: JSONValue? = nil, layers: [Layer]) {
         self.dialect = dialect
-        self.kerasVersion = kerasVersion
+        self.producerVersion = producerVersion
         self.backend = backend
         self.modelConfig = modelConfig
         self.layers = layers
-    }
-}
-
-extension KerasLayout {
-    /// Keras 3 `.weights.h5` files do not record the order between layers of different classes:
-    /// Keras names each layer's group after its class and a per-class counter, in model order
-    /// (`layers/conv2d`, `layers/batch_normalization`, `layers/conv2d_1`, ...), and `layers` holds
-    /// them by key. Given the model's Keras class names for its layers with weights, in model
-    /// order (`["Conv2D", "BatchNormalization", ...]`), this returns the layers in model order,
-    /// matched by key exactly as Keras itself loads the file. Nil when the layout is not a flat
-    /// Keras 3 model (nested containers) or does not fit the sequence (a key missing, layers left over).
-    public func keras3Ordered(classes: [String]) -> [Layer]? {
-        guard dialect == "keras3", !layers.isEmpty else { return nil }
-        var byKey: [String: Layer] = [:]
-        var container: String?
-        for l in layers {
-            guard let path = l.path, let slash = path.lastIndex(of: "/") else { return nil }
-            let parent = String(path[..<slash])
-            if container == nil { container = parent }
-            guard parent == container else { return nil }
-            byKey[String(path[path.index(after: slash)...])] = l
-        }
-        guard classes.count == layers.count else { return nil }
-        var counters: [String: Int] = [:]
-        var out: [Layer] = []
-        for c in classes {
-            let stem = KerasLayout.snakeCase(c)
-            let key: String
-            if let n = counters[stem] { key = "\(stem)_\(n + 1)"; counters[stem] = n + 1 } else { key = stem; counters[stem] = 0 }
-            guard let l = byKey.removeValue(forKey: key) else { return nil }
-            out.append(l)
-        }
-        return byKey.isEmpty ? out : nil
-    }
-
-    /// Keras's `to_snake_case` for class names: `DepthwiseConv2D` -> `depthwise_conv2d`.
-    public static func snakeCase(_ name: String) -> String {
-        let chars = Array(name.filter { $0.isLetter || $0.isNumber || $0 == "_" })
-        func upper(_ c: Character) -> Bool { c.isASCII && c.isUppercase }
-        func lower(_ c: Character) -> Bool { c.isASCII && c.isLowercase }
-        // Keras: re.sub("(.)([A-Z][a-z]+)", r"\\1_\\2", name)
-        var first: [Character] = []
-        var i = 0
-        while i < chars.count {
-            if i > 0, i + 1 < chars.count, upper(chars[i]), lower(chars[i + 1]) {
-                first.append("_")
-            }
-            first.append(chars[i])
-            i += 1
-        }
-        // Keras: re.sub("([a-z])([A-Z])", r"\\1_\\2", name)
-        var second: [Character] = []
-        for (j, c) in first.enumerated() {
-            if j > 0, lower(first[j - 1]), upper(c) { second.append("_") }
-            second.append(c)
-        }
-        return String(second).lowercased()
     }
 }

@@ -28,7 +28,7 @@ public enum FuzzTargets {
 
     /// The targets over ZooTensor and ZooFormats.
     static let core: [Target] = [
-        Target(name: "safetensors", summary: "SafetensorsFile over an in-memory file, every tensor loaded and widened",
+        Target(name: "safetensors", summary: "SafetensorsImporter over an in-memory file, every tensor loaded and widened",
                body: safetensors),
         Target(name: "json", summary: "JSONValue.parse, then serialize and parse again", body: json),
         Target(name: "npy", summary: "NPY.read, then encode and read again (must round-trip)", body: npy),
@@ -99,9 +99,8 @@ public enum FuzzTargets {
 
     static let safetensors: @Sendable (UnsafeRawBufferPointer) throws -> Void = { bytes in
         let file = MappedFile(copying: bytes, path: "fuzz.safetensors")
-        let st = try SafetensorsFile(file: file)
-        try consume(try st.imported(), inputBytes: bytes.count)
-        _ = try? NativeMetadata(st.metadata)
+        try importing(SafetensorsImporter(), file)
+        _ = try? NativeMetadata(try SafetensorsFile(file: file).metadata)
     }
 
     static let json: @Sendable (UnsafeRawBufferPointer) throws -> Void = { bytes in

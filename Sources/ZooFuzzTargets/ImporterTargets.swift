@@ -20,7 +20,7 @@ extension FuzzTargets {
         Target(name: "pickle", summary: "PickleMachine (protocols 0-5) over raw pickle bytes, persistent ids echoed", body: pickle),
         Target(name: "zip", summary: "ZipArchive: central directory, local headers, every record read (stored or inflated, CRC checked)", body: zip),
         Target(name: "torch", summary: "PyTorchImporter (zip, legacy, TorchScript), every tensor gathered and loaded", body: torch),
-        Target(name: "hdf5", summary: "HDF5File + HDF5Importer through libhdf5 (input written to a temporary file), every dataset loaded", body: hdf5),
+        Target(name: "hdf5", summary: "HDF5Importer (HDF5File through libhdf5; input written to a temporary file), every dataset loaded", body: hdf5),
         Target(name: "image", summary: "ImageDecoder (JPEG via libjpeg-turbo, PNG via libpng) with EXIF orientation", body: image),
     ]
 
@@ -43,10 +43,26 @@ extension FuzzTargets {
         }
     }
 
+    /// The checkpoint importers as `Checkpoints.importers` (ModelZoo) registers them, in the same order:
+    /// every importer target first runs the detection over them (sniffing runs on every file a user
+    /// opens, so it is fuzzed too), then reads with its own importer through `CheckpointImporter`.
+    static let registry = ImporterRegistry([SafetensorsImporter(), PyTorchImporter(), HDF5Importer(), NPYImporter()])
+
+    /// The importers' options with the fuzz caps (`smallCaps`); defaults otherwise.
+    static let importOptions: ImportOptions = {
+        var options = ImportOptions()
+        options[PyTorchImporter.self] = PyTorchImporter.Options(maxExpandedBytes: smallCaps, maxInflatedBytes: smallCaps)
+        return options
+    }()
+
+    /// Detects `file`'s format over `registry`, then reads it with `importer` and consumes every record.
+    static func importing(_ importer: some CheckpointImporter, _ file: MappedFile) throws {
+        blackHole(file.withBytes { registry.importer(for: $0)?.id })
+        try consume(try importer.read(file, using: importOptions), inputBytes: file.count)
+    }
+
     static let torch: @Sendable (UnsafeRawBufferPointer) throws -> Void = { bytes in
-        let file = MappedFile(copying: bytes, path: "fuzz.pt")
-        let options = PyTorchImporter.Options(maxExpandedBytes: smallCaps, maxInflatedBytes: smallCaps)
-        try consume(try PyTorchImporter.read(file, options: options), inputBytes: bytes.count)
+        try importing(PyTorchImporter(), MappedFile(copying: bytes, path: "fuzz.pt"))
     }
 
     /// libhdf5 reads files only: each input goes to its own temporary file (unique per call,
@@ -60,8 +76,7 @@ extension FuzzTargets {
         fclose(f)
         defer { unlink(path) }
         guard written == bytes.count else { throw ZooError(.io, "short write", file: path) }
-        let file = try HDF5File(path: path)
-        try consume(try HDF5Importer.imported(file), inputBytes: bytes.count)
+        try importing(HDF5Importer(), try MappedFile(path: path))
     }
 
     static let image: @Sendable (UnsafeRawBufferPointer) throws -> Void = { bytes in

@@ -16,7 +16,7 @@ import ZooTensor
 enum KerasReader {
     /// What the reader found.
     struct Result {
-        var layout: KerasLayout
+        var structure: SourceStructure
         var trainingConfig: JSONValue?
         var modelConfigText: String?
         var optimizerWeights: Int
@@ -117,7 +117,7 @@ enum KerasReader {
         let top = modelConfig.flatMap(configLayers) ?? []
         let byName = Dictionary(top.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
 
-        var layers: [KerasLayout.Layer] = []
+        var layers: [SourceStructure.Layer] = []
         var allNames: [String] = []
         for name in layerNames {
             let gp = weightsGroup.isEmpty ? name : weightsGroup + "/" + name
@@ -127,12 +127,12 @@ enum KerasReader {
             let wn = try chunkedStrings(g, "weight_names") ?? []
             allNames += wn
             if wn.isEmpty { continue }
-            let weights = try wn.map { w -> KerasLayout.Weight in
+            let weights = try wn.map { w -> SourceStructure.Weight in
                 let t = gp + "/" + w
                 guard tensors.contains(t) else {
                     throw ZooError.bad("weight \(w) of layer \(name) has no numeric dataset at \(t)", item: gp)
                 }
-                return KerasLayout.Weight(name: w, tensor: t)
+                return SourceStructure.Weight(name: w, tensor: t)
             }
             let cfg = byName[name]
             if let inner = cfg?.inner {
@@ -140,7 +140,7 @@ enum KerasReader {
             } else if cfg == nil, needsSplit(name, wn) {
                 layers += split(name, weights, inner: nil, path: gp)
             } else {
-                layers.append(KerasLayout.Layer(name: name, className: cfg?.className, config: cfg?.config, weights: weights, path: gp))
+                layers.append(SourceStructure.Layer(name: name, className: cfg?.className, config: cfg?.config, weights: weights, path: gp))
             }
         }
         let flat = !allNames.isEmpty && !allNames.contains { $0.contains("/") }
@@ -149,8 +149,8 @@ enum KerasReader {
         if let og = file.object("optimizer_weights"), og.isGroup {
             optimizer = (try? chunkedStrings(og, "weight_names"))??.count ?? 0
         }
-        let layout = KerasLayout(dialect: dialect, kerasVersion: kerasVersion, backend: backend, modelConfig: modelConfig, layers: layers)
-        return Result(layout: layout, trainingConfig: trainingConfig, modelConfigText: modelConfigText, optimizerWeights: optimizer)
+        let structure = SourceStructure(dialect: dialect, producerVersion: kerasVersion, backend: backend, modelConfig: modelConfig, layers: layers)
+        return Result(structure: structure, trainingConfig: trainingConfig, modelConfigText: modelConfigText, optimizerWeights: optimizer)
     }
 
     static func prefix(_ w: String) -> String {
@@ -168,9 +168,9 @@ enum KerasReader {
     }
 
     /// Splits a nested model's weights into its inner layers.
-    static func split(_ outer: String, _ weights: [KerasLayout.Weight], inner: [ConfigLayer]?, path: String) -> [KerasLayout.Layer] {
+    static func split(_ outer: String, _ weights: [SourceStructure.Weight], inner: [ConfigLayer]?, path: String) -> [SourceStructure.Layer] {
         var order: [String] = []
-        var groups: [String: [KerasLayout.Weight]] = [:]
+        var groups: [String: [SourceStructure.Weight]] = [:]
         var info: [String: ConfigLayer] = [:]
         for w in weights {
             let p = prefix(w.name)
@@ -193,7 +193,7 @@ enum KerasReader {
             }
         }
         return order.map { n in
-            KerasLayout.Layer(name: n, className: info[n]?.className, config: info[n]?.config, weights: groups[n] ?? [], path: path)
+            SourceStructure.Layer(name: n, className: info[n]?.className, config: info[n]?.config, weights: groups[n] ?? [], path: path)
         }
     }
 
@@ -218,9 +218,9 @@ enum KerasReader {
     }
 
     static func keras3(_ file: HDF5File, tensors: Set<String>) throws -> Result {
-        var layers: [KerasLayout.Layer] = []
+        var layers: [SourceStructure.Layer] = []
         var budget = HDF5File.maxDepth
-        func vars(_ p: String, name: String) -> KerasLayout.Layer? {
+        func vars(_ p: String, name: String) -> SourceStructure.Layer? {
             let vp = p.isEmpty ? "vars" : p + "/vars"
             guard let v = file.object(vp), v.isGroup else { return nil }
             let indices = v.children.compactMap { c -> (Int, String)? in
@@ -229,7 +229,7 @@ enum KerasReader {
             }.sorted { $0.0 < $1.0 }
             guard !indices.isEmpty else { return nil }
             let layerName = text(v.attribute("name")) ?? name
-            return KerasLayout.Layer(name: layerName, weights: indices.map { KerasLayout.Weight(name: "vars/\($0.1)", tensor: vp + "/" + $0.1) },
+            return SourceStructure.Layer(name: layerName, weights: indices.map { SourceStructure.Weight(name: "vars/\($0.1)", tensor: vp + "/" + $0.1) },
                                      path: p.isEmpty ? nil : p)
         }
         func saveable(_ p: String, name: String, depth: Int) throws {
@@ -248,7 +248,65 @@ enum KerasReader {
         }
         budget = HDF5File.maxDepth
         try saveable("", name: "", depth: 0)
-        let layout = KerasLayout(dialect: "keras3", layers: layers)
-        return Result(layout: layout, trainingConfig: nil, modelConfigText: nil, optimizerWeights: 0)
+        let structure = SourceStructure(dialect: "keras3", layers: layers)
+        return Result(structure: structure, trainingConfig: nil, modelConfigText: nil, optimizerWeights: 0)
+    }
+}
+
+/// Keras-specific reading of a `SourceStructure` that the HDF5 importer filled from a Keras file.
+extension SourceStructure {
+    /// Keras 3 `.weights.h5` files do not record the order between layers of different classes:
+    /// Keras names each layer's group after its class and a per-class counter, in model order
+    /// (`layers/conv2d`, `layers/batch_normalization`, `layers/conv2d_1`, ...), and `layers` holds
+    /// them by key. Given the model's Keras class names for its layers with weights, in model
+    /// order (`["Conv2D", "BatchNormalization", ...]`), this returns the layers in model order,
+    /// matched by key exactly as Keras itself loads the file. Nil when the structure is not a flat
+    /// Keras 3 model (nested containers) or does not fit the sequence (a key missing, layers left over).
+    public func keras3Ordered(classes: [String]) -> [Layer]? {
+        guard dialect == "keras3", !layers.isEmpty else { return nil }
+        var byKey: [String: Layer] = [:]
+        var container: String?
+        for l in layers {
+            guard let path = l.path, let slash = path.lastIndex(of: "/") else { return nil }
+            let parent = String(path[..<slash])
+            if container == nil { container = parent }
+            guard parent == container else { return nil }
+            byKey[String(path[path.index(after: slash)...])] = l
+        }
+        guard classes.count == layers.count else { return nil }
+        var counters: [String: Int] = [:]
+        var out: [Layer] = []
+        for c in classes {
+            let stem = SourceStructure.snakeCase(c)
+            let key: String
+            if let n = counters[stem] { key = "\(stem)_\(n + 1)"; counters[stem] = n + 1 } else { key = stem; counters[stem] = 0 }
+            guard let l = byKey.removeValue(forKey: key) else { return nil }
+            out.append(l)
+        }
+        return byKey.isEmpty ? out : nil
+    }
+
+    /// Keras's `to_snake_case` for class names: `DepthwiseConv2D` -> `depthwise_conv2d`.
+    public static func snakeCase(_ name: String) -> String {
+        let chars = Array(name.filter { $0.isLetter || $0.isNumber || $0 == "_" })
+        func upper(_ c: Character) -> Bool { c.isASCII && c.isUppercase }
+        func lower(_ c: Character) -> Bool { c.isASCII && c.isLowercase }
+        // Keras: re.sub("(.)([A-Z][a-z]+)", r"\\1_\\2", name)
+        var first: [Character] = []
+        var i = 0
+        while i < chars.count {
+            if i > 0, i + 1 < chars.count, upper(chars[i]), lower(chars[i + 1]) {
+                first.append("_")
+            }
+            first.append(chars[i])
+            i += 1
+        }
+        // Keras: re.sub("([a-z])([A-Z])", r"\\1_\\2", name)
+        var second: [Character] = []
+        for (j, c) in first.enumerated() {
+            if j > 0, lower(first[j - 1]), upper(c) { second.append("_") }
+            second.append(c)
+        }
+        return String(second).lowercased()
     }
 }

@@ -114,7 +114,7 @@ public enum Mapping {
     ///
     /// Throws a `.mismatch` error listing missing, unexpected and mismatched tensors unless `allowPartial`,
     /// in which case the matching tensors are returned and the report goes into the metadata.
-    public static func canonicalize(records: [TensorRecord], keras: KerasLayout?, arch: String, allowPartial: Bool = false) throws -> CanonicalCheckpoint {
+    public static func canonicalize(records: [TensorRecord], keras: SourceStructure?, arch: String, allowPartial: Bool = false) throws -> CanonicalCheckpoint {
         var candidates: [(name: String, flavour: Flavour, width: Double?, head: HeadKind)] = []
         if arch == "auto" {
             let all = Architectures.names.flatMap { n in Architectures.flavours(of: n).map { (name: n, flavour: $0, width: Optional<Double>.none, head: HeadKind.standard) } }
@@ -349,7 +349,7 @@ public enum Mapping {
     /// What a Keras layer holds, from its class or its weights.
     enum KerasKind: Hashable { case conv, depthwise, dense, batchNorm, other }
 
-    static func kind(of layer: KerasLayout.Layer, shapes: [[Int]]) -> KerasKind {
+    static func kind(of layer: SourceStructure.Layer, shapes: [[Int]]) -> KerasKind {
         guard let first = shapes.first else { return .other }
         if let cls = layer.className {
             if cls == "BatchNormalization" { return .batchNorm }
@@ -397,10 +397,10 @@ public enum Mapping {
     /// BatchNorms, Dense): the graph's conv / BN / linear nodes, listed in Keras's order, take the next
     /// layer of their kind. This needs no layer names and holds both for legacy `.h5` files (one global
     /// order) and for Keras 3 `.weights.h5` files (which keep the order only within a class).
-    public static func kerasMapping(records: [TensorRecord], layout: KerasLayout, name: String, head: HeadKind = .standard) throws -> CanonicalCheckpoint {
+    public static func kerasMapping(records: [TensorRecord], layout: SourceStructure, name: String, head: HeadKind = .standard) throws -> CanonicalCheckpoint {
         var byName: [String: TensorRecord] = [:]
         for r in records { byName[r.name] = r }
-        struct Src { var layer: KerasLayout.Layer; var tensors: [TensorRecord]; var kind: KerasKind }
+        struct Src { var layer: SourceStructure.Layer; var tensors: [TensorRecord]; var kind: KerasKind }
         var queues: [KerasKind: [Src]] = [:]
         var unexpected: [MappingReport.Unexpected] = []
         var layerCount = 0

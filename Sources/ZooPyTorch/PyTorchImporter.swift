@@ -18,9 +18,9 @@ import ZooTensor
 /// let ckpt = try PyTorchImporter.read(file)
 /// for t in ckpt.tensors { print(t.name, t.dtype, t.shape) }
 /// ```
-public enum PyTorchImporter {
+public struct PyTorchImporter: CheckpointImporter {
     /// Reading options.
-    public struct Options: Sendable {
+    public struct Options: ImporterOptions {
         /// Verify zip CRC-32s that are not zero (`zoo convert --no-crc` turns it off).
         public var verifyCRC: Bool
         /// Limits for the pickle machine and the object tree.
@@ -38,6 +38,32 @@ public enum PyTorchImporter {
             self.maxExpandedBytes = maxExpandedBytes
             self.maxInflatedBytes = maxInflatedBytes
         }
+
+        /// The defaults.
+        public init() {
+            self.init(verifyCRC: true)
+        }
+    }
+
+    /// Creates the importer.
+    public init() {}
+
+    /// `pytorch`.
+    public var id: String { "pytorch" }
+    /// `PyTorch`.
+    public var displayName: String { "PyTorch" }
+
+    /// A zip archive (`PK\x03\x04`, or `PK\x05\x06` for an empty one): a signature. A bare pickle
+    /// stream (`\x80` and a protocol up to 5, the legacy format): a weak match, which any stronger one beats.
+    public func sniff(_ bytes: UnsafeRawBufferPointer) -> SniffMatch? {
+        if bytes.starts(with: [0x50, 0x4B, 0x03, 0x04]) || bytes.starts(with: [0x50, 0x4B, 0x05, 0x06]) { return .signature }
+        if bytes.count >= 2, bytes[0] == 0x80, bytes[1] <= 5 { return .weak }
+        return nil
+    }
+
+    /// Reads a PyTorch file (zip, legacy or TorchScript), as `PyTorchImporter.read(_:options:)`.
+    public func read(_ file: MappedFile, options: Options) throws -> ImportedCheckpoint {
+        try Self.read(file, options: options)
     }
 
     /// The legacy format's magic number, as LONG1 hex text.

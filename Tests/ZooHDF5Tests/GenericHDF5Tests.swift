@@ -12,7 +12,7 @@ import ZooTestSupport
         let entry = try Manifest.entry("hdf5", "generic.h5")
         let ckpt = try HDF5Importer.read(path: path)
         #expect(ckpt.format == "hdf5")
-        #expect(ckpt.keras == nil)
+        #expect(ckpt.structure == nil)
         #expect(ckpt.tensors.count >= 20)
         try Manifest.expectDatasetsMatch(ckpt, entry, file: "generic.h5")
         // Non-numeric datasets are listed, not imported.
@@ -158,7 +158,7 @@ import ZooTestSupport
         let path = try TestSupport.fixture("hdf5/keras_nan_config.h5")
         let ckpt = try HDF5Importer.read(path: path)
         try Manifest.expectDatasetsMatch(ckpt, try Manifest.entry("hdf5", "keras_nan_config.h5"), file: "keras_nan_config.h5")
-        let k = try #require(ckpt.keras)
+        let k = try #require(ckpt.structure)
         #expect(k.dialect == "keras2")
         #expect(k.modelConfig == nil)
         #expect(k.layers.map(\.name) == ["fc"])
@@ -173,9 +173,9 @@ import ZooTestSupport
         let entry = try Manifest.entry("hdf5", "keras1.h5")
         let ckpt = try HDF5Importer.read(path: path)
         try Manifest.expectDatasetsMatch(ckpt, entry, file: "keras1.h5")
-        let k = try #require(ckpt.keras)
+        let k = try #require(ckpt.structure)
         #expect(k.dialect == "keras1")
-        #expect(k.kerasVersion == nil)
+        #expect(k.producerVersion == nil)
         // The layers with weights, in layer_names order, weights in weight_names order (from h5py's reading).
         let attrs = try #require(entry["attributes"])
         let layerNames = attrs[""]?["layer_names"]?.arrayValue?.compactMap(\.stringValue) ?? []

@@ -39,10 +39,10 @@ import ZooTestSupport
         let entry = try Manifest.entry("keras", file)
         let ckpt = try HDF5Importer.read(path: path)
         try Manifest.expectDatasetsMatch(ckpt, entry, file: file)
-        let k = try #require(ckpt.keras, "\(file): no Keras layout")
+        let k = try #require(ckpt.structure, "\(file): no Keras layout")
         let info = try #require(entry["keras"])
         #expect(k.dialect == info["dialect"]?.stringValue)
-        #expect(k.kerasVersion == info["keras_version"]?.stringValue)
+        #expect(k.producerVersion == info["keras_version"]?.stringValue)
         #expect(k.backend == info["backend"]?.stringValue)
         let expected = try Self.expectedLayers(entry)
         #expect(!expected.isEmpty)
@@ -82,7 +82,7 @@ import ZooTestSupport
         let entry = try Manifest.entry("keras", file)
         let ckpt = try HDF5Importer.read(path: path)
         try Manifest.expectDatasetsMatch(ckpt, entry, file: file)
-        let k = try #require(ckpt.keras, "\(file): no Keras layout")
+        let k = try #require(ckpt.structure, "\(file): no Keras layout")
         #expect(k.dialect == "keras3")
         let expected = try Self.expectedLayers(entry)
         #expect(!expected.isEmpty)
@@ -119,7 +119,7 @@ import ZooTestSupport
         // Keras 3 files keep the order only per class; given the model's classes (what Keras
         // itself has when loading), keras3Ordered restores Keras's order exactly.
         let ckpt = try HDF5Importer.read(path: try TestSupport.fixture("keras/\(file)"))
-        let k = try #require(ckpt.keras)
+        let k = try #require(ckpt.structure)
         let expected = try Self.expectedLayers(try Manifest.entry("keras", file))
         let ordered = k.keras3Ordered(classes: expected.map(\.className))
         if file == "k3_nested.weights.h5" {
@@ -134,13 +134,13 @@ import ZooTestSupport
     }
 
     @Test func snakeCaseLikeKeras() {
-        #expect(KerasLayout.snakeCase("Conv2D") == "conv2d")
-        #expect(KerasLayout.snakeCase("DepthwiseConv2D") == "depthwise_conv2d")
-        #expect(KerasLayout.snakeCase("BatchNormalization") == "batch_normalization")
-        #expect(KerasLayout.snakeCase("Dense") == "dense")
-        #expect(KerasLayout.snakeCase("SeparableConv2D") == "separable_conv2d")
-        #expect(KerasLayout.snakeCase("ReLU") == "re_lu")
-        #expect(KerasLayout.snakeCase("GlobalAveragePooling2D") == "global_average_pooling2d")
+        #expect(SourceStructure.snakeCase("Conv2D") == "conv2d")
+        #expect(SourceStructure.snakeCase("DepthwiseConv2D") == "depthwise_conv2d")
+        #expect(SourceStructure.snakeCase("BatchNormalization") == "batch_normalization")
+        #expect(SourceStructure.snakeCase("Dense") == "dense")
+        #expect(SourceStructure.snakeCase("SeparableConv2D") == "separable_conv2d")
+        #expect(SourceStructure.snakeCase("ReLU") == "re_lu")
+        #expect(SourceStructure.snakeCase("GlobalAveragePooling2D") == "global_average_pooling2d")
     }
 
     @Test func bfloat16VariablesReadAsBF16() throws {
@@ -160,16 +160,16 @@ import ZooTestSupport
         #expect(root.attribute("layer_names") == nil)
         #expect(root.attribute("layer_names0") != nil && root.attribute("layer_names1") != nil)
         let ckpt = try HDF5Importer.imported(file)
-        #expect(ckpt.keras?.layers.count == 300)
-        #expect(ckpt.keras?.layers.last?.name.hasPrefix("layer_0299_") == true)
+        #expect(ckpt.structure?.layers.count == 300)
+        #expect(ckpt.structure?.layers.last?.name.hasPrefix("layer_0299_") == true)
     }
 
     @Test func nestedModelsAreFlattened() throws {
         let legacy = try HDF5Importer.read(path: try TestSupport.fixture("keras/tfk_nested.h5"))
-        #expect(legacy.keras?.layers.map(\.name) == ["stem", "inner_dense", "inner_bn", "head"])
-        #expect(legacy.keras?.layers[2].weights.map(\.tensor).first == "backbone/inner_bn/gamma:0")
+        #expect(legacy.structure?.layers.map(\.name) == ["stem", "inner_dense", "inner_bn", "head"])
+        #expect(legacy.structure?.layers[2].weights.map(\.tensor).first == "backbone/inner_bn/gamma:0")
         let full = try HDF5Importer.read(path: try TestSupport.fixture("keras/tfk_full.h5"))
-        let layers = try #require(full.keras?.layers)
+        let layers = try #require(full.structure?.layers)
         #expect(layers.first?.name == "Conv" && layers.first?.className == "Conv2D")
         #expect(layers.last?.name == "custom_head" && layers.last?.className == "Dense")
         #expect(layers.last?.weights.map { $0.tensor } == ["model_weights/custom_head/custom_head/kernel:0",

@@ -19,24 +19,24 @@ func shapeRecords(_ items: [(String, [Int])]) -> [TensorRecord] {
 }
 
 /// A Keras fixture: safetensors data + the JSON layout gen_arch.py wrote (layer and weight names as Keras reports them).
-func kerasFixture(_ name: String) throws -> (records: [TensorRecord], layout: KerasLayout) {
+func kerasFixture(_ name: String) throws -> (records: [TensorRecord], layout: SourceStructure) {
     let file = try SafetensorsFile(path: try TestSupport.fixture("arch/keras_\(name).safetensors"))
     let json = try JSONValue.parse(String(decoding: try Data(contentsOf: URL(fileURLWithPath: try TestSupport.fixture("arch/keras_\(name).json"))), as: UTF8.self))
     let layers = try #require(json["layers"]?.arrayValue).map { l in
-        KerasLayout.Layer(name: l["name"]?.stringValue ?? "", className: l["class"]?.stringValue,
+        SourceStructure.Layer(name: l["name"]?.stringValue ?? "", className: l["class"]?.stringValue,
                           weights: (l["weights"]?.arrayValue ?? []).map { .init(name: $0["name"]?.stringValue ?? "", tensor: $0["tensor"]?.stringValue ?? "") })
     }
-    return (file.records, KerasLayout(dialect: json["dialect"]?.stringValue ?? "keras2", layers: layers))
+    return (file.records, SourceStructure(dialect: json["dialect"]?.stringValue ?? "keras2", layers: layers))
 }
 
 /// A layout from specs.json (names and shapes only) with shape-only records.
-func kerasSpecLayout(_ layers: [JSONValue], withClassNames: Bool) -> ([TensorRecord], KerasLayout) {
+func kerasSpecLayout(_ layers: [JSONValue], withClassNames: Bool) -> ([TensorRecord], SourceStructure) {
     var records: [(String, [Int])] = []
-    var ls: [KerasLayout.Layer] = []
+    var ls: [SourceStructure.Layer] = []
     for l in layers {
         let a = l.arrayValue ?? []
         let name = a[0].stringValue ?? ""
-        var ws: [KerasLayout.Weight] = []
+        var ws: [SourceStructure.Weight] = []
         for (j, w) in (a[2].arrayValue ?? []).enumerated() {
             let wa = w.arrayValue ?? []
             let t = "\(name)/\(j)"
@@ -45,7 +45,7 @@ func kerasSpecLayout(_ layers: [JSONValue], withClassNames: Bool) -> ([TensorRec
         }
         ls.append(.init(name: name, className: withClassNames ? a[1].stringValue : nil, weights: ws))
     }
-    return (shapeRecords(records), KerasLayout(dialect: "keras2", layers: ls))
+    return (shapeRecords(records), SourceStructure(dialect: "keras2", layers: ls))
 }
 
 func floats(_ t: Tensor) -> [Float] {

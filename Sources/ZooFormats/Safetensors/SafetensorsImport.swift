@@ -17,3 +17,28 @@ extension SafetensorsFile {
         return ImportedCheckpoint(format: format, metadata: meta, tensors: records)
     }
 }
+
+/// The safetensors importer (format `safetensors`, or `zoo-native` for the zoo's own checkpoints).
+public struct SafetensorsImporter: CheckpointImporter {
+    /// Creates the importer.
+    public init() {}
+
+    /// `safetensors`.
+    public var id: String { "safetensors" }
+    /// `safetensors`.
+    public var displayName: String { "safetensors" }
+
+    /// An 8-byte little-endian header length of at least 2 followed by `{`. A header running past the
+    /// end still counts (a truncated download), and so does an absurd length: the reader then says
+    /// "truncated" or "exceeds the limit" rather than "unknown format".
+    public func sniff(_ bytes: UnsafeRawBufferPointer) -> SniffMatch? {
+        guard bytes.count >= 10 else { return nil }
+        let n = bytes.loadUnaligned(as: UInt64.self).littleEndian
+        return n >= 2 && bytes[8] == UInt8(ascii: "{") ? .structural : nil
+    }
+
+    /// Reads the header; tensors are zero-copy views of the mapped file.
+    public func read(_ file: MappedFile, options: NoImportOptions) throws -> ImportedCheckpoint {
+        try SafetensorsFile(file: file).imported()
+    }
+}
