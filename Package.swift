@@ -35,7 +35,7 @@ let package = Package(
         // The process ZooHDF5 reads a file in first, so that libhdf5 crashing on it harms nothing.
         .executableTarget(name: "ZooHDF5Probe", dependencies: ["ZooHDF5"]),
         // Architecture definitions and the catalogue.
-        .target(name: "ZooArchitectures", dependencies: ["ZooTensor"]),
+        .target(name: "ZooArchitectures", dependencies: ["ZooTensor", "ZooKernels"]),
         // Source names -> canonical names.
         .target(name: "ZooMapping", dependencies: ["ZooTensor", "ZooFormats", "ZooArchitectures"]),
         // Compute kernels and the runtime.
