@@ -15,17 +15,18 @@ struct Run: ParsableCommand {
     @Option(help: "Input batch: .npy of shape [N, C, H, W], any float dtype.")
     var input: String
 
-    @Option(name: [.short, .long], help: "Output: .npy logits [N, classes], or with --features a .safetensors of maps.")
-    var output: String
+    @OptionGroup var destination: OutputOption<Run>
 
     @Option(help: "Comma-separated feature tap indices (timm out_indices, e.g. 1,2,3,4): write NCHW maps named by index.")
     var features: String?
 
-    @Option(help: "Compute threads (default: the active cores).")
-    var threads = defaultThreadCount
+    @OptionGroup var compute: ThreadsOption
 
-    @Flag(name: [.customLong("force"), .customLong("overwrite")], help: "Replace an existing output file (as in convert, fetch and features).")
-    var overwrite = false
+    @OptionGroup var replace: ForceOption<Run>
+
+    var output: String { destination.output }
+    var threads: Int { compute.threads }
+    var overwrite: Bool { replace.force }
 
     func run() throws {
         guard threads > 0 else { throw ZooError(.usage, "--threads must be positive") }
@@ -79,4 +80,10 @@ struct Run: ParsableCommand {
             throw e.inFile(input)
         }
     }
+}
+
+extension Run: OutputText, ForceText {
+    static let outputHelp = "Output: .npy logits [N, classes], or with --features a .safetensors of maps."
+    static let forceHelp = "Replace an existing output file (as in convert, fetch and features)."
+    static let forceNames: NameSpecification = [.customLong("force"), .customLong("overwrite")]
 }
