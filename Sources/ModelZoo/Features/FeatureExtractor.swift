@@ -117,16 +117,22 @@ public struct FeatureExtractor: Sendable {
                 })
             }
         }
-        let info: JSONValue = .array(zip(stages, backbone.featureInfo).map { i, t in
-            .object([("index", .int(Int64(i))), ("name", .string(t.name)), ("channels", .int(Int64(t.channels))),
-                     ("reduction", .int(Int64(t.reduction)))])
-        })
+        let info = FeatureExtractor.stageInfo(stages, backbone.featureInfo)
         let imagesJSON = JSONValue.array(images.map { .string($0) })
         let metadata = [("format", "pt"), ("zoo.images", imagesJSON.serialized()), ("zoo.feature_info", info.serialized())]
         do {
             try SafetensorsWriter.write(records, metadata: metadata, to: output, overwrite: overwrite)
         } catch let e as ZooError { throw e.inFile(output) }
         return records.count
+    }
+
+    /// The `zoo.feature_info` of stage maps (`writeStageMaps`, `zoo run --features`): one object per
+    /// stage, `{"index", "name", "channels", "reduction"}`, `stages[i]` the index the user gave for `taps[i]`.
+    public static func stageInfo(_ stages: [Int], _ taps: [LayerGraph.FeatureTap]) -> JSONValue {
+        .array(zip(stages, taps).map { i, t in
+            .object([("index", .int(Int64(i))), ("name", .string(t.name)), ("channels", .int(Int64(t.channels))),
+                     ("reduction", .int(Int64(t.reduction)))])
+        })
     }
 
     /// Zero-padded to 6 digits: the image index of a stage map's name.

@@ -48,12 +48,7 @@ struct Features: ParsableCommand {
         try replace.refuseExisting(output)
         let count: Int
         if let stages {
-            let indices = try stages.split(separator: ",").map { s -> Int in
-                guard let i = Int(s.trimmingCharacters(in: .whitespaces)) else {
-                    throw ZooError(.usage, "--stages takes comma-separated integers, got \"\(stages)\"")
-                }
-                return i
-            }
+            let indices = try CLIOutput.indices(stages, option: "--stages")
             count = try extractor.writeStageMaps(images: images, stages: indices, to: output, threads: compute.threads, overwrite: replace.force)
         } else {
             try extractor.writeEmbeddings(images: images, to: output, pool: pool.value ?? .avg, batch: batch,

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import ArgumentParser
+import Foundation
 import ModelZoo
 
 // Option groups and typed values shared by the commands: one spelling and one meaning of `--threads`,
@@ -73,4 +74,17 @@ struct Choice<Value: RawRepresentable & CaseIterable & Sendable>: ExpressibleByA
     static var allValueStrings: [String] { Value.allCases.map(\.rawValue) }
 
     static var defaultCompletionKind: CompletionKind { .list(allValueStrings) }
+}
+
+extension CLIOutput {
+    /// The stage indices of `--stages` / `--features` (`1,2,3,4`, spaces allowed); anything else is a
+    /// usage error naming the option.
+    static func indices(_ text: String, option: String) throws -> [Int] {
+        try text.split(separator: ",").map { s -> Int in
+            guard let i = Int(s.trimmingCharacters(in: .whitespaces)) else {
+                throw ZooError(.usage, "\(option) takes comma-separated integers, got \"\(text)\"")
+            }
+            return i
+        }
+    }
 }

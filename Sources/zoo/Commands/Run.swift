@@ -37,19 +37,11 @@ struct Run: ParsableCommand {
         } catch let e as ZooError { throw e.inFile(input) }
         let url = URL(fileURLWithPath: checkpoint)
         if let features {
-            let indices = try features.split(separator: ",").map { s -> Int in
-                guard let i = Int(s.trimmingCharacters(in: .whitespaces)) else {
-                    throw ZooError(.usage, "--features takes comma-separated integers, got \"\(features)\"")
-                }
-                return i
-            }
+            let indices = try CLIOutput.indices(features, option: "--features")
             let backbone = try Backbone(contentsOf: url, outIndices: indices, threads: threads)
             let maps = try inputAtFault { try backbone.features(x) }
             let records = zip(indices, maps).map { TensorRecord(name: String($0), tensor: $1) }
-            let info: JSONValue = .array(zip(indices, backbone.featureInfo).map { i, t in
-                .object([("index", .int(Int64(i))), ("name", .string(t.name)), ("channels", .int(Int64(t.channels))),
-                         ("reduction", .int(Int64(t.reduction)))])
-            })
+            let info = FeatureExtractor.stageInfo(indices, backbone.featureInfo)
             do {
                 try SafetensorsWriter.write(records, metadata: [("zoo.feature_info", info.serialized())], to: output, overwrite: overwrite)
             } catch let e as ZooError { throw e.inFile(output) }
