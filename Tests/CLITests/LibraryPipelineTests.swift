@@ -83,12 +83,15 @@ import ZooTestSupport
         #expect(fish.stdout.contains("'keep f32 f16 bf16'"), "fish completion lacks the dtypes")
         #expect(fish.stdout.contains("'torchvision keras'"), "fish completion lacks the flavours")
         // A value outside the set: the command's own message, exit 1, as before the typed values.
-        let bad = try TestSupport.zoo(["init", "resnet18", "--flavour", "jax", "-o", "/nonexistent/x.safetensors"])
-        #expect(bad.status == 1)
-        #expect(bad.stderr.hasPrefix("zoo: --flavour must be torchvision or keras (got \"jax\")"), "\(bad.stderr)")
-        let dtype = try TestSupport.zoo(["convert", "/nonexistent.pt", "-o", "/nonexistent/x.safetensors", "--dtype", "f8"])
-        #expect(dtype.status == 1)
-        #expect(dtype.stderr == "zoo: --dtype must be keep, f32, f16 or bf16 (got \"f8\")\n", "\(dtype.stderr)")
+        let refused: [([String], String)] = [
+            (["init", "resnet18", "--flavour", "jax", "-o", "/nonexistent/x.safetensors"], "zoo: --flavour must be torchvision or keras (got \"jax\")\n"),
+            (["convert", "/nonexistent.pt", "-o", "/nonexistent/x.safetensors", "--dtype", "f8"], "zoo: --dtype must be keep, f32, f16 or bf16 (got \"f8\")\n"),
+            (["features", "m.safetensors", "a.jpg", "-o", "/nonexistent/x.safetensors", "--pool", "max"], "zoo: --pool supports avg\n"),
+        ]
+        for (arguments, message) in refused {
+            let r = try TestSupport.zoo(arguments)
+            #expect(r.status == 1 && r.stderr.hasPrefix(message), "\(arguments): \(r.stderr)")
+        }
     }
 
     /// `run` keeps its older spelling of `--force`, `--overwrite`; both replace an existing output.
