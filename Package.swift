@@ -42,7 +42,7 @@ let package = Package(
         // programs using the library (shipped beside them, or named by ZOO_HDF5_PROBE).
         .executableTarget(name: "ZooHDF5Probe", dependencies: ["ZooHDF5"]),
         // Architecture definitions and the catalogue.
-        .target(name: "ZooArchitectures", dependencies: ["ZooTensor"]),
+        .target(name: "ZooArchitectures", dependencies: ["ZooTensor", "ZooKernels"]),
         // Source names -> canonical names.
         .target(name: "ZooMapping", dependencies: ["ZooTensor", "ZooFormats", "ZooArchitectures"]),
         // Compute kernels and the runtime.

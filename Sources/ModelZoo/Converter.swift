@@ -4,10 +4,18 @@ import ZooFormats
 import ZooPyTorch
 import ZooTensor
 
-/// Raw conversion of any checkpoint ModelZoo reads into a native checkpoint.
+/// Conversion of any checkpoint ModelZoo reads into a native checkpoint.
 ///
-/// The pipeline is three separate steps so that later stages (an architecture mapping,
-/// `[TensorRecord] -> [TensorRecord]` plus metadata) slot in between without touching the others:
+/// `convert(input:output:options:)` is the one conversion pipeline (`zoo convert`, `Pretrained.fetch`):
+/// read, map to an architecture when `options.arch` is set, the caller's own transform, cast, write.
+///
+/// ```swift
+/// try Converter.convert(input: "resnet50.pth", output: "resnet50.safetensors",
+///                       options: Converter.Options(arch: "resnet50"))
+/// ```
+///
+/// Its steps are public too, so that other stages (`[TensorRecord] -> [TensorRecord]` plus metadata)
+/// slot in between without touching the others:
 ///
 /// ```swift
 /// var plan = try Converter.plan(input: "vgg16.pth")          // read: lazy records + metadata
@@ -51,14 +59,22 @@ public enum Converter {
         /// Most bytes of tensors the output may hold (`zoo convert --max-output`); nil: the default,
         /// `OutputLimit.defaultBytes(forInput:)` (the larger of 1 GiB and 8x the input's size).
         public var maxOutputBytes: Int?
+        /// Map the tensors to this architecture of the catalogue, or `auto` to recognise it
+        /// (`mapArchitecture`, `zoo convert --arch`); nil: a raw conversion, every tensor under its own name.
+        public var arch: String?
+        /// With `arch`: write the tensors that fit even when some are missing, unexpected or mismatched
+        /// (the report goes into the metadata).
+        public var allowPartial: Bool
 
-        /// Defaults: keep dtypes, never overwrite, verify CRCs, the default output limit.
+        /// Defaults: keep dtypes, never overwrite, verify CRCs, the default output limit, a raw conversion.
         public init(dtype: TargetDType = .keep, overwrite: Bool = false, pytorch: PyTorchImporter.Options = PyTorchImporter.Options(),
-                    maxOutputBytes: Int? = nil) {
+                    maxOutputBytes: Int? = nil, arch: String? = nil, allowPartial: Bool = false) {
             self.dtype = dtype
             self.overwrite = overwrite
             self.pytorch = pytorch
             self.maxOutputBytes = maxOutputBytes
+            self.arch = arch
+            self.allowPartial = allowPartial
         }
     }
 
@@ -105,6 +121,10 @@ public enum Converter {
         public var bytes: Int
         /// SHA-256 of the input.
         public var sha256: String
+        /// The mapping's report, when the conversion mapped to an architecture (`Options.arch`).
+        public var report: MappingReport?
+        /// The metadata written (architecture, config, preprocessing, labels, provenance).
+        public var metadata: NativeMetadata
     }
 
     /// Step 1: reads `input` (any format `Checkpoints.read` detects) and describes the output:
@@ -230,18 +250,27 @@ public enum Converter {
         return true
     }
 
-    /// The whole raw conversion: read, cast to `options.dtype`, write.
+    /// The whole conversion: refuses an existing `output` unless `options.overwrite`, reads `input`
+    /// (its SHA-256 computed while the rest runs), maps to `options.arch` when set (a mapping error
+    /// names the input), applies `transform` (e.g. metadata of the caller's own), casts to
+    /// `options.dtype` and writes atomically. `progress` receives bytes written and the total.
     @discardableResult
     public static func convert(input: String, output: String, options: Options = Options(),
+                               transform: ((inout Plan) throws -> Void)? = nil,
                                progress: ((Int, Int) -> Void)? = nil) throws -> Summary {
         if !options.overwrite, FileSystem.exists(output) {
             throw ZooError(.io, "already exists (use --force to replace it)", file: output)
         }
         var p = try plan(input: input, options: options, hashInBackground: true)
+        var report: MappingReport?
+        if let arch = options.arch {
+            do { report = try mapArchitecture(&p, arch: arch, allowPartial: options.allowPartial) } catch let e as ZooError { throw e.inFile(input) }
+        }
+        try transform?(&p)
         p.records = cast(p.records, to: options.dtype)
         let written = try write(p, to: output, overwrite: options.overwrite, progress: progress)
         return Summary(format: p.format, tensors: p.records.count, bytes: p.records.reduce(0) { $0 + $1.byteCount },
-                       sha256: written.source?.sha256 ?? "")
+                       sha256: written.source?.sha256 ?? "", report: report, metadata: written)
     }
 
     /// The float dtype holding the most bytes (`F32` for a typical checkpoint); `none` without float tensors.

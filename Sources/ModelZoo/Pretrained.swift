@@ -73,14 +73,11 @@ public enum Pretrained {
         let download = try cache.downloadPath(source.fileName)
         try Downloader().download(source.url, to: download, checksum: source.checksum, progress: progress)
         try ModelCache.createDirectory(cache.modelsDirectory)
-        var plan = try Converter.plan(input: download)
-        do {
-            _ = try Converter.mapArchitecture(&plan, arch: name, allowPartial: false)
-        } catch let e as ZooError { throw e.inFile(download) }
-        if plan.metadata.preprocessing == nil || weights.source == "keras" {
-            plan.metadata.preprocessing = weights.preprocessing
+        try Converter.convert(input: download, output: output, options: Converter.Options(overwrite: true, arch: name)) { plan in
+            if plan.metadata.preprocessing == nil || weights.source == "keras" {
+                plan.metadata.preprocessing = weights.preprocessing
+            }
         }
-        try Converter.write(plan, to: output, overwrite: true)
         return output
     }
 

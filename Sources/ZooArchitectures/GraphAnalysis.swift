@@ -1,3 +1,4 @@
+import ZooKernels
 import ZooTensor
 
 /// One tensor of an architecture's canonical parameter spec (torchvision `state_dict` naming).
@@ -69,29 +70,10 @@ extension LayerGraph {
         parameterSpec.filter { $0.role != .numBatchesTracked }.reduce(0) { $0 + $1.elementCount }
     }
 
-    /// Output size of a window along one axis, or nil when the input is too small.
-    static func windowOutput(_ n: Int, k: Int, s: Int, padBefore: Int, padAfter: Int, ceil: Bool = false) -> Int? {
-        let span = n + padBefore + padAfter - k
-        guard span >= 0, s > 0 else { return nil }
-        var o = (ceil ? (span + s - 1) / s : span / s) + 1
-        if ceil && (o - 1) * s >= n + padBefore { o -= 1 }
-        return o
-    }
-
-    /// Padding (top, bottom, left, right) a window applies to an `h`x`w` input.
+    /// Padding (top, bottom, left, right) a window applies to an `h`x`w` input (`WindowPadding.resolved`).
     public static func resolvedPadding(_ p: Padding, h: Int, w: Int, kernel: (Int, Int), stride: (Int, Int), dilation: (Int, Int) = (1, 1)) -> (Int, Int, Int, Int) {
-        switch p {
-        case let .explicit(t, b, l, r): return (t, b, l, r)
-        case .tfSame:
-            func same(_ n: Int, _ k: Int, _ s: Int, _ d: Int) -> (Int, Int) {
-                let out = (n + s - 1) / s
-                let total = max((out - 1) * s + (k - 1) * d + 1 - n, 0)
-                return (total / 2, total - total / 2)
-            }
-            let (t, b) = same(h, kernel.0, stride.0, dilation.0)
-            let (l, r) = same(w, kernel.1, stride.1, dilation.1)
-            return (t, b, l, r)
-        }
+        let r = p.resolved(inH: h, inW: w, kernel: kernel, stride: stride, dilation: dilation)
+        return (r.top, r.bottom, r.left, r.right)
     }
 
     /// Output shape of every node for an `h`x`w` input: `[C, H, W]` for maps, `[F]` after flatten/linear.
@@ -109,17 +91,15 @@ extension LayerGraph {
             switch n.op {
             case let .conv2d(cin, cout, k, s, p, d, _, _):
                 guard x.count == 3, x[0] == cin else { throw ZooError(.badInput, "expects \(cin) channels, gets shape \(x)", item: n.name) }
-                let (t, b, l, r) = LayerGraph.resolvedPadding(p, h: x[1], w: x[2], kernel: k, stride: s, dilation: d)
-                let ke = ((k.0 - 1) * d.0 + 1, (k.1 - 1) * d.1 + 1)
-                guard let oh = LayerGraph.windowOutput(x[1], k: ke.0, s: s.0, padBefore: t, padAfter: b),
-                      let ow = LayerGraph.windowOutput(x[2], k: ke.1, s: s.1, padBefore: l, padAfter: r) else { throw tooSmall() }
-                out.append([cout, oh, ow])
-            case let .maxPool(k, s, p, ceil), let .avgPool(k, s, p, ceil):
-                guard x.count == 3 else { throw tooSmall() }
-                let (t, b, l, r) = LayerGraph.resolvedPadding(p, h: x[1], w: x[2], kernel: k, stride: s)
-                guard let oh = LayerGraph.windowOutput(x[1], k: k.0, s: s.0, padBefore: t, padAfter: b, ceil: ceil),
-                      let ow = LayerGraph.windowOutput(x[2], k: k.1, s: s.1, padBefore: l, padAfter: r, ceil: ceil) else { throw tooSmall() }
-                out.append([x[0], oh, ow])
+                guard let g = WindowGeometry(inH: x[1], inW: x[2], kernel: k, stride: s, dilation: d, padding: p) else { throw tooSmall() }
+                out.append([cout, g.outH, g.outW])
+            case let .maxPool(k, s, p, ceil):
+                guard x.count == 3, let g = WindowGeometry(inH: x[1], inW: x[2], kernel: k, stride: s, padding: p, ceilMode: ceil) else { throw tooSmall() }
+                out.append([x[0], g.outH, g.outW])
+            case let .avgPool(k, s, p, _):
+                // Floor mode, as the runtime runs it (the fourth field is countIncludePad, not a ceil mode).
+                guard x.count == 3, let g = WindowGeometry(inH: x[1], inW: x[2], kernel: k, stride: s, padding: p) else { throw tooSmall() }
+                out.append([x[0], g.outH, g.outW])
             case let .adaptiveAvgPool(oh, ow):
                 guard x.count == 3, x[1] >= 1, x[2] >= 1 else { throw tooSmall() }
                 out.append([x[0], oh, ow])

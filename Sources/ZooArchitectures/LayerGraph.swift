@@ -1,3 +1,5 @@
+import ZooKernels
+
 /// The executable description of an architecture: the contract between the architecture
 /// definitions (which build it from a configuration) and the runtime (which runs it).
 ///
@@ -6,31 +8,13 @@
 /// `"\(name).weight"`, `"\(name).bias"`, `"\(name).running_mean"`, ... Activations are NCHW
 /// from the user's point of view; the runtime may lay them out as it likes internally.
 public struct LayerGraph: Sendable, Equatable {
-    /// Spatial padding of a convolution or pooling window.
-    public enum Padding: Sendable, Hashable {
-        /// Fixed zero padding on each side.
-        case explicit(top: Int, bottom: Int, left: Int, right: Int)
-        /// TensorFlow "same": total padding `max((ceil(in/s) - 1) * s + (k - 1) * d + 1 - in, 0)`,
-        /// the smaller half at the top/left, computed from the actual input size.
-        case tfSame
+    /// Spatial padding of a convolution or pooling window: ZooKernels' `WindowPadding`, the one
+    /// padding type of graphs and kernels (`.explicit`, `.tfSame`, `.symmetric(p)`).
+    public typealias Padding = WindowPadding
 
-        /// Symmetric padding `p` on every side.
-        public static func symmetric(_ p: Int) -> Padding { .explicit(top: p, bottom: p, left: p, right: p) }
-    }
-
-    /// Element-wise activations.
-    public enum Activation: String, Sendable, Hashable {
-        /// max(x, 0)
-        case relu
-        /// min(max(x, 0), 6)
-        case relu6
-        /// x * relu6(x + 3) / 6
-        case hardSwish
-        /// relu6(x + 3) / 6
-        case hardSigmoid
-        /// 1 / (1 + exp(-x))
-        case sigmoid
-    }
+    /// Element-wise activations: ZooKernels' `Activation`, the one activation type of graphs and
+    /// kernels (`.relu`, `.relu6`, `.hardSwish`, `.hardSigmoid`, `.sigmoid`; `.none` is the identity).
+    public typealias Activation = ZooKernels.Activation
 
     /// What a node computes.
     public enum Op: Sendable, Hashable {

@@ -46,7 +46,7 @@ public struct Preprocessing: Sendable, Equatable {
     }
 
     /// The order of dimensions of the produced tensor.
-    public enum Layout: String, Sendable, CaseIterable {
+    public enum AxisOrder: String, Sendable, CaseIterable {
         /// [N, 3, H, W] (PyTorch).
         case nchw
         /// [N, H, W, 3] (Keras).
@@ -66,8 +66,8 @@ public struct Preprocessing: Sendable, Equatable {
     public var mean: [Float]
     /// Per-channel standard deviation (same units).
     public var std: [Float]
-    /// Tensor layout.
-    public var layout: Layout
+    /// The order of the tensor's axes (JSON key `layout`: `nchw` or `nhwc`).
+    public var layout: AxisOrder
 
     /// ImageNet mean/std in [0, 1] RGB (torchvision and Keras "torch").
     public static let imagenetMean: [Float] = [0.485, 0.456, 0.406]
@@ -78,7 +78,7 @@ public struct Preprocessing: Sendable, Equatable {
 
     /// Creates a description; `mean`/`std` default to the mode's ImageNet values.
     public init(resize: Resize, crop: (height: Int, width: Int)?, interpolation: Interpolation = .bilinear,
-                mode: Mode, mean: [Float]? = nil, std: [Float]? = nil, layout: Layout = .nchw) {
+                mode: Mode, mean: [Float]? = nil, std: [Float]? = nil, layout: AxisOrder = .nchw) {
         self.resize = resize
         self.crop = crop
         self.interpolation = interpolation
@@ -105,7 +105,7 @@ public struct Preprocessing: Sendable, Equatable {
 
     /// Keras applications: resize to `size` x `size` (no crop), then `preprocess_input` in `mode`.
     public static func keras(_ mode: Mode, size: Int = 224, interpolation: Interpolation = .bilinear,
-                             layout: Layout = .nchw) -> Preprocessing {
+                             layout: AxisOrder = .nchw) -> Preprocessing {
         Preprocessing(resize: .exact(height: size, width: size), crop: nil, interpolation: interpolation, mode: mode, layout: layout)
     }
 
@@ -359,7 +359,7 @@ extension Preprocessing {
         self.init(resize: resize, crop: crop,
                   interpolation: try enumValue("interpolation", Interpolation.self) ?? .bilinear,
                   mode: mode, mean: try floats("mean"), std: std,
-                  layout: try enumValue("layout", Layout.self) ?? .nchw)
+                  layout: try enumValue("layout", AxisOrder.self) ?? .nchw)
     }
 
     /// The JSON form, in the catalogue's shape, every key written out.

@@ -1,5 +1,7 @@
-/// Element-wise activations applied by the kernels' epilogues.
-public enum Activation: UInt8, Sendable, Hashable, CaseIterable {
+/// Element-wise activations: the one activation type of the graphs (`LayerGraph.Activation` is this
+/// type, a node `.activation(a)`) and of the kernels' epilogues. The raw value is the name layer
+/// tables print (`zoo info`).
+public enum Activation: String, Sendable, Hashable, CaseIterable {
     /// The identity.
     case none
     /// max(x, 0)

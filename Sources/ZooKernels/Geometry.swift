@@ -1,9 +1,32 @@
-/// How a convolution or pooling window pads its input.
+/// How a convolution or pooling window pads its input: the one padding type of the graphs
+/// (`LayerGraph.Padding` is this type) and the kernels.
 public enum WindowPadding: Sendable, Hashable {
     /// Fixed zero padding on each side.
     case explicit(top: Int, bottom: Int, left: Int, right: Int)
-    /// TensorFlow "same": total `max((ceil(in/s) - 1) * s + (k - 1) * d + 1 - in, 0)`, smaller half first.
+    /// TensorFlow "same": total `max((ceil(in/s) - 1) * s + (k - 1) * d + 1 - in, 0)`, smaller half first,
+    /// computed from the actual input size.
     case tfSame
+
+    /// Symmetric padding `p` on every side.
+    public static func symmetric(_ p: Int) -> WindowPadding { .explicit(top: p, bottom: p, left: p, right: p) }
+
+    /// The padding (top, bottom, left, right) this rule applies to an `inH`x`inW` input.
+    public func resolved(inH: Int, inW: Int, kernel: (Int, Int), stride: (Int, Int), dilation: (Int, Int) = (1, 1))
+        -> (top: Int, bottom: Int, left: Int, right: Int) {
+        switch self {
+        case let .explicit(t, b, l, r): return (t, b, l, r)
+        case .tfSame:
+            func same(_ n: Int, _ k: Int, _ s: Int, _ d: Int) -> (Int, Int) {
+                guard s > 0 else { return (0, 0) }
+                let out = (n + s - 1) / s
+                let total = max((out - 1) * s + (k - 1) * d + 1 - n, 0)
+                return (total / 2, total - total / 2)
+            }
+            let (t, b) = same(inH, kernel.0, stride.0, dilation.0)
+            let (l, r) = same(inW, kernel.1, stride.1, dilation.1)
+            return (t, b, l, r)
+        }
+    }
 }
 
 /// The resolved geometry of one sliding-window layer for one input size.
@@ -17,34 +40,27 @@ public struct WindowGeometry: Sendable, Hashable {
 
     /// Resolves a window (kernel, stride, dilation, padding) on an input; nil when the input is too small.
     /// `ceilMode` follows torch pooling: the last window may start in the right/bottom padding but not beyond it.
+    /// The one window arithmetic of the package: the runtime's plans and `LayerGraph.shapes` both use it.
     public init?(inH: Int, inW: Int, kernel: (Int, Int), stride: (Int, Int), dilation: (Int, Int) = (1, 1),
                  padding: WindowPadding, ceilMode: Bool = false) {
-        func axis(_ n: Int, _ k: Int, _ s: Int, _ d: Int, _ before: Int, _ after: Int, same: Bool) -> (Int, Int, Int)? {
+        let same = padding == .tfSame
+        func axis(_ n: Int, _ k: Int, _ s: Int, _ d: Int, _ before: Int, _ after: Int) -> Int? {
             guard n > 0, k > 0, s > 0, d > 0 else { return nil }
+            if same { return (n + s - 1) / s }
             let span = (k - 1) * d + 1
-            if same {
-                let out = (n + s - 1) / s
-                let total = max((out - 1) * s + span - n, 0)
-                return (out, total / 2, total - total / 2)
-            }
             let padded = n + before + after - span
             guard padded >= 0 else { return nil }
             var out = (ceilMode ? (padded + s - 1) / s : padded / s) + 1
             if ceilMode, (out - 1) * s >= n + before { out -= 1 }
-            return out > 0 ? (out, before, after) : nil
+            return out > 0 ? out : nil
         }
-        let same: Bool, t: Int, b: Int, l: Int, r: Int
-        switch padding {
-        case .tfSame: same = true; t = 0; b = 0; l = 0; r = 0
-        case let .explicit(top, bottom, left, right):
-            guard top >= 0, bottom >= 0, left >= 0, right >= 0 else { return nil }
-            same = false; t = top; b = bottom; l = left; r = right
-        }
-        guard let y = axis(inH, kernel.0, stride.0, dilation.0, t, b, same: same),
-              let x = axis(inW, kernel.1, stride.1, dilation.1, l, r, same: same) else { return nil }
+        let p = padding.resolved(inH: inH, inW: inW, kernel: kernel, stride: stride, dilation: dilation)
+        guard p.top >= 0, p.bottom >= 0, p.left >= 0, p.right >= 0,
+              let y = axis(inH, kernel.0, stride.0, dilation.0, p.top, p.bottom),
+              let x = axis(inW, kernel.1, stride.1, dilation.1, p.left, p.right) else { return nil }
         self.inH = inH; self.inW = inW
-        outH = y.0; outW = x.0
-        padTop = y.1; padBottom = y.2; padLeft = x.1; padRight = x.2
+        outH = y; outW = x
+        padTop = p.top; padBottom = p.bottom; padLeft = p.left; padRight = p.right
     }
 }
 

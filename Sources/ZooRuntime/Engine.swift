@@ -87,7 +87,7 @@ final class Engine: @unchecked Sendable {
     let nodeNames: [String]
 
     let lock = NSLock()
-    var layouts: [LayoutKey: Layout] = [:]
+    var plans: [PlanKey: ExecutionPlan] = [:]
     var arenas: [Int: [UnsafeMutableRawPointer]] = [:]
 
     /// Bytes of the convolution and linear weights (float32).
@@ -179,7 +179,7 @@ final class Engine: @unchecked Sendable {
             case let .conv2d(cin, cout, kernel, stride, padding, dilation, groups, hasBias):
                 try needInputs(1)
                 let d = ConvDescriptor(inChannels: cin, outChannels: cout, kernel: kernel, stride: stride, dilation: dilation,
-                                       groups: groups, padding: rule(padding))
+                                       groups: groups, padding: padding)
                 guard d.isValid else { throw ZooError(.badInput, "invalid convolution \(node.op)", item: name) }
                 let w = try param("\(name).weight", [cout, cin / groups, kernel.0, kernel.1])
                 let b = hasBias ? try param("\(name).bias", [cout]).floats() : nil
@@ -216,7 +216,7 @@ final class Engine: @unchecked Sendable {
                 }
             case let .activation(a):
                 try needInputs(1)
-                let act = activation(a)
+                let act = a
                 let p = node.inputs[0]
                 if let s = fusable(p) {
                     var done = true
@@ -257,11 +257,11 @@ final class Engine: @unchecked Sendable {
             case let .maxPool(kernel, stride, padding, ceilMode):
                 try needInputs(1)
                 guard kernel.0 > 0, kernel.1 > 0, stride.0 > 0, stride.1 > 0 else { throw ZooError(.badInput, "invalid max pooling", item: name) }
-                addStep(.maxPool(kernel: kernel, stride: stride, padding: rule(padding), ceilMode: ceilMode), [value(node.inputs[0])], node: i, flat: false)
+                addStep(.maxPool(kernel: kernel, stride: stride, padding: padding, ceilMode: ceilMode), [value(node.inputs[0])], node: i, flat: false)
             case let .avgPool(kernel, stride, padding, countIncludePad):
                 try needInputs(1)
                 guard kernel.0 > 0, kernel.1 > 0, stride.0 > 0, stride.1 > 0 else { throw ZooError(.badInput, "invalid average pooling", item: name) }
-                addStep(.avgPool(kernel: kernel, stride: stride, padding: rule(padding), ceilMode: false, countIncludePad: countIncludePad),
+                addStep(.avgPool(kernel: kernel, stride: stride, padding: padding, ceilMode: false, countIncludePad: countIncludePad),
                         [value(node.inputs[0])], node: i, flat: false)
             case let .adaptiveAvgPool(h, w):
                 try needInputs(1)
@@ -339,23 +339,6 @@ final class Engine: @unchecked Sendable {
             let end = (Int(bitPattern: base) + raw.count) / page * page
             guard end > start, let p = UnsafeMutableRawPointer(bitPattern: start) else { return }
             _ = madvise(p, end - start, MADV_DONTNEED)
-        }
-    }
-
-    static func rule(_ p: LayerGraph.Padding) -> WindowPadding {
-        switch p {
-        case let .explicit(t, b, l, r): return .explicit(top: t, bottom: b, left: l, right: r)
-        case .tfSame: return .tfSame
-        }
-    }
-
-    static func activation(_ a: LayerGraph.Activation) -> Activation {
-        switch a {
-        case .relu: return .relu
-        case .relu6: return .relu6
-        case .hardSwish: return .hardSwish
-        case .hardSigmoid: return .hardSigmoid
-        case .sigmoid: return .sigmoid
         }
     }
 }

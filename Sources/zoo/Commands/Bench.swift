@@ -20,8 +20,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Input height and width in pixels.")
     var size = 224
 
-    @Option(help: "Compute threads (default: the active cores).")
-    var threads = defaultThreadCount
+    @OptionGroup var compute: ThreadsOption
 
     @Option(help: "Timed forward passes.")
     var iterations = 10
@@ -30,7 +29,7 @@ struct Bench: ParsableCommand {
     var warmup = 2
 
     @Option(help: "Flavour when MODEL is an architecture name (torchvision or keras).")
-    var flavour = "torchvision"
+    var flavour = Choice(Flavour.torchvision)
 
     @Flag(help: "With --json, also list every timed pass as samples_ms (in run order).")
     var samples = false
@@ -45,6 +44,8 @@ struct Bench: ParsableCommand {
         return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 
+    var threads: Int { compute.threads }
+
     func run() throws {
         guard batch > 0, size > 0, threads > 0, iterations > 0, warmup >= 0 else {
             throw ZooError(.usage, "--batch, --size, --threads and --iterations must be positive")
@@ -54,7 +55,7 @@ struct Bench: ParsableCommand {
         if FileManager.default.fileExists(atPath: model) {
             classifier = try Classifier(contentsOf: URL(fileURLWithPath: model), threads: threads)
         } else {
-            guard let f = Flavour(rawValue: flavour) else { throw ZooError(.usage, "unknown flavour \(flavour)") }
+            guard let f = flavour.value else { throw ZooError(.usage, "unknown flavour \(flavour.text)") }
             // The name and flavour are the user's: an unknown one, or a flavour the architecture
             // lacks, is a usage error (exit 1).
             let graph = try CLIOutput.typedByUser { try Architectures.preset(model, flavour: f) }.graph()

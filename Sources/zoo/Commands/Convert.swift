@@ -27,14 +27,12 @@ struct Convert: ParsableCommand {
     @Argument(help: "The checkpoint to convert (format detected from the bytes).")
     var input: String
 
-    @Option(name: .shortAndLong, help: "The native safetensors file to write.")
-    var output: String
+    @OptionGroup var destination: OutputOption<Convert>
 
     @Option(help: "Float dtype of the output: keep, f32, f16 or bf16.")
-    var dtype: String = "keep"
+    var dtype = Choice(Converter.TargetDType.keep)
 
-    @Flag(help: "Replace OUTPUT if it exists.")
-    var force = false
+    @OptionGroup var replace: ForceOption<Convert>
 
     @Flag(name: .customLong("no-crc"), help: "Do not verify the CRC-32s of zip records.")
     var noCRC = false
@@ -50,11 +48,13 @@ struct Convert: ParsableCommand {
     @Flag(name: .customLong("allow-partial"), help: "With --arch: write the tensors that fit even when some are missing, unexpected or mismatched (the report goes into the metadata).")
     var allowPartial = false
 
+    var output: String { destination.output }
+
     func run() throws {
-        guard let target = Converter.TargetDType(rawValue: dtype) else {
-            throw ZooError(.usage, "--dtype must be keep, f32, f16 or bf16 (got \"\(dtype)\")")
+        guard let target = dtype.value else {
+            throw ZooError(.usage, "--dtype must be keep, f32, f16 or bf16 (got \"\(dtype.text)\")")
         }
-        var options = Converter.Options(dtype: target, overwrite: force)
+        var options = Converter.Options(dtype: target, overwrite: replace.force, arch: arch, allowPartial: allowPartial)
         if let maxOutput {
             guard let bytes = OutputLimit.parse(maxOutput) else {
                 throw ZooError(.usage, "--max-output must be a size such as 4G, 512M or 1073741824 (got \"\(maxOutput)\")")
@@ -62,35 +62,30 @@ struct Convert: ParsableCommand {
             options.maxOutputBytes = bytes
         }
         options.pytorch.verifyCRC = !noCRC
+        if arch == nil, allowPartial { throw ZooError(.usage, "--allow-partial needs --arch") }
         let bar = ProgressBar(enabled: isatty(2) != 0)
-        guard let arch else {
-            if allowPartial { throw ZooError(.usage, "--allow-partial needs --arch") }
-            let summary = try Converter.convert(input: input, output: output, options: options, progress: bar.update)
-            bar.finish()
+        let summary = try Converter.convert(input: input, output: output, options: options, progress: bar.update)
+        bar.finish()
+        guard let report = summary.report else {
             print("\(output.escapingControlCharacters): \(summary.tensors) tensors, \(summary.bytes) bytes (\(CLIOutput.bytes(summary.bytes))) from \(summary.format), sha256 \(summary.sha256)")
             return
         }
-        if !force, access(output, F_OK) == 0 {
-            throw ZooError(.io, "already exists (use --force to replace it)", file: output)
-        }
-        var plan = try Converter.plan(input: input, options: options)
-        let report: MappingReport
-        do { report = try Converter.mapArchitecture(&plan, arch: arch, allowPartial: allowPartial) } catch let e as ZooError { throw e.inFile(input) }
-        plan.records = Converter.cast(plan.records, to: target)
-        try Converter.write(plan, to: output, overwrite: force, progress: bar.update)
-        bar.finish()
-        let bytes = plan.records.reduce(0) { $0 + $1.byteCount }
         for note in report.notes { CLIOutput.note(note) }
         if !report.isComplete {
             CLIOutput.note("partial: \(report.missing.count) missing, \(report.unexpected.count) unexpected, \(report.mismatched.count) mismatched (report in zoo.report)")
             for line in report.lines.prefix(20) { CLIOutput.note("  " + line) }
         }
-        let config = plan.metadata.config
+        let config = summary.metadata.config
         let flavour = config?["flavour"]?.stringValue ?? "?"
         let classes = config?["classes"]?.intValue.map(String.init) ?? "?"
-        print("\(output): \(report.architecture) (\(flavour), \(classes) classes), \(plan.records.count) tensors, \(bytes) bytes (\(CLIOutput.bytes(bytes))) from \(plan.format), sha256 \(plan.metadata.source?.sha256 ?? "")"
+        print("\(output): \(report.architecture) (\(flavour), \(classes) classes), \(summary.tensors) tensors, \(summary.bytes) bytes (\(CLIOutput.bytes(summary.bytes))) from \(summary.format), sha256 \(summary.sha256)"
             .escapingControlCharacters)
     }
+}
+
+extension Convert: OutputText, ForceText {
+    static let outputHelp = "The native safetensors file to write."
+    static let forceHelp = "Replace OUTPUT if it exists."
 }
 
 /// A one-line progress bar on stderr, drawn only on a terminal. Safe to update from any thread.

@@ -29,8 +29,7 @@ struct Fetch: ParsableCommand {
     @Option(help: "With --url: the file's digest, sha256:HEX, sha256-prefix:HEX or md5:HEX.")
     var checksum: String?
 
-    @Flag(help: "Download and convert again even when a converted checkpoint is cached.")
-    var force = false
+    @OptionGroup var replace: ForceOption<Fetch>
 
     @Flag(help: "Accept weights that have no published checksum (some Keras files); their SHA-256 is recorded.")
     var unverified = false
@@ -49,11 +48,15 @@ struct Fetch: ParsableCommand {
             source = Pretrained.Source(url: u, checksum: try Checksum(parsing: checksum), fileName: file)
         }
         let bar = ProgressBar(enabled: isatty(2) != 0)
-        let path = try Pretrained.fetch(name, tag: weights, cache: cache, source: source, force: force,
+        let path = try Pretrained.fetch(name, tag: weights, cache: cache, source: source, force: replace.force,
                                         allowUnverified: unverified) { p in
             bar.update(Int(p.bytesReceived), Int(p.totalBytes ?? 0))
         }
         bar.finish()
         print(path.escapingControlCharacters)
     }
+}
+
+extension Fetch: ForceText {
+    static let forceHelp = "Download and convert again even when a converted checkpoint is cached."
 }

@@ -11,7 +11,7 @@ struct Info: ParsableCommand {
     var name: String
 
     @Option(help: "torchvision or keras (default: the architecture's first flavour).")
-    var flavour: String?
+    var flavour: Choice<Flavour>?
 
     @Option(help: "Number of classes of the head (default 1000).")
     var classes: Int?
@@ -27,7 +27,7 @@ struct Info: ParsableCommand {
         let e = try cat.entry(name)
         var fl: Flavour?
         if let f = flavour {
-            guard let v = Flavour(rawValue: f) else { throw ZooError(.usage, "unknown flavour \"\(f)\" (torchvision or keras)") }
+            guard let v = f.value else { throw ZooError(.usage, "unknown flavour \"\(f.text)\" (torchvision or keras)") }
             fl = v
         }
         // Everything here comes from the command line: a flavour the architecture lacks, or an

@@ -21,8 +21,7 @@ struct Init: ParsableCommand {
     @Argument(help: "An architecture of the catalogue (`zoo list`).")
     var arch: String
 
-    @Option(name: .shortAndLong, help: "The native safetensors file to write.")
-    var output: String
+    @OptionGroup var destination: OutputOption<Init>
 
     @Option(help: "Seed of the random weights.")
     var seed: UInt64 = 0
@@ -31,28 +30,32 @@ struct Init: ParsableCommand {
     var classes: Int = 1000
 
     @Option(help: "torchvision or keras (default: the architecture's first flavour, as `zoo info` lists).")
-    var flavour: String?
+    var flavour: Choice<Flavour>?
 
-    @Flag(help: "Replace OUTPUT if it exists.")
-    var force = false
+    @OptionGroup var replace: ForceOption<Init>
+
+    var output: String { destination.output }
 
     func validate() throws {
         guard classes > 0, classes < 1 << 24 else { throw ValidationError("--classes must be a positive number, got \(classes)") }
-        if let flavour, Flavour(rawValue: flavour) == nil {
-            throw ValidationError("--flavour must be torchvision or keras (got \"\(flavour)\")")
+        if let flavour, flavour.value == nil {
+            throw ValidationError("--flavour must be torchvision or keras (got \"\(flavour.text)\")")
         }
     }
 
     func run() throws {
-        let chosen = flavour.flatMap(Flavour.init(rawValue:)) ?? Architectures.flavours(of: arch).first ?? .torchvision
+        let chosen = flavour?.value ?? Architectures.flavours(of: arch).first ?? .torchvision
         // An unknown name, or a flavour the architecture lacks, is a usage error (exit 1).
         let config = try CLIOutput.typedByUser { try Architectures.preset(arch, flavour: chosen, classes: classes) }
         let plan = try Initializer.plan(config: config, seed: seed)
-        if !force, access(output, F_OK) == 0 {
-            throw ZooError(.io, "already exists (use --force to replace it)", file: output)
-        }
-        try Converter.write(plan, to: output, overwrite: force)
+        try replace.refuseExisting(output)
+        try Converter.write(plan, to: output, overwrite: replace.force)
         let bytes = plan.records.reduce(0) { $0 + $1.byteCount }
         print("\(output.escapingControlCharacters): \(arch) (\(chosen.rawValue), \(classes) classes), \(plan.records.count) tensors, \(bytes) bytes (\(CLIOutput.bytes(bytes))), random weights, seed \(seed)")
     }
+}
+
+extension Init: OutputText, ForceText {
+    static let outputHelp = "The native safetensors file to write."
+    static let forceHelp = "Replace OUTPUT if it exists."
 }

@@ -23,8 +23,7 @@ struct Predict: ParsableCommand {
     @Option(help: "Images per forward pass.")
     var batch = 8
 
-    @Option(help: "Compute threads (default: the active cores).")
-    var threads = defaultThreadCount
+    @OptionGroup var compute: ThreadsOption
 
     @Flag(help: "Print JSON: [{\"image\", \"top\": [{\"index\", \"label\", \"probability\"}]}].")
     var json = false
@@ -33,13 +32,13 @@ struct Predict: ParsableCommand {
         guard !images.isEmpty else { throw ValidationError("give at least one image") }
         guard top > 0 else { throw ValidationError("--top must be positive") }
         guard batch > 0 else { throw ValidationError("--batch must be positive") }
-        guard threads > 0 else { throw ValidationError("--threads must be positive") }
+        guard compute.threads > 0 else { throw ValidationError("--threads must be positive") }
     }
 
     func run() throws {
         let path = try Pretrained.resolve(model)
         let names = try labels.map(Predict.readLabels)
-        let classifier = try ImageClassifier(contentsOf: URL(fileURLWithPath: path), labels: names, threads: threads)
+        let classifier = try ImageClassifier(contentsOf: URL(fileURLWithPath: path), labels: names, threads: compute.threads)
         let bar = ProgressBar(enabled: isatty(2) != 0 && images.count > batch) { "\($0) images" }
         var results: [(String, [Prediction])] = []
         var start = 0

@@ -15,17 +15,18 @@ struct Run: ParsableCommand {
     @Option(help: "Input batch: .npy of shape [N, C, H, W], any float dtype.")
     var input: String
 
-    @Option(name: [.short, .long], help: "Output: .npy logits [N, classes], or with --features a .safetensors of maps.")
-    var output: String
+    @OptionGroup var destination: OutputOption<Run>
 
     @Option(help: "Comma-separated feature tap indices (timm out_indices, e.g. 1,2,3,4): write NCHW maps named by index.")
     var features: String?
 
-    @Option(help: "Compute threads (default: the active cores).")
-    var threads = defaultThreadCount
+    @OptionGroup var compute: ThreadsOption
 
-    @Flag(name: [.customLong("force"), .customLong("overwrite")], help: "Replace an existing output file (as in convert, fetch and features).")
-    var overwrite = false
+    @OptionGroup var replace: ForceOption<Run>
+
+    var output: String { destination.output }
+    var threads: Int { compute.threads }
+    var overwrite: Bool { replace.force }
 
     func run() throws {
         guard threads > 0 else { throw ZooError(.usage, "--threads must be positive") }
@@ -36,19 +37,11 @@ struct Run: ParsableCommand {
         } catch let e as ZooError { throw e.inFile(input) }
         let url = URL(fileURLWithPath: checkpoint)
         if let features {
-            let indices = try features.split(separator: ",").map { s -> Int in
-                guard let i = Int(s.trimmingCharacters(in: .whitespaces)) else {
-                    throw ZooError(.usage, "--features takes comma-separated integers, got \"\(features)\"")
-                }
-                return i
-            }
+            let indices = try CLIOutput.indices(features, option: "--features")
             let backbone = try Backbone(contentsOf: url, outIndices: indices, threads: threads)
             let maps = try inputAtFault { try backbone.features(x) }
             let records = zip(indices, maps).map { TensorRecord(name: String($0), tensor: $1) }
-            let info: JSONValue = .array(zip(indices, backbone.featureInfo).map { i, t in
-                .object([("index", .int(Int64(i))), ("name", .string(t.name)), ("channels", .int(Int64(t.channels))),
-                         ("reduction", .int(Int64(t.reduction)))])
-            })
+            let info = FeatureExtractor.stageInfo(indices, backbone.featureInfo)
             do {
                 try SafetensorsWriter.write(records, metadata: [("zoo.feature_info", info.serialized())], to: output, overwrite: overwrite)
             } catch let e as ZooError { throw e.inFile(output) }
@@ -79,4 +72,10 @@ struct Run: ParsableCommand {
             throw e.inFile(input)
         }
     }
+}
+
+extension Run: OutputText, ForceText {
+    static let outputHelp = "Output: .npy logits [N, classes], or with --features a .safetensors of maps."
+    static let forceHelp = "Replace an existing output file (as in convert, fetch and features)."
+    static let forceNames: NameSpecification = [.customLong("force"), .customLong("overwrite")]
 }

@@ -2,7 +2,8 @@ import Foundation
 import ZooKernels
 import ZooTensor
 
-struct LayoutKey: Hashable {
+/// What an execution plan is compiled for: batch size, input height and width, the values wanted, threads.
+struct PlanKey: Hashable {
     var n: Int, h: Int, w: Int
     var outputs: [Int]
     /// Threads of the layers' own splits: the scratch size depends on it.
@@ -10,7 +11,7 @@ struct LayoutKey: Hashable {
 }
 
 /// Shapes, buffer offsets and scratch of one compiled graph for one input size and set of outputs.
-struct Layout {
+struct ExecutionPlan {
     var shapes: [ValueShape]
     var geometry: [WindowGeometry?]
     var offsets: [Int]
@@ -20,19 +21,19 @@ struct Layout {
 }
 
 extension Engine {
-    /// The layout for an input of `key.n` x C x `key.h` x `key.w`, cached.
-    func layout(_ key: LayoutKey) throws -> Layout {
+    /// The execution plan for an input of `key.n` x C x `key.h` x `key.w`, cached.
+    func plan(_ key: PlanKey) throws -> ExecutionPlan {
         lock.lock()
-        if let l = layouts[key] { lock.unlock(); return l }
+        if let l = plans[key] { lock.unlock(); return l }
         lock.unlock()
-        let l = try makeLayout(key, threads: key.threads)
+        let l = try makePlan(key, threads: key.threads)
         lock.lock()
-        layouts[key] = l
+        plans[key] = l
         lock.unlock()
         return l
     }
 
-    private func makeLayout(_ key: LayoutKey, threads: Int) throws -> Layout {
+    private func makePlan(_ key: PlanKey, threads: Int) throws -> ExecutionPlan {
         // Steps needed for the outputs.
         var needed = [Bool](repeating: false, count: steps.count)
         var stack = key.outputs
@@ -143,7 +144,7 @@ extension Engine {
         let offsets = slotOf.map { $0 < 0 ? -1 : slotOffset[$0] }
         let scratchOffset = total
         total += (scratch + 15) & ~15
-        return Layout(shapes: shapes, geometry: geometry, offsets: offsets, run: run, scratchOffset: scratchOffset,
+        return ExecutionPlan(shapes: shapes, geometry: geometry, offsets: offsets, run: run, scratchOffset: scratchOffset,
                       arenaFloats: max(total, 16))
     }
 
@@ -207,58 +208,58 @@ extension Engine {
         let (concurrent, rest) = weightBytes <= Engine.batchSplitWeightLimit
             ? Engine.batchSlices(batch: n, threads: threads) : ([], 0..<n)
         let slices = concurrent + (rest.map { [$0] } ?? [])
-        var layouts: [Layout] = []
+        var plans: [ExecutionPlan] = []
         for (i, r) in slices.enumerated() {
             let layerThreads = i < concurrent.count ? 1 : threads
-            if i > 0, i < concurrent.count, slices[i - 1].count == r.count { layouts.append(layouts[i - 1]); continue }
-            layouts.append(try self.layout(LayoutKey(n: r.count, h: h, w: w, outputs: outputs, threads: layerThreads)))
+            if i > 0, i < concurrent.count, slices[i - 1].count == r.count { plans.append(plans[i - 1]); continue }
+            plans.append(try self.plan(PlanKey(n: r.count, h: h, w: w, outputs: outputs, threads: layerThreads)))
         }
         var arenas: [UnsafeMutablePointer<Float>] = []
-        for l in layouts { arenas.append(takeArena(l.arenaFloats)) }
-        defer { for (a, l) in zip(arenas, layouts) { returnArena(a, l.arenaFloats) } }
+        for l in plans { arenas.append(takeArena(l.arenaFloats)) }
+        defer { for (a, l) in zip(arenas, plans) { returnArena(a, l.arenaFloats) } }
         try (converted ?? input).withUnsafeBytes { raw in
             guard let base = raw.baseAddress else { throw ZooError(.badInput, "input has no data", item: "input") }
             let x = base.bindMemory(to: Float.self, capacity: n * inputChannels * h * w)
             let image = inputChannels * h * w
             if !concurrent.isEmpty {
                 Parallel.run(concurrent.count) { p in
-                    self.execute(layouts[p], input: x + slices[p].lowerBound * image, arena: arenas[p], threads: 1)
+                    self.execute(plans[p], input: x + slices[p].lowerBound * image, arena: arenas[p], threads: 1)
                 }
             }
             if let rest {
                 let i = slices.count - 1
-                execute(layouts[i], input: x + rest.lowerBound * image, arena: arenas[i], threads: threads)
+                execute(plans[i], input: x + rest.lowerBound * image, arena: arenas[i], threads: threads)
             }
         }
         // Outputs: each slice's rows land at its images' offsets (batch is the outer dimension of
         // NHWC and NCHW alike).
         var result: [Tensor] = []
         for v in outputs {
-            let s0 = layouts[0].shapes[v]
+            let s0 = plans[0].shapes[v]
             let perImage = s0.h * s0.w * s0.c
             if steps[v].flat {
                 result.append(try Tensor(dtype: .f32, shape: [n, s0.c]) { dst in
                     guard let o = dst.baseAddress?.bindMemory(to: Float.self, capacity: n * perImage) else { return }
                     for p in slices.indices {
-                        (o + slices[p].lowerBound * perImage).update(from: arenas[p] + layouts[p].offsets[v], count: slices[p].count * perImage)
+                        (o + slices[p].lowerBound * perImage).update(from: arenas[p] + plans[p].offsets[v], count: slices[p].count * perImage)
                     }
                 })
             } else {
                 result.append(try Tensor(dtype: .f32, shape: [n, s0.c, s0.h, s0.w]) { dst in
                     guard let o = dst.baseAddress?.bindMemory(to: Float.self, capacity: n * perImage) else { return }
                     for p in slices.indices {
-                        Elementwise.nhwcToNCHW(arenas[p] + layouts[p].offsets[v], into: o + slices[p].lowerBound * perImage,
+                        Elementwise.nhwcToNCHW(arenas[p] + plans[p].offsets[v], into: o + slices[p].lowerBound * perImage,
                                                batch: slices[p].count, channels: s0.c, height: s0.h, width: s0.w)
                     }
                 })
             }
         }
         if poolLast, let v = outputs.last {
-            let s0 = layouts[0].shapes[v]
+            let s0 = plans[0].shapes[v]
             result.append(try Tensor(dtype: .f32, shape: [n, s0.c]) { dst in
                 guard let o = dst.baseAddress?.bindMemory(to: Float.self, capacity: n * s0.c) else { return }
                 for p in slices.indices {
-                    Pooling.adaptiveAverage(arenas[p] + layouts[p].offsets[v], into: o + slices[p].lowerBound * s0.c,
+                    Pooling.adaptiveAverage(arenas[p] + plans[p].offsets[v], into: o + slices[p].lowerBound * s0.c,
                                             batch: slices[p].count, channels: s0.c, inH: s0.h, inW: s0.w, outH: 1, outW: 1, threads: 1)
                 }
             })
@@ -290,7 +291,7 @@ extension Engine {
         return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 
-    private func execute(_ l: Layout, input: UnsafePointer<Float>, arena: UnsafeMutablePointer<Float>, threads: Int) {
+    private func execute(_ l: ExecutionPlan, input: UnsafePointer<Float>, arena: UnsafeMutablePointer<Float>, threads: Int) {
         let scratch = arena + l.scratchOffset
         let profile = Engine.profiling
         for s in l.run {
