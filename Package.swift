@@ -35,7 +35,8 @@ let package = Package(
         // The process ZooHDF5 reads a file in first, so that libhdf5 crashing on it harms nothing.
         .executableTarget(name: "ZooHDF5Probe", dependencies: ["ZooHDF5"]),
         // Architecture definitions and the catalogue.
-        .target(name: "ZooArchitectures", dependencies: ["ZooTensor"]),
+        // `zoo` is a link to the repository's zoo/ folder: its catalogue files are compiled in (`PackageResources`).
+        .target(name: "ZooArchitectures", dependencies: ["ZooTensor"], exclude: ["zoo/samples"], resources: [.embedInCode("zoo")]),
         // Source names -> canonical names.
         .target(name: "ZooMapping", dependencies: ["ZooTensor", "ZooFormats", "ZooArchitectures"]),
         // Compute kernels and the runtime.
