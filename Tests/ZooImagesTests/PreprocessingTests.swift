@@ -148,11 +148,15 @@ import ZooTestSupport
             let doc = try load(file)
             for arch in doc["architectures"]?.arrayValue ?? [] {
                 let name = arch["name"]?.stringValue ?? "?"
-                if let p = arch["preprocessing"]?.stringValue { parsed[name] = try #require(recipes[p], "\(name): recipe \(p)") }
+                if let p = arch["preprocessing"]?.stringValue {
+                    let recipe = try #require(recipes[p], "\(name): recipe \(p)")
+                    parsed[name] = recipe
+                }
                 for w in arch["weights"]?.arrayValue ?? [] {
                     guard let p = w["preprocessing"]?.stringValue else { continue }
                     let key = name + ":" + (w["tag"]?.stringValue ?? "?")
-                    parsed[key] = try #require(recipes[p], "\(key): recipe \(p)")
+                    let recipe = try #require(recipes[p], "\(key): recipe \(p)")
+                    parsed[key] = recipe
                 }
             }
         }
