@@ -42,7 +42,8 @@ let package = Package(
         // programs using the library (shipped beside them, or named by ZOO_HDF5_PROBE).
         .executableTarget(name: "ZooHDF5Probe", dependencies: ["ZooHDF5"]),
         // Architecture definitions and the catalogue.
-        .target(name: "ZooArchitectures", dependencies: ["ZooTensor", "ZooKernels"]),
+        // `zoo` is a link to the repository's zoo/ folder: its catalogue files are compiled in (`PackageResources`).
+        .target(name: "ZooArchitectures", dependencies: ["ZooTensor", "ZooKernels"], exclude: ["zoo/samples"], resources: [.embedInCode("zoo")]),
         // Source names -> canonical names.
         .target(name: "ZooMapping", dependencies: ["ZooTensor", "ZooFormats", "ZooArchitectures"]),
         // Compute kernels and the runtime.

@@ -6,29 +6,91 @@ import ZooTestSupport
 
 @Suite("The catalogue")
 struct CatalogueTests {
-    @Test("The embedded catalogue equals zoo/ (run tools/catalogue/embed.py after editing zoo/)")
-    func embeddedIsCurrent() throws {
+    @Test("Every catalogue file of zoo/ is compiled in, and no architecture copies its stages into the JSON")
+    func embeddedFiles() throws {
         let dir = TestSupport.root.appendingPathComponent("zoo")
         let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".json") || $0.hasSuffix(".txt") }.sorted()
-        let embedded = Catalogue.embeddedFiles
-        #expect(embedded.map(\.0) == files, "files in zoo/ differ from the embedded ones: run tools/catalogue/embed.py")
-        for (name, text) in embedded {
-            let disk = String(decoding: try Data(contentsOf: dir.appendingPathComponent(name)), as: UTF8.self)
-            #expect(disk.trimmingCharacters(in: .newlines) == text, "zoo/\(name) changed: run tools/catalogue/embed.py")
+        #expect(Catalogue.embeddedFiles.map(\.0) == files, "a file of zoo/ is missing from Catalogue.embeddedFiles")
+        #expect(files.contains("preprocessing.json") && files.count >= 7)
+        for file in files where file.hasSuffix(".json") {
+            let doc = try JSONValue.parse(String(decoding: try Data(contentsOf: dir.appendingPathComponent(file)), as: UTF8.self))
+            for a in doc["architectures"]?.arrayValue ?? [] {
+                #expect(a["stages"] == nil, "zoo/\(file): \(a["name"]?.stringValue ?? "?") states stages; they come from the graph's taps")
+            }
         }
     }
 
-    @Test("Every architecture is in the catalogue with its stages as the graph computes them")
+    @Test("Every architecture is in the catalogue, with five feature taps from its graph")
     func entries() throws {
         let cat = try Catalogue.shared()
         #expect(cat.entries.map(\.name) == Architectures.names)
         for e in cat.entries {
-            let stages = try e.graphStages()
-            #expect(e.stages == stages, "\(e.name): catalogue stages \(e.stages) vs graph \(stages)")
+            // The taps' names, channels and strides are checked against torchvision's and Keras's own
+            // models by Tests/ParityTests (`features`: `zoo.feature_info` and the maps at each tap).
+            #expect(try e.config().graph().taps.count == 5, "\(e.name)")
             #expect(e.inputSize == [224, 224])
             #expect(e.preprocessing != nil, "\(e.name) has default preprocessing")
         }
         #expect(throws: ZooError.self) { try cat.entry("resnet5") }
+    }
+
+    @Test("Preprocessing recipes: named by the weight sets and architectures, resolved to zoo/preprocessing.json's objects")
+    func recipes() throws {
+        let dir = TestSupport.root.appendingPathComponent("zoo")
+        func load(_ file: String) throws -> JSONValue {
+            try JSONValue.parse(String(decoding: try Data(contentsOf: dir.appendingPathComponent(file)), as: UTF8.self))
+        }
+        let recipes = try #require(try load("preprocessing.json")["recipes"]?.objectValue)
+        #expect(recipes.count == 10)
+        let cat = try Catalogue.shared()
+        var used: Set<String> = [], weightSets = 0
+        for file in try FileManager.default.contentsOfDirectory(atPath: dir.path) where file.hasSuffix(".json") && file != "preprocessing.json" {
+            for a in try load(file)["architectures"]?.arrayValue ?? [] {
+                let entry = try cat.entry(try #require(a["name"]?.stringValue))
+                let name = try #require(a["preprocessing"]?.stringValue, "\(entry.name): preprocessing names a recipe")
+                used.insert(name)
+                #expect(entry.preprocessing == recipes.first { $0.0 == name }?.1, "\(entry.name)")
+                let stored = a["weights"]?.arrayValue ?? []
+                #expect(stored.count == entry.weights.count)
+                for (w, resolved) in zip(stored, entry.weights) {
+                    let ref = try #require(w["preprocessing"]?.stringValue, "\(entry.name) \(resolved.tag): preprocessing names a recipe")
+                    used.insert(ref)
+                    let recipe = try #require(recipes.first { $0.0 == ref }?.1)
+                    #expect(resolved.preprocessing == recipe, "\(entry.name) \(resolved.tag)")
+                    #expect(resolved.json["preprocessing"] == recipe, "\(entry.name) \(resolved.tag): the stored entry carries the recipe")
+                    weightSets += 1
+                }
+            }
+        }
+        #expect(weightSets == 125)
+        #expect(used == Set(recipes.map(\.0)), "recipes nothing names: \(Set(recipes.map(\.0)).subtracting(used))")
+        // Resolved values keep the recipe's keys in their order (what a converted file's zoo.preprocessing stores).
+        let v2 = try #require(cat.entry("resnet50").weights.first { $0.tag == "IMAGENET1K_V2" })
+        #expect(v2.preprocessing.objectValue?.map(\.0) == ["mode", "channel_order", "scale", "resize", "crop", "mean", "std", "interpolation", "antialias"])
+        #expect(v2.preprocessing["resize"] == .array([.int(232)]))
+    }
+
+    @Test("An unknown preprocessing recipe is an error naming the file and the weight set")
+    func unknownRecipe() throws {
+        let recipes = ("preprocessing.json", #"{"recipes": {"keras_caffe": {"mode": "caffe", "resize": [224, 224]}}}"#)
+        func family(_ archRecipe: String, _ weightsRecipe: String) -> (String, String) {
+            ("resnet.json", #"{"family": "resnet", "architectures": [{"name": "resnet50", "preprocessing": "\#(archRecipe)", "weights": "#
+                + #"[{"tag": "KERAS_IMAGENET", "source": "keras", "url": "https://x/r.h5", "preprocessing": "\#(weightsRecipe)"}]}]}"#)
+        }
+        // Control: known names resolve.
+        let good = try Catalogue(files: [family("keras_caffe", "keras_caffe"), recipes])
+        #expect(good.entries.first?.weights.first?.preprocessing["mode"]?.stringValue == "caffe")
+        #expect(good.entries.first?.preprocessing?["resize"] == .array([.int(224), .int(224)]))
+        let error = try #require(throws: ZooError.self) { try Catalogue(files: [recipes, family("keras_caffe", "keras_cafe")]) }
+        #expect(error.kind == .badInput && error.file == "zoo/resnet.json" && error.item == "resnet50 KERAS_IMAGENET")
+        #expect(error.message.contains("unknown preprocessing recipe \"keras_cafe\"") && error.message.contains("keras_caffe"), "\(error)")
+        let arch = try #require(throws: ZooError.self) { try Catalogue(files: [recipes, family("torch", "keras_caffe")]) }
+        #expect(arch.file == "zoo/resnet.json" && arch.item == "resnet50" && arch.message.contains("\"torch\""), "\(arch)")
+        // Without the recipes file, every name is unknown; an inline object is not a recipe name.
+        #expect(throws: ZooError.self) { try Catalogue(files: [family("keras_caffe", "keras_caffe")]) }
+        let inline = ("resnet.json", #"{"family": "resnet", "architectures": [{"name": "resnet50", "preprocessing": {"mode": "caffe"}}]}"#)
+        let object = try #require(throws: ZooError.self) { try Catalogue(files: [recipes, inline]) }
+        #expect(object.message.contains("must name a recipe"), "\(object)")
     }
 
     @Test("Weights: 31 torchvision sets with hash prefixes; Keras URLs with the MD5s Keras checks")

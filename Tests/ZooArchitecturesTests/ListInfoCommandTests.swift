@@ -100,6 +100,23 @@ struct ListInfoCommandTests {
         #expect(tv["macs"]?.intValue != nil && tv["macs"]?.intValue != k)
     }
 
+    @Test("A copy of the zoo binary in another folder lists the catalogue: the data is compiled in, no file or bundle is looked up")
+    func copiedBinary() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let copy = dir.appendingPathComponent("zoo").path
+        try FileManager.default.copyItem(atPath: TestSupport.zooBinary, toPath: copy)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["zoo"], "nothing but the binary beside the copy")
+        for args in [["list"], ["list", "--json"], ["info", "resnet50", "--json"]] {
+            let r = try TestSupport.run(copy, args, currentDirectory: dir.path)
+            #expect(r.status == 0, "\(args): \(r.stderr)")
+            #expect(r.stdout == (try zooElsewhere(args)).stdout, "\(args): the copy prints what the built binary prints")
+            #expect(r.stdout.contains("resnet50") && r.stdout.contains("IMAGENET1K_V2"), "\(args)")
+        }
+        let list = try JSONValue.parse(try TestSupport.run(copy, ["list", "--json"], currentDirectory: dir.path).stdout)
+        #expect(list.arrayValue?.map { $0["name"]?.stringValue ?? "" } == Architectures.names)
+    }
+
     @Test("zoo list --family filters; an unknown family is a usage error")
     func listFamily() throws {
         let r = try zooElsewhere(["list", "--family", "vgg"])

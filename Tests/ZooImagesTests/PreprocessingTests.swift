@@ -132,23 +132,31 @@ import ZooTestSupport
         #expect(try Preprocessing(json: try JSONValue.parse(#"{"mode": "torch", "resize": 256, "crop": 224}"#)) == .torchvision(resize: 256))
     }
 
-    /// Every `preprocessing` object of the catalogue (zoo/*.json) is understood, and the main ones
-    /// mean what torchvision / Keras do.
+    /// Every preprocessing recipe of the catalogue (zoo/preprocessing.json, named by the architectures and
+    /// weight sets of zoo/*.json) is understood, and the main ones mean what torchvision / Keras do.
     @Test func catalogueObjectsParse() throws {
         let zoo = TestSupport.root.appendingPathComponent("zoo")
+        func load(_ file: String) throws -> JSONValue { try JSONValue.parse(try String(contentsOf: zoo.appendingPathComponent(file), encoding: .utf8)) }
+        var recipes: [String: Preprocessing] = [:]
+        for (name, p) in try #require(try load("preprocessing.json")["recipes"]?.objectValue) {
+            let recipe = try Preprocessing(json: p)
+            recipes[name] = recipe
+            #expect(try Preprocessing(json: recipe.json) == recipe, "\(name)")
+        }
         var parsed: [String: Preprocessing] = [:]
         for file in try FileManager.default.contentsOfDirectory(atPath: zoo.path) where file.hasSuffix(".json") {
-            let text = try String(contentsOf: zoo.appendingPathComponent(file), encoding: .utf8)
-            let doc = try JSONValue.parse(text)
+            let doc = try load(file)
             for arch in doc["architectures"]?.arrayValue ?? [] {
                 let name = arch["name"]?.stringValue ?? "?"
-                if let p = arch["preprocessing"] { parsed[name] = try Preprocessing(json: p) }
+                if let p = arch["preprocessing"]?.stringValue {
+                    let recipe = try #require(recipes[p], "\(name): recipe \(p)")
+                    parsed[name] = recipe
+                }
                 for w in arch["weights"]?.arrayValue ?? [] {
-                    guard let p = w["preprocessing"] else { continue }
+                    guard let p = w["preprocessing"]?.stringValue else { continue }
                     let key = name + ":" + (w["tag"]?.stringValue ?? "?")
-                    let recipe = try Preprocessing(json: p)
+                    let recipe = try #require(recipes[p], "\(key): recipe \(p)")
                     parsed[key] = recipe
-                    #expect(try Preprocessing(json: recipe.json) == recipe, "\(key)")
                 }
             }
         }

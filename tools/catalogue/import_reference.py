@@ -1,11 +1,15 @@
 """One-off importer that wrote zoo/*.json from the published facts (kept for provenance).
 
-zoo/*.json is the source of truth afterwards: edit it, then run tools/catalogue/embed.py.
-(Edited since: the Keras MobileNet v1/v2 "no top" files, `*_NOTOP` tags named as in
-keras/src/applications/mobilenet.py and mobilenet_v2.py, were added to zoo/ directly.)
+zoo/*.json is the source of truth afterwards: edit it directly; the build embeds it (SwiftPM
+resources, `.embedInCode`, Package.swift's ZooArchitectures target), nothing else to run.
+Output: one file per family (architectures, their weight sets) and zoo/preprocessing.json, the
+preprocessing recipes the weight sets and architectures name (`"preprocessing": "keras_tf_resize224"`);
+`Catalogue` (Sources/ZooArchitectures/Catalogue.swift) resolves the names. Feature stages are not
+written: they come from the architecture's graph (`LayerGraph.taps`).
 Inputs: the torchvision weights table (../shared/reference/torchvision-weights.json, facts
 from torchvision's Weights enums) and the Keras applications' URLs and MD5 hashes
-(keras/src/applications/*.py: WEIGHTS_HASHES, WEIGHTS_PATH, BASE_WEIGHT_PATH).
+(keras/src/applications/*.py: WEIGHTS_HASHES, WEIGHTS_PATH, BASE_WEIGHT_PATH; the MobileNet v1/v2
+"no top" files, `*_NOTOP` tags, as named in keras/src/applications/mobilenet.py and mobilenet_v2.py).
 Usage: python tools/catalogue/import_reference.py TORCHVISION_WEIGHTS_JSON ZOO_DIR
 """
 import json
@@ -86,18 +90,21 @@ MN_LIC = "Apache-2.0 (TensorFlow models)"
 NOMD5 = "Keras publishes no file hash for this file (get_file without file_hash)"
 for alpha, text, arch in [(0.25, "2_5", "mobilenet_v1_025"), (0.5, "5_0", "mobilenet_v1_050"), (0.75, "7_5", "mobilenet_v1_075"),
                           (1.0, "1_0", "mobilenet_v1")]:
-    for rows in [128, 160, 192, 224]:
-        tag = "KERAS_IMAGENET" if rows == 224 else f"KERAS_IMAGENET_{rows}"
-        arch_weights.setdefault(arch, []).append(
-            kw(arch if rows == 224 else "", tag, f"{KB}mobilenet/mobilenet_{text}_{rows}_tf.h5", None, keras_tf(rows), MN_LIC,
-               config={"input_size": [rows, rows]}, note=NOMD5))
+    for notop in [False, True]:
+        for rows in [128, 160, 192, 224]:
+            tag = ("KERAS_IMAGENET" if rows == 224 else f"KERAS_IMAGENET_{rows}") + ("_NOTOP" if notop else "")
+            arch_weights.setdefault(arch, []).append(
+                kw(arch if rows == 224 else "", tag, f"{KB}mobilenet/mobilenet_{text}_{rows}_tf{'_no_top' if notop else ''}.h5", None,
+                   keras_tf(rows), MN_LIC, config={"input_size": [rows, rows]}, notop=notop, note=NOMD5))
 for alpha, arch in [(0.35, "mobilenet_v2_035"), (0.5, "mobilenet_v2_050"), (0.75, "mobilenet_v2_075"), (1.0, "mobilenet_v2"),
                     (1.3, "mobilenet_v2_130"), (1.4, "mobilenet_v2_140")]:
-    for rows in ([96, 128, 160, 192, 224] if alpha <= 1.0 else [224]):
-        tag = "KERAS_IMAGENET" if rows == 224 else f"KERAS_IMAGENET_{rows}"
-        arch_weights.setdefault(arch, []).append(
-            kw(arch if rows == 224 else "", tag, f"{KB}mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_{rows}.h5",
-               None, keras_tf(rows), MN_LIC, config={"input_size": [rows, rows]}, note=NOMD5))
+    for notop in [False, True]:
+        for rows in ([96, 128, 160, 192, 224] if alpha <= 1.0 else [224]):
+            tag = ("KERAS_IMAGENET" if rows == 224 else f"KERAS_IMAGENET_{rows}") + ("_NOTOP" if notop else "")
+            arch_weights.setdefault(arch, []).append(
+                kw(arch if rows == 224 else "", tag,
+                   f"{KB}mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_{rows}{'_no_top' if notop else ''}.h5",
+                   None, keras_tf(rows), MN_LIC, config={"input_size": [rows, rows]}, notop=notop, note=NOMD5))
 V3 = {"large_224_0.75_float": "40af19a13ebea4e2ee0c676887f69a2e", "large_224_1.0_float": "07fb09a5933dd0c8eaafa16978110389",
       "small_224_0.75_float": "ebdb5cc8e0b497cd13a7c275d475c819", "small_224_1.0_float": "d3e8ec802a04aa4fc771ee12a9a9b836"}
 V3TOP = {"large_224_0.75_float": "765b44a33ad4005b3ac83185abf1d0eb", "large_224_1.0_float": "59e551e166be033d707958cf9e29a6a7",
@@ -120,6 +127,25 @@ FAMILIES = {
 }
 TITLES = {"resnet": "ResNet / ResNeXt / Wide ResNet", "vgg": "VGG", "mobilenet_v1": "MobileNet v1", "mobilenet_v2": "MobileNetV2",
           "mobilenet_v3": "MobileNetV3"}
+RECIPES = {}
+
+
+def recipe(pre):
+    """The name of a preprocessing object in zoo/preprocessing.json, registering it on first use."""
+    size = pre["resize"][0]
+    if pre["mode"] == "torch":
+        name = f"torchvision_resize{size}_crop{pre['crop'][0]}_{pre['interpolation']}"
+        if pre["mean"] != IMNET_MEAN or pre["std"] != IMNET_STD:
+            name += "_ssd_features"  # VGG16 IMAGENET1K_FEATURES: pixels in 0..255 minus the SSD mean
+    elif pre["mode"] == "caffe":
+        name = f"keras_caffe_bgr_resize{size}"
+    else:
+        name = f"keras_{pre['mode']}_resize{size}" + ("_mobilenet_v3" if "note" in pre else "")
+    if RECIPES.setdefault(name, pre) != pre:
+        sys.exit(f"two different preprocessing objects would be named {name}")
+    return name
+
+
 for fam, archs in FAMILIES.items():
     entries = []
     for a in archs:
@@ -132,8 +158,14 @@ for fam, archs in FAMILIES.items():
             pre = tv_pre({"resize": [256], "crop": [224], "mean": IMNET_MEAN, "std": IMNET_STD, "interpolation": "InterpolationMode.BILINEAR"})
         for w in ws:
             w.pop("config", None) if w.get("config", {}).get("input_size") == [224, 224] else None
-        entries.append({"name": a, "input_size": [224, 224], "preprocessing": pre, "weights": ws})
+            w["preprocessing"] = recipe(w["preprocessing"])
+        entries.append({"name": a, "input_size": [224, 224], "preprocessing": recipe(pre) if pre else None, "weights": ws})
     write = {"family": fam, "title": TITLES[fam], "architectures": entries}
     with open(os.path.join(zoo, f"{fam}.json"), "w") as f:
         json.dump(write, f, indent=1)
         f.write("\n")
+with open(os.path.join(zoo, "preprocessing.json"), "w") as f:
+    json.dump({"about": "Preprocessing recipes, named by the `preprocessing` of the architectures and weight sets of zoo/*.json. "
+                        "Keys and their order are what a converted file stores as `zoo.preprocessing` (docs/images.md).",
+               "recipes": dict(sorted(RECIPES.items()))}, f, indent=1)
+    f.write("\n")
