@@ -30,34 +30,42 @@ let package = Package(
         .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg62-turbo-dev"]), .brew(["jpeg-turbo"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"]), .brew(["libpng"])]),
 
-        // Tensors, dtypes, errors, JSON, .npy, mapped files, atomic writes.
-        .target(name: "ZooTensor"),
+        // The vocabulary every module speaks: `ZooError` (kinds, exit codes), checked arithmetic, the
+        // bounds-checked `ByteReader`, and the escaping of control characters for terminals.
+        .target(name: "ZooErrors"),
+        // The strict JSON value and parser (ordered keys, duplicates refused).
+        .target(name: "ZooJSON", dependencies: ["ZooErrors"]),
+        // Files: memory-mapped files (a SIGBUS becomes one line naming the file), atomic writes with
+        // temporary files removed on SIGINT/SIGTERM, free-space and size-limit checks.
+        .target(name: "ZooFiles", dependencies: ["ZooErrors"]),
+        // Tensors: `Tensor`, `DType`, exact float conversions, .npy.
+        .target(name: "ZooTensor", dependencies: ["ZooErrors", "ZooFiles"]),
         // Flat named tensors, format detection, the native (safetensors) format.
-        .target(name: "ZooFormats", dependencies: ["ZooTensor"]),
+        .target(name: "ZooFormats", dependencies: ["ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor"]),
         // Importers.
-        .target(name: "ZooPyTorch", dependencies: ["ZooTensor", "ZooFormats", "CZlib"]),
-        .target(name: "ZooHDF5", dependencies: ["ZooTensor", "ZooFormats", "CHDF5", "CZlib"]),
+        .target(name: "ZooPyTorch", dependencies: ["ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooFormats", "CZlib"]),
+        .target(name: "ZooHDF5", dependencies: ["ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooFormats", "CHDF5", "CZlib"]),
         // The process ZooHDF5 reads a file in first, so that libhdf5 crashing on it harms nothing.
         // Also run by `zoo` itself (its hidden `hdf5-probe` subcommand); this executable is for
         // programs using the library (shipped beside them, or named by ZOO_HDF5_PROBE).
         .executableTarget(name: "ZooHDF5Probe", dependencies: ["ZooHDF5"]),
         // Architecture definitions and the catalogue.
         // `zoo` is a link to the repository's zoo/ folder: its catalogue files are compiled in (`PackageResources`).
-        .target(name: "ZooArchitectures", dependencies: ["ZooTensor", "ZooKernels"], exclude: ["zoo/samples"], resources: [.embedInCode("zoo")]),
+        .target(name: "ZooArchitectures", dependencies: ["ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooKernels"], exclude: ["zoo/samples"], resources: [.embedInCode("zoo")]),
         // Source names -> canonical names.
-        .target(name: "ZooMapping", dependencies: ["ZooTensor", "ZooFormats", "ZooArchitectures"]),
+        .target(name: "ZooMapping", dependencies: ["ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooFormats", "ZooArchitectures"]),
         // Compute kernels and the runtime.
         .target(name: "ZooKernels", dependencies: [.target(name: "CBLAS", condition: .when(platforms: [.linux]))]),
-        .target(name: "ZooRuntime", dependencies: ["ZooTensor", "ZooFormats", "ZooArchitectures", "ZooKernels"]),
+        .target(name: "ZooRuntime", dependencies: ["ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooFormats", "ZooArchitectures", "ZooKernels"]),
         // Images.
-        .target(name: "ZooImages", dependencies: ["ZooTensor", "CJPEG", "CPNG"]),
+        .target(name: "ZooImages", dependencies: ["ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "CJPEG", "CPNG"]),
         // Downloads into the model cache (resume, checksums, atomic placement).
-        .target(name: "ZooFetch", dependencies: ["ZooTensor", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "ZooFetch", dependencies: ["ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", .product(name: "Crypto", package: "swift-crypto")]),
         // The light umbrella (product ModelZooRuntime): load native checkpoints and run them.
-        .target(name: "ModelZooRuntime", dependencies: ["ZooTensor", "ZooFormats", "ZooArchitectures", "ZooKernels", "ZooRuntime"]),
+        .target(name: "ModelZooRuntime", dependencies: ["ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooFormats", "ZooArchitectures", "ZooKernels", "ZooRuntime"]),
         // The public umbrella library.
         .target(name: "ModelZoo", dependencies: [
-            "ZooTensor", "ZooFormats", "ZooPyTorch", "ZooHDF5", "ZooArchitectures", "ZooMapping",
+            "ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooFormats", "ZooPyTorch", "ZooHDF5", "ZooArchitectures", "ZooMapping",
             "ZooKernels", "ZooRuntime", "ZooImages", "ZooFetch",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
@@ -69,33 +77,33 @@ let package = Package(
         // Fuzzing (docs/security.md): the targets as a library (replayed by the tests) and the
         // libFuzzer / replay executable (not a product: built here by tools/fuzz.sh as `ZooFuzz`).
         // Sanitizer flags are given on the command line by tools/fuzz.sh.
-        .target(name: "ZooFuzzTargets", dependencies: ["ZooTensor", "ZooFormats", "ZooPyTorch", "ZooHDF5", "ZooImages"]),
+        .target(name: "ZooFuzzTargets", dependencies: ["ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooFormats", "ZooPyTorch", "ZooHDF5", "ZooImages"]),
         .executableTarget(name: "ZooFuzz", dependencies: ["ZooFuzzTargets"]),
 
         // Tests. ZooTestSupport finds the repository, the fixtures and the Python reference environment.
-        .target(name: "ZooTestSupport", dependencies: ["ZooTensor"], path: "Tests/ZooTestSupport"),
-        .testTarget(name: "ZooTensorTests", dependencies: ["ZooTensor", "ZooFormats", "ZooTestSupport"]),
-        .testTarget(name: "ZooFormatsTests", dependencies: ["ZooFormats", "ZooTensor", "ZooTestSupport"]),
-        .testTarget(name: "ZooArchitecturesTests", dependencies: ["ZooArchitectures", "ZooTensor", "ZooTestSupport"]),
-        .testTarget(name: "ZooMappingTests", dependencies: ["ZooMapping", "ZooArchitectures", "ZooFormats", "ZooTensor", "ZooTestSupport"]),
-        .testTarget(name: "ZooKernelsTests", dependencies: ["ZooKernels", "ZooFormats", "ZooTensor", "ZooTestSupport"]),
+        .target(name: "ZooTestSupport", dependencies: ["ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor"], path: "Tests/ZooTestSupport"),
+        .testTarget(name: "ZooTensorTests", dependencies: ["ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooFormats", "ZooTestSupport"]),
+        .testTarget(name: "ZooFormatsTests", dependencies: ["ZooFormats", "ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooTestSupport"]),
+        .testTarget(name: "ZooArchitecturesTests", dependencies: ["ZooArchitectures", "ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooTestSupport"]),
+        .testTarget(name: "ZooMappingTests", dependencies: ["ZooMapping", "ZooArchitectures", "ZooFormats", "ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooTestSupport"]),
+        .testTarget(name: "ZooKernelsTests", dependencies: ["ZooKernels", "ZooFormats", "ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooTestSupport"]),
         .testTarget(name: "ZooRuntimeTests", dependencies: [
-            "ZooRuntime", "ZooKernels", "ZooArchitectures", "ZooFormats", "ZooTensor", "ZooTestSupport",
+            "ZooRuntime", "ZooKernels", "ZooArchitectures", "ZooFormats", "ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooTestSupport",
         ]),
-        .testTarget(name: "ZooImagesTests", dependencies: ["ZooImages", "ZooTensor", "ZooTestSupport", "CJPEG"]),
-        .testTarget(name: "ZooFetchTests", dependencies: ["ZooFetch", "ZooTensor", "ZooTestSupport"]),
+        .testTarget(name: "ZooImagesTests", dependencies: ["ZooImages", "ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooTestSupport", "CJPEG"]),
+        .testTarget(name: "ZooFetchTests", dependencies: ["ZooFetch", "ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooTestSupport"]),
         .testTarget(name: "HardeningTests", dependencies: [
-            "ZooFuzzTargets", "ZooTensor", "ZooFormats", "ZooPyTorch", "ZooArchitectures", "ZooRuntime", "ZooTestSupport",
+            "ZooFuzzTargets", "ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooFormats", "ZooPyTorch", "ZooArchitectures", "ZooRuntime", "ZooTestSupport",
         ]),
-        .testTarget(name: "CLITests", dependencies: ["ModelZoo", "ZooTensor", "ZooFormats", "ZooTestSupport"]),
-        .testTarget(name: "ZooPyTorchTests", dependencies: ["ZooPyTorch", "ZooTensor", "ZooFormats", "ZooTestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["ModelZoo", "ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooFormats", "ZooTestSupport"]),
+        .testTarget(name: "ZooPyTorchTests", dependencies: ["ZooPyTorch", "ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooFormats", "ZooTestSupport"]),
         .testTarget(name: "ZooHDF5Tests", dependencies: [
-            "ZooHDF5", "ZooFormats", "ZooTensor", "ZooTestSupport", .product(name: "Crypto", package: "swift-crypto"),
+            "ZooHDF5", "ZooFormats", "ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooTestSupport", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // An app that links only the ModelZooRuntime product; ProductTests checks what it pulls in.
         .executableTarget(name: "RuntimeOnlyApp", dependencies: ["ModelZooRuntime"], path: "Tests/RuntimeOnlyApp"),
-        .testTarget(name: "ProductTests", dependencies: ["ZooTensor", "ZooTestSupport"]),
-        .testTarget(name: "ParityTests", dependencies: ["ZooTensor", "ZooFormats", "ZooTestSupport"]),
+        .testTarget(name: "ProductTests", dependencies: ["ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooTestSupport"]),
+        .testTarget(name: "ParityTests", dependencies: ["ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooFormats", "ZooTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

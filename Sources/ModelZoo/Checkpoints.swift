@@ -1,3 +1,6 @@
+@_exported import ZooErrors
+@_exported import ZooJSON
+@_exported import ZooFiles
 @_exported import ZooTensor
 @_exported import ZooFormats
 @_exported import ZooPyTorch

@@ -2,6 +2,8 @@ import Crypto
 import Foundation
 import ZooFormats
 import ZooPyTorch
+import ZooErrors
+import ZooFiles
 import ZooTensor
 
 /// Conversion of any checkpoint ModelZoo reads into a native checkpoint.

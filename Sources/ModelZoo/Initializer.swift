@@ -1,6 +1,7 @@
 import Foundation
 import ZooFormats
 import ZooMapping
+import ZooErrors
 import ZooTensor
 
 /// Seeded random initialisation of a zoo architecture: a complete native checkpoint written by the

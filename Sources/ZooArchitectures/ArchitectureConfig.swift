@@ -1,4 +1,5 @@
-import ZooTensor
+import ZooErrors
+import ZooJSON
 
 /// The architecture families of the zoo.
 public enum Family: String, Sendable, CaseIterable, Hashable {

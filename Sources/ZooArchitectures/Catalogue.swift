@@ -1,4 +1,5 @@
-import ZooTensor
+import ZooErrors
+import ZooJSON
 
 /// The zoo catalogue: every architecture with its defaults and its pretrained weight sets.
 ///

@@ -1,5 +1,5 @@
 import ZooKernels
-import ZooTensor
+import ZooErrors
 
 /// One tensor of an architecture's canonical parameter spec (torchvision `state_dict` naming).
 public struct ParameterSpec: Sendable, Hashable {

@@ -1,5 +1,5 @@
 import Crypto
-import ZooTensor
+import ZooErrors
 
 /// The published digest a download must match.
 public enum Checksum: Sendable, Equatable, CustomStringConvertible {

@@ -7,7 +7,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import ZooTensor
+import ZooErrors
 
 /// Progress of a download, reported as bytes arrive.
 public struct DownloadProgress: Sendable, Equatable {

@@ -1,5 +1,5 @@
 import Foundation
-import ZooTensor
+import ZooErrors
 
 /// The user's cache folder for downloaded and converted weights.
 ///

@@ -1,3 +1,4 @@
+import ZooJSON
 import ZooTensor
 
 /// One named tensor as an importer found it: what it is, and how to get its bytes.

@@ -1,4 +1,5 @@
-import ZooTensor
+import ZooErrors
+import ZooFiles
 
 /// How many bytes of tensors a conversion may materialise, relative to the size of its input.
 ///

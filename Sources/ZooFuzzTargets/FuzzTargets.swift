@@ -1,3 +1,6 @@
+import ZooErrors
+import ZooJSON
+import ZooFiles
 import ZooTensor
 import ZooFormats
 

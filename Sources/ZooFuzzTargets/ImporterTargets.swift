@@ -7,7 +7,8 @@ import ZooFormats
 import ZooHDF5
 import ZooImages
 import ZooPyTorch
-import ZooTensor
+import ZooErrors
+import ZooFiles
 
 /// The importer targets: pickle VM, zip reader, PyTorch importer (zip / legacy / TorchScript),
 /// HDF5 through libhdf5, and the image decoders.

@@ -1,6 +1,6 @@
 import CHDF5
 import CZlib
-import ZooTensor
+import ZooErrors
 
 /// Guards libhdf5's deflate (gzip) filter against decompression bombs.
 ///

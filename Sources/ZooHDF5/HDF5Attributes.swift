@@ -4,7 +4,8 @@ import Glibc
 import Darwin
 #endif
 import CHDF5
-import ZooTensor
+import ZooErrors
+import ZooJSON
 
 /// Reading attributes as JSON values (call under the libhdf5 lock).
 ///

@@ -5,6 +5,8 @@ import Darwin
 #endif
 import CHDF5
 import ZooFormats
+import ZooErrors
+import ZooJSON
 import ZooTensor
 
 /// An HDF5 file opened read-only through libhdf5, with its object tree scanned once.

@@ -1,5 +1,7 @@
 import ZooFormats
-import ZooTensor
+import ZooErrors
+import ZooJSON
+import ZooFiles
 
 /// The HDF5 importer: any HDF5 file's numeric datasets as flat named tensors, and for Keras
 /// weight files (Keras 1/2 and tf-keras legacy `.h5`, Keras 3 `.weights.h5`) the layer-ordered

@@ -4,7 +4,7 @@ import Glibc
 import Darwin
 #endif
 import CHDF5
-import ZooTensor
+import ZooErrors
 
 /// Serialised access to libhdf5.
 ///

@@ -1,4 +1,6 @@
 import CHDF5
+import ZooErrors
+import ZooJSON
 import ZooTensor
 
 /// How a dataset's HDF5 datatype maps to a tensor dtype.

@@ -4,6 +4,9 @@ import Glibc
 import Darwin
 #endif
 import ZooFormats
+import ZooErrors
+import ZooJSON
+import ZooFiles
 import ZooTensor
 
 /// What the probe process hands back to the caller: the scanned file and every dataset's bytes,

@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import ZooTensor
+import ZooErrors
 
 /// Reads HDF5 files with libhdf5 in a throw-away process, never in the caller.
 ///

@@ -1,5 +1,6 @@
 import ZooFormats
-import ZooTensor
+import ZooErrors
+import ZooJSON
 
 /// Reads Keras's own structure from a scanned HDF5 file: the dialect and the layers with
 /// their weights in Keras order. Works on the scanned object tree only (no libhdf5 calls).

@@ -1,6 +1,7 @@
 import CJPEG
 import CPNG
-import ZooTensor
+import ZooErrors
+import ZooFiles
 
 /// Image file formats ZooImages decodes.
 public enum ImageFormat: String, Sendable, CaseIterable {

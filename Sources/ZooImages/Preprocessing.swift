@@ -1,3 +1,5 @@
+import ZooErrors
+import ZooJSON
 import ZooTensor
 
 /// How a model wants its input images: resize, crop, scaling and normalization, channel order

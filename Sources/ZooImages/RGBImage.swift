@@ -1,3 +1,4 @@
+import ZooErrors
 import ZooTensor
 
 /// An 8-bit RGB image: `height` rows of `width` pixels, each pixel three bytes R, G, B.

@@ -1,4 +1,4 @@
-import ZooTensor
+import ZooErrors
 
 /// Resampling filters, reproducing Pillow's `Image.resize` bit for bit on 8-bit RGB images.
 ///

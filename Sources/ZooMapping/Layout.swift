@@ -1,3 +1,4 @@
+import ZooErrors
 import ZooTensor
 
 /// Layout transforms between Keras (channels-last) and canonical (torchvision) tensors.

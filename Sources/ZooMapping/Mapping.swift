@@ -1,5 +1,7 @@
 import ZooArchitectures
 import ZooFormats
+import ZooErrors
+import ZooJSON
 import ZooTensor
 
 /// What a conversion found: which tensors fit the architecture and which do not.

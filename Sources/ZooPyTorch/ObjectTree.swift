@@ -1,3 +1,5 @@
+import ZooErrors
+import ZooJSON
 import ZooTensor
 
 /// Flattens an unpickled object tree into dotted tensor names and a JSON tree of everything else.

@@ -1,4 +1,4 @@
-import ZooTensor
+import ZooErrors
 
 /// Limits that keep a hostile pickle from exhausting memory or the stack.
 ///

@@ -1,4 +1,7 @@
 import ZooFormats
+import ZooErrors
+import ZooJSON
+import ZooFiles
 import ZooTensor
 
 /// Reads PyTorch checkpoints without running any of their code.

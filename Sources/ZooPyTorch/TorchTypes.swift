@@ -1,4 +1,5 @@
 import Foundation
+import ZooErrors
 import ZooTensor
 
 /// An element type as a torch file names it: either one ModelZoo supports or one it refuses.

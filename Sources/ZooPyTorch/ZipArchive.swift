@@ -1,4 +1,6 @@
 import CZlib
+import ZooErrors
+import ZooFiles
 import ZooTensor
 
 /// One member of a zip archive, as the central directory describes it.

@@ -1,6 +1,7 @@
 import Foundation
 import ZooArchitectures
 import ZooFormats
+import ZooErrors
 import ZooTensor
 
 /// A native checkpoint opened for inference: its architecture graph (from the `zoo.architecture`

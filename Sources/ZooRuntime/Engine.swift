@@ -2,6 +2,7 @@
 import Foundation
 import ZooArchitectures
 import ZooKernels
+import ZooErrors
 import ZooTensor
 
 /// Finds a parameter tensor by canonical name; nil when absent.

@@ -1,5 +1,6 @@
 import Foundation
 import ZooKernels
+import ZooErrors
 import ZooTensor
 
 /// What an execution plan is compiled for: batch size, input height and width, the values wanted, threads.

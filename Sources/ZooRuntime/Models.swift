@@ -2,6 +2,7 @@ import Foundation
 import ZooArchitectures
 import ZooFormats
 import ZooKernels
+import ZooErrors
 import ZooTensor
 
 /// Default number of compute threads: the machine's active cores.

@@ -1,3 +1,4 @@
+import ZooErrors
 /// Exact conversions between float32 and the narrow float formats.
 ///
 /// Widening is exact. Narrowing rounds to nearest, ties to even; NaN stays NaN and

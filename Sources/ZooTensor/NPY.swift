@@ -1,3 +1,4 @@
+import ZooErrors
 /// NumPy `.npy` files (format versions 1.0, 2.0 and 3.0): the way tensors enter and leave the CLI.
 public enum NPY {
     /// Maximum header length accepted (NumPy itself caps it at 10,000 bytes by default).

@@ -1,3 +1,4 @@
+import ZooErrors
 /// A dense, row-major (C order), little-endian n-dimensional array.
 ///
 /// `Tensor` is a value type over copy-on-write storage. The storage is either owned

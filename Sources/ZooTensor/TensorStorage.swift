@@ -1,3 +1,5 @@
+import ZooErrors
+import ZooFiles
 /// Immutable bytes behind one or more tensors: either owned memory or a range of a mapped file.
 ///
 /// Storage is never mutated after creation while shared; `Tensor` copies it on write.

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import ZooFormats
-import ZooTensor
+import ZooJSON
 import ZooTestSupport
 
 /// `zoo features` opens the checkpoint once and each image once, counted with inotify by

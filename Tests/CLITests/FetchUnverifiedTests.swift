@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import ZooFormats
-import ZooTensor
+import ZooJSON
 import ZooTestSupport
 
 /// Weight sets without a published digest (Keras MobileNet v1/v2): `zoo fetch` refuses them unless

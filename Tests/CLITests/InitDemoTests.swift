@@ -2,7 +2,7 @@ import Foundation
 import ModelZoo
 import Testing
 import ZooFormats
-import ZooTensor
+import ZooJSON
 import ZooTestSupport
 
 /// `zoo init` (seeded random checkpoints written by the zoo itself) and `make demo`'s tour, run

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import ZooFormats
+import ZooJSON
 import ZooTensor
 import ZooTestSupport
 

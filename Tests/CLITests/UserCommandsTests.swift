@@ -1,7 +1,8 @@
 import Foundation
 import Testing
 import ZooFormats
-import ZooTensor
+import ZooErrors
+import ZooJSON
 import ZooTestSupport
 
 /// The user's first hour, through the built `zoo`: convert, predict, features, fetch (from a

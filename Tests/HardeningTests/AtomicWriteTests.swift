@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-import ZooTensor
+import ZooErrors
+import ZooFiles
 import ZooTestSupport
 
 /// No partial output: AtomicFileWriter and the temporary-file registry, in process.

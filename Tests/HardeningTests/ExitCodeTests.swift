@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import ZooTensor
+import ZooErrors
 import ZooTestSupport
 
 /// The CLI's exit codes and message format (docs/cli.md): 0 ok, 1 usage, 2 bad or

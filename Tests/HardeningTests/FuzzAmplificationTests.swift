@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import ZooFuzzTargets
-import ZooTensor
+import ZooErrors
 import ZooTestSupport
 
 /// Issue #20: the fuzz targets hold every reader's claims to the output limit (with the fuzz

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import ZooFuzzTargets
-import ZooTensor
+import ZooErrors
 import ZooTestSupport
 
 /// Replays the committed fuzz inputs through the same targets `make fuzz` runs.

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import ZooPyTorch
-import ZooTensor
+import ZooErrors
 import ZooTestSupport
 
 /// Pickles that run code in Python, delivered through every opcode that can call something

@@ -3,7 +3,7 @@ import Glibc
 #endif
 import Foundation
 import Testing
-import ZooTensor
+import ZooErrors
 import ZooTestSupport
 
 /// No partial output from `zoo convert`: SIGINT / SIGTERM mid-write leave neither the

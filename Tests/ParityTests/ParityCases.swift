@@ -1,5 +1,8 @@
 import Foundation
 import ZooFormats
+import ZooErrors
+import ZooJSON
+import ZooFiles
 import ZooTensor
 import ZooTestSupport
 

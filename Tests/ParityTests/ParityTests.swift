@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 import ZooFormats
+import ZooErrors
+import ZooJSON
 import ZooTensor
 import ZooTestSupport
 

@@ -55,7 +55,7 @@ import ZooTestSupport
 
     @Test func runtimeAppLinksNoImporterImagesDownloadsOrCrypto() throws {
         let modules = try Self.linkedModules("RuntimeOnlyApp")
-        #expect(modules == ["RuntimeOnlyApp", "ModelZooRuntime", "ZooTensor", "ZooFormats", "ZooArchitectures", "ZooKernels", "ZooRuntime"],
+        #expect(modules == ["RuntimeOnlyApp", "ModelZooRuntime", "ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooFormats", "ZooArchitectures", "ZooKernels", "ZooRuntime"],
                 "\(modules.sorted())")
         let excluded = ["Crypto", "CCryptoBoringSSL", "ZooHDF5", "ZooPyTorch", "ZooImages", "ZooFetch", "ArgumentParser"]
         for module in excluded {

@@ -1,7 +1,8 @@
 import Foundation
 import Testing
 import ZooArchitectures
-import ZooTensor
+import ZooErrors
+import ZooJSON
 import ZooTestSupport
 
 /// The reference specs written by tools/fixtures/gen_arch.py from torchvision, tf_keras and keras.

@@ -1,7 +1,8 @@
 import Foundation
 import Testing
 import ZooArchitectures
-import ZooTensor
+import ZooErrors
+import ZooJSON
 import ZooTestSupport
 
 @Suite("The catalogue")

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import ZooArchitectures
-import ZooTensor
+import ZooJSON
 import ZooTestSupport
 
 /// Runs the built `zoo` from a folder outside the repository (the catalogue is compiled in).

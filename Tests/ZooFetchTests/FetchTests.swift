@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import ZooFetch
-import ZooTensor
+import ZooErrors
 import ZooTestSupport
 
 /// tools/http_range_server.py on 127.0.0.1, one per test, killed when the test ends.

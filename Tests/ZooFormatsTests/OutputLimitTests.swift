@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 import ZooFormats
+import ZooErrors
+import ZooFiles
 import ZooTensor
 
 /// The output limit of a conversion and the free-space check (issue #20, item 1).

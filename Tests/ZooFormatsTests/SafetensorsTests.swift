@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 import ZooFormats
+import ZooErrors
+import ZooJSON
+import ZooFiles
 import ZooTensor
 import ZooTestSupport
 

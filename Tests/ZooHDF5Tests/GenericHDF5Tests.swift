@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import ZooFormats
 import ZooHDF5
-import ZooTensor
+import ZooJSON
 import ZooTestSupport
 
 /// Generic HDF5 files written by h5py (tools/fixtures/gen_hdf5.py), compared with what h5py reads.

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import ZooHDF5
-import ZooTensor
+import ZooJSON
 import ZooTestSupport
 
 /// `zoo` on HDF5 files, run as a separate process (so a crash in libhdf5 would show as a

@@ -2,7 +2,8 @@ import Foundation
 import Testing
 import ZooFormats
 import ZooHDF5
-import ZooTensor
+import ZooErrors
+import ZooJSON
 import ZooTestSupport
 
 /// Keras files written by tf-keras and Keras 3 (tools/fixtures/gen_keras.py); expectations from

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import ZooHDF5
-import ZooTensor
+import ZooJSON
 import ZooTestSupport
 
 /// A dataset compressed with h5py's LZF filter (id 32000, which libhdf5 does not build in): the file

@@ -3,7 +3,8 @@ import Foundation
 import Testing
 import ZooFormats
 import ZooHDF5
-import ZooTensor
+import ZooErrors
+import ZooJSON
 import ZooTestSupport
 
 /// The manifests the fixture generators write (what h5py and Keras read), and comparisons against them.

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import ZooImages
-import ZooTensor
+import ZooErrors
 import ZooTestSupport
 
 @Suite struct DecodeTests {

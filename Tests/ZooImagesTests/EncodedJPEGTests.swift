@@ -2,6 +2,8 @@ import CJPEG
 import Foundation
 import Testing
 import ZooImages
+import ZooErrors
+import ZooFiles
 import ZooTensor
 import ZooTestSupport
 

@@ -1,5 +1,7 @@
 import Foundation
 import ZooImages
+import ZooErrors
+import ZooFiles
 import ZooTensor
 import ZooTestSupport
 

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import ZooImages
-import ZooTensor
+import ZooErrors
 import ZooTestSupport
 
 /// `ImageDecoder.size` (header only, what `zoo features --stages` lays its output out with) gives

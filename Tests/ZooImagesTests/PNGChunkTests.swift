@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import ZooImages
-import ZooTensor
+import ZooErrors
 import ZooTestSupport
 
 /// PNG chunks whose declared length exceeds the file are refused before libpng sees them: libpng

@@ -1,7 +1,8 @@
 import Foundation
 import Testing
 import ZooImages
-import ZooTensor
+import ZooErrors
+import ZooJSON
 import ZooTestSupport
 
 @Suite struct PreprocessingTests {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import ZooFormats
 import ZooKernels
+import ZooErrors
 import ZooTensor
 import ZooTestSupport
 

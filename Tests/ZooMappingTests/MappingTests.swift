@@ -3,6 +3,8 @@ import Testing
 import ZooArchitectures
 import ZooFormats
 import ZooMapping
+import ZooErrors
+import ZooJSON
 import ZooTensor
 import ZooTestSupport
 

@@ -2,6 +2,8 @@ import Foundation
 import Testing
 import ZooFormats
 import ZooPyTorch
+import ZooJSON
+import ZooFiles
 import ZooTensor
 import ZooTestSupport
 

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import ZooFormats
 import ZooPyTorch
-import ZooTensor
+import ZooJSON
 import ZooTestSupport
 
 /// `zoo convert` and `zoo inspect` on PyTorch files through the built binary.

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import ZooFormats
 import ZooPyTorch
-import ZooTensor
+import ZooErrors
 import ZooTestSupport
 
 /// Every generated checkpoint read tensor by tensor, bit for bit, against what torch.load gave.

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import ZooFormats
 import ZooPyTorch
-import ZooTensor
+import ZooErrors
 import ZooTestSupport
 
 /// Hostile and broken files (Tests/Fixtures/pytorch, written by tools/fixtures/make_pytorch_hostile.py):

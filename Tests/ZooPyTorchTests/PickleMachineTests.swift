@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import ZooPyTorch
-import ZooTensor
+import ZooErrors
 import ZooTestSupport
 
 /// The restricted pickle machine on pickles written by CPython itself, protocols 0 to 5.

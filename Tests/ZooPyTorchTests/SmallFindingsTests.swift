@@ -2,7 +2,8 @@ import Foundation
 import Testing
 import ZooFormats
 import ZooPyTorch
-import ZooTensor
+import ZooErrors
+import ZooJSON
 import ZooTestSupport
 
 /// Issue #20, item 6 (the PyTorch parts): `zoo inspect --verify` and a pickle FRAME longer than the file.

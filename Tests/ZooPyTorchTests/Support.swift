@@ -1,6 +1,7 @@
 import Foundation
 import ZooFormats
 import ZooPyTorch
+import ZooJSON
 import ZooTensor
 import ZooTestSupport
 

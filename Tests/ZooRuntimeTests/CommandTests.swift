@@ -2,6 +2,8 @@ import Foundation
 import Testing
 import ZooFormats
 import ZooRuntime
+import ZooJSON
+import ZooFiles
 import ZooTensor
 import ZooTestSupport
 

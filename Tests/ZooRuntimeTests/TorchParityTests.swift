@@ -3,6 +3,7 @@ import Testing
 import ZooArchitectures
 import ZooFormats
 import ZooRuntime
+import ZooErrors
 import ZooTensor
 import ZooTestSupport
 

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import ZooErrors
 import ZooTensor
 
 /// `Tensor.convertedPieces` (what a streamed `--dtype` cast writes) gives exactly the bytes of

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 import ZooFormats
+import ZooErrors
+import ZooFiles
 import ZooTensor
 import ZooTestSupport
 

@@ -1,4 +1,5 @@
 import Foundation
+import ZooErrors
 import ZooTensor
 
 /// How feature maps are compared with a framework's (Tests/ParityTests, the `zoo features --stages`

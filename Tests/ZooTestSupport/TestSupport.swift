@@ -1,5 +1,5 @@
 import Foundation
-import ZooTensor
+import ZooErrors
 
 /// Locations and process helpers shared by the test targets.
 ///

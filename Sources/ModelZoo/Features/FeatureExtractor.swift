@@ -3,6 +3,9 @@ import ZooArchitectures
 import ZooFormats
 import ZooImages
 import ZooRuntime
+import ZooErrors
+import ZooJSON
+import ZooFiles
 import ZooTensor
 
 /// Embeddings or stage feature maps of many images from a native checkpoint, streamed to a

@@ -3,7 +3,8 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import ZooTensor
+import ZooErrors
+import ZooFiles
 
 /// A reader of one checkpoint format: recognises the format from a file's leading bytes and reads
 /// the file into the importer-neutral `ImportedCheckpoint`.

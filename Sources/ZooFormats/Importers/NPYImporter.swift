@@ -1,3 +1,4 @@
+import ZooFiles
 import ZooTensor
 
 /// The NumPy `.npy` importer: one array, as a checkpoint of one tensor named `array` (format `npy`).

@@ -1,4 +1,5 @@
-import ZooTensor
+import ZooErrors
+import ZooJSON
 
 /// The zoo's own keys in a safetensors `__metadata__` map (see docs/format.md).
 ///

@@ -1,3 +1,6 @@
+import ZooErrors
+import ZooJSON
+import ZooFiles
 import ZooTensor
 
 /// A safetensors file read through a memory map: validated header, zero-copy tensor views.

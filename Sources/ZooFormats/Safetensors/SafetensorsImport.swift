@@ -1,4 +1,5 @@
-import ZooTensor
+import ZooJSON
+import ZooFiles
 
 extension SafetensorsFile {
     /// The file as an imported checkpoint: tensors in data order, metadata as found

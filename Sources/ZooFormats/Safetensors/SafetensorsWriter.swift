@@ -1,3 +1,6 @@
+import ZooErrors
+import ZooJSON
+import ZooFiles
 import ZooTensor
 
 /// Writes safetensors files atomically, streaming one tensor at a time.

@@ -1,3 +1,4 @@
+import ZooErrors
 /// A JSON value with ordered object keys, and a strict parser that reports duplicate keys.
 ///
 /// Checkpoint headers and metadata use it; `JSONSerialization` silently keeps the last of

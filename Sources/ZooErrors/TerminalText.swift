@@ -26,7 +26,7 @@ extension String {
 
     /// C0 (U+0000-U+001F), DEL (U+007F) and C1 (U+0080-U+009F): what `escapingControlCharacters`
     /// escapes, and what `JSONValue.serialized` writes as `\uXXXX`.
-    static func isEscapedOnTerminal(_ u: Unicode.Scalar) -> Bool {
+    package static func isEscapedOnTerminal(_ u: Unicode.Scalar) -> Bool {
         u.value < 0x20 || (u.value >= 0x7F && u.value <= 0x9F)
     }
 }

@@ -1,3 +1,4 @@
+import ZooErrors
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
