@@ -77,6 +77,7 @@ let package = Package(
             "ZooFuzzTargets", "ZooTensor", "ZooFormats", "ZooPyTorch", "ZooArchitectures", "ZooRuntime", "ZooTestSupport",
         ]),
         .testTarget(name: "CLITests", dependencies: ["ModelZoo", "ZooTensor", "ZooFormats", "ZooTestSupport"]),
+        .testTarget(name: "FamilyExtensionTests", dependencies: ["ModelZoo", "ZooTensor", "ZooFormats", "ZooTestSupport"]),
         .testTarget(name: "ZooPyTorchTests", dependencies: ["ZooPyTorch", "ZooTensor", "ZooFormats", "ZooTestSupport"]),
         .testTarget(name: "ZooHDF5Tests", dependencies: [
             "ZooHDF5", "ZooFormats", "ZooTensor", "ZooTestSupport", .product(name: "Crypto", package: "swift-crypto"),

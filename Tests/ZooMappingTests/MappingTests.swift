@@ -79,7 +79,7 @@ struct MappingTests {
         #expect(fc1.shape == [1, 4] && floats(fc1) == [1, 3, 2, 4])
         // F16 data moves as 2-byte elements.
         let h16 = try Tensor(dtype: .f16, shape: [2, 3], bytes: (0..<12).map { UInt8($0) })
-        let t16 = try Layout.permute(h16, [1, 0])
+        let t16 = try WeightTransforms.permute(h16, [1, 0])
         #expect(t16.bytes == [0, 1, 6, 7, 2, 3, 8, 9, 4, 5, 10, 11])
         // Negative control: a transform that does not fit the shape is an error.
         #expect(throws: ZooError.self) { try LayoutTransform.conv1x1ToLinear.apply(k, item: "k") }

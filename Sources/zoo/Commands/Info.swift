@@ -45,7 +45,7 @@ struct Info: ParsableCommand {
             }
             size = parts.count == 1 ? [parts[0], parts[0]] : parts
         }
-        if config.family == .vgg, config.flavour == .keras { config.flattenSize = [size[0] / 32, size[1] / 32] }
+        config.fit(inputHeight: size[0], width: size[1])
         let g = try config.graph()
         let shapes: [[Int]], macs: [Int]
         do {
