@@ -77,9 +77,7 @@ public enum Pretrained {
         do {
             _ = try Converter.mapArchitecture(&plan, arch: name, allowPartial: false)
         } catch let e as ZooError { throw e.inFile(download) }
-        if plan.metadata.preprocessing == nil || weights.source == "keras" {
-            plan.metadata.preprocessing = weights.preprocessing
-        }
+        plan.metadata.preprocessing = try Catalogue.shared().recipe(for: name, flavour: weights.flavour, classes: 0, weights: weights).preprocessing
         try Converter.write(plan, to: output, overwrite: true)
         return output
     }

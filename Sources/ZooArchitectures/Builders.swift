@@ -59,21 +59,3 @@ extension GraphBuilder {
         if let act { self.act("\(p).2", act) }
     }
 }
-
-/// The widths a torchvision MobileNetV2/V3 file may have besides 1 (Keras's published widths).
-let mobileNetTorchvisionWidths = [0.35, 0.5, 0.75, 1.3, 1.4]
-
-extension ArchitectureFamily {
-    /// The MobileNets' common fields: `stem_padding`, `strided_padding`, `channel_rounding`.
-    func mobileNetFields(_ c: ArchitectureConfig) -> [(String, JSONValue)] {
-        [("stem_padding", .string(c.stemPadding.rawValue)), ("strided_padding", .string(c.stridedPadding.rawValue)),
-         ("channel_rounding", .string(c.channelRounding.rawValue))]
-    }
-
-    /// Reads the MobileNets' common fields.
-    func decodeMobileNetFields(_ f: ConfigFields, into c: inout ArchitectureConfig) throws {
-        if let v = try f.padding("stem_padding") { c.stemPadding = v }
-        if let v = try f.padding("strided_padding") { c.stridedPadding = v }
-        if let v = try f.flavour("channel_rounding") { c.channelRounding = v }
-    }
-}

@@ -113,6 +113,9 @@ extension ArchitectureFamily {
 
     /// No width siblings.
     public func widthSiblings(of name: String) -> [String] { [] }
+
+    /// No checks beyond the common ones.
+    public func validate(_ config: ArchitectureConfig) throws {}
 }
 
 /// Reads the fields of a `zoo.config` object with the zoo's checks (one-line errors naming the field).
@@ -286,9 +289,4 @@ public final class ArchitectureRegistry: @unchecked Sendable {
 func widthFromSuffix(_ name: String) -> Double {
     for (s, w) in [("_025", 0.25), ("_035", 0.35), ("_050", 0.5), ("_075", 0.75), ("_130", 1.3), ("_140", 1.4)] where name.hasSuffix(s) { return w }
     return 1.0
-}
-
-/// The names among `names` that are `base` at another width (`base`, `base_035`, `base_140`), except `name`.
-func widthSiblings(of name: String, base: String, in names: [String]) -> [String] {
-    names.filter { $0 != name && ($0 == base || $0.hasPrefix(base + "_0") || $0.hasPrefix(base + "_1")) }
 }

@@ -116,55 +116,24 @@ public enum Mapping {
     /// in which case the matching tensors are returned and the report goes into the metadata.
     public static func canonicalize(records: [TensorRecord], keras: KerasLayout?, arch: String, allowPartial: Bool = false) throws -> CanonicalCheckpoint {
         let registry = ArchitectureRegistry.current
-        var candidates: [(name: String, flavour: Flavour, width: Double?, head: HeadKind)] = []
-        func customHead(_ name: String) -> Bool { registry.family(named: name)?.quirks.customLinearHead == true }
-        if arch == "auto" {
-            let all = registry.names.flatMap { n in registry.flavours(of: n).map { (name: n, flavour: $0, width: Optional<Double>.none, head: HeadKind.standard) } }
-            if keras != nil {
-                candidates = all.filter { $0.flavour == .keras }
-                // Backbone -> GlobalAveragePooling2D -> Dense(n) where that is not the family's own head.
-                candidates += candidates.filter { customHead($0.name) }.map { ($0.name, .keras, nil, .linear) }
-            } else {
-                // torchvision first (a VGG's canonical names are the same in both flavours), then other widths, then Keras flavours.
-                candidates = all.filter { $0.flavour == .torchvision }
-                for family in registry.families where !family.quirks.torchvisionWidths.isEmpty {
-                    for base in family.names where family.flavours(of: base).contains(.torchvision) {
-                        for w in family.quirks.torchvisionWidths { candidates.append((base, .torchvision, w, .standard)) }
-                    }
-                }
-                candidates += all.filter { $0.flavour == .keras }
-            }
-        } else {
-            guard let family = registry.family(named: arch) else {
+        var family: (any ArchitectureFamily)?
+        if arch != "auto" {
+            family = registry.family(named: arch)
+            guard family != nil else {
                 throw ZooError(.usage, "unknown architecture \"\(arch)\"; `zoo list` shows the known names (or use --arch auto)", item: arch)
             }
-            let fl = family.flavours(of: arch)
-            // The MobileNet width is read off the tensors: `--arch mobilenet_v2` also accepts `mobilenet_v2_035` weights.
-            let siblings = family.widthSiblings(of: arch)
-            if keras != nil {
-                guard fl.contains(.keras) else { throw ZooError(.unsupported, "\(arch) has no Keras flavour; Keras files convert as: \(kerasNames.joined(separator: ", "))", item: arch) }
-                candidates = ([arch] + siblings).map { ($0, .keras, nil, .standard) }
-                if family.quirks.customLinearHead {
-                    candidates += ([arch] + siblings).map { ($0, .keras, nil, .linear) }
-                }
-            } else {
-                candidates = fl.map { (arch, $0, nil, .standard) }
-                for s in siblings where family.flavours(of: s).contains(.keras) && !fl.contains(.torchvision) { candidates.append((s, .keras, nil, .standard)) }
-                if fl.contains(.torchvision) {
-                    for w in family.quirks.torchvisionWidths { candidates.append((arch, .torchvision, w, .standard)) }
-                }
-            }
         }
+        let source = SourceTensors(records: records, keras: keras)
+        guard let convention = conventions.first(where: { $0.reads(source) }) else {
+            throw ZooError(.unsupported, "no source convention reads these tensors", item: arch)
+        }
+        let candidates = try convention.candidates(for: arch, family: family, in: registry)
         var best: (score: Int, result: CanonicalCheckpoint)?
         var firstError: ZooError?
         for c in candidates {
             let result: CanonicalCheckpoint
             do {
-                if let keras {
-                    result = try kerasMapping(records: records, layout: keras, name: c.name, head: c.head)
-                } else {
-                    result = try torchvisionMapping(records: records, name: c.name, flavour: c.flavour, width: c.width)
-                }
+                result = try convention.map(source, to: c)
             } catch let e as ZooError {
                 if firstError == nil { firstError = e }
                 continue
@@ -196,6 +165,9 @@ public enum Mapping {
         return chosen
     }
 
+    /// The source conventions, in the order they are asked whether they read a file (the first that does maps it).
+    public static let conventions: [any SourceConvention] = [KerasLayerOrder(), TorchvisionNames()]
+
     /// The other widths of a MobileNet (`mobilenet_v2` -> `mobilenet_v2_035`, ..., `mobilenet_v2_140`); empty for other families.
     public static func widthSiblings(of name: String) -> [String] {
         ArchitectureRegistry.current.family(named: name)?.widthSiblings(of: name) ?? []
@@ -210,16 +182,9 @@ public enum Mapping {
         m.version = NativeMetadata.currentVersion
         m.architecture = config.name
         m.config = config.json
-        if let cat = try? Catalogue.shared(), let e = try? cat.entry(config.name) {
-            let w = e.weights.first { $0.flavour == config.flavour && $0.includeTop && $0.config == nil }
-                ?? e.weights.first { $0.flavour == config.flavour }
-            var pre = (config.flavour == .torchvision ? e.preprocessing : nil) ?? w?.preprocessing ?? e.preprocessing
-            if let size = inputSize, config.flavour == .keras, case .object(var fields)? = pre {
-                fields = fields.map { $0.0 == "resize" ? ("resize", .array(size.map { .int(Int64($0)) })) : $0 }
-                pre = .object(fields)
-            }
-            m.preprocessing = pre
-            if config.classes == cat.imagenetLabels.count { m.labels = cat.imagenetLabels }
+        if let recipe = try? Catalogue.shared().recipe(for: config.name, flavour: config.flavour, classes: config.classes, inputSize: inputSize) {
+            m.preprocessing = recipe.preprocessing
+            m.labels = recipe.labels
         }
         return m
     }

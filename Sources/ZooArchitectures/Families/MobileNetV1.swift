@@ -8,7 +8,7 @@ extension Family {
 /// MobileNet v1 (Keras).
 ///
 /// `zoo.config` fields: `stem_padding`, `strided_padding`, `channel_rounding`.
-public struct MobileNetV1Family: ArchitectureFamily {
+public struct MobileNetV1Family: MobileNetFamily {
     /// The family.
     public init() {}
 
@@ -36,19 +36,6 @@ public struct MobileNetV1Family: ArchitectureFamily {
         return c
     }
 
-    /// `stem_padding`, `strided_padding`, `channel_rounding`.
-    public func encode(_ c: ArchitectureConfig) -> [(String, JSONValue)] {
-        mobileNetFields(c)
-    }
-
-    /// Reads the fields `encode` writes.
-    public func decode(_ f: ConfigFields, into c: inout ArchitectureConfig) throws {
-        try decodeMobileNetFields(f, into: &c)
-    }
-
-    /// Nothing beyond the common checks.
-    public func validate(_ c: ArchitectureConfig) throws {}
-
     /// Keras's classifier is a 1x1 convolution.
     public var quirks: SourceQuirks {
         var q = SourceQuirks()
@@ -56,10 +43,8 @@ public struct MobileNetV1Family: ArchitectureFamily {
         return q
     }
 
-    /// The same architecture at its other widths.
-    public func widthSiblings(of name: String) -> [String] {
-        ZooArchitectures.widthSiblings(of: name, base: "mobilenet_v1", in: names)
-    }
+    /// The name without its width suffix.
+    public func widthBase(of name: String) -> String { "mobilenet_v1" }
 
     /// Keras MobileNet v1, named like torchvision's MobileNets: `features.0` stem, `features.i.0` depthwise
     /// and `features.i.1` pointwise `Conv2dNormActivation`s, `classifier.1` the (1x1-conv) classifier.

@@ -8,7 +8,7 @@ extension Family {
 /// MobileNetV2 (torchvision and Keras).
 ///
 /// `zoo.config` fields: `stem_padding`, `strided_padding`, `channel_rounding`.
-public struct MobileNetV2Family: ArchitectureFamily {
+public struct MobileNetV2Family: MobileNetFamily {
     /// The family.
     public init() {}
 
@@ -36,19 +36,6 @@ public struct MobileNetV2Family: ArchitectureFamily {
         return c
     }
 
-    /// `stem_padding`, `strided_padding`, `channel_rounding`.
-    public func encode(_ c: ArchitectureConfig) -> [(String, JSONValue)] {
-        mobileNetFields(c)
-    }
-
-    /// Reads the fields `encode` writes.
-    public func decode(_ f: ConfigFields, into c: inout ArchitectureConfig) throws {
-        try decodeMobileNetFields(f, into: &c)
-    }
-
-    /// Nothing beyond the common checks.
-    public func validate(_ c: ArchitectureConfig) throws {}
-
     /// torchvision files may have any of Keras's widths.
     public var quirks: SourceQuirks {
         var q = SourceQuirks()
@@ -56,10 +43,8 @@ public struct MobileNetV2Family: ArchitectureFamily {
         return q
     }
 
-    /// The same architecture at its other widths.
-    public func widthSiblings(of name: String) -> [String] {
-        ZooArchitectures.widthSiblings(of: name, base: "mobilenet_v2", in: names)
-    }
+    /// The name without its width suffix.
+    public func widthBase(of name: String) -> String { "mobilenet_v2" }
 
     /// The graph.
     public func graph(_ c: ArchitectureConfig) throws -> LayerGraph {

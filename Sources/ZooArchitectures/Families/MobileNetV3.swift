@@ -8,7 +8,7 @@ extension Family {
 /// MobileNetV3 Large / Small (torchvision and Keras).
 ///
 /// `zoo.config` fields: `size` (`large` or `small`), `stem_padding`, `strided_padding`, `channel_rounding`.
-public struct MobileNetV3Family: ArchitectureFamily {
+public struct MobileNetV3Family: MobileNetFamily {
     /// The family.
     public init() {}
 
@@ -40,13 +40,13 @@ public struct MobileNetV3Family: ArchitectureFamily {
 
     /// `size`, `stem_padding`, `strided_padding`, `channel_rounding`.
     public func encode(_ c: ArchitectureConfig) -> [(String, JSONValue)] {
-        [("size", .string(c.mobileNetV3Size))] + mobileNetFields(c)
+        [("size", .string(c.mobileNetV3Size))] + paddingFields(c)
     }
 
     /// Reads the fields `encode` writes.
     public func decode(_ f: ConfigFields, into c: inout ArchitectureConfig) throws {
         if let v = f.string("size") { c.mobileNetV3Size = v }
-        try decodeMobileNetFields(f, into: &c)
+        try decodePaddingFields(f, into: &c)
     }
 
     /// `size` is `large` or `small`.
@@ -67,10 +67,8 @@ public struct MobileNetV3Family: ArchitectureFamily {
         return q
     }
 
-    /// The same architecture at its other widths.
-    public func widthSiblings(of name: String) -> [String] {
-        ZooArchitectures.widthSiblings(of: name, base: name.hasPrefix("mobilenet_v3_small") ? "mobilenet_v3_small" : "mobilenet_v3_large", in: names)
-    }
+    /// The name without its width suffix.
+    public func widthBase(of name: String) -> String { name.hasPrefix("mobilenet_v3_small") ? "mobilenet_v3_small" : "mobilenet_v3_large" }
 
     /// One inverted-residual block: kernel, expanded channels (torchvision) or expansion ratio (Keras),
     /// output channels, squeeze-and-excitation, hard-swish, stride.
