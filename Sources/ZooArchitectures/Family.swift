@@ -72,6 +72,13 @@ public struct SourceQuirks: Sendable {
 
     /// No quirks.
     public init() {}
+
+    /// These quirks with one of them set: `SourceQuirks().with(\.kerasConvHead, true)`.
+    public func with<T>(_ quirk: WritableKeyPath<SourceQuirks, T>, _ value: T) -> SourceQuirks {
+        var q = self
+        q[keyPath: quirk] = value
+        return q
+    }
 }
 
 /// One architecture family: everything the zoo knows about it, in one value.

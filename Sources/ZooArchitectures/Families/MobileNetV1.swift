@@ -37,18 +37,13 @@ public struct MobileNetV1Family: MobileNetFamily {
     }
 
     /// Keras's classifier is a 1x1 convolution.
-    public var quirks: SourceQuirks {
-        var q = SourceQuirks()
-        q.kerasConvHead = true
-        return q
-    }
+    public var quirks: SourceQuirks { SourceQuirks().with(\.kerasConvHead, true) }
 
     /// The name without its width suffix.
     public func widthBase(of name: String) -> String { "mobilenet_v1" }
 
     /// Keras MobileNet v1, named like torchvision's MobileNets: `features.0` stem, `features.i.0` depthwise
     /// and `features.i.1` pointwise `Conv2dNormActivation`s, `classifier.1` the (1x1-conv) classifier.
-    /// The graph.
     public func graph(_ c: ArchitectureConfig) throws -> LayerGraph {
         var g = GraphBuilder()
         let a = c.width

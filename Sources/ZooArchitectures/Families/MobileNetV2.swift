@@ -37,11 +37,7 @@ public struct MobileNetV2Family: MobileNetFamily {
     }
 
     /// torchvision files may have any of Keras's widths.
-    public var quirks: SourceQuirks {
-        var q = SourceQuirks()
-        q.torchvisionWidths = mobileNetTorchvisionWidths
-        return q
-    }
+    public var quirks: SourceQuirks { SourceQuirks().with(\.torchvisionWidths, mobileNetTorchvisionWidths) }
 
     /// The name without its width suffix.
     public func widthBase(of name: String) -> String { "mobilenet_v2" }

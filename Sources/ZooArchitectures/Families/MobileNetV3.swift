@@ -59,12 +59,8 @@ public struct MobileNetV3Family: MobileNetFamily {
     /// A custom linear head is a graph of its own; Keras's classifier is a 1x1 convolution; a Keras model
     /// built for a fixed input size pads its strided convolutions TF "same"; torchvision files may have any width.
     public var quirks: SourceQuirks {
-        var q = SourceQuirks()
-        q.customLinearHead = true
-        q.kerasConvHead = true
-        q.fixedInputStridedPadding = .tfSame
-        q.torchvisionWidths = mobileNetTorchvisionWidths
-        return q
+        SourceQuirks().with(\.customLinearHead, true).with(\.kerasConvHead, true)
+            .with(\.fixedInputStridedPadding, .tfSame).with(\.torchvisionWidths, mobileNetTorchvisionWidths)
     }
 
     /// The name without its width suffix.

@@ -71,11 +71,7 @@ public struct ResNetFamily: ArchitectureFamily {
     }
 
     /// torchvision initialises `fc` with `nn.Linear`'s default.
-    public var quirks: SourceQuirks {
-        var q = SourceQuirks()
-        q.torchvisionLinearInit = .uniformFanIn
-        return q
-    }
+    public var quirks: SourceQuirks { SourceQuirks().with(\.torchvisionLinearInit, .uniformFanIn) }
 
     /// The graph: torchvision's module names; Keras's layer order where it differs (downsample before conv3).
     public func graph(_ c: ArchitectureConfig) throws -> LayerGraph {

@@ -71,10 +71,7 @@ public struct VGGFamily: ArchitectureFamily {
 
     /// Keras's `Flatten` before `classifier.0`; a custom linear head is a graph of its own.
     public var quirks: SourceQuirks {
-        var q = SourceQuirks()
-        q.customLinearHead = true
-        q.flatten = SourceQuirks.FlattenInput(layer: "classifier.0", channels: 512, reduction: 32)
-        return q
+        SourceQuirks().with(\.customLinearHead, true).with(\.flatten, .init(layer: "classifier.0", channels: 512, reduction: 32))
     }
 
     /// The graph: `features.i` as in torchvision, then the classifier (or a custom linear head).
