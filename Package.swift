@@ -96,6 +96,7 @@ let package = Package(
             "ZooFuzzTargets", "ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooFormats", "ZooPyTorch", "ZooArchitectures", "ZooRuntime", "ZooTestSupport",
         ]),
         .testTarget(name: "CLITests", dependencies: ["ModelZoo", "ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooFormats", "ZooTestSupport"]),
+        .testTarget(name: "FamilyExtensionTests", dependencies: ["ModelZoo", "ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooFormats", "ZooTestSupport"]),
         .testTarget(name: "ZooPyTorchTests", dependencies: ["ZooPyTorch", "ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooFormats", "ZooTestSupport"]),
         .testTarget(name: "ZooHDF5Tests", dependencies: [
             "ZooHDF5", "ZooFormats", "ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooTestSupport", .product(name: "Crypto", package: "swift-crypto"),

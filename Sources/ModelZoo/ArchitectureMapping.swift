@@ -5,7 +5,7 @@ extension Converter {
     /// config, preprocessing and labels; its provenance and extras are kept. Returns the report.
     @discardableResult
     public static func mapArchitecture(_ plan: inout Plan, arch: String, allowPartial: Bool) throws -> MappingReport {
-        let mapped = try Mapping.canonicalize(records: plan.records, keras: plan.structure, arch: arch, allowPartial: allowPartial)
+        let mapped = try Mapping.canonicalize(records: plan.records, structure: plan.structure, arch: arch, allowPartial: allowPartial)
         var meta = mapped.metadata
         meta.source = plan.metadata.source
         meta.extras = plan.metadata.extras

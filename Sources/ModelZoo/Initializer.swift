@@ -35,7 +35,7 @@ public enum Initializer {
                 records.append(TensorRecord(name: p.name, dtype: .i64, shape: shape) { try Tensor(zeros: .i64, shape: shape) })
                 continue
             }
-            let rule = try Self.rule(for: p, in: graph, family: config.family, keras: keras)
+            let rule = try Self.rule(for: p, in: graph, linear: config.quirks.torchvisionLinearInit, keras: keras)
             let stream = Self.streamSeed(seed, p.name)
             records.append(TensorRecord(name: p.name, dtype: .f32, shape: shape) {
                 try Tensor(dtype: .f32, shape: shape) { raw in
@@ -78,7 +78,7 @@ public enum Initializer {
         }
     }
 
-    static func rule(for p: ParameterSpec, in graph: LayerGraph, family: Family, keras: Bool) throws -> Rule {
+    static func rule(for p: ParameterSpec, in graph: LayerGraph, linear: LinearInit, keras: Bool) throws -> Rule {
         switch p.role {
         case .bnWeight, .runningVar: return .constant(1)
         case .bnBias, .runningMean, .numBatchesTracked: return .constant(0)
@@ -98,10 +98,12 @@ public enum Initializer {
         case .linearWeight:
             guard p.shape.count == 2 else { throw ZooError(.badInput, "not a linear weight", item: p.name) }
             if keras { return .uniform(limit: (6 / Double(p.shape[0] + p.shape[1])).squareRoot()) }
-            if family == .resnet { return .uniform(limit: 1 / Double(p.shape[1]).squareRoot()) }
-            return .normal(std: 0.01)
+            switch linear {
+            case .uniformFanIn: return .uniform(limit: 1 / Double(p.shape[1]).squareRoot())
+            case .normal(let std): return .normal(std: std)
+            }
         case .bias:
-            guard !keras, family == .resnet, graph.nodes.indices.contains(p.node),
+            guard !keras, linear == .uniformFanIn, graph.nodes.indices.contains(p.node),
                   case let .linear(fin, _, _) = graph.nodes[p.node].op else { return .constant(0) }
             return .uniform(limit: 1 / Double(fin).squareRoot())
         }

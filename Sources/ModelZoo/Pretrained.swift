@@ -74,9 +74,7 @@ public enum Pretrained {
         try Downloader().download(source.url, to: download, checksum: source.checksum, progress: progress)
         try ModelCache.createDirectory(cache.modelsDirectory)
         try Converter.convert(input: download, output: output, options: Converter.Options(overwrite: true, arch: name)) { plan in
-            if plan.metadata.preprocessing == nil || weights.source == "keras" {
-                plan.metadata.preprocessing = weights.preprocessing
-            }
+            plan.metadata.preprocessing = try Catalogue.shared().recipe(for: name, flavour: weights.flavour, classes: 0, weights: weights).preprocessing
         }
         return output
     }

@@ -1,20 +1,6 @@
 import ZooErrors
 import ZooJSON
 
-/// The architecture families of the zoo.
-public enum Family: String, Sendable, CaseIterable, Hashable {
-    /// ResNet, ResNeXt and Wide ResNet (torchvision v1.5 and Keras v1).
-    case resnet
-    /// VGG 11/13/16/19 with or without BatchNorm.
-    case vgg
-    /// MobileNet v1 (Keras).
-    case mobilenetV1 = "mobilenet_v1"
-    /// MobileNetV2 (torchvision and Keras).
-    case mobilenetV2 = "mobilenet_v2"
-    /// MobileNetV3 Large / Small (torchvision and Keras).
-    case mobilenetV3 = "mobilenet_v3"
-}
-
 /// Which framework's definition of an architecture a configuration follows.
 public enum Flavour: String, Sendable, CaseIterable, Hashable {
     /// torchvision's `models/*.py`.
@@ -102,6 +88,9 @@ public struct ArchitectureConfig: Sendable, Hashable {
     public var includeTop: Bool
     /// The classifier head.
     public var head: HeadKind
+    /// Numeric options of a family whose settings none of the fields above holds, by name (the family's
+    /// `encode`/`decode` write and read them); empty for the built-in families.
+    public var options: [String: Double]
 
     /// A configuration with every option at its torchvision default.
     public init(name: String, family: Family, flavour: Flavour = .torchvision, classes: Int = 1000, width: Double = 1.0) {
@@ -126,29 +115,29 @@ public struct ArchitectureConfig: Sendable, Hashable {
         dropout = 0
         includeTop = true
         head = .standard
+        options = [:]
     }
 
-    /// The configuration as JSON (what `zoo.config` holds in a native checkpoint).
+    /// The family's definition in the current registry.
+    func definition() throws -> any ArchitectureFamily {
+        guard let f = ArchitectureRegistry.current.family(family) else {
+            throw ZooError(.unsupported, "unknown family \"\(family.rawValue)\"", item: name)
+        }
+        return f
+    }
+
+    /// The family's source quirks (none for a family the current registry does not know).
+    public var quirks: SourceQuirks { ArchitectureRegistry.current.family(family)?.quirks ?? SourceQuirks() }
+
+    /// The configuration as JSON (what `zoo.config` holds in a native checkpoint): the common fields,
+    /// then the family's own (`ArchitectureFamily.encode`), then dropout, `include_top` and a custom head.
     public var json: JSONValue {
         var o: [(String, JSONValue)] = [
             ("family", .string(family.rawValue)), ("flavour", .string(flavour.rawValue)),
             ("classes", .int(Int64(classes))), ("width", .double(width)),
             ("bn_eps", .double(bnEps)),
         ]
-        switch family {
-        case .resnet:
-            o += [("depths", .array(depths.map { .int(Int64($0)) })), ("bottleneck", .bool(bottleneck)),
-                  ("groups", .int(Int64(groups))), ("width_per_group", .int(Int64(widthPerGroup))),
-                  ("stride_in_first_1x1", .bool(strideInFirst1x1)), ("conv_bias", .bool(convBias))]
-        case .vgg:
-            o += [("depths", .array(depths.map { .int(Int64($0)) })), ("batch_norm", .bool(batchNorm)),
-                  ("flatten_size", flattenSize.map { .array($0.map { .int(Int64($0)) }) } ?? .null),
-                  ("fc1_source_order", .string(flavour == .keras ? "hwc" : "chw"))]
-        case .mobilenetV1, .mobilenetV2, .mobilenetV3:
-            if family == .mobilenetV3 { o.append(("size", .string(mobileNetV3Size))) }
-            o += [("stem_padding", .string(stemPadding.rawValue)), ("strided_padding", .string(stridedPadding.rawValue)),
-                  ("channel_rounding", .string(channelRounding.rawValue))]
-        }
+        o += ArchitectureRegistry.current.family(family)?.encode(self) ?? []
         o.append(("dropout", .double(dropout)))
         o.append(("include_top", .bool(includeTop)))
         if head != .standard { o.append(("head", .string(head.rawValue))) }
@@ -157,23 +146,27 @@ public struct ArchitectureConfig: Sendable, Hashable {
 
     /// Reads a configuration written by `json`, for the architecture `name`.
     ///
-    /// Starts from the catalogue preset of `name` and the flavour in the JSON, then applies every field present.
+    /// The file describes itself: the family (from the JSON's `family`, else the name's) reads every field
+    /// present, so a width, class count or depth no preset has is built as written. Fields absent (a file
+    /// without a full `zoo.config`) keep the value of the name's preset in that flavour when it has one.
     ///
     /// Both come from a file (a checkpoint's `zoo.architecture` and `zoo.config`), so a name or a
     /// `family` this build does not know is an unsupported input (exit code 2), not a usage error:
     /// the file was written by a newer zoo, or altered.
     public init(name: String, json: JSONValue) throws {
-        guard let family = Architectures.family(of: name) else {
+        let registry = ArchitectureRegistry.current
+        guard let definition = registry.family(named: name) else {
             throw ZooError(.unsupported, "unknown architecture \"\(name)\" (`zoo list` shows those this zoo knows; written by a newer zoo?)",
                            item: "zoo.architecture")
         }
+        let family = definition.id
         guard case .object = json else { throw ZooError(.badInput, "architecture config is not a JSON object", item: name) }
         if let v = json["family"] {
-            guard let s = v.stringValue, let f = Family(rawValue: s) else {
-                throw ZooError(.unsupported, "unknown family \(v.serialized()) (this zoo knows \(Family.allCases.map(\.rawValue).joined(separator: ", ")); written by a newer zoo?)",
+            guard let s = v.stringValue, registry.family(s) != nil else {
+                throw ZooError(.unsupported, "unknown family \(v.serialized()) (this zoo knows \(registry.families.map(\.id.rawValue).joined(separator: ", ")); written by a newer zoo?)",
                                item: "zoo.config")
             }
-            guard f == family else {
+            guard s == family.rawValue else {
                 throw ZooError(.badInput, "family \"\(s)\" does not match the architecture \(name) (family \(family.rawValue))", item: "zoo.config")
             }
         }
@@ -183,55 +176,19 @@ public struct ArchitectureConfig: Sendable, Hashable {
             }
             return f
         } ?? .torchvision
-        var c = try Architectures.preset(name, flavour: flavour)
-        func int(_ k: String) throws -> Int? {
-            guard let v = json[k], v != .null else { return nil }
-            guard let i = v.intValue, i > 0, i < 1 << 24 else { throw ZooError(.badInput, "config field \(k) is not a positive integer: \(v)", item: name) }
-            return i
+        var c: ArchitectureConfig
+        if definition.flavours(of: name).contains(flavour) {
+            c = try definition.preset(name, flavour: flavour)
+        } else {
+            c = ArchitectureConfig(name: name, family: family, flavour: flavour)
         }
-        func dbl(_ k: String) throws -> Double? {
-            guard let v = json[k], v != .null else { return nil }
-            guard let d = v.doubleValue, d.isFinite, d >= 0 else { throw ZooError(.badInput, "config field \(k) is not a number: \(v)", item: name) }
-            return d
-        }
-        func bool(_ k: String) throws -> Bool? {
-            guard let v = json[k], v != .null else { return nil }
-            guard let b = v.boolValue else { throw ZooError(.badInput, "config field \(k) is not a boolean: \(v)", item: name) }
-            return b
-        }
-        func ints(_ k: String) throws -> [Int]? {
-            guard let v = json[k], v != .null else { return nil }
-            guard let a = v.arrayValue, a.count <= 64 else { throw ZooError(.badInput, "config field \(k) is not an array", item: name) }
-            return try a.map {
-                guard let i = $0.intValue, i > 0, i < 4096 else { throw ZooError(.badInput, "config field \(k) holds \($0)", item: name) }
-                return i
-            }
-        }
-        func pad(_ k: String) throws -> PaddingConvention? {
-            guard let v = json[k], v != .null else { return nil }
-            guard let s = v.stringValue, let p = PaddingConvention(rawValue: s) else { throw ZooError(.badInput, "config field \(k) is not a padding rule: \(v)", item: name) }
-            return p
-        }
-        if let v = try int("classes") { c.classes = v }
-        if let v = try dbl("width") { c.width = v }
-        if let v = try dbl("bn_eps") { c.bnEps = v }
-        if let v = try ints("depths") { c.depths = v }
-        if let v = try bool("bottleneck") { c.bottleneck = v }
-        if let v = try int("groups") { c.groups = v }
-        if let v = try int("width_per_group") { c.widthPerGroup = v }
-        if let v = try bool("stride_in_first_1x1") { c.strideInFirst1x1 = v }
-        if let v = try bool("conv_bias") { c.convBias = v }
-        if let v = try bool("batch_norm") { c.batchNorm = v }
-        if let v = json["size"]?.stringValue { c.mobileNetV3Size = v }
-        if let v = try pad("stem_padding") { c.stemPadding = v }
-        if let v = try pad("strided_padding") { c.stridedPadding = v }
-        if let v = json["channel_rounding"]?.stringValue {
-            guard let f = Flavour(rawValue: v) else { throw ZooError(.badInput, "config field channel_rounding is \(v)", item: name) }
-            c.channelRounding = f
-        }
-        if let v = json["flatten_size"] { c.flattenSize = v == .null ? nil : try ints("flatten_size") }
-        if let v = try dbl("dropout") { c.dropout = v }
-        if let v = try bool("include_top") { c.includeTop = v }
+        let fields = ConfigFields(json, item: name)
+        if let v = try fields.int("classes") { c.classes = v }
+        if let v = try fields.double("width") { c.width = v }
+        if let v = try fields.double("bn_eps") { c.bnEps = v }
+        try definition.decode(fields, into: &c)
+        if let v = try fields.double("dropout") { c.dropout = v }
+        if let v = try fields.bool("include_top") { c.includeTop = v }
         if let v = json["head"], v != .null {
             guard let s = v.stringValue, let h = HeadKind(rawValue: s) else { throw ZooError(.badInput, "config field head is \(v)", item: name) }
             c.head = h
@@ -246,21 +203,17 @@ public struct ArchitectureConfig: Sendable, Hashable {
         guard classes > 0, classes < 1 << 24 else { throw bad("classes must be positive, got \(classes)") }
         guard width > 0, width <= 8 else { throw bad("width multiplier must be in (0, 8], got \(width)") }
         guard bnEps > 0, bnEps < 1 else { throw bad("BatchNorm epsilon must be in (0, 1), got \(bnEps)") }
-        if head == .linear, family != .vgg, family != .mobilenetV3 {
-            throw bad("head \"linear\" applies to VGG and MobileNetV3 only (the standard head of \(family.rawValue) is already pooling + linear)")
+        let definition = try definition()
+        if head == .linear, !definition.quirks.customLinearHead {
+            throw bad("head \"linear\" applies to \(Self.customHeadFamilyList) only (the standard head of \(family.rawValue) is already pooling + linear)")
         }
-        switch family {
-        case .resnet:
-            guard depths.count == 4, depths.allSatisfy({ $0 > 0 }) else { throw bad("ResNet needs 4 stage depths, got \(depths)") }
-            guard groups > 0, widthPerGroup > 0 else { throw bad("ResNet groups and width per group must be positive") }
-            if !bottleneck && (groups != 1 || widthPerGroup != 64) { throw bad("basic blocks only support groups=1, width_per_group=64") }
-        case .vgg:
-            guard depths.count == 5, depths.allSatisfy({ $0 > 0 }) else { throw bad("VGG needs 5 stage depths, got \(depths)") }
-            if let f = flattenSize { guard f.count == 2, f[0] > 0, f[1] > 0 else { throw bad("flatten_size must be [h, w]") } }
-        case .mobilenetV3:
-            guard mobileNetV3Size == "large" || mobileNetV3Size == "small" else { throw bad("MobileNetV3 size must be large or small") }
-        case .mobilenetV1, .mobilenetV2: break
-        }
+        try definition.validate(self)
+    }
+
+    /// The families with a custom linear head, for messages ("VGG and MobileNetV3").
+    static var customHeadFamilyList: String {
+        let titles = ArchitectureRegistry.current.families.filter(\.quirks.customLinearHead).map { $0.title }
+        return titles.count <= 1 ? titles.joined() : titles.dropLast().joined(separator: ", ") + " and " + (titles.last ?? "")
     }
 
     /// The canonical tensors a checkpoint of this configuration holds (the head's only when `includeTop`).
@@ -272,107 +225,28 @@ public struct ArchitectureConfig: Sendable, Hashable {
     /// Builds the layer graph.
     public func graph() throws -> LayerGraph {
         try validate()
-        switch family {
-        case .resnet: return ResNetBuilder.build(self)
-        case .vgg: return VGGBuilder.build(self)
-        case .mobilenetV1: return MobileNetV1Builder.build(self)
-        case .mobilenetV2: return MobileNetV2Builder.build(self)
-        case .mobilenetV3: return MobileNetV3Builder.build(self)
-        }
+        return try definition().graph(self)
+    }
+
+    /// Fits the options that depend on the input size to an `h`x`w` input (Keras VGG's `Flatten`).
+    public mutating func fit(inputHeight h: Int, width w: Int) {
+        if let f = quirks.flatten, flattenSize != nil { flattenSize = [h / f.reduction, w / f.reduction] }
     }
 }
 
-/// The architecture presets: every name of the catalogue in each flavour it exists in.
+/// The architecture names, flavours and presets of the current registry (`ArchitectureRegistry.current`).
 public enum Architectures {
     /// Every architecture name, in catalogue order.
-    public static let names: [String] = [
-        "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
-        "resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2",
-        "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
-        "mobilenet_v1_025", "mobilenet_v1_050", "mobilenet_v1_075", "mobilenet_v1",
-        "mobilenet_v2_035", "mobilenet_v2_050", "mobilenet_v2_075", "mobilenet_v2", "mobilenet_v2_130", "mobilenet_v2_140",
-        "mobilenet_v3_large_075", "mobilenet_v3_large", "mobilenet_v3_small_075", "mobilenet_v3_small",
-    ]
+    public static var names: [String] { ArchitectureRegistry.current.names }
 
-    /// The flavours an architecture exists in (the first is its default).
-    public static func flavours(of name: String) -> [Flavour] {
-        switch name {
-        case "resnet50", "resnet101", "resnet152", "vgg16", "vgg19", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small":
-            return [.torchvision, .keras]
-        case _ where name.hasPrefix("mobilenet_v1") || name.hasPrefix("mobilenet_v2_") || name.hasSuffix("_075"):
-            return [.keras]
-        case _ where names.contains(name):
-            return [.torchvision]
-        default:
-            return []
-        }
-    }
+    /// The flavours an architecture exists in (the first is its default); empty for an unknown name.
+    public static func flavours(of name: String) -> [Flavour] { ArchitectureRegistry.current.flavours(of: name) }
 
-    /// The family of a catalogue name.
-    public static func family(of name: String) -> Family? {
-        guard names.contains(name) else { return nil }
-        if name.hasPrefix("mobilenet_v1") { return .mobilenetV1 }
-        if name.hasPrefix("mobilenet_v2") { return .mobilenetV2 }
-        if name.hasPrefix("mobilenet_v3") { return .mobilenetV3 }
-        if name.hasPrefix("vgg") { return .vgg }
-        return .resnet
-    }
+    /// The family of a name; nil for an unknown name (never a guess).
+    public static func family(of name: String) -> Family? { ArchitectureRegistry.current.family(named: name)?.id }
 
     /// The configuration of `name` in `flavour`, with every option at that flavour's value.
     public static func preset(_ name: String, flavour: Flavour = .torchvision, classes: Int = 1000) throws -> ArchitectureConfig {
-        guard let family = family(of: name) else {
-            throw ZooError(.usage, "unknown architecture \"\(name)\"; `zoo list` shows the known names", item: name)
-        }
-        guard flavours(of: name).contains(flavour) else {
-            let have = flavours(of: name).map(\.rawValue).joined(separator: ", ")
-            throw ZooError(.unsupported, "\(name) has no \(flavour.rawValue) flavour (available: \(have))", item: name)
-        }
-        var c = ArchitectureConfig(name: name, family: family, flavour: flavour, classes: classes)
-        let keras = flavour == .keras
-        func suffixWidth() -> Double {
-            for (s, w) in [("_025", 0.25), ("_035", 0.35), ("_050", 0.5), ("_075", 0.75), ("_130", 1.3), ("_140", 1.4)] where name.hasSuffix(s) { return w }
-            return 1.0
-        }
-        switch family {
-        case .resnet:
-            let table: [String: ([Int], Bool, Int, Int)] = [
-                "resnet18": ([2, 2, 2, 2], false, 1, 64), "resnet34": ([3, 4, 6, 3], false, 1, 64),
-                "resnet50": ([3, 4, 6, 3], true, 1, 64), "resnet101": ([3, 4, 23, 3], true, 1, 64),
-                "resnet152": ([3, 8, 36, 3], true, 1, 64),
-                "resnext50_32x4d": ([3, 4, 6, 3], true, 32, 4), "resnext101_32x8d": ([3, 4, 23, 3], true, 32, 8),
-                "resnext101_64x4d": ([3, 4, 23, 3], true, 64, 4),
-                "wide_resnet50_2": ([3, 4, 6, 3], true, 1, 128), "wide_resnet101_2": ([3, 4, 23, 3], true, 1, 128),
-            ]
-            guard let t = table[name] else { throw ZooError(.usage, "unknown ResNet \(name)", item: name) }
-            (c.depths, c.bottleneck, c.groups, c.widthPerGroup) = t
-            if keras { c.strideInFirst1x1 = true; c.convBias = true; c.bnEps = 1.001e-5 }
-        case .vgg:
-            let base = name.hasSuffix("_bn") ? String(name.dropLast(3)) : name
-            let table: [String: [Int]] = ["vgg11": [1, 1, 2, 2, 2], "vgg13": [2, 2, 2, 2, 2], "vgg16": [2, 2, 3, 3, 3], "vgg19": [2, 2, 4, 4, 4]]
-            guard let d = table[base] else { throw ZooError(.usage, "unknown VGG \(name)", item: name) }
-            c.depths = d
-            c.batchNorm = name.hasSuffix("_bn")
-            c.convBias = true
-            c.dropout = keras ? 0 : 0.5
-            if keras { c.flattenSize = [7, 7] }
-        case .mobilenetV1:
-            c.width = suffixWidth()
-            c.bnEps = 1e-3
-            c.stemPadding = .tfSame
-            c.stridedPadding = .bottomRight
-            c.channelRounding = .keras
-            c.dropout = 1e-3
-        case .mobilenetV2:
-            c.width = suffixWidth()
-            c.dropout = keras ? 0 : 0.2
-            if keras { c.bnEps = 1e-3; c.stemPadding = .tfSame; c.stridedPadding = .tfSame; c.channelRounding = .keras }
-        case .mobilenetV3:
-            c.width = suffixWidth()
-            c.mobileNetV3Size = name.hasPrefix("mobilenet_v3_small") ? "small" : "large"
-            c.bnEps = 1e-3
-            c.dropout = 0.2
-            if keras { c.stemPadding = .tfSame; c.stridedPadding = .correctPad; c.channelRounding = .keras }
-        }
-        return c
+        try ArchitectureRegistry.current.preset(name, flavour: flavour, classes: classes)
     }
 }

@@ -111,58 +111,31 @@ public struct CanonicalCheckpoint: Sendable {
 
 /// Source tensors -> canonical names and layouts.
 public enum Mapping {
-    /// Maps `records` (and, for Keras files, their `keras` layout) to the canonical tensors of `arch`
+    /// Maps `records` (and the structure the importer found, e.g. Keras's layer order) to the canonical tensors of `arch`
     /// (a catalogue name, or `auto` to recognise it), validating them against its parameter spec.
     ///
     /// Throws a `.mismatch` error listing missing, unexpected and mismatched tensors unless `allowPartial`,
     /// in which case the matching tensors are returned and the report goes into the metadata.
-    public static func canonicalize(records: [TensorRecord], keras: SourceStructure?, arch: String, allowPartial: Bool = false) throws -> CanonicalCheckpoint {
-        var candidates: [(name: String, flavour: Flavour, width: Double?, head: HeadKind)] = []
-        if arch == "auto" {
-            let all = Architectures.names.flatMap { n in Architectures.flavours(of: n).map { (name: n, flavour: $0, width: Optional<Double>.none, head: HeadKind.standard) } }
-            if keras != nil {
-                candidates = all.filter { $0.flavour == .keras }
-                // Backbone -> GlobalAveragePooling2D -> Dense(n) where that is not the family's own head.
-                candidates += candidates.filter { customHeadFamilies.contains(Architectures.family(of: $0.name) ?? .resnet) }.map { ($0.name, .keras, nil, .linear) }
-            } else {
-                // torchvision first (a VGG's canonical names are the same in both flavours), then other widths, then Keras flavours.
-                candidates = all.filter { $0.flavour == .torchvision }
-                for base in ["mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"] {
-                    for w in [0.35, 0.5, 0.75, 1.3, 1.4] { candidates.append((base, .torchvision, w, .standard)) }
-                }
-                candidates += all.filter { $0.flavour == .keras }
-            }
-        } else {
-            guard Architectures.family(of: arch) != nil else {
+    public static func canonicalize(records: [TensorRecord], structure: SourceStructure?, arch: String, allowPartial: Bool = false) throws -> CanonicalCheckpoint {
+        let registry = ArchitectureRegistry.current
+        var family: (any ArchitectureFamily)?
+        if arch != "auto" {
+            family = registry.family(named: arch)
+            guard family != nil else {
                 throw ZooError(.usage, "unknown architecture \"\(arch)\"; `zoo list` shows the known names (or use --arch auto)", item: arch)
             }
-            let fl = Architectures.flavours(of: arch)
-            // The MobileNet width is read off the tensors: `--arch mobilenet_v2` also accepts `mobilenet_v2_035` weights.
-            let siblings = widthSiblings(of: arch)
-            if keras != nil {
-                guard fl.contains(.keras) else { throw ZooError(.unsupported, "\(arch) has no Keras flavour; Keras files convert as: \(kerasNames.joined(separator: ", "))", item: arch) }
-                candidates = ([arch] + siblings).map { ($0, .keras, nil, .standard) }
-                if let fam = Architectures.family(of: arch), customHeadFamilies.contains(fam) {
-                    candidates += ([arch] + siblings).map { ($0, .keras, nil, .linear) }
-                }
-            } else {
-                candidates = fl.map { (arch, $0, nil, .standard) }
-                for s in siblings where Architectures.flavours(of: s).contains(.keras) && !fl.contains(.torchvision) { candidates.append((s, .keras, nil, .standard)) }
-                if fl.contains(.torchvision), Architectures.family(of: arch) == .mobilenetV2 || Architectures.family(of: arch) == .mobilenetV3 {
-                    for w in [0.35, 0.5, 0.75, 1.3, 1.4] { candidates.append((arch, .torchvision, w, .standard)) }
-                }
-            }
         }
+        let source = SourceTensors(records: records, structure: structure)
+        guard let convention = conventions.first(where: { $0.reads(source) }) else {
+            throw ZooError(.unsupported, "no source convention reads these tensors", item: arch)
+        }
+        let candidates = try convention.candidates(for: arch, family: family, in: registry)
         var best: (score: Int, result: CanonicalCheckpoint)?
         var firstError: ZooError?
         for c in candidates {
             let result: CanonicalCheckpoint
             do {
-                if let keras {
-                    result = try kerasMapping(records: records, layout: keras, name: c.name, head: c.head)
-                } else {
-                    result = try torchvisionMapping(records: records, name: c.name, flavour: c.flavour, width: c.width)
-                }
+                result = try convention.map(source, to: c)
             } catch let e as ZooError {
                 if firstError == nil { firstError = e }
                 continue
@@ -194,23 +167,16 @@ public enum Mapping {
         return chosen
     }
 
-    /// Families whose own head is more than pooling + one linear layer, so a custom `GAP -> Dense` head is a different graph.
-    static let customHeadFamilies: Set<Family> = [.vgg, .mobilenetV3]
+    /// The source conventions, in the order they are asked whether they read a file (the first that does maps it).
+    public static let conventions: [any SourceConvention] = [KerasLayerOrder(), TorchvisionNames()]
 
     /// The other widths of a MobileNet (`mobilenet_v2` -> `mobilenet_v2_035`, ..., `mobilenet_v2_140`); empty for other families.
     public static func widthSiblings(of name: String) -> [String] {
-        let base: String
-        switch Architectures.family(of: name) {
-        case .mobilenetV1?: base = "mobilenet_v1"
-        case .mobilenetV2?: base = "mobilenet_v2"
-        case .mobilenetV3?: base = name.hasPrefix("mobilenet_v3_small") ? "mobilenet_v3_small" : "mobilenet_v3_large"
-        default: return []
-        }
-        return Architectures.names.filter { $0 != name && ($0 == base || $0.hasPrefix(base + "_0") || $0.hasPrefix(base + "_1")) }
+        ArchitectureRegistry.current.family(named: name)?.widthSiblings(of: name) ?? []
     }
 
     /// Catalogue names that exist in the Keras flavour.
-    public static var kerasNames: [String] { Architectures.names.filter { Architectures.flavours(of: $0).contains(.keras) } }
+    public static var kerasNames: [String] { ArchitectureRegistry.current.names(in: .keras) }
 
     /// The metadata for a configuration: architecture, config, preprocessing from the catalogue, ImageNet labels for 1000 classes.
     public static func metadata(for config: ArchitectureConfig, inputSize: [Int]? = nil) -> NativeMetadata {
@@ -218,18 +184,17 @@ public enum Mapping {
         m.version = NativeMetadata.currentVersion
         m.architecture = config.name
         m.config = config.json
-        if let cat = try? Catalogue.shared(), let e = try? cat.entry(config.name) {
-            let w = e.weights.first { $0.flavour == config.flavour && $0.includeTop && $0.config == nil }
-                ?? e.weights.first { $0.flavour == config.flavour }
-            var pre = (config.flavour == .torchvision ? e.preprocessing : nil) ?? w?.preprocessing ?? e.preprocessing
-            if let size = inputSize, config.flavour == .keras, case .object(var fields)? = pre {
-                fields = fields.map { $0.0 == "resize" ? ("resize", .array(size.map { .int(Int64($0)) })) : $0 }
-                pre = .object(fields)
-            }
-            m.preprocessing = pre
-            if config.classes == cat.imagenetLabels.count { m.labels = cat.imagenetLabels }
+        if let recipe = try? Catalogue.shared().recipe(for: config.name, flavour: config.flavour, classes: config.classes, inputSize: inputSize) {
+            m.preprocessing = recipe.preprocessing
+            m.labels = recipe.labels
         }
         return m
+    }
+
+    /// The side of the square map a flattened `features`-long vector of `channels` channels comes from, if it is one.
+    static func squareSide(features: Int, channels: Int) -> Int? {
+        let side = Int(Double(features / channels).squareRoot().rounded())
+        return side * side * channels == features ? side : nil
     }
 
     // MARK: torchvision names
@@ -243,7 +208,7 @@ public enum Mapping {
 
     /// Maps torchvision-style names (identity, plus wrapper keys and `module.` prefixes) for one candidate architecture.
     public static func torchvisionMapping(records: [TensorRecord], name: String, flavour: Flavour, width: Double? = nil) throws -> CanonicalCheckpoint {
-        var config = try Architectures.preset(name, flavour: flavour)
+        var config = try ArchitectureRegistry.current.preset(name, flavour: flavour)
         if let width { config.width = width }
         var spec = try config.parameterSpec()
         let specNames = Set(spec.map(\.name))
@@ -291,10 +256,8 @@ public enum Mapping {
         } else if case let headStart = try config.graph().headStart, !spec.contains(where: { byName[$0.name] != nil && $0.node >= headStart }) {
             config.includeTop = false
         }
-        if config.family == .vgg, config.flavour == .keras, let r = byName["classifier.0.weight"], r.shape.count == 2 {
-            let hw = r.shape[1] / 512
-            let side = Int(Double(hw).squareRoot().rounded())
-            if side * side * 512 == r.shape[1] { config.flattenSize = [side, side] }
+        if let flatten = config.quirks.flatten, config.flavour == .keras, let r = byName[flatten.layer + ".weight"], r.shape.count == 2 {
+            if let side = squareSide(features: r.shape[1], channels: flatten.channels) { config.flattenSize = [side, side] }
         }
         spec = try config.parameterSpec()
         var report = MappingReport(architecture: name, flavour: flavour, source: "torchvision", prefix: prefix.isEmpty ? nil : prefix)
@@ -428,27 +391,26 @@ public enum Mapping {
             queues[k, default: []].append(Src(layer: l, tensors: ts, kind: k))
             layerCount += 1
         }
-        var config = try Architectures.preset(name, flavour: .keras)
+        var config = try ArchitectureRegistry.current.preset(name, flavour: .keras)
         config.head = head
+        let quirks = config.quirks
         // Keras's MobileNetV3 pads its stride-2 depthwise convolutions with `correct_pad`, which follows TF "same"
         // when the model was built for a fixed input size and is fixed (k/2-1, k/2) otherwise. A full-model file says which.
         var staticInput: [Int]?
-        if config.family == .mobilenetV3, let mc = layout.modelConfig, let shape = staticInputShape(mc) {
-            config.stridedPadding = .tfSame
+        if let padding = quirks.fixedInputStridedPadding, let mc = layout.modelConfig, let shape = staticInputShape(mc) {
+            config.stridedPadding = padding
             staticInput = shape
         }
         if head == .linear { config.flattenSize = nil }
         // Classes from the classifier: the last Dense, or (MobileNet v1/V3) the last 1x1 conv with a bias.
         if let last = queues[.dense]?.last, let k = last.tensors.first, k.shape.count == 2 {
             config.classes = k.shape[1]
-        } else if config.family == .mobilenetV1 || config.family == .mobilenetV3, let last = queues[.conv]?.last,
+        } else if quirks.kerasConvHead, let last = queues[.conv]?.last,
                   let k = last.tensors.first, k.shape.count == 4, k.shape[0] == 1, k.shape[1] == 1, last.tensors.count == 2 {
             config.classes = k.shape[3]
         }
-        if config.family == .vgg, head == .standard, let fc1 = queues[.dense]?.first, let k = fc1.tensors.first, k.shape.count == 2 {
-            let hw = k.shape[0] / 512
-            let side = Int(Double(hw).squareRoot().rounded())
-            if side * side * 512 == k.shape[0] { config.flattenSize = [side, side] }
+        if let flatten = quirks.flatten, head == .standard, let fc1 = queues[.dense]?.first, let k = fc1.tensors.first, k.shape.count == 2 {
+            if let side = squareSide(features: k.shape[0], channels: flatten.channels) { config.flattenSize = [side, side] }
         }
         var graph = try config.graph()
         var targets = graph.nodes.indices.filter { i in
@@ -498,7 +460,7 @@ public enum Mapping {
                     transforms = [.conv1x1ToLinear, .identity]
                 } else {
                     src = pop(.dense)
-                    if config.family == .vgg, firstLinear, let f = config.flattenSize {
+                    if quirks.flatten != nil, firstLinear, let f = config.flattenSize {
                         transforms = [.flattenHWCToLinear(h: f[0], w: f[1], c: fin / (f[0] * f[1])), .identity]
                     } else {
                         transforms = [.denseToLinear, .identity]
@@ -540,7 +502,7 @@ public enum Mapping {
             for l in queues[k] ?? [] { for t in l.tensors { report.unexpected.append(.init(name: t.name, shape: t.shape)) } }
         }
         if layout.dialect == "keras3" { report.notes.append("Keras 3 weights") }
-        var meta = metadata(for: config, inputSize: config.flattenSize.map { $0.map { $0 * 32 } })
+        var meta = metadata(for: config, inputSize: quirks.flatten.flatMap { f in config.flattenSize.map { $0.map { $0 * f.reduction } } })
         if case .object(var o)? = meta.config {
             o.append(("source_dialect", .string(layout.dialect)))
             meta.config = .object(o)

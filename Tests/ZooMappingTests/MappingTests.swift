@@ -81,7 +81,7 @@ struct MappingTests {
         #expect(fc1.shape == [1, 4] && floats(fc1) == [1, 3, 2, 4])
         // F16 data moves as 2-byte elements.
         let h16 = try Tensor(dtype: .f16, shape: [2, 3], bytes: (0..<12).map { UInt8($0) })
-        let t16 = try Layout.permute(h16, [1, 0])
+        let t16 = try WeightTransforms.permute(h16, [1, 0])
         #expect(t16.bytes == [0, 1, 6, 7, 2, 3, 8, 9, 4, 5, 10, 11])
         // Negative control: a transform that does not fit the shape is an error.
         #expect(throws: ZooError.self) { try LayoutTransform.conv1x1ToLinear.apply(k, item: "k") }
@@ -110,7 +110,7 @@ struct MappingTests {
                 }
                 // --arch auto picks the same architecture.
                 let (records, layout) = kerasSpecLayout(ref["layers"]?.arrayValue ?? [], withClassNames: true)
-                let auto = try Mapping.canonicalize(records: records, keras: layout, arch: "auto")
+                let auto = try Mapping.canonicalize(records: records, structure: layout, arch: "auto")
                 #expect(auto.config.name == name, "\(api) \(key): auto chose \(auto.config.name)")
                 checked += 1
             }
@@ -132,7 +132,7 @@ struct MappingTests {
             for withClass in [true, false] {
                 let (records, layout) = kerasSpecLayout(layers, withClassNames: withClass)
                 for arch in ["auto", name] {
-                    let r = try Mapping.canonicalize(records: records, keras: layout, arch: arch)
+                    let r = try Mapping.canonicalize(records: records, structure: layout, arch: arch)
                     #expect(r.config.name == name && r.config.head == .linear && r.config.classes == 19, "\(key) \(arch): \(r.config.name) \(r.config.head)")
                     #expect(r.records.suffix(2).map(\.name) == ["head.weight", "head.bias"])
                     #expect(r.records.suffix(2).map(\.shape) == [[19, channels], [19]])
@@ -144,7 +144,7 @@ struct MappingTests {
         }
         // Negative control: the standard head is not mistaken for a custom one, and ResNet refuses head "linear".
         let (records, layout) = kerasSpecLayout(try #require(s["keras"]?["MobileNetV3Small_1"]?["layers"]?.arrayValue), withClassNames: false)
-        #expect(try Mapping.canonicalize(records: records, keras: layout, arch: "auto").config.head == .standard)
+        #expect(try Mapping.canonicalize(records: records, structure: layout, arch: "auto").config.head == .standard)
         var bad = try Architectures.preset("resnet50")
         bad.head = .linear
         #expect(throws: ZooError.self) { try bad.graph() }
@@ -154,16 +154,16 @@ struct MappingTests {
     func kerasV3StaticInput() throws {
         let s = try specs()
         let (records, layout) = kerasSpecLayout(try #require(s["tf_keras"]?["MobileNetV3Small_1"]?["layers"]?.arrayValue), withClassNames: false)
-        #expect(try Mapping.canonicalize(records: records, keras: layout, arch: "mobilenet_v3_small").config.stridedPadding == .correctPad)
+        #expect(try Mapping.canonicalize(records: records, structure: layout, arch: "mobilenet_v3_small").config.stridedPadding == .correctPad)
         var full = layout
         let input: JSONValue = .object([("class_name", .string("InputLayer")), ("config", .object([("batch_input_shape", .array([.null, .int(225), .int(225), .int(3)]))]))])
         full.modelConfig = .object([("class_name", .string("Functional")), ("config", .object([("layers", .array([input]))]))])
-        let r = try Mapping.canonicalize(records: records, keras: full, arch: "mobilenet_v3_small")
+        let r = try Mapping.canonicalize(records: records, structure: full, arch: "mobilenet_v3_small")
         #expect(r.config.stridedPadding == .tfSame)
         #expect(r.report.notes.contains { $0.contains("fixed 225x225 input") })
         var dynamic = layout
         dynamic.modelConfig = .object([("config", .object([("layers", .array([.object([("config", .object([("batch_shape", .array([.null, .null, .null, .int(3)]))]))])]))]))])
-        #expect(try Mapping.canonicalize(records: records, keras: dynamic, arch: "mobilenet_v3_small").config.stridedPadding == .correctPad)
+        #expect(try Mapping.canonicalize(records: records, structure: dynamic, arch: "mobilenet_v3_small").config.stridedPadding == .correctPad)
     }
 
     @Test("torchvision: every architecture's state_dict maps by identity; --arch auto recognises each")
@@ -177,7 +177,7 @@ struct MappingTests {
                 return (a[0].stringValue ?? "", (a[1].arrayValue ?? []).compactMap(\.intValue))
             }
             let (name, classes, width) = expected[key] ?? (key, 1000, 1)
-            let r = try Mapping.canonicalize(records: shapeRecords(tensors), keras: nil, arch: "auto")
+            let r = try Mapping.canonicalize(records: shapeRecords(tensors), structure: nil, arch: "auto")
             #expect(r.config.name == name && r.config.classes == classes && r.config.width == width && r.config.flavour == .torchvision,
                     "\(key): auto chose \(r.config.name) \(r.config.flavour) classes \(r.config.classes) width \(r.config.width)")
             #expect(r.records.map(\.name) == tensors.map(\.0))
@@ -195,7 +195,7 @@ struct MappingTests {
             let src = try TestSupport.fixture("arch/tv_\(name).safetensors")
             let records = try SafetensorsFile(path: src).records
             // 1. Plain state_dict.
-            let plain = try Mapping.canonicalize(records: records, keras: nil, arch: name)
+            let plain = try Mapping.canonicalize(records: records, structure: nil, arch: name)
             #expect(plain.report.isComplete && plain.report.synthesized.isEmpty && plain.report.prefix == nil)
             let out1 = dir.appendingPathComponent("\(name).safetensors").path
             try NativeCheckpoint.write(plain.records, metadata: plain.metadata, to: out1, overwrite: true)
@@ -204,7 +204,7 @@ struct MappingTests {
                 var c = r; c.name = "state_dict.module." + r.name; return c
             }
             wrapped.append(TensorRecord(name: "optimizer.state.0.momentum_buffer", tensor: try Tensor(shape: [2], floats: [1, 2])))
-            let w = try Mapping.canonicalize(records: wrapped, keras: nil, arch: "auto")
+            let w = try Mapping.canonicalize(records: wrapped, structure: nil, arch: "auto")
             #expect(w.config.name == name)
             #expect(w.report.prefix == "state_dict.module.")
             #expect(w.report.ignored == ["optimizer.state.0.momentum_buffer"])
@@ -248,7 +248,7 @@ struct MappingTests {
     @Test("Keras VGG16 (tf_keras) converted: torchvision's VGG16 on the canonical weights reproduces Keras's logits; unpermuted fc1 does not")
     func kerasVGGNumerics() throws {
         let (records, layout) = try kerasFixture("vgg16_64px")
-        let r = try Mapping.canonicalize(records: records, keras: layout, arch: "vgg16")
+        let r = try Mapping.canonicalize(records: records, structure: layout, arch: "vgg16")
         let dir = try TestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let out = dir.appendingPathComponent("vgg16_keras.safetensors").path
@@ -290,13 +290,13 @@ struct MappingTests {
         let cases: [(String, String, () throws -> CanonicalCheckpoint)] = [
             ("tv_mobilenet_v3_small_wrapped.pth", "mobilenet_v3_small", {
                 try Mapping.canonicalize(records: try SafetensorsFile(path: try TestSupport.fixture("arch/tv_mobilenet_v3_small.safetensors")).records,
-                                         keras: nil, arch: "mobilenet_v3_small") }),
-            ("keras_mobilenet_v1_025.h5", "mobilenet_v1_025", { let f = try kerasFixture("mobilenet_v1_025"); return try Mapping.canonicalize(records: f.records, keras: f.layout, arch: "mobilenet_v1_025") }),
-            ("keras_mobilenet_v1_050_notop.h5", "mobilenet_v1_050", { let f = try kerasFixture("mobilenet_v1_050_notop"); return try Mapping.canonicalize(records: f.records, keras: f.layout, arch: "mobilenet_v1_050") }),
-            ("keras_mobilenet_v2_035.weights.h5", "mobilenet_v2_035", { let f = try kerasFixture("mobilenet_v2_035"); return try Mapping.canonicalize(records: f.records, keras: f.layout, arch: "mobilenet_v2_035") }),
-            ("keras_mobilenet_v3_small.h5", "mobilenet_v3_small", { let f = try kerasFixture("mobilenet_v3_small"); return try Mapping.canonicalize(records: f.records, keras: f.layout, arch: "mobilenet_v3_small") }),
-            ("keras_mobilenet_v3_large_k3.weights.h5", "mobilenet_v3_large", { let f = try kerasFixture("mobilenet_v3_large_k3"); return try Mapping.canonicalize(records: f.records, keras: f.layout, arch: "mobilenet_v3_large") }),
-            ("keras_mobilenet_v2_050_head19_full.h5", "mobilenet_v2_050", { let f = try kerasFixture("mobilenet_v2_050_head19"); return try Mapping.canonicalize(records: f.records, keras: f.layout, arch: "mobilenet_v2_050") }),
+                                         structure: nil, arch: "mobilenet_v3_small") }),
+            ("keras_mobilenet_v1_025.h5", "mobilenet_v1_025", { let f = try kerasFixture("mobilenet_v1_025"); return try Mapping.canonicalize(records: f.records, structure: f.layout, arch: "mobilenet_v1_025") }),
+            ("keras_mobilenet_v1_050_notop.h5", "mobilenet_v1_050", { let f = try kerasFixture("mobilenet_v1_050_notop"); return try Mapping.canonicalize(records: f.records, structure: f.layout, arch: "mobilenet_v1_050") }),
+            ("keras_mobilenet_v2_035.weights.h5", "mobilenet_v2_035", { let f = try kerasFixture("mobilenet_v2_035"); return try Mapping.canonicalize(records: f.records, structure: f.layout, arch: "mobilenet_v2_035") }),
+            ("keras_mobilenet_v3_small.h5", "mobilenet_v3_small", { let f = try kerasFixture("mobilenet_v3_small"); return try Mapping.canonicalize(records: f.records, structure: f.layout, arch: "mobilenet_v3_small") }),
+            ("keras_mobilenet_v3_large_k3.weights.h5", "mobilenet_v3_large", { let f = try kerasFixture("mobilenet_v3_large_k3"); return try Mapping.canonicalize(records: f.records, structure: f.layout, arch: "mobilenet_v3_large") }),
+            ("keras_mobilenet_v2_050_head19_full.h5", "mobilenet_v2_050", { let f = try kerasFixture("mobilenet_v2_050_head19"); return try Mapping.canonicalize(records: f.records, structure: f.layout, arch: "mobilenet_v2_050") }),
         ]
         for (file, name, reference) in cases {
             let src = try TestSupport.fixture("arch/\(file)")
@@ -342,7 +342,7 @@ struct MappingTests {
         let badBias = TensorRecord(name: "fc.bias", tensor: try Tensor(zeros: .f32, shape: [999]))
         broken = broken.map { $0.name == "fc.bias" ? badBias : $0 }
         do {
-            _ = try Mapping.canonicalize(records: broken, keras: nil, arch: "resnet18")
+            _ = try Mapping.canonicalize(records: broken, structure: nil, arch: "resnet18")
             Issue.record("a broken checkpoint must not convert strictly")
         } catch let e as ZooError {
             #expect(e.kind == .mismatch)
@@ -351,13 +351,13 @@ struct MappingTests {
             // fc.weight says 1000 classes, fc.bias has 999.
             #expect(e.message.contains("fc.bias expects [1000], fc.bias has [999]"), "\(e.message)")
         }
-        let partial = try Mapping.canonicalize(records: broken, keras: nil, arch: "resnet18", allowPartial: true)
+        let partial = try Mapping.canonicalize(records: broken, structure: nil, arch: "resnet18", allowPartial: true)
         #expect(!partial.report.isComplete)
         #expect(partial.metadata.report?["missing"]?.arrayValue?.count == 1)
         #expect(partial.records.count == records.count - 2)
         // The wrong architecture is a mismatch too.
-        #expect(throws: ZooError.self) { try Mapping.canonicalize(records: records, keras: nil, arch: "resnet34") }
-        #expect(throws: ZooError.self) { try Mapping.canonicalize(records: records, keras: nil, arch: "nosuchnet") }
+        #expect(throws: ZooError.self) { try Mapping.canonicalize(records: records, structure: nil, arch: "resnet34") }
+        #expect(throws: ZooError.self) { try Mapping.canonicalize(records: records, structure: nil, arch: "nosuchnet") }
     }
 
     @Test("Keras files: real tf_keras / Keras 3 weights map with the right layouts (checked element by element)")
@@ -370,10 +370,10 @@ struct MappingTests {
         ]
         for (fixture, name, classes, top) in cases {
             let (records, layout) = try kerasFixture(fixture)
-            let r = try Mapping.canonicalize(records: records, keras: layout, arch: name)
+            let r = try Mapping.canonicalize(records: records, structure: layout, arch: name)
             #expect(r.report.isComplete, "\(fixture): \(r.report.lines.prefix(4))")
             #expect(r.config.classes == classes && r.config.includeTop == top, "\(fixture): \(r.config.classes) classes, top \(r.config.includeTop)")
-            let auto = try Mapping.canonicalize(records: records, keras: layout, arch: "auto")
+            let auto = try Mapping.canonicalize(records: records, structure: layout, arch: "auto")
             #expect(auto.config.name == name, "\(fixture): auto chose \(auto.config.name)")
             #expect(r.metadata.config?["flavour"]?.stringValue == "keras")
             let src = Dictionary(uniqueKeysWithValues: records.map { ($0.name, $0) })
@@ -415,16 +415,16 @@ struct MappingTests {
         }
         // The VGG at 64 px flattens a 2x2 map: fc1 has 2048 inputs and the config records it.
         let (vr, vl) = try kerasFixture("vgg16_64px")
-        let v = try Mapping.canonicalize(records: vr, keras: vl, arch: "vgg16")
+        let v = try Mapping.canonicalize(records: vr, structure: vl, arch: "vgg16")
         #expect(v.config.flattenSize == [2, 2])
         // Negative control: a Keras file under an architecture it is not.
         let (mr, ml) = try kerasFixture("mobilenet_v2_035")
-        #expect(throws: ZooError.self) { try Mapping.canonicalize(records: mr, keras: ml, arch: "mobilenet_v3_small") }
+        #expect(throws: ZooError.self) { try Mapping.canonicalize(records: mr, structure: ml, arch: "mobilenet_v3_small") }
         // The width is read off the tensors: `mobilenet_v2` (or another width) accepts alpha-0.35 weights and says so.
-        let sibling = try Mapping.canonicalize(records: mr, keras: ml, arch: "mobilenet_v2")
+        let sibling = try Mapping.canonicalize(records: mr, structure: ml, arch: "mobilenet_v2")
         #expect(sibling.config.name == "mobilenet_v2_035" && sibling.config.width == 0.35)
         #expect(sibling.report.notes.first == "width 0.35 read from the tensors: mobilenet_v2_035")
-        #expect(throws: ZooError.self) { try Mapping.canonicalize(records: mr, keras: ml, arch: "resnet18") }
+        #expect(throws: ZooError.self) { try Mapping.canonicalize(records: mr, structure: ml, arch: "resnet18") }
     }
 }
 

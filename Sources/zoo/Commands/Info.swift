@@ -45,7 +45,7 @@ struct Info: ParsableCommand {
             }
             size = parts.count == 1 ? [parts[0], parts[0]] : parts
         }
-        if config.family == .vgg, config.flavour == .keras { config.flattenSize = [size[0] / 32, size[1] / 32] }
+        config.fit(inputHeight: size[0], width: size[1])
         let g = try config.graph()
         let shapes: [[Int]], macs: [Int]
         do {
@@ -59,9 +59,7 @@ struct Info: ParsableCommand {
         let gf = Double(macs.reduce(0, +)) / 1e9
         // Keras flavour: the preprocessing of its Keras weights at the default input size (MobileNets
         // also ship 96-192 px weights, which resize differently).
-        let keras = e.weights.filter { $0.flavour == .keras }
-        let atInput = keras.first { $0.preprocessing["resize"]?.arrayValue?.compactMap(\.intValue) == e.inputSize }
-        let pre = config.flavour == .torchvision ? e.preprocessing : ((atInput ?? keras.first)?.preprocessing ?? e.preprocessing)
+        let pre = cat.recipe(for: e.name, flavour: config.flavour, classes: config.classes).preprocessing
         if json {
             var o: [(String, JSONValue)] = [
                 ("name", .string(e.name)), ("family", .string(e.family.rawValue)), ("flavour", .string(config.flavour.rawValue)),

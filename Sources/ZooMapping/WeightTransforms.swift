@@ -37,21 +37,21 @@ public enum LayoutTransform: Sendable, Hashable {
         case .identity:
             return t
         case .hwioToOIHW:
-            return try Layout.permute(t, [3, 2, 0, 1]).reshaped(out)
+            return try WeightTransforms.permute(t, [3, 2, 0, 1]).reshaped(out)
         case .depthwiseToOIHW:
-            return try Layout.permute(t, [2, 3, 0, 1]).reshaped(out)
+            return try WeightTransforms.permute(t, [2, 3, 0, 1]).reshaped(out)
         case .denseToLinear:
-            return try Layout.permute(t, [1, 0])
+            return try WeightTransforms.permute(t, [1, 0])
         case .conv1x1ToLinear:
-            return try Layout.permute(t.reshaped([t.shape[2], t.shape[3]]), [1, 0])
+            return try WeightTransforms.permute(t.reshaped([t.shape[2], t.shape[3]]), [1, 0])
         case let .flattenHWCToLinear(h, w, c):
-            return try Layout.permute(t.reshaped([h, w, c, t.shape[1]]), [3, 2, 0, 1]).reshaped(out)
+            return try WeightTransforms.permute(t.reshaped([h, w, c, t.shape[1]]), [3, 2, 0, 1]).reshaped(out)
         }
     }
 }
 
 /// Axis permutation of raw tensors of any dtype.
-public enum Layout {
+public enum WeightTransforms {
     /// Returns `t` with its axes permuted: output axis `i` is input axis `perm[i]` (numpy's `transpose`).
     public static func permute(_ t: Tensor, _ perm: [Int]) throws -> Tensor {
         let rank = t.rank

@@ -1,0 +1,300 @@
+import Foundation
+import ZooErrors
+import ZooJSON
+
+/// The identifier of an architecture family: what `zoo.config`'s `family` and a catalogue file's
+/// `family` hold (`resnet`, `vgg`, `mobilenet_v2`, ...). The families themselves are
+/// `ArchitectureFamily` values in an `ArchitectureRegistry`; the built-in identifiers are static
+/// members (`.resnet`, `.vgg`, ...), declared next to their family in `Families/`.
+public struct Family: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    /// The identifier as written in files.
+    public let rawValue: String
+
+    /// The identifier of a family registered in the current registry; nil for one it does not know.
+    public init?(rawValue: String) {
+        guard ArchitectureRegistry.current.family(rawValue) != nil else { return nil }
+        self.rawValue = rawValue
+    }
+
+    /// An identifier, registered or not (what a family declares itself as).
+    public init(_ rawValue: String) { self.rawValue = rawValue }
+
+    /// Every family of the current registry, in registration (catalogue) order.
+    public static var allCases: [Family] { ArchitectureRegistry.current.families.map(\.id) }
+
+    /// The identifier.
+    public var description: String { rawValue }
+}
+
+/// How a framework initialises the linear layers of a freshly built model of a family (`zoo init`).
+public enum LinearInit: Sendable, Hashable {
+    /// `normal_(0, std)` weights, zero bias (torchvision's VGG and MobileNets).
+    case normal(std: Double)
+    /// `nn.Linear`'s default: weight and bias `U(-1/sqrt(in), 1/sqrt(in))` (torchvision's ResNet `fc`).
+    case uniformFanIn
+}
+
+/// What a torchvision or Keras file of a family needs beyond its names and layer order.
+/// Families set only the quirks they have; the defaults describe a family without any.
+public struct SourceQuirks: Sendable {
+    /// The input of a `Flatten` feeding a fully connected layer whose size depends on the input image
+    /// (Keras VGG): the first linear layer's module name, the channels of the flattened map and its
+    /// reduction. Keras stores that layer's rows in (h, w, c) order; the mapping permutes them.
+    public struct FlattenInput: Sendable, Hashable {
+        /// Canonical module name of the first linear layer (`classifier.0`).
+        public var layer: String
+        /// Channels of the map fed to `Flatten`.
+        public var channels: Int
+        /// Total stride of that map relative to the input.
+        public var reduction: Int
+
+        /// Creates the description.
+        public init(layer: String, channels: Int, reduction: Int) {
+            self.layer = layer
+            self.channels = channels
+            self.reduction = reduction
+        }
+    }
+
+    /// The family's own head is more than pooling + one linear layer, so a custom `head: "linear"`
+    /// (Keras backbone -> GlobalAveragePooling2D -> Dense) is a graph of its own (VGG, MobileNetV3).
+    public var customLinearHead = false
+    /// Width multipliers a torchvision file of this family may have besides its presets' (read off the tensors).
+    public var torchvisionWidths: [Double] = []
+    /// A Keras classifier may be a 1x1 convolution with a bias (MobileNet v1/V3): classes are read from its kernel.
+    public var kerasConvHead = false
+    /// Keras's `Flatten` before the first linear layer (VGG); nil for adaptive pooling.
+    public var flatten: FlattenInput?
+    /// Padding of the strided convolutions when a Keras model was built for a fixed input size (MobileNetV3's
+    /// `correct_pad` follows TF "same" then); nil when it does not change.
+    public var fixedInputStridedPadding: PaddingConvention?
+    /// How torchvision initialises the family's linear layers.
+    public var torchvisionLinearInit: LinearInit = .normal(std: 0.01)
+
+    /// No quirks.
+    public init() {}
+
+    /// These quirks with one of them set: `SourceQuirks().with(\.kerasConvHead, true)`.
+    public func with<T>(_ quirk: WritableKeyPath<SourceQuirks, T>, _ value: T) -> SourceQuirks {
+        var q = self
+        q[keyPath: quirk] = value
+        return q
+    }
+}
+
+/// One architecture family: everything the zoo knows about it, in one value.
+///
+/// A family owns its catalogue names and their presets (per flavour), the JSON fields of its
+/// configuration (`zoo.config`), its validation, its graph builder and its source quirks. The zoo
+/// finds families through `ArchitectureRegistry`; adding one is a new type conforming to this
+/// protocol, registered there (docs/architecture.md, "Adding a family").
+public protocol ArchitectureFamily: Sendable {
+    /// The identifier written to files.
+    var id: Family { get }
+    /// The family's name for people (`VGG`, `MobileNetV3`); the identifier by default.
+    var title: String { get }
+    /// Catalogue names, in catalogue order.
+    var names: [String] { get }
+    /// The flavours one of `names` exists in (the first is its default); empty for another name.
+    func flavours(of name: String) -> [Flavour]
+    /// The preset of one of `names` in one of its flavours, every option at that flavour's value.
+    /// The registry checks the name and flavour first.
+    func preset(_ name: String, flavour: Flavour) throws -> ArchitectureConfig
+    /// The family's own `zoo.config` fields, in the order they are written (between `bn_eps` and `dropout`).
+    func encode(_ config: ArchitectureConfig) -> [(String, JSONValue)]
+    /// Reads the family's own fields present in `fields` into `config` (fields absent keep their value).
+    func decode(_ fields: ConfigFields, into config: inout ArchitectureConfig) throws
+    /// Checks the family's own options (the registry checked the common ones).
+    func validate(_ config: ArchitectureConfig) throws
+    /// Builds the layer graph of a validated configuration.
+    func graph(_ config: ArchitectureConfig) throws -> LayerGraph
+    /// What torchvision and Keras files of this family need.
+    var quirks: SourceQuirks { get }
+    /// The other widths of a width-multiplied name (`mobilenet_v2` -> `mobilenet_v2_035`, ...), which an
+    /// explicit `--arch` also accepts; empty by default.
+    func widthSiblings(of name: String) -> [String]
+}
+
+extension ArchitectureFamily {
+    /// The identifier.
+    public var title: String { id.rawValue }
+
+    /// No width siblings.
+    public func widthSiblings(of name: String) -> [String] { [] }
+
+    /// No checks beyond the common ones.
+    public func validate(_ config: ArchitectureConfig) throws {}
+}
+
+/// Reads the fields of a `zoo.config` object with the zoo's checks (one-line errors naming the field).
+public struct ConfigFields: Sendable {
+    /// The configuration object.
+    public let json: JSONValue
+    /// The architecture name errors are reported under.
+    public let item: String
+
+    /// Wraps a configuration object.
+    public init(_ json: JSONValue, item: String) {
+        self.json = json
+        self.item = item
+    }
+
+    /// A present, non-null value.
+    func value(_ k: String) -> JSONValue? {
+        guard let v = json[k], v != .null else { return nil }
+        return v
+    }
+
+    /// True when the key is present (even as null).
+    public func contains(_ k: String) -> Bool { json[k] != nil }
+
+    /// A positive integer below 2^24.
+    public func int(_ k: String) throws -> Int? {
+        guard let v = value(k) else { return nil }
+        guard let i = v.intValue, i > 0, i < 1 << 24 else { throw ZooError(.badInput, "config field \(k) is not a positive integer: \(v)", item: item) }
+        return i
+    }
+
+    /// A finite non-negative number.
+    public func double(_ k: String) throws -> Double? {
+        guard let v = value(k) else { return nil }
+        guard let d = v.doubleValue, d.isFinite, d >= 0 else { throw ZooError(.badInput, "config field \(k) is not a number: \(v)", item: item) }
+        return d
+    }
+
+    /// A boolean.
+    public func bool(_ k: String) throws -> Bool? {
+        guard let v = value(k) else { return nil }
+        guard let b = v.boolValue else { throw ZooError(.badInput, "config field \(k) is not a boolean: \(v)", item: item) }
+        return b
+    }
+
+    /// An array of at most 64 integers in (0, 4096).
+    public func ints(_ k: String) throws -> [Int]? {
+        guard let v = value(k) else { return nil }
+        guard let a = v.arrayValue, a.count <= 64 else { throw ZooError(.badInput, "config field \(k) is not an array", item: item) }
+        return try a.map {
+            guard let i = $0.intValue, i > 0, i < 4096 else { throw ZooError(.badInput, "config field \(k) holds \($0)", item: item) }
+            return i
+        }
+    }
+
+    /// A padding rule.
+    public func padding(_ k: String) throws -> PaddingConvention? {
+        guard let v = value(k) else { return nil }
+        guard let s = v.stringValue, let p = PaddingConvention(rawValue: s) else { throw ZooError(.badInput, "config field \(k) is not a padding rule: \(v)", item: item) }
+        return p
+    }
+
+    /// A flavour name.
+    public func flavour(_ k: String) throws -> Flavour? {
+        guard let v = json[k]?.stringValue else { return nil }
+        guard let f = Flavour(rawValue: v) else { throw ZooError(.badInput, "config field \(k) is \(v)", item: item) }
+        return f
+    }
+
+    /// A string (any other value reads as absent).
+    public func string(_ k: String) -> String? { json[k]?.stringValue }
+
+    /// Integers as a JSON array (for `encode`).
+    public static func array(_ v: [Int]) -> JSONValue { .array(v.map { .int(Int64($0)) }) }
+}
+
+/// The architecture families the zoo knows, in catalogue order: the one place names, flavours and
+/// presets are looked up. Thread-safe.
+///
+/// `ArchitectureRegistry.current` is the registry every lookup uses: `shared` (the built-in
+/// families), unless a task runs with another one bound (`ArchitectureRegistry.$current.withValue(r) { ... }`),
+/// which lets a test add a family without other code running at the same time seeing it.
+public final class ArchitectureRegistry: @unchecked Sendable {
+    /// The built-in families, in catalogue order.
+    public static var builtIn: [any ArchitectureFamily] {
+        [ResNetFamily(), VGGFamily(), MobileNetV1Family(), MobileNetV2Family(), MobileNetV3Family()]
+    }
+
+    /// The process-wide registry (the built-in families, and any registered into it).
+    public static let shared = ArchitectureRegistry()
+
+    /// The registry lookups use: `shared` unless the current task bound another.
+    @TaskLocal public static var current: ArchitectureRegistry = .shared
+
+    private let lock = NSLock()
+    private var all: [any ArchitectureFamily] = []
+    private var byName: [String: Int] = [:]
+
+    /// A registry of the built-in families.
+    public convenience init() {
+        self.init(families: ArchitectureRegistry.builtIn)
+    }
+
+    /// A registry of `families` (names and identifiers must be unique; later duplicates are ignored).
+    public init(families: [any ArchitectureFamily]) {
+        for f in families { try? register(f) }
+    }
+
+    /// Adds a family. Throws when its identifier or one of its names is already registered.
+    public func register(_ family: any ArchitectureFamily) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        if all.contains(where: { $0.id == family.id }) {
+            throw ZooError(.usage, "family \(family.id.rawValue) is already registered", item: family.id.rawValue)
+        }
+        if let clash = family.names.first(where: { byName[$0] != nil }) {
+            throw ZooError(.usage, "architecture \(clash) is already registered", item: clash)
+        }
+        all.append(family)
+        for n in family.names { byName[n] = all.count - 1 }
+    }
+
+    /// A registry with the same families, to which more can be added without changing this one.
+    public func copy() -> ArchitectureRegistry { ArchitectureRegistry(families: families) }
+
+    /// Every family, in registration order.
+    public var families: [any ArchitectureFamily] {
+        lock.lock()
+        defer { lock.unlock() }
+        return all
+    }
+
+    /// The family with identifier `id`.
+    public func family(_ id: String) -> (any ArchitectureFamily)? { families.first { $0.id.rawValue == id } }
+
+    /// The family with identifier `id`.
+    public func family(_ id: Family) -> (any ArchitectureFamily)? { family(id.rawValue) }
+
+    /// The family of the architecture `name`; nil for a name no family has (never a guess).
+    public func family(named name: String) -> (any ArchitectureFamily)? {
+        lock.lock()
+        defer { lock.unlock() }
+        return byName[name].map { all[$0] }
+    }
+
+    /// Every architecture name, family by family in registration order.
+    public var names: [String] { families.flatMap(\.names) }
+
+    /// The flavours of `name` (the first is its default); empty for an unknown name.
+    public func flavours(of name: String) -> [Flavour] { family(named: name)?.flavours(of: name) ?? [] }
+
+    /// The configuration of `name` in `flavour`, with every option at that flavour's value.
+    public func preset(_ name: String, flavour: Flavour = .torchvision, classes: Int = 1000) throws -> ArchitectureConfig {
+        guard let family = family(named: name) else {
+            throw ZooError(.usage, "unknown architecture \"\(name)\"; `zoo list` shows the known names", item: name)
+        }
+        let have = family.flavours(of: name)
+        guard have.contains(flavour) else {
+            throw ZooError(.unsupported, "\(name) has no \(flavour.rawValue) flavour (available: \(have.map(\.rawValue).joined(separator: ", ")))", item: name)
+        }
+        var c = try family.preset(name, flavour: flavour)
+        c.classes = classes
+        return c
+    }
+
+    /// Catalogue names that exist in `flavour`.
+    public func names(in flavour: Flavour) -> [String] { names.filter { flavours(of: $0).contains(flavour) } }
+}
+
+/// The width multiplier a MobileNet name's suffix states (`_035` -> 0.35), 1 without one.
+func widthFromSuffix(_ name: String) -> Double {
+    for (s, w) in [("_025", 0.25), ("_035", 0.35), ("_050", 0.5), ("_075", 0.75), ("_130", 1.3), ("_140", 1.4)] where name.hasSuffix(s) { return w }
+    return 1.0
+}
