@@ -45,6 +45,8 @@ let package = Package(
         // Importers.
         .target(name: "ZooPyTorch", dependencies: ["ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooFormats", "CZlib"]),
         .target(name: "ZooHDF5", dependencies: ["ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooFormats", "CHDF5", "CZlib"]),
+        // The built-in importer list, defined once for the library and the fuzz targets.
+        .target(name: "ZooImporters", dependencies: ["ZooFormats", "ZooPyTorch", "ZooHDF5"]),
         // The process ZooHDF5 reads a file in first, so that libhdf5 crashing on it harms nothing.
         // Also run by `zoo` itself (its hidden `hdf5-probe` subcommand); this executable is for
         // programs using the library (shipped beside them, or named by ZOO_HDF5_PROBE).
@@ -65,7 +67,7 @@ let package = Package(
         .target(name: "ModelZooRuntime", dependencies: ["ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooFormats", "ZooArchitectures", "ZooKernels", "ZooRuntime"]),
         // The public umbrella library.
         .target(name: "ModelZoo", dependencies: [
-            "ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooFormats", "ZooPyTorch", "ZooHDF5", "ZooArchitectures", "ZooMapping",
+            "ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooFormats", "ZooPyTorch", "ZooHDF5", "ZooImporters", "ZooArchitectures", "ZooMapping",
             "ZooKernels", "ZooRuntime", "ZooImages", "ZooFetch",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
@@ -77,7 +79,7 @@ let package = Package(
         // Fuzzing (docs/security.md): the targets as a library (replayed by the tests) and the
         // libFuzzer / replay executable (not a product: built here by tools/fuzz.sh as `ZooFuzz`).
         // Sanitizer flags are given on the command line by tools/fuzz.sh.
-        .target(name: "ZooFuzzTargets", dependencies: ["ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooFormats", "ZooPyTorch", "ZooHDF5", "ZooImages"]),
+        .target(name: "ZooFuzzTargets", dependencies: ["ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooFormats", "ZooPyTorch", "ZooHDF5", "ZooImporters", "ZooImages"]),
         .executableTarget(name: "ZooFuzz", dependencies: ["ZooFuzzTargets"]),
 
         // Tests. ZooTestSupport finds the repository, the fixtures and the Python reference environment.
@@ -93,7 +95,7 @@ let package = Package(
         .testTarget(name: "ZooImagesTests", dependencies: ["ZooImages", "ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooTestSupport", "CJPEG"]),
         .testTarget(name: "ZooFetchTests", dependencies: ["ZooFetch", "ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooTestSupport"]),
         .testTarget(name: "HardeningTests", dependencies: [
-            "ZooFuzzTargets", "ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooFormats", "ZooPyTorch", "ZooArchitectures", "ZooRuntime", "ZooTestSupport",
+            "ZooFuzzTargets", "ZooImporters", "ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooFormats", "ZooPyTorch", "ZooArchitectures", "ZooRuntime", "ZooTestSupport",
         ]),
         .testTarget(name: "CLITests", dependencies: ["ModelZoo", "ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooFormats", "ZooTestSupport"]),
         .testTarget(name: "FamilyExtensionTests", dependencies: ["ModelZoo", "ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooFormats", "ZooTestSupport"]),

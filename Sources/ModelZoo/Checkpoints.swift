@@ -5,13 +5,14 @@
 @_exported import ZooFormats
 @_exported import ZooPyTorch
 @_exported import ZooHDF5
+@_exported import ZooImporters
 
 /// Entry points for reading any checkpoint file ModelZoo understands.
 public enum Checkpoints {
     /// The importers `read` chooses from, by sniffing a file's bytes: safetensors, PyTorch (zip,
     /// legacy, TorchScript), HDF5 and `.npy`, in this order (the order the unknown-format message
     /// names them in). `register(_:)` adds more.
-    public static let importers = ImporterRegistry([SafetensorsImporter(), PyTorchImporter(), HDF5Importer(), NPYImporter()])
+    public static let importers = BuiltInImporters.registry()
 
     /// Adds an importer (or replaces the registered one with the same `id`): from then on `read`,
     /// and so `Converter.plan`, `zoo inspect` and `zoo convert`, read its files.

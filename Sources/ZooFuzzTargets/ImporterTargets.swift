@@ -5,6 +5,7 @@ import Darwin
 #endif
 import ZooFormats
 import ZooHDF5
+import ZooImporters
 import ZooImages
 import ZooPyTorch
 import ZooErrors
@@ -44,10 +45,14 @@ extension FuzzTargets {
         }
     }
 
-    /// The checkpoint importers as `Checkpoints.importers` (ModelZoo) registers them, in the same order:
+    /// The checkpoint importers, built from the same list as `Checkpoints.importers` (ModelZoo):
     /// every importer target first runs the detection over them (sniffing runs on every file a user
     /// opens, so it is fuzzed too), then reads with its own importer through `CheckpointImporter`.
-    static let registry = ImporterRegistry([SafetensorsImporter(), PyTorchImporter(), HDF5Importer(), NPYImporter()])
+    static let registry = BuiltInImporters.registry()
+
+    /// The fuzz target that reads each built-in importer's files (importer id -> target name).
+    /// `FuzzRegressionTests` checks that every importer of `BuiltInImporters.all` has one.
+    public static let targetOfImporter: [String: String] = ["safetensors": "safetensors", "pytorch": "torch", "hdf5": "hdf5", "npy": "npy"]
 
     /// The importers' options with the fuzz caps (`smallCaps`); defaults otherwise.
     static let importOptions: ImportOptions = {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import ZooFuzzTargets
+import ZooImporters
 import ZooErrors
 import ZooTestSupport
 
@@ -27,6 +28,19 @@ import ZooTestSupport
             #expect(FileManager.default.fileExists(atPath: dir, isDirectory: &isDir) && isDir.boolValue,
                     "missing \(dir)")
         }
+    }
+
+    /// Every importer a user's files are read by is fuzzed: each built-in importer names an existing
+    /// target (and a made-up importer id has none, so the lookup itself is checked).
+    @Test func everyBuiltInImporterHasATarget() {
+        let ids = BuiltInImporters.all.map(\.id)
+        #expect(ids.count == 4, "\(ids)")
+        for id in ids {
+            let target = FuzzTargets.targetOfImporter[id]
+            #expect(target.map { Self.targetNames.contains($0) } == true, "importer \(id) has no fuzz target")
+        }
+        #expect(FuzzTargets.targetOfImporter["made-up"] == nil)
+        #expect(Set(FuzzTargets.targetOfImporter.keys) == Set(ids), "a fuzz target names an importer that is not built in")
     }
 
     /// The regression folder of a target may hold only `.keep` (nothing was ever flagged there), so the
