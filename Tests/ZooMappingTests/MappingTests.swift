@@ -105,6 +105,12 @@ struct MappingTests {
             let chain = LayoutTransform.flattenHWCToLinear(h: h, w: w, c: c)
             #expect(chain.steps.count == 2 && chain.outputShape(fc1.shape) == [out, h * w * c])
             #expect(try chain.apply(fc1, item: "fc1").bitwiseEqual(fused))
+            // Its steps fold into one view: the walk of the fused (h, w, c, out) -> (out, c, h, w) permutation, one copy.
+            var view = StridedGather(fc1.shape)
+            for step in chain.steps { #expect(step.rearrange(&view)) }
+            let walk = zip(view.dims, view.strides).filter { $0.0 != 1 }.map { [$0.0, $0.1] }
+            let fusedWalk = zip([out, c, h, w], [1, out, w * c * out, c * out]).filter { $0.0 != 1 }.map { [$0.0, $0.1] }
+            #expect(walk == fusedWalk && view.shape == [out, h * w * c])
             // The same chain spelt step by step with `then`.
             let spelt = LayoutTransform([PermuteAxes([1, 0])]).then(SplitAxis(1, into: [h, w, c])).then(PermuteAxes([0, 3, 1, 2])).then(MergeAxes(1..<4))
             #expect(try spelt.apply(fc1, item: "fc1").bitwiseEqual(fused))
