@@ -87,6 +87,74 @@ struct MappingTests {
         #expect(throws: ZooError.self) { try LayoutTransform.conv1x1ToLinear.apply(k, item: "k") }
     }
 
+    @Test("Layout steps chain like adapters: the Keras chains equal the fused permutations on random data, in one copy")
+    func layoutChains() throws {
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func random(_ dtype: DType, _ shape: [Int]) throws -> Tensor {
+            let n = shape.reduce(1, *) * dtype.byteSize
+            return try Tensor(dtype: dtype, shape: shape, bytes: (0..<n).map { _ in
+                state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                return UInt8(truncatingIfNeeded: state >> 56)
+            })
+        }
+        func address(_ t: Tensor) -> UnsafeRawPointer? { t.withUnsafeBytes { $0.baseAddress } }
+        for (dtype, (h, w, c, out)) in zip([DType.f32, .f16, .f64, .u8], [(3, 5, 4, 7), (2, 2, 6, 3), (7, 7, 2, 5), (1, 4, 3, 2)]) {
+            // VGG fc1: the Dense transpose then the hwc -> chw column step, against the old fused permutation.
+            let fc1 = try random(dtype, [h * w * c, out])
+            let fused = try WeightTransforms.permute(fc1.reshaped([h, w, c, out]), [3, 2, 0, 1]).reshaped([out, c * h * w])
+            let chain = LayoutTransform.flattenHWCToLinear(h: h, w: w, c: c)
+            #expect(chain.steps.count == 2 && chain.outputShape(fc1.shape) == [out, h * w * c])
+            #expect(try chain.apply(fc1, item: "fc1").bitwiseEqual(fused))
+            // Its steps fold into one view: the walk of the fused (h, w, c, out) -> (out, c, h, w) permutation, one copy.
+            var view = StridedGather(fc1.shape)
+            for step in chain.steps { #expect(step.rearrange(&view)) }
+            let walk = zip(view.dims, view.strides).filter { $0.0 != 1 }.map { [$0.0, $0.1] }
+            let fusedWalk = zip([out, c, h, w], [1, out, w * c * out, c * out]).filter { $0.0 != 1 }.map { [$0.0, $0.1] }
+            #expect(walk == fusedWalk && view.shape == [out, h * w * c])
+            // The same chain spelt step by step with `then`.
+            let spelt = LayoutTransform([PermuteAxes([1, 0])]).then(SplitAxis(1, into: [h, w, c])).then(PermuteAxes([0, 3, 1, 2])).then(MergeAxes(1..<4))
+            #expect(try spelt.apply(fc1, item: "fc1").bitwiseEqual(fused))
+            // Depthwise (kh, kw, c, m) and 1x1 heads against the old permute-then-reshape.
+            let dw = try random(dtype, [h, w, c, 2])
+            let dwFused = try WeightTransforms.permute(dw, [2, 3, 0, 1]).reshaped([c * 2, 1, h, w])
+            #expect(LayoutTransform.depthwiseToOIHW.outputShape(dw.shape) == [c * 2, 1, h, w])
+            #expect(try LayoutTransform.depthwiseToOIHW.apply(dw, item: "dw").bitwiseEqual(dwFused))
+            let head = try random(dtype, [1, 1, c, out])
+            let headFused = try WeightTransforms.permute(head.reshaped([c, out]), [1, 0])
+            #expect(try LayoutTransform.conv1x1ToLinear.apply(head, item: "head").bitwiseEqual(headFused))
+            // Steps that keep the bytes in order copy nothing: identity, and a split undone by a merge.
+            #expect(address(try LayoutTransform.identity.apply(fc1, item: "id")) == address(fc1))
+            let inPlace = try LayoutTransform([SplitAxis(0, into: [h, w, c]), MergeAxes(0..<3)]).apply(fc1, item: "split")
+            #expect(inPlace.shape == fc1.shape && address(inPlace) == address(fc1))
+            // Negative controls: the column step before the transpose does not fit a non-square kernel, and
+            // on a square one it permutes the wrong axis; without the column step, or with (c, w, h) columns, the bytes differ.
+            let wrongOrder = LayoutTransform([PermuteLinearInputsHWCToCHW(h: h, w: w, c: c), PermuteAxes([1, 0])])
+            #expect(wrongOrder.outputShape(fc1.shape) == nil)
+            #expect(throws: ZooError.self) { try wrongOrder.apply(fc1, item: "fc1") }
+            let square = try random(dtype, [h * w * c, h * w * c])
+            let squareFused = try WeightTransforms.permute(square.reshaped([h, w, c, h * w * c]), [3, 2, 0, 1]).reshaped(square.shape)
+            #expect(try chain.apply(square, item: "sq").bitwiseEqual(squareFused))
+            #expect(try !wrongOrder.apply(square, item: "sq").bitwiseEqual(squareFused))
+            #expect(try !LayoutTransform.denseToLinear.apply(fc1, item: "fc1").bitwiseEqual(fused))
+            let wrongColumns = LayoutTransform([PermuteAxes([1, 0]), SplitAxis(1, into: [h, w, c]), PermuteAxes([0, 3, 2, 1]), MergeAxes(1..<4)])
+            #expect(try wrongColumns.apply(fc1, item: "fc1").bitwiseEqual(fused) == (h == 1 || w == 1))
+        }
+        // A step that is no view (here: reversing the rows) gets the data moved so far, and the chain goes on after it.
+        struct ReverseRows: LayoutStep {
+            func outputShape(_ shape: [Int]) -> [Int]? { shape.count == 2 ? shape : nil }
+            func rearrange(_ view: inout StridedGather) -> Bool { false }
+            func apply(_ t: Tensor, item: String) throws -> Tensor {
+                let row = t.shape[1] * t.dtype.byteSize
+                let b = t.bytes
+                return try Tensor(dtype: t.dtype, shape: t.shape, bytes: stride(from: b.count - row, through: 0, by: -row).flatMap { b[$0..<($0 + row)] })
+            }
+            var description: String { "reverse rows" }
+        }
+        let t = try Tensor(shape: [2, 3], floats: [1, 2, 3, 4, 5, 6])
+        let mixed = try LayoutTransform([PermuteAxes([1, 0]), ReverseRows(), PermuteAxes([1, 0])]).apply(t, item: "t")
+        #expect(mixed.shape == [2, 3] && floats(mixed) == [3, 2, 1, 6, 5, 4])
+    }
+
     @Test("Keras: every application's layers (tf_keras and Keras 3) map completely onto our Keras graphs, by layer order")
     func kerasSpecs() throws {
         let s = try specs()
