@@ -63,4 +63,60 @@ public enum KernelBackend {
 
     /// Makes sure the BLAS runs single-threaded per call (ZooKernels threads on its own).
     public static func prepare() { _ = BLAS.configured }
+
+    /// The linked BLAS's name: `OpenBLAS` on Linux, `Accelerate` on Apple platforms.
+    public static var blasName: String {
+        #if canImport(Accelerate)
+        return "Accelerate"
+        #else
+        return "OpenBLAS"
+        #endif
+    }
+
+    /// What the loaded OpenBLAS says it was built as (`openblas_get_config()`: version, DYNAMIC_ARCH,
+    /// core, MAX_THREADS), or nil with Accelerate.
+    public static var blasConfig: String? {
+        #if canImport(Accelerate)
+        return nil
+        #else
+        guard let config = openblas_get_config() else { return nil }
+        return String(cString: config)
+        #endif
+    }
+
+    /// The CPU kernel the loaded OpenBLAS chose for this machine (`openblas_get_corename()`, e.g.
+    /// `Haswell`, `SkylakeX`, `Zen`), or nil with Accelerate.
+    public static var blasCoreName: String? {
+        #if canImport(Accelerate)
+        return nil
+        #else
+        guard let name = openblas_get_corename() else { return nil }
+        return String(cString: name)
+        #endif
+    }
+
+    /// The threads OpenBLAS uses per call (`openblas_get_num_threads()`, after ZooKernels pinned it
+    /// to 1), or nil with Accelerate.
+    public static var blasThreads: Int? {
+        #if canImport(Accelerate)
+        return nil
+        #else
+        _ = BLAS.configured
+        return Int(openblas_get_num_threads())
+        #endif
+    }
+
+    /// The instruction set ZooKernels' own code (pooling, activations, depthwise and direct
+    /// convolutions: Swift `SIMD8<Float>`) is compiled for. The package passes no `-march`/`-mcpu`
+    /// flag and the kernels have no run-time dispatch, so this is the compiler's baseline for the
+    /// target architecture; GEMM goes through the BLAS, which dispatches at run time (`blasCoreName`).
+    public static var kernelISA: String {
+        #if arch(x86_64)
+        return "x86-64 baseline (SSE2): Swift SIMD compiled without -march, no run-time dispatch; GEMM in the BLAS"
+        #elseif arch(arm64)
+        return "arm64 baseline (NEON): Swift SIMD compiled without -mcpu, no run-time dispatch; GEMM in the BLAS"
+        #else
+        return "the compiler's baseline for this architecture (no run-time dispatch); GEMM in the BLAS"
+        #endif
+    }
 }
