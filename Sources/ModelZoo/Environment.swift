@@ -91,7 +91,7 @@ public struct EnvironmentReport: Codable, Sendable, Equatable {
     /// `ZOO_HOME`/`XDG_CACHE_HOME`/`HOME`).
     public static func gather(environment: [String: String] = ProcessInfo.processInfo.environment) -> EnvironmentReport {
         let commit = Self.commit(environment: environment)
-        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let cpuinfo = readWhole("/proc/cpuinfo") ?? ""
         let cache: (folder: String, bytes: Int, files: Int)
         do {
             let root = try ModelCache(environment: environment).root
@@ -176,7 +176,7 @@ public struct EnvironmentReport: Codable, Sendable, Equatable {
     }
 
     private static func operatingSystem() -> String {
-        if let release = try? String(contentsOfFile: "/etc/os-release", encoding: .utf8) {
+        if let release = readWhole("/etc/os-release") {
             for line in release.split(separator: "\n") where line.hasPrefix("PRETTY_NAME=") {
                 return String(line.dropFirst("PRETTY_NAME=".count)).trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))
             }
@@ -216,7 +216,7 @@ public struct EnvironmentReport: Codable, Sendable, Equatable {
     }
 
     private static func loadedLibraries() -> [String] {
-        guard let maps = try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8) else { return [] }
+        guard let maps = readWhole("/proc/self/maps") else { return [] }
         var seen: [String] = []
         for line in maps.split(separator: "\n") {
             guard let slash = line.firstIndex(of: "/") else { continue }
@@ -227,6 +227,23 @@ public struct EnvironmentReport: Codable, Sendable, Equatable {
             seen.append(path)
         }
         return seen
+    }
+
+    /// A whole file read to its end with `read(2)`: /proc files report size 0, and Foundation's
+    /// `String(contentsOfFile:)` stops after the first 4 KB of them.
+    static func readWhole(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while bytes.count < 64 << 20 {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else { break }
+            bytes += chunk[0..<n]
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Total size and count of the regular files under `root` (symbolic links are not followed).
