@@ -91,6 +91,7 @@ public struct EnvironmentReport: Codable, Sendable, Equatable {
     /// `ZOO_HOME`/`XDG_CACHE_HOME`/`HOME`).
     public static func gather(environment: [String: String] = ProcessInfo.processInfo.environment) -> EnvironmentReport {
         let commit = Self.commit(environment: environment)
+        let openBLAS = KernelBackend.openBLAS
         let cpuinfo = readWhole("/proc/cpuinfo") ?? ""
         let cache: (folder: String, bytes: Int, files: Int)
         do {
@@ -106,8 +107,8 @@ public struct EnvironmentReport: Codable, Sendable, Equatable {
             cpuModel: cpuinfoValue(cpuinfo, "model name") ?? "unknown",
             cpuCores: ProcessInfo.processInfo.processorCount, cpuCoresActive: ProcessInfo.processInfo.activeProcessorCount,
             cpuISAFlags: isaFlags(cpuinfo: cpuinfo), kernelISA: KernelBackend.kernelISA,
-            blas: KernelBackend.blasName, blasConfig: KernelBackend.blasConfig, blasCore: KernelBackend.blasCoreName,
-            blasThreads: KernelBackend.blasThreads, onednn: "not used (not linked)",
+            blas: KernelBackend.blasName, blasConfig: openBLAS?.config, blasCore: openBLAS?.coreName,
+            blasThreads: openBLAS?.threads, onednn: "not used (not linked)",
             libhdf5: HDF5ProbeTool.libraryVersion, libpng: ImageLibraries.pngVersion, libjpegTurbo: ImageLibraries.jpegTurboVersion,
             loadedLibraries: loadedLibraries(), hdf5Probe: HDF5ProbeTool.probeInUse,
             cacheFolder: cache.folder, cacheBytes: cache.bytes, cacheFiles: cache.files)

@@ -73,43 +73,22 @@ public enum KernelBackend {
         #endif
     }
 
-    /// What the loaded OpenBLAS says it was built as (`openblas_get_config()`: version, DYNAMIC_ARCH,
-    /// core, MAX_THREADS), or nil with Accelerate.
-    public static var blasConfig: String? {
-        #if canImport(Accelerate)
-        return nil
-        #else
-        guard let config = openblas_get_config() else { return nil }
-        return String(cString: config)
-        #endif
-    }
-
-    /// The CPU kernel the loaded OpenBLAS chose for this machine (`openblas_get_corename()`, e.g.
-    /// `Haswell`, `SkylakeX`, `Zen`), or nil with Accelerate.
-    public static var blasCoreName: String? {
-        #if canImport(Accelerate)
-        return nil
-        #else
-        guard let name = openblas_get_corename() else { return nil }
-        return String(cString: name)
-        #endif
-    }
-
-    /// The threads OpenBLAS uses per call (`openblas_get_num_threads()`, after ZooKernels pinned it
-    /// to 1), or nil with Accelerate.
-    public static var blasThreads: Int? {
+    /// What the loaded OpenBLAS reports about itself, or nil with Accelerate.
+    public static var openBLAS: OpenBLASDetails? {
         #if canImport(Accelerate)
         return nil
         #else
         _ = BLAS.configured
-        return Int(openblas_get_num_threads())
+        return OpenBLASDetails(config: openblas_get_config().map { String(cString: $0) },
+                               coreName: openblas_get_corename().map { String(cString: $0) },
+                               threads: Int(openblas_get_num_threads()))
         #endif
     }
 
     /// The instruction set ZooKernels' own code (pooling, activations, depthwise and direct
     /// convolutions: Swift `SIMD8<Float>`) is compiled for. The package passes no `-march`/`-mcpu`
     /// flag and the kernels have no run-time dispatch, so this is the compiler's baseline for the
-    /// target architecture; GEMM goes through the BLAS, which dispatches at run time (`blasCoreName`).
+    /// target architecture; GEMM goes through the BLAS, which dispatches at run time (`openBLAS`).
     public static var kernelISA: String {
         #if arch(x86_64)
         return "x86-64 baseline (SSE2): Swift SIMD compiled without -march, no run-time dispatch; GEMM in the BLAS"
@@ -119,4 +98,15 @@ public enum KernelBackend {
         return "the compiler's baseline for this architecture (no run-time dispatch); GEMM in the BLAS"
         #endif
     }
+}
+
+/// What the loaded OpenBLAS says about itself (for `zoo env`).
+public struct OpenBLASDetails: Sendable, Equatable {
+    /// Its build configuration (`openblas_get_config()`: version, DYNAMIC_ARCH, core, MAX_THREADS).
+    public var config: String?
+    /// The CPU kernel it chose for this machine at load time (`openblas_get_corename()`, e.g.
+    /// `Haswell`, `SkylakeX`, `Cooperlake`).
+    public var coreName: String?
+    /// The threads it uses per call (`openblas_get_num_threads()`, 1 once ZooKernels pinned it).
+    public var threads: Int
 }
