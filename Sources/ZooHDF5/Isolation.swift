@@ -258,6 +258,23 @@ public enum HDF5ProbeTool {
     /// The descriptor ZooHDF5 passes the result file as.
     public static let outputDescriptor: Int32 = 3
 
+    /// The version of the libhdf5 loaded in this process (`H5get_libversion`, e.g. `1.10.8`).
+    public static var libraryVersion: String { H5Library.version }
+
+    /// How this process reads HDF5 files: the probe executable it starts (its path, followed by
+    /// the arguments it passes first, e.g. `/usr/bin/zoo hdf5-probe`), `fork` for the fork fallback,
+    /// or `in-process` off Linux. Chosen once per process (see `Isolation`).
+    public static var probeInUse: String {
+        #if os(Linux)
+        switch Isolation.runner {
+        case .helper(let path, let leading): return ([path] + leading).joined(separator: " ")
+        case .fork: return "fork"
+        }
+        #else
+        return "in-process"
+        #endif
+    }
+
     /// Makes the running executable its own probe: ZooHDF5 then starts it with `arguments` before
     /// the probe's own, and the executable must hand what follows them to `main` (as `zoo` does for
     /// `zoo hdf5-probe ...`), so that a tool is one binary. `ZOO_HDF5_PROBE` still comes first. Call

@@ -63,4 +63,50 @@ public enum KernelBackend {
 
     /// Makes sure the BLAS runs single-threaded per call (ZooKernels threads on its own).
     public static func prepare() { _ = BLAS.configured }
+
+    /// The linked BLAS's name: `OpenBLAS` on Linux, `Accelerate` on Apple platforms.
+    public static var blasName: String {
+        #if canImport(Accelerate)
+        return "Accelerate"
+        #else
+        return "OpenBLAS"
+        #endif
+    }
+
+    /// What the loaded OpenBLAS reports about itself, or nil with Accelerate.
+    public static var openBLAS: OpenBLASDetails? {
+        #if canImport(Accelerate)
+        return nil
+        #else
+        _ = BLAS.configured
+        return OpenBLASDetails(config: openblas_get_config().map { String(cString: $0) },
+                               coreName: openblas_get_corename().map { String(cString: $0) },
+                               threads: Int(openblas_get_num_threads()))
+        #endif
+    }
+
+    /// The instruction set ZooKernels' own code (pooling, activations, depthwise and direct
+    /// convolutions: Swift `SIMD8<Float>`) is compiled for. The package passes no `-march`/`-mcpu`
+    /// flag and the kernels have no run-time dispatch, so this is the compiler's baseline for the
+    /// target architecture; GEMM goes through the BLAS, which dispatches at run time (`openBLAS`).
+    public static var kernelISA: String {
+        #if arch(x86_64)
+        return "x86-64 baseline (SSE2): Swift SIMD compiled without -march, no run-time dispatch; GEMM in the BLAS"
+        #elseif arch(arm64)
+        return "arm64 baseline (NEON): Swift SIMD compiled without -mcpu, no run-time dispatch; GEMM in the BLAS"
+        #else
+        return "the compiler's baseline for this architecture (no run-time dispatch); GEMM in the BLAS"
+        #endif
+    }
+}
+
+/// What the loaded OpenBLAS says about itself (for `zoo env`).
+public struct OpenBLASDetails: Sendable, Equatable {
+    /// Its build configuration (`openblas_get_config()`: version, DYNAMIC_ARCH, core, MAX_THREADS).
+    public var config: String?
+    /// The CPU kernel it chose for this machine at load time (`openblas_get_corename()`, e.g.
+    /// `Haswell`, `SkylakeX`, `Cooperlake`).
+    public var coreName: String?
+    /// The threads it uses per call (`openblas_get_num_threads()`, 1 once ZooKernels pinned it).
+    public var threads: Int
 }
