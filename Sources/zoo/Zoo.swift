@@ -8,7 +8,7 @@ struct Zoo: ParsableCommand {
         commandName: "zoo",
         abstract: "Pretrained image backbones for Swift: convert, inspect and run checkpoints.",
         version: "0.1.0",
-        subcommands: [Inspect.self, Convert.self, List.self, Info.self, Bench.self, Run.self, Fetch.self, Predict.self, Features.self, Init.self, HDF5Probe.self]
+        subcommands: [Inspect.self, Convert.self, List.self, Info.self, Bench.self, Run.self, Fetch.self, Cache.self, Predict.self, Features.self, Init.self, HDF5Probe.self]
     )
 
     /// Runs the tool with ModelZoo's error discipline (docs/cli.md): one `zoo: ...` line on
