@@ -11,7 +11,8 @@ struct Cache: ParsableCommand {
         converted checkpoints (NAME-TAG.safetensors), downloads/ the published files and interrupted \
         downloads (.part). Symbolic links in the cache are listed and removed as links, never followed.
         """,
-        subcommands: [CacheList.self, CacheRemove.self, CachePrune.self]
+        subcommands: [CacheList.self, CacheRemove.self, CachePrune.self],
+        defaultSubcommand: CacheList.self
     )
 }
 
@@ -79,7 +80,7 @@ struct CachePrune: ParsableCommand {
         abstract: "Remove partial downloads and temporary files; with --older-than, also models and downloads unused for that many days."
     )
 
-    @Option(name: .customLong("older-than"), help: "Also remove models and downloads not used or modified for this many days.")
+    @Option(name: .customLong("older-than"), help: ArgumentHelp("Also remove models and downloads not used or modified for this many days.", valueName: "days"))
     var olderThan: Double?
 
     @OptionGroup var location: CacheDirectoryOption
