@@ -19,8 +19,8 @@ public struct CachedFile: Sendable, Equatable, Codable {
     public var bytes: Int
     /// The modification time, ISO 8601 in UTC (`2026-12-03T21:40:00Z`).
     public var modified: String
-    /// The underlying cache file.
-    public var entry: ModelCache.File
+    /// The cache file listed (nil in a decoded listing).
+    var entry: ModelCache.File?
 
     enum CodingKeys: String, CodingKey { case kind, name, tag, file, path, bytes, modified }
 
@@ -36,7 +36,7 @@ public struct CachedFile: Sendable, Equatable, Codable {
         modified = CachedFile.iso8601(entry.modified)
     }
 
-    /// Decodes a listing (the `entry` is rebuilt from the fields; its times are the modification time).
+    /// Decodes an entry of `zoo cache list --json`.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         kind = try c.decode(ModelCache.File.Kind.self, forKey: .kind)
@@ -46,10 +46,7 @@ public struct CachedFile: Sendable, Equatable, Codable {
         path = try c.decode(String.self, forKey: .path)
         bytes = try c.decode(Int.self, forKey: .bytes)
         modified = try c.decode(String.self, forKey: .modified)
-        let parts = file.split(separator: "/", maxSplits: 1).map(String.init)
-        let seconds = ISO8601DateFormatter().date(from: modified)?.timeIntervalSince1970 ?? 0
-        entry = ModelCache.File(kind: kind, folder: parts.first ?? "", fileName: parts.last ?? "", path: path, bytes: bytes,
-                                modified: seconds, lastUsed: seconds, isSymbolicLink: false)
+        entry = nil
     }
 
     /// Encodes the documented fields (`tag` is `null` when absent).
@@ -138,14 +135,15 @@ extension Pretrained {
         let listing = try cacheContents(cache)
         let matches = listing.files.filter { f in
             guard f.kind != .temporary else { return false }
-            if f.name == name || f.entry.fileName == name { return true }
+            let fileName = f.entry?.fileName
+            if f.name == name || fileName == name { return true }
             if let tag = f.tag, modelName(f.name, tag: tag) == name { return true }
-            return f.kind == .model && f.entry.fileName == name + ".safetensors"
+            return f.kind == .model && fileName == name + ".safetensors"
         }
         guard !matches.isEmpty else {
             throw ZooError(.usage, "\(name) is not in the cache \(cache.root) (`zoo cache list`)", item: name)
         }
-        for f in matches { try cache.remove(f.entry) }
+        for f in matches { if let e = f.entry { try cache.remove(e) } }
         return matches
     }
 
@@ -158,10 +156,10 @@ extension Pretrained {
         let doomed = try cacheContents(cache).files.filter { f in
             switch f.kind {
             case .partial, .temporary: return true
-            case .model, .download: return cutoff.map { f.entry.lastUsed < $0 } ?? false
+            case .model, .download: return cutoff.map { (f.entry?.lastUsed ?? .infinity) < $0 } ?? false
             }
         }
-        for f in doomed { try cache.remove(f.entry) }
+        for f in doomed { if let e = f.entry { try cache.remove(e) } }
         return doomed
     }
 }

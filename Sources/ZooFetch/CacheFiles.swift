@@ -42,19 +42,6 @@ extension ModelCache {
         /// Whether the entry is a symbolic link (never followed).
         public var isSymbolicLink: Bool
 
-        /// Describes a file of the cache (`files()` gives the real ones).
-        public init(kind: Kind, folder: String, fileName: String, path: String, bytes: Int, modified: Double,
-                    lastUsed: Double, isSymbolicLink: Bool) {
-            self.kind = kind
-            self.folder = folder
-            self.fileName = fileName
-            self.path = path
-            self.bytes = bytes
-            self.modified = modified
-            self.lastUsed = lastUsed
-            self.isSymbolicLink = isSymbolicLink
-        }
-
         /// The path relative to the cache's root: `models/resnet18-IMAGENET1K_V1.safetensors`.
         public var relativePath: String { folder + "/" + fileName }
     }

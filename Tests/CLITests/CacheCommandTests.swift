@@ -67,6 +67,13 @@ import ZooTestSupport
             return try TestSupport.zoo(arguments, environment: env)
         }
 
+        /// `zoo cache list --json`, decoded.
+        func listing() throws -> CacheListing {
+            let r = try zoo(["cache", "list", "--json"])
+            #expect(r.status == 0, "\(r.stderr)")
+            return try JSONDecoder().decode(CacheListing.self, from: Data(r.stdout.utf8))
+        }
+
         func remove() { try? FileManager.default.removeItem(atPath: root) }
     }
 
@@ -143,8 +150,7 @@ import ZooTestSupport
             #expect(r.stderr.split(separator: "\n").count == 1 && r.stderr.contains(name) && r.stderr.contains("not in the cache"), "\(r.stderr)")
             #expect(r.stdout.isEmpty)
         }
-        let after = try JSONDecoder().decode(CacheListing.self, from: Data(try f.zoo(["cache", "list", "--json"]).stdout.utf8))
-        #expect(after.files.count == 6)
+        #expect(try f.listing().files.count == 6)
     }
 
     @Test("cache rm never leaves the cache: paths, `..` and leading dots are refused; a symlink is removed, not its target")
@@ -169,8 +175,7 @@ import ZooTestSupport
 
         // A symbolic link in the cache pointing outside: listed with the link's own size, removed as a link.
         try FileManager.default.createSymbolicLink(atPath: f.root + "/models/linked.safetensors", withDestinationPath: victim)
-        let listing = try JSONDecoder().decode(CacheListing.self, from: Data(try f.zoo(["cache", "list", "--json"]).stdout.utf8))
-        let link = try #require(listing.files.first { $0.file == "models/linked.safetensors" })
+        let link = try #require(try f.listing().files.first { $0.file == "models/linked.safetensors" })
         #expect(link.bytes == victim.utf8.count)
         #expect(try f.zoo(["cache", "rm", "linked"]).status == 0)
         #expect(!f.exists("models/linked.safetensors") && FileManager.default.fileExists(atPath: victim))
@@ -212,7 +217,7 @@ import ZooTestSupport
             let hit = try f.zoo(args, env)
             #expect(hit.status == 0 && hit.stdout == cached + "\n", "\(hit.stderr)")
         }
-        let before = try JSONDecoder().decode(CacheListing.self, from: Data(try f.zoo(["cache", "list", "--json"]).stdout.utf8))
+        let before = try f.listing()
         let misses: [([String], [String: String])] = [
             (["fetch", "resnet34"], ["ZOO_OFFLINE": "1"]), (["fetch", "resnet34", "--offline"], [:]),
             (["fetch", "resnet18", "--offline", "--force"], [:]),
@@ -224,8 +229,7 @@ import ZooTestSupport
             #expect(miss.stderr.split(separator: "\n").count == 1 && miss.stderr.contains("offline"), "\(args): \(miss.stderr)")
             #expect(!miss.stderr.contains("127.0.0.1") && !miss.stderr.lowercased().contains("connect"), "\(miss.stderr)")
         }
-        let after = try JSONDecoder().decode(CacheListing.self, from: Data(try f.zoo(["cache", "list", "--json"]).stdout.utf8))
-        #expect(after.files.map(\.file) == before.files.map(\.file))
+        #expect(try f.listing().files.map(\.file) == before.files.map(\.file))
 
         // Offline name resolution finds the cached model (the file is not a real checkpoint, so
         // predict then fails on it, naming the cache's file rather than offline mode).

@@ -45,7 +45,7 @@ struct CacheList: ParsableCommand {
         }
         if !listing.files.isEmpty {
             let rows = listing.files.map { f in
-                [f.kind.rawValue, f.name, f.tag ?? "-", CLIOutput.bytes(f.bytes), CacheCommand.date(f.entry.modified), f.file]
+                [f.kind.rawValue, f.name, f.tag ?? "-", CLIOutput.bytes(f.bytes), CacheCommand.date(f.modified), f.file]
             }
             print(CLIOutput.table(["kind", "name", "tag", "size", "modified", "file"], rows, rightAligned: [3]), terminator: "")
         }
@@ -100,17 +100,16 @@ struct CachePrune: ParsableCommand {
 
 /// Output shared by the `cache` subcommands.
 enum CacheCommand {
-    /// `listing` as pretty JSON with sorted keys.
+    /// `value` as pretty JSON with sorted keys.
     static func json<T: Encodable>(_ value: T) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         return String(decoding: try encoder.encode(value), as: UTF8.self)
     }
 
-    /// `2026-12-03 21:40` (UTC).
-    static func date(_ seconds: Double) -> String {
-        let iso = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: seconds.rounded(.down)))
-        return String(iso.prefix(16)).replacingOccurrences(of: "T", with: " ")
+    /// `2026-12-03 21:40` (UTC) from `2026-12-03T21:40:35Z`.
+    static func date(_ iso8601: String) -> String {
+        String(iso8601.prefix(16)).replacingOccurrences(of: "T", with: " ")
     }
 
     /// `total: 3 files, 93.6 MB in /root` (or `removed: ...`).
