@@ -97,9 +97,7 @@ import ZooTestSupport
     func listJSON() throws {
         let f = try Fixture()
         defer { f.remove() }
-        let r = try f.zoo(["cache", "list", "--json"])
-        #expect(r.status == 0, "\(r.stderr)")
-        let listing = try JSONDecoder().decode(CacheListing.self, from: Data(r.stdout.utf8))
+        let listing = try f.listing()
         #expect(listing.cache == f.root)
         #expect(listing.totalBytes == 3000 + 2000 + 1500 + 700 + 50 + 10)
         #expect(listing.files.count == 6)
@@ -108,7 +106,7 @@ import ZooTestSupport
         let mine = try #require(listing.files.first { $0.file == "models/mine.safetensors" })
         #expect(mine.name == "mine" && mine.tag == nil)
         // The raw JSON has the documented keys, `tag` null when unknown.
-        let raw = try #require(try JSONValue.parse(r.stdout)["files"]?.arrayValue)
+        let raw = try #require(try JSONValue.parse(try f.zoo(["cache", "list", "--json"]).stdout)["files"]?.arrayValue)
         let rawMine = try #require(raw.first { $0["file"]?.stringValue == "models/mine.safetensors" })
         #expect(rawMine["tag"] == .null && rawMine["modified"]?.stringValue?.hasSuffix("Z") == true)
         // An empty cache is an empty list with a zero total.
