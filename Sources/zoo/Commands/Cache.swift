@@ -100,11 +100,11 @@ struct CachePrune: ParsableCommand {
 
 /// Output shared by the `cache` subcommands.
 enum CacheCommand {
-    /// `value` as pretty JSON with sorted keys.
+    /// `value` as JSON with sorted keys, laid out like the other commands' JSON (`JSONValue`).
     static func json<T: Encodable>(_ value: T) throws -> String {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(value), as: UTF8.self)
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return try JSONValue.parse(String(decoding: try encoder.encode(value), as: UTF8.self)).serialized(pretty: true)
     }
 
     /// `2026-12-03 21:40` (UTC) from `2026-12-03T21:40:35Z`.
