@@ -126,7 +126,8 @@ extension Pretrained {
     /// converted checkpoint, download and partial download; a cache name (`resnet18-IMAGENET1K_V1`)
     /// one weight set's; a file name of the cache that one file. Returns what was removed. A name
     /// with a folder, `.`/`..` or a leading dot is a usage error, and so is a name the cache does not
-    /// hold (nothing is removed then). Symbolic links are removed, never followed.
+    /// hold (nothing is removed then). Symbolic links are removed, never followed; a partial download
+    /// another process is downloading now is left alone.
     @discardableResult
     public static func removeCached(_ name: String, cache: ModelCache) throws -> [CachedFile] {
         if name.isEmpty || name.hasPrefix(".") || name.contains("/") || name.contains("\0") {
@@ -134,7 +135,7 @@ extension Pretrained {
         }
         let listing = try cacheContents(cache)
         let matches = listing.files.filter { f in
-            guard f.kind != .temporary else { return false }
+            guard f.kind != .temporary, !(f.entry.map(cache.isInUse) ?? false) else { return false }
             let fileName = f.entry?.fileName
             if f.name == name || fileName == name { return true }
             if let tag = f.tag, modelName(f.name, tag: tag) == name { return true }
@@ -147,7 +148,8 @@ extension Pretrained {
         return matches
     }
 
-    /// Removes the cache's leftovers (partial downloads, temporary files of interrupted writes) and,
+    /// Removes the cache's leftovers (partial downloads not being downloaded now, temporary files of
+    /// interrupted writes) and,
     /// with `olderThanDays`, also the models and downloads not used or modified for that long
     /// (the later of access and modification time). Returns what was removed.
     @discardableResult
@@ -155,7 +157,8 @@ extension Pretrained {
         let cutoff = days.map { now.timeIntervalSince1970 - $0 * 86400 }
         let doomed = try cacheContents(cache).files.filter { f in
             switch f.kind {
-            case .partial, .temporary: return true
+            case .partial: return !(f.entry.map(cache.isInUse) ?? false)
+            case .temporary: return true
             case .model, .download: return cutoff.map { (f.entry?.lastUsed ?? .infinity) < $0 } ?? false
             }
         }

@@ -79,6 +79,16 @@ extension ModelCache {
         return name.hasSuffix(Downloader.partialSuffix) ? .partial : .download
     }
 
+    /// Whether a partial download is being downloaded now: another process holds the exclusive lock
+    /// `Downloader` takes on it. Other files, and a file that cannot be opened, are not in use.
+    public func isInUse(_ file: File) -> Bool {
+        guard file.kind == .partial else { return false }
+        let fd = open(file.path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        return flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK
+    }
+
     /// Removes one file of the cache (a symbolic link is removed, not its target). Refuses anything
     /// that is not directly inside `models/` or `downloads/` of this cache.
     public func remove(_ file: File) throws {

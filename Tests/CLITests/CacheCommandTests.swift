@@ -202,6 +202,16 @@ import ZooTestSupport
         // Fresh files stay (the negative control of the age test).
         #expect(f.exists("models/resnet50-\(f.r50.tag).safetensors") && f.exists("models/mine.safetensors"))
 
+        // A partial download that another process is downloading (it holds the Downloader's lock) stays.
+        try f.write("downloads/\(f.r50.file).part", 300)
+        let fd = open(f.root + "/downloads/\(f.r50.file).part", O_RDWR)
+        #expect(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
+        let busy = try f.zoo(["cache", "prune"])
+        #expect(busy.status == 0 && f.exists("downloads/\(f.r50.file).part"), "\(busy.stdout)")
+        close(fd)
+        #expect(try f.zoo(["cache", "prune"]).status == 0)
+        #expect(!f.exists("downloads/\(f.r50.file).part"))
+
         let bad = try f.zoo(["cache", "prune", "--older-than", "-1"])
         #expect(bad.status == 1 && bad.stderr.contains("--older-than"), "\(bad.stderr)")
     }
