@@ -59,13 +59,20 @@ public enum Pretrained {
     @discardableResult
     /// A weight set without a published checksum (some Keras files) is refused unless
     /// `allowUnverified`; its SHA-256 is then still recorded in the checkpoint's `zoo.source`.
+    /// `offline` (default: `$ZOO_OFFLINE`, `offlineRequested`) uses only the cache: a weight set not
+    /// converted yet, `force` or a `source` is then a usage error, and no connection is opened.
     public static func fetch(_ name: String, tag: String? = nil, cache: ModelCache? = nil, source override: Source? = nil,
-                             force: Bool = false, allowUnverified: Bool = false,
+                             force: Bool = false, allowUnverified: Bool = false, offline: Bool = Pretrained.offlineRequested(),
                              progress: (@Sendable (DownloadProgress) -> Void)? = nil) throws -> String {
         let cache = try cache ?? ModelCache()
         let weights = try weights(name, tag: tag)
-        let output = try cache.modelPath(modelName(name, tag: weights.tag))
+        let cacheName = modelName(name, tag: weights.tag)
+        let output = try cache.modelPath(cacheName)
         if !force, FileManager.default.fileExists(atPath: output), override == nil { return output }
+        if offline {
+            let why = force ? "--force downloads again" : override != nil ? "--url downloads" : "\(cacheName) is not cached"
+            throw ZooError(.usage, "\(why) and offline mode is on (ZOO_OFFLINE or --offline): nothing was downloaded", item: name)
+        }
         let source = try override ?? source(of: weights)
         if source.checksum == nil, !allowUnverified {
             throw ZooError(.usage, "\(weights.file) has no published checksum, so the download cannot be verified; pass --unverified to accept it (its SHA-256 is recorded in the checkpoint)", item: name)
@@ -89,6 +96,9 @@ public enum Pretrained {
         if let entry = try? Catalogue.shared().entry(nameOrPath) {
             for w in entry.weights where cached.contains(modelName(nameOrPath, tag: w.tag)) {
                 return try cache.modelPath(modelName(nameOrPath, tag: w.tag))
+            }
+            if offlineRequested() {
+                throw ZooError(.usage, "no converted \(nameOrPath) in the cache \(cache.modelsDirectory), and offline mode is on (ZOO_OFFLINE): it is not cached and nothing was downloaded", item: nameOrPath)
             }
             throw ZooError(.usage, "no converted \(nameOrPath) in the cache \(cache.modelsDirectory); run `zoo fetch \(nameOrPath)` first", item: nameOrPath)
         }

@@ -34,6 +34,9 @@ struct Fetch: ParsableCommand {
     @Flag(help: "Accept weights that have no published checksum (some Keras files); their SHA-256 is recorded.")
     var unverified = false
 
+    @Flag(help: "Use only the cache, never the network (also $ZOO_OFFLINE=1): a weight set not cached yet is an error.")
+    var offline = false
+
     func validate() throws {
         if url != nil, checksum == nil { throw ValidationError("--url needs --checksum") }
         if checksum != nil, url == nil { throw ValidationError("--checksum goes with --url") }
@@ -49,7 +52,7 @@ struct Fetch: ParsableCommand {
         }
         let bar = ProgressBar(enabled: isatty(2) != 0)
         let path = try Pretrained.fetch(name, tag: weights, cache: cache, source: source, force: replace.force,
-                                        allowUnverified: unverified) { p in
+                                        allowUnverified: unverified, offline: offline || Pretrained.offlineRequested()) { p in
             bar.update(Int(p.bytesReceived), Int(p.totalBytes ?? 0))
         }
         bar.finish()

@@ -1,4 +1,3 @@
-import ArgumentParser
 import Foundation
 import ModelZoo
 
@@ -6,22 +5,12 @@ import ModelZoo
 /// ZooHDF5 reads an HDF5 file in, so that a file which crashes or hangs libhdf5 cannot harm the `zoo`
 /// that asked (docs/formats-hdf5.md). `zoo` is its own probe, so the tool is one binary; programs
 /// using the library ship the `zoo-hdf5-probe` executable instead (same arguments, same exit statuses).
-struct HDF5Probe: ParsableCommand {
+///
+/// It is not one of `Zoo`'s parsed subcommands: `runIfRequested` takes the command line before
+/// ArgumentParser sees it, so help, shell completion and the manual pages never list it.
+enum HDF5Probe {
     /// The subcommand's name, which ZooHDF5 passes before the probe's arguments.
     static let name = "hdf5-probe"
-
-    static let configuration = CommandConfiguration(
-        commandName: name,
-        abstract: "Read an HDF5 file for another zoo process (started by zoo itself, not by hand).",
-        shouldDisplay: false
-    )
-
-    @Argument(parsing: .captureForPassthrough, help: "The probe's arguments (see zoo-hdf5-probe).")
-    var arguments: [String] = []
-
-    func run() throws {
-        throw ExitCode(HDF5ProbeTool.main([CommandLine.arguments.first ?? "zoo"] + arguments))
-    }
 
     /// First thing in `zoo`: runs the probe and exits when the command line asks for it, before
     /// `zoo` installs any signal handler (the probe's verdict is how it ends: a crash must stay a
