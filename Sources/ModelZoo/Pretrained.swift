@@ -56,11 +56,11 @@ public enum Pretrained {
     /// Downloads (resuming, verifying), converts to the native format with the architecture's
     /// mapping, and caches weight set `tag` of `name`. Returns the native checkpoint's path.
     /// An already-converted cached checkpoint is returned as is.
-    @discardableResult
     /// A weight set without a published checksum (some Keras files) is refused unless
     /// `allowUnverified`; its SHA-256 is then still recorded in the checkpoint's `zoo.source`.
     /// `offline` (default: `$ZOO_OFFLINE`, `offlineRequested`) uses only the cache: a weight set not
     /// converted yet, `force` or a `source` is then a usage error, and no connection is opened.
+    @discardableResult
     public static func fetch(_ name: String, tag: String? = nil, cache: ModelCache? = nil, source override: Source? = nil,
                              force: Bool = false, allowUnverified: Bool = false, offline: Bool = Pretrained.offlineRequested(),
                              progress: (@Sendable (DownloadProgress) -> Void)? = nil) throws -> String {
