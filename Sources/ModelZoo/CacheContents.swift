@@ -130,7 +130,7 @@ extension Pretrained {
     /// another process is downloading now is left alone.
     @discardableResult
     public static func removeCached(_ name: String, cache: ModelCache) throws -> [CachedFile] {
-        if name.isEmpty || name.hasPrefix(".") || name.contains("/") || name.contains("\0") {
+        if (try? ModelCache.checkPlainName(name)) == nil || name.hasPrefix(".") {
             throw ZooError(.usage, "\"\(name)\" is not a model name of the cache (`zoo cache list`)", item: name)
         }
         let listing = try cacheContents(cache)

@@ -49,14 +49,14 @@ public struct ModelCache: Sendable, Equatable {
     /// The converted checkpoints present, by name, sorted.
     public func cachedModels() -> [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: modelsDirectory)) ?? []
-        return names.filter { $0.hasSuffix(".safetensors") && !$0.hasPrefix(".") }
+        return names.filter { ModelCache.kind(of: $0, in: "models") == .model }
             .map { String($0.dropLast(".safetensors".count)) }.sorted()
     }
 
     /// The verified downloads present, sorted (partial `.part` files excluded).
     public func cachedDownloads() -> [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: downloadsDirectory)) ?? []
-        return names.filter { !$0.hasPrefix(".") && !$0.hasSuffix(Downloader.partialSuffix) }.sorted()
+        return names.filter { ModelCache.kind(of: $0, in: "downloads") == .download }.sorted()
     }
 
     /// Creates `path` and its parents when missing.
@@ -68,7 +68,7 @@ public struct ModelCache: Sendable, Equatable {
         }
     }
 
-    static func checkPlainName(_ name: String) throws {
+    package static func checkPlainName(_ name: String) throws {
         if name.isEmpty || name == "." || name == ".." || name.contains("/") || name.contains("\0") {
             throw ZooError(.usage, "\"\(name)\" is not a plain file name")
         }
