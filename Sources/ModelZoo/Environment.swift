@@ -114,17 +114,15 @@ public struct EnvironmentReport: Codable, Sendable, Equatable {
             cacheFolder: cache.folder, cacheBytes: cache.bytes, cacheFiles: cache.files)
     }
 
-    /// The report as JSON (keys sorted).
+    /// The report as JSON (keys sorted), in the layout of every other `--json` output.
     public func json() throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(self), as: UTF8.self)
+        try JSONValue(encoding: self).serialized(pretty: true)
     }
 
     /// The report as `key: value` lines in `CodingKeys` order, from its own JSON encoding (so the
     /// text and `--json` cannot disagree): arrays joined with `, `, a missing value as `none`.
     public func lines() throws -> [String] {
-        let value = try JSONValue.parse(try json())
+        let value = try JSONValue(encoding: self)
         return CodingKeys.allCases.map { key in
             "\(key.rawValue): " + Self.text(value[key.rawValue] ?? .null)
         }

@@ -102,9 +102,7 @@ struct CachePrune: ParsableCommand {
 enum CacheCommand {
     /// `value` as JSON with sorted keys, laid out like the other commands' JSON (`JSONValue`).
     static func json<T: Encodable>(_ value: T) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return try JSONValue.parse(String(decoding: try encoder.encode(value), as: UTF8.self)).serialized(pretty: true)
+        try JSONValue(encoding: value).serialized(pretty: true)
     }
 
     /// `2026-12-03 21:40` (UTC) from `2026-12-03T21:40:35Z`.
