@@ -37,6 +37,7 @@ final class Locked<Value: Sendable>: @unchecked Sendable {
 final class ProgressBar: @unchecked Sendable {
     private let enabled: Bool
     private let format: (Int) -> String
+    private let rate: (Double) -> String
     private let lock = NSLock()
     private let start = DispatchTime.now().uptimeNanoseconds
     private var lastDraw: UInt64 = 0
@@ -44,14 +45,16 @@ final class ProgressBar: @unchecked Sendable {
 
     /// `format` writes a count (default: bytes; `predict` and `features` count images). `enabled`
     /// (default true) can turn the bar off for runs too short to need one.
-    init(enabled: Bool = true, format: @escaping (Int) -> String = CLIOutput.bytes) {
+    /// `rate` writes a count per second (default: `format` of the rounded rate).
+    init(enabled: Bool = true, format: @escaping (Int) -> String = CLIOutput.bytes, rate: ((Double) -> String)? = nil) {
         self.enabled = enabled && isatty(2) != 0 && !CLIOutput.quiet.value
         self.format = format
+        self.rate = rate ?? { format(Int($0.rounded())) }
     }
 
-    /// A bar counting `noun` (`images`): `12 images`.
+    /// A bar counting `noun` (`images`): `12 images`, `2.5 images/s`.
     convenience init(enabled: Bool = true, counting noun: String) {
-        self.init(enabled: enabled) { "\($0) \(noun)" }
+        self.init(enabled: enabled, format: { "\($0) \(noun)" }, rate: { String(format1: $0) + " \(noun)" })
     }
 
     /// Reports `done` of `total`; redraws when 100 ms have passed since the last drawing, or at the end.
@@ -70,9 +73,9 @@ final class ProgressBar: @unchecked Sendable {
             + "\(Int(fraction * 100))% " + format(done) + " / " + format(total)
         let seconds = Double(now - start) / 1e9
         if seconds > 0.2, done > 0 {
-            let rate = Double(done) / seconds
-            line += ", " + format(Int(rate.rounded())) + "/s"
-            if done < total { line += ", ETA " + ProgressBar.duration(Double(total - done) / rate) }
+            let perSecond = Double(done) / seconds
+            line += ", " + rate(perSecond) + "/s"
+            if done < total { line += ", ETA " + ProgressBar.duration(Double(total - done) / perSecond) }
         }
         line += "\u{1B}[K"
         let bytes = Array(line.utf8)
