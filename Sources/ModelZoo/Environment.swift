@@ -116,13 +116,13 @@ public struct EnvironmentReport: Codable, Sendable, Equatable {
 
     /// The report as JSON (keys sorted), in the layout of every other `--json` output.
     public func json() throws -> String {
-        try JSONValue(encoding: self).serialized(pretty: true)
+        try JSONValue(encoding: self, sortedKeys: true).serialized(pretty: true)
     }
 
     /// The report as `key: value` lines in `CodingKeys` order, from its own JSON encoding (so the
     /// text and `--json` cannot disagree): arrays joined with `, `, a missing value as `none`.
     public func lines() throws -> [String] {
-        let value = try JSONValue(encoding: self)
+        let value = try JSONValue(encoding: self, sortedKeys: true)
         return CodingKeys.allCases.map { key in
             "\(key.rawValue): " + Self.text(value[key.rawValue] ?? .null)
         }

@@ -45,7 +45,7 @@ public enum Initializer {
                 }
             })
         }
-        var meta = Mapping.metadata(for: config)
+        var meta = try Mapping.metadata(for: config)
         meta.source = NativeMetadata.Source(file: "zoo init --seed \(seed)", sha256: String(repeating: "0", count: 64),
                                             importer: "zoo-init", dtype: "F32")
         return Converter.Plan(records: records, metadata: meta, format: "zoo-init")

@@ -2,7 +2,7 @@ import ZooErrors
 import ZooJSON
 
 /// Which framework's definition of an architecture a configuration follows.
-public enum Flavour: String, Sendable, CaseIterable, Hashable {
+public enum Flavour: String, Sendable, CaseIterable, Hashable, Codable {
     /// torchvision's `models/*.py`.
     case torchvision
     /// Keras applications (`keras.applications` / `tf_keras.applications`).
@@ -10,7 +10,7 @@ public enum Flavour: String, Sendable, CaseIterable, Hashable {
 }
 
 /// How a convolution or pooling window is padded.
-public enum PaddingConvention: String, Sendable, CaseIterable, Hashable {
+public enum PaddingConvention: String, Sendable, CaseIterable, Hashable, Codable {
     /// PyTorch: `(k - 1) / 2` on every side.
     case symmetric
     /// TensorFlow "same", computed from the actual input size (asymmetric on even inputs).
@@ -41,10 +41,48 @@ public enum HeadKind: String, Sendable, CaseIterable, Hashable {
     case linear
 }
 
-/// A complete, serialisable description of one architecture: family, variant and every option
-/// that distinguishes the torchvision and Keras definitions. `LayerGraph` is built from it.
-///
-/// Fields that do not apply to a family keep their defaults and are not written to JSON.
+/// The options of one family's configuration: the members of `zoo.config` between `bn_eps` and
+/// `dropout`, in the order the type encodes them. Each family has its own type (`ResNetOptions`,
+/// `VGGOptions`, ...), its `ArchitectureFamily.Options`; `init()` gives every option its torchvision
+/// default.
+public protocol FamilyOptions: Codable, Sendable, Hashable {
+    /// Every option at its torchvision default.
+    init()
+    /// Members whose `null` in a file means "none" (VGG's `flatten_size`) rather than "keep the
+    /// preset's value"; none by default.
+    static var nullableMembers: Set<String> { get }
+}
+
+extension FamilyOptions {
+    /// True when `other` is of this type and equal.
+    func isEqual(to other: any FamilyOptions) -> Bool { (other as? Self) == self }
+
+    /// The options as JSON, members in their type's order.
+    func encodedJSON() throws -> JSONValue { try JSONValue(encoding: self) }
+}
+
+/// Options of a family with a `Flatten` whose size depends on the input (Keras VGG), which the Keras
+/// mapping reads off the first linear layer.
+public protocol FlattenInputOptions: FamilyOptions {
+    /// The spatial size `[h, w]` of the map fed to `Flatten`; nil for adaptive pooling.
+    var flattenSize: [Int]? { get set }
+}
+
+/// Options of a family whose strided convolutions pad by a rule a Keras file may change (MobileNets).
+public protocol StridedPaddingOptions: FamilyOptions {
+    /// Padding of the strided (depthwise) convolutions.
+    var stridedPadding: PaddingConvention { get set }
+}
+
+/// The options of a family that has none of its own.
+public struct NoFamilyOptions: FamilyOptions {
+    /// No options.
+    public init() {}
+}
+
+/// A complete, serialisable description of one architecture: the fields every family has (family,
+/// flavour, classes, width, BatchNorm epsilon, dropout, head) and the family's own typed `options`.
+/// `LayerGraph` is built from it; `json` is what a native checkpoint's `zoo.config` holds.
 public struct ArchitectureConfig: Sendable, Hashable {
     /// The catalogue name (`resnet50`, `vgg16_bn`, `mobilenet_v2`, `mobilenet_v3_small_075`).
     public var name: String
@@ -56,66 +94,89 @@ public struct ArchitectureConfig: Sendable, Hashable {
     public var classes: Int
     /// Width multiplier (MobileNets' alpha); 1 for the other families.
     public var width: Double
-    /// ResNet: blocks per stage. VGG: convolutions per stage (5 stages).
-    public var depths: [Int]
-    /// ResNet: bottleneck blocks (50 and deeper) instead of basic blocks.
-    public var bottleneck: Bool
-    /// ResNet: groups of the 3x3 convolution (ResNeXt cardinality).
-    public var groups: Int
-    /// ResNet: channels per group (64 for ResNet, 4/8 for ResNeXt, 128 for Wide ResNet).
-    public var widthPerGroup: Int
-    /// ResNet: stride in the first 1x1 convolution of a block (Keras v1) instead of the 3x3 (torchvision v1.5).
-    public var strideInFirst1x1: Bool
-    /// Convolutions carry a bias (Keras ResNet); VGG's always do.
-    public var convBias: Bool
-    /// VGG: BatchNorm after every convolution.
-    public var batchNorm: Bool
-    /// MobileNetV3: `large` or `small`.
-    public var mobileNetV3Size: String
     /// BatchNorm epsilon.
     public var bnEps: Double
-    /// Padding of strided depthwise convolutions (MobileNets) — Keras: `tf_same` (V2), `correct_pad` (V3), `bottom_right` (V1).
-    public var stridedPadding: PaddingConvention
-    /// Padding of the strided stem convolution.
-    public var stemPadding: PaddingConvention
-    /// MobileNetV2/V3: channel rounding rules of this flavour (Keras rounds `int(c * alpha)` and expands by ratios).
-    public var channelRounding: Flavour
-    /// VGG Keras: the spatial size (h, w) of the map fed to `Flatten` (7x7 at 224 px); nil for torchvision's adaptive pooling to 7x7.
-    public var flattenSize: [Int]?
     /// Dropout probability of the head (identity at inference; kept for layer tables).
     public var dropout: Double
     /// False for a backbone-only checkpoint (a Keras "no top" file): the head's tensors are absent.
     public var includeTop: Bool
     /// The classifier head.
     public var head: HeadKind
-    /// Numeric options of a family whose settings none of the fields above holds, by name (the family's
-    /// `encode`/`decode` write and read them); empty for the built-in families.
-    public var options: [String: Double]
+    /// The family's own options (its `ArchitectureFamily.Options`): `options(as:)` reads them typed.
+    public var options: any FamilyOptions
 
-    /// A configuration with every option at its torchvision default.
-    public init(name: String, family: Family, flavour: Flavour = .torchvision, classes: Int = 1000, width: Double = 1.0) {
+    /// A configuration with the common fields at their torchvision defaults and the family's `options`.
+    public init(name: String, family: Family, flavour: Flavour = .torchvision, classes: Int = 1000, width: Double = 1.0,
+                options: any FamilyOptions = NoFamilyOptions()) {
         self.name = name
         self.family = family
         self.flavour = flavour
         self.classes = classes
         self.width = width
-        depths = []
-        bottleneck = false
-        groups = 1
-        widthPerGroup = 64
-        strideInFirst1x1 = false
-        convBias = false
-        batchNorm = false
-        mobileNetV3Size = "large"
         bnEps = 1e-5
-        stridedPadding = .symmetric
-        stemPadding = .symmetric
-        channelRounding = .torchvision
-        flattenSize = nil
         dropout = 0
         includeTop = true
         head = .standard
-        options = [:]
+        self.options = options
+    }
+
+    /// Equal common fields and equal options (of the same type).
+    public static func == (a: ArchitectureConfig, b: ArchitectureConfig) -> Bool {
+        a.name == b.name && a.family == b.family && a.flavour == b.flavour && a.classes == b.classes && a.width == b.width
+            && a.bnEps == b.bnEps && a.dropout == b.dropout && a.includeTop == b.includeTop && a.head == b.head
+            && a.options.isEqual(to: b.options)
+    }
+
+    /// Hashes every field.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(name)
+        hasher.combine(family)
+        hasher.combine(flavour)
+        hasher.combine(classes)
+        hasher.combine(width)
+        hasher.combine(bnEps)
+        hasher.combine(dropout)
+        hasher.combine(includeTop)
+        hasher.combine(head)
+        options.hash(into: &hasher)
+    }
+
+    /// The options as the family's type; a `badInput` error naming the architecture when they are another
+    /// family's.
+    public func options<O: FamilyOptions>(as type: O.Type) throws -> O {
+        guard let o = options as? O else {
+            throw ZooError(.badInput, "the options are \(Swift.type(of: options)), not \(O.self)", item: name)
+        }
+        return o
+    }
+
+    /// Changes the options through their type (`config.update(ResNetOptions.self) { $0.groups = 32 }`).
+    public mutating func update<O: FamilyOptions>(_ type: O.Type, _ body: (inout O) throws -> Void) throws {
+        var o = try options(as: type)
+        try body(&o)
+        options = o
+    }
+
+    /// Keras VGG: the spatial size (h, w) of the map fed to `Flatten` (7x7 at 224 px); nil for adaptive
+    /// pooling, and for a family without such an input (setting it there does nothing).
+    public var flattenSize: [Int]? {
+        get { (options as? any FlattenInputOptions)?.flattenSize }
+        set {
+            guard var o = options as? any FlattenInputOptions else { return }
+            o.flattenSize = newValue
+            options = o
+        }
+    }
+
+    /// Padding of the strided depthwise convolutions (MobileNets); `symmetric` for the other families
+    /// (setting it there does nothing).
+    public var stridedPadding: PaddingConvention {
+        get { (options as? any StridedPaddingOptions)?.stridedPadding ?? .symmetric }
+        set {
+            guard var o = options as? any StridedPaddingOptions else { return }
+            o.stridedPadding = newValue
+            options = o
+        }
     }
 
     /// The family's definition in the current registry.
@@ -129,26 +190,39 @@ public struct ArchitectureConfig: Sendable, Hashable {
     /// The family's source quirks (none for a family the current registry does not know).
     public var quirks: SourceQuirks { ArchitectureRegistry.current.family(family)?.quirks ?? SourceQuirks() }
 
+    /// The members every `zoo.config` has, which the family's options never hold.
+    static let commonMembers: Set<String> = ["family", "flavour", "classes", "width", "bn_eps", "dropout", "include_top", "head"]
+
     /// The configuration as JSON (what `zoo.config` holds in a native checkpoint): the common fields,
-    /// then the family's own (`ArchitectureFamily.encode`), then dropout, `include_top` and a custom head.
+    /// the family's options (in their type's order), what the family writes for people
+    /// (`ArchitectureFamily.notes`), then dropout, `include_top` and a custom head.
     public var json: JSONValue {
-        var o: [(String, JSONValue)] = [
-            ("family", .string(family.rawValue)), ("flavour", .string(flavour.rawValue)),
-            ("classes", .int(Int64(classes))), ("width", .double(width)),
-            ("bn_eps", .double(bnEps)),
-        ]
-        o += ArchitectureRegistry.current.family(family)?.encode(self) ?? []
-        o.append(("dropout", .double(dropout)))
-        o.append(("include_top", .bool(includeTop)))
-        if head != .standard { o.append(("head", .string(head.rawValue))) }
-        return .object(o)
+        get throws {
+            var o: [(String, JSONValue)] = [
+                ("family", .string(family.rawValue)), ("flavour", .string(flavour.rawValue)),
+                ("classes", .int(Int64(classes))), ("width", .double(width)),
+                ("bn_eps", .double(bnEps)),
+            ]
+            guard case .object(let members) = try options.encodedJSON() else {
+                throw ZooError(.badInput, "the options of \(family.rawValue) do not encode as a JSON object", item: name)
+            }
+            o += members
+            o += ArchitectureRegistry.current.family(family)?.notes(self) ?? []
+            o.append(("dropout", .double(dropout)))
+            o.append(("include_top", .bool(includeTop)))
+            if head != .standard { o.append(("head", .string(head.rawValue))) }
+            return .object(o)
+        }
     }
 
     /// Reads a configuration written by `json`, for the architecture `name`.
     ///
-    /// The file describes itself: the family (from the JSON's `family`, else the name's) reads every field
-    /// present, so a width, class count or depth no preset has is built as written. Fields absent (a file
-    /// without a full `zoo.config`) keep the value of the name's preset in that flavour when it has one.
+    /// The file describes itself: every field present is read, so a width, class count or depth no
+    /// preset has is built as written. Fields absent (a file without a full `zoo.config`) keep the value
+    /// of the name's preset in that flavour when it has one, else the family's default. The family's
+    /// options are decoded as its `Options` type from the preset's options with the file's members laid
+    /// over them; numbers are checked first (`ConfigFields.checkLimits`), and a member of the wrong type
+    /// is a one-line error naming it.
     ///
     /// Both come from a file (a checkpoint's `zoo.architecture` and `zoo.config`), so a name or a
     /// `family` this build does not know is an unsupported input (exit code 2), not a usage error:
@@ -160,7 +234,7 @@ public struct ArchitectureConfig: Sendable, Hashable {
                            item: "zoo.architecture")
         }
         let family = definition.id
-        guard case .object = json else { throw ZooError(.badInput, "architecture config is not a JSON object", item: name) }
+        guard case .object(let members) = json else { throw ZooError(.badInput, "architecture config is not a JSON object", item: name) }
         if let v = json["family"] {
             guard let s = v.stringValue, registry.family(s) != nil else {
                 throw ZooError(.unsupported, "unknown family \(v.serialized()) (this zoo knows \(registry.families.map(\.id.rawValue).joined(separator: ", ")); written by a newer zoo?)",
@@ -180,13 +254,15 @@ public struct ArchitectureConfig: Sendable, Hashable {
         if definition.flavours(of: name).contains(flavour) {
             c = try definition.preset(name, flavour: flavour)
         } else {
-            c = ArchitectureConfig(name: name, family: family, flavour: flavour)
+            c = definition.defaultConfig(name, flavour: flavour)
         }
         let fields = ConfigFields(json, item: name)
         if let v = try fields.int("classes") { c.classes = v }
         if let v = try fields.double("width") { c.width = v }
         if let v = try fields.double("bn_eps") { c.bnEps = v }
-        try definition.decode(fields, into: &c)
+        let own = members.filter { !Self.commonMembers.contains($0.0) }
+        try fields.checkLimits(own.map(\.0))
+        c.options = try definition.decodeOptions(own, over: c.options, item: name)
         if let v = try fields.double("dropout") { c.dropout = v }
         if let v = try fields.bool("include_top") { c.includeTop = v }
         if let v = json["head"], v != .null {
@@ -207,7 +283,7 @@ public struct ArchitectureConfig: Sendable, Hashable {
         if head == .linear, !definition.quirks.customLinearHead {
             throw bad("head \"linear\" applies to \(Self.customHeadFamilyList) only (the standard head of \(family.rawValue) is already pooling + linear)")
         }
-        try definition.validate(self)
+        try definition.validateOptions(self)
     }
 
     /// The families with a custom linear head, for messages ("VGG and MobileNetV3").
@@ -225,7 +301,7 @@ public struct ArchitectureConfig: Sendable, Hashable {
     /// Builds the layer graph.
     public func graph() throws -> LayerGraph {
         try validate()
-        return try definition().graph(self)
+        return try definition().buildGraph(self)
     }
 
     /// Fits the options that depend on the input size to an `h`x`w` input (Keras VGG's `Flatten`).

@@ -84,11 +84,13 @@ public struct SourceQuirks: Sendable {
 
 /// One architecture family: everything the zoo knows about it, in one value.
 ///
-/// A family owns its catalogue names and their presets (per flavour), the JSON fields of its
-/// configuration (`zoo.config`), its validation, its graph builder and its source quirks. The zoo
-/// finds families through `ArchitectureRegistry`; adding one is a new type conforming to this
-/// protocol, registered there (docs/architecture.md, "Adding a family").
+/// A family owns its catalogue names and their presets (per flavour), its typed options (`Options`:
+/// the `Codable` members of `zoo.config` it adds to the common ones), their validation, its graph
+/// builder and its source quirks. The zoo finds families through `ArchitectureRegistry`; adding one
+/// is a new type conforming to this protocol, registered there (docs/architecture.md, "Adding a family").
 public protocol ArchitectureFamily: Sendable {
+    /// The family's own configuration options.
+    associatedtype Options: FamilyOptions
     /// The identifier written to files.
     var id: Family { get }
     /// The family's name for people (`VGG`, `MobileNetV3`); the identifier by default.
@@ -97,17 +99,16 @@ public protocol ArchitectureFamily: Sendable {
     var names: [String] { get }
     /// The flavours one of `names` exists in (the first is its default); empty for another name.
     func flavours(of name: String) -> [Flavour]
-    /// The preset of one of `names` in one of its flavours, every option at that flavour's value.
-    /// The registry checks the name and flavour first.
+    /// The preset of one of `names` in one of its flavours, every option at that flavour's value (its
+    /// `options` an `Options`). The registry checks the name and flavour first.
     func preset(_ name: String, flavour: Flavour) throws -> ArchitectureConfig
-    /// The family's own `zoo.config` fields, in the order they are written (between `bn_eps` and `dropout`).
-    func encode(_ config: ArchitectureConfig) -> [(String, JSONValue)]
-    /// Reads the family's own fields present in `fields` into `config` (fields absent keep their value).
-    func decode(_ fields: ConfigFields, into config: inout ArchitectureConfig) throws
-    /// Checks the family's own options (the registry checked the common ones).
-    func validate(_ config: ArchitectureConfig) throws
+    /// Checks the family's own options (the common fields are checked already).
+    func validate(_ config: ArchitectureConfig, _ options: Options) throws
     /// Builds the layer graph of a validated configuration.
-    func graph(_ config: ArchitectureConfig) throws -> LayerGraph
+    func graph(_ config: ArchitectureConfig, _ options: Options) throws -> LayerGraph
+    /// Members `zoo.config` holds for people, derived from the configuration and never read back
+    /// (VGG's `fc1_source_order`), written after the options; none by default.
+    func notes(_ config: ArchitectureConfig) -> [(String, JSONValue)]
     /// What torchvision and Keras files of this family need.
     var quirks: SourceQuirks { get }
     /// The other widths of a width-multiplied name (`mobilenet_v2` -> `mobilenet_v2_035`, ...), which an
@@ -123,7 +124,84 @@ extension ArchitectureFamily {
     public func widthSiblings(of name: String) -> [String] { [] }
 
     /// No checks beyond the common ones.
-    public func validate(_ config: ArchitectureConfig) throws {}
+    public func validate(_ config: ArchitectureConfig, _ options: Options) throws {}
+
+    /// No members for people.
+    public func notes(_ config: ArchitectureConfig) -> [(String, JSONValue)] { [] }
+
+    /// A configuration of `name` in a flavour it has no preset in: the common fields and the options
+    /// at their defaults (what a file's `zoo.config` then fills in).
+    public func defaultConfig(_ name: String, flavour: Flavour) -> ArchitectureConfig {
+        ArchitectureConfig(name: name, family: id, flavour: flavour, options: Options())
+    }
+
+    /// Checks `config`'s options as this family's `Options`.
+    public func validateOptions(_ config: ArchitectureConfig) throws {
+        try validate(config, try config.options(as: Options.self))
+    }
+
+    /// Builds the graph of `config` with its options as this family's `Options`.
+    public func buildGraph(_ config: ArchitectureConfig) throws -> LayerGraph {
+        try graph(config, try config.options(as: Options.self))
+    }
+
+    /// `members` of a file's `zoo.config` (the family's own) laid over `base` (the preset's options,
+    /// or the defaults when they are another type), decoded as `Options`. A null member keeps the
+    /// base's value unless the options declare it nullable (`FamilyOptions.nullableMembers`). A member
+    /// of the wrong type is a `badInput` error naming it (`config field depths: ...`).
+    public func decodeOptions(_ members: [(String, JSONValue)], over base: any FamilyOptions, item: String) throws -> any FamilyOptions {
+        let start = (base as? Options) ?? Options()
+        guard case .object(var merged) = try JSONValue(encoding: start) else {
+            throw ZooError(.badInput, "the options of \(id.rawValue) do not encode as a JSON object", item: item)
+        }
+        for (k, v) in members {
+            if v == .null, !Options.nullableMembers.contains(k) { continue }
+            let v = v.integralNumbersAsIntegers
+            if let i = merged.firstIndex(where: { $0.0 == k }) { merged[i].1 = v } else { merged.append((k, v)) }
+        }
+        let text = JSONValue.object(merged).serialized()
+        do {
+            return try JSONDecoder().decode(Options.self, from: Data(text.utf8))
+        } catch let error as DecodingError {
+            throw ZooError(.badInput, "config field \(error.zooDescription)", item: item)
+        }
+    }
+}
+
+extension JSONValue {
+    /// This value with every number that is an exact integer (`32.0`) written as one, as the
+    /// configuration readers always accepted (`Codable`'s integers would not).
+    var integralNumbersAsIntegers: JSONValue {
+        switch self {
+        case .double(let d):
+            if let i = Int64(exactly: d) { return .int(i) }
+            return self
+        case .array(let a): return .array(a.map(\.integralNumbersAsIntegers))
+        case .object(let o): return .object(o.map { ($0.0, $0.1.integralNumbersAsIntegers) })
+        default: return self
+        }
+    }
+}
+
+extension FamilyOptions {
+    /// None.
+    public static var nullableMembers: Set<String> { [] }
+}
+
+extension DecodingError {
+    /// `depths: expected an array` — the member's path and what was wrong, in one line.
+    var zooDescription: String {
+        func path(_ keys: [any CodingKey]) -> String {
+            keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+        }
+        switch self {
+        case .typeMismatch(let type, let c): return "\(path(c.codingPath)): expected \(type)"
+        case .valueNotFound(let type, let c): return "\(path(c.codingPath)): no \(type) value"
+        case .keyNotFound(let key, let c): return "\(path(c.codingPath + [key])): missing"
+        case .dataCorrupted(let c): return "\(path(c.codingPath)): \(c.debugDescription)"
+        @unknown default: return "unreadable"
+        }
+    }
 }
 
 /// Reads the fields of a `zoo.config` object with the zoo's checks (one-line errors naming the field).
@@ -191,6 +269,23 @@ public struct ConfigFields: Sendable {
         guard let v = json[k]?.stringValue else { return nil }
         guard let f = Flavour(rawValue: v) else { throw ZooError(.badInput, "config field \(k) is \(v)", item: item) }
         return f
+    }
+
+    /// Checks the numbers of the members `keys` before they are decoded: a number must be a positive
+    /// integer below 2^24 (every numeric option of the families is a count), an array at most 64
+    /// positive integers below 4096 (stage depths, a flatten size). Other values are left to the decoder.
+    public func checkLimits(_ keys: [String]) throws {
+        for k in keys {
+            guard let v = value(k) else { continue }
+            switch v {
+            case .int, .double:
+                _ = try int(k)
+            case .array:
+                _ = try ints(k)
+            default:
+                continue
+            }
+        }
     }
 
     /// A string (any other value reads as absent).

@@ -179,11 +179,11 @@ public enum Mapping {
     public static var kerasNames: [String] { ArchitectureRegistry.current.names(in: .keras) }
 
     /// The metadata for a configuration: architecture, config, preprocessing from the catalogue, ImageNet labels for 1000 classes.
-    public static func metadata(for config: ArchitectureConfig, inputSize: [Int]? = nil) -> NativeMetadata {
+    public static func metadata(for config: ArchitectureConfig, inputSize: [Int]? = nil) throws -> NativeMetadata {
         var m = NativeMetadata()
         m.version = NativeMetadata.currentVersion
         m.architecture = config.name
-        m.config = config.json
+        m.config = try config.json
         if let recipe = try? Catalogue.shared().recipe(for: config.name, flavour: config.flavour, classes: config.classes, inputSize: inputSize) {
             m.preprocessing = recipe.preprocessing
             m.labels = recipe.labels
@@ -305,7 +305,7 @@ public enum Mapping {
             out.append(c)
         }
         for r in inScope where !used.contains(r.name) { report.unexpected.append(.init(name: prefix + r.name, shape: r.shape)) }
-        let meta = metadata(for: config)
+        let meta = try metadata(for: config)
         return CanonicalCheckpoint(records: out, config: config, metadata: meta, report: report)
     }
 
@@ -502,7 +502,7 @@ public enum Mapping {
             for l in queues[k] ?? [] { for t in l.tensors { report.unexpected.append(.init(name: t.name, shape: t.shape)) } }
         }
         if layout.dialect == "keras3" { report.notes.append("Keras 3 weights") }
-        var meta = metadata(for: config, inputSize: quirks.flatten.flatMap { f in config.flattenSize.map { $0.map { $0 * f.reduction } } })
+        var meta = try metadata(for: config, inputSize: quirks.flatten.flatMap { f in config.flattenSize.map { $0.map { $0 * f.reduction } } })
         if case .object(var o)? = meta.config {
             o.append(("source_dialect", .string(layout.dialect)))
             meta.config = .object(o)

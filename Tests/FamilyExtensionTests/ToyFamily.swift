@@ -15,6 +15,11 @@ import ZooTestSupport
 ///
 /// The toy CNN: `block1` = conv 3x3 (3 -> c1) + BatchNorm + ReLU, `block2` = conv 3x3 stride 2
 /// (c1 -> c2) + BatchNorm + ReLU, global average pooling, `fc` linear (c2 -> classes).
+/// The toy family's options: `zoo.config` member `channels` [c1, c2].
+struct ToyOptions: FamilyOptions {
+    var channels: [Int] = [8, 16]
+}
+
 struct ToyFamily: ArchitectureFamily {
     var id: Family { Family("toy") }
     var title: String { "Toy CNN" }
@@ -23,31 +28,15 @@ struct ToyFamily: ArchitectureFamily {
     func flavours(of name: String) -> [Flavour] { name == "toy_cnn" ? [.torchvision] : [] }
 
     func preset(_ name: String, flavour: Flavour) throws -> ArchitectureConfig {
-        var c = ArchitectureConfig(name: name, family: id, flavour: flavour, classes: 5)
-        c.options = ["channels1": 8, "channels2": 16]
-        return c
+        ArchitectureConfig(name: name, family: id, flavour: flavour, classes: 5, options: ToyOptions())
     }
 
-    /// Its own fields: `channels` [c1, c2].
-    func encode(_ c: ArchitectureConfig) -> [(String, JSONValue)] {
-        [("channels", ConfigFields.array(channels(c)))]
+    func validate(_ c: ArchitectureConfig, _ o: ToyOptions) throws {
+        guard o.channels.count == 2 else { throw ZooError(.badInput, "config field channels needs 2 values", item: c.name) }
     }
 
-    func decode(_ fields: ConfigFields, into c: inout ArchitectureConfig) throws {
-        if let v = try fields.ints("channels") {
-            guard v.count == 2 else { throw ZooError(.badInput, "config field channels needs 2 values", item: c.name) }
-            c.options = ["channels1": Double(v[0]), "channels2": Double(v[1])]
-        }
-    }
-
-    func validate(_ c: ArchitectureConfig) throws {
-        guard channels(c).allSatisfy({ $0 > 0 }) else { throw ZooError(.badInput, "toy channels must be positive", item: c.name) }
-    }
-
-    func channels(_ c: ArchitectureConfig) -> [Int] { [Int(c.options["channels1"] ?? 0), Int(c.options["channels2"] ?? 0)] }
-
-    func graph(_ c: ArchitectureConfig) throws -> LayerGraph {
-        let ch = channels(c)
+    func graph(_ c: ArchitectureConfig, _ o: ToyOptions) throws -> LayerGraph {
+        let ch = o.channels
         var nodes: [LayerGraph.Node] = []
         var taps: [LayerGraph.FeatureTap] = []
         func add(_ name: String, _ op: LayerGraph.Op) {

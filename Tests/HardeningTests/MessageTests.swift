@@ -37,7 +37,7 @@ import ZooTestSupport
         let weights = try RandomWeights.make(for: graph)
         var meta = NativeMetadata()
         meta.architecture = "mobilenet_v3_small"
-        meta.config = config.json
+        meta.config = try config.json
         meta.preprocessing = try JSONValue.parse(#"{"resize": [32], "crop": [32], "interpolation": "bilinear", "mode": "torch"}"#)
         meta.labels = labels ?? (0..<10).map { "class \($0)" }
         var encoded = meta.encoded()
@@ -350,8 +350,8 @@ import ZooTestSupport
         var config = try Architectures.preset("mobilenet_v3_small")
         config.width = 0.25
         config.classes = 10
-        func withFamily(_ family: JSONValue) -> String {
-            guard case .object(var members) = config.json else { return "" }
+        func withFamily(_ family: JSONValue) throws -> String {
+            guard case .object(var members) = try config.json else { return "" }
             if let i = members.firstIndex(where: { $0.0 == "family" }) { members[i].1 = family } else { members.append(("family", family)) }
             return JSONValue.object(members).serialized()
         }

@@ -82,7 +82,7 @@ struct ArchitecturesTests {
         let tv = try Architectures.preset("resnet50", flavour: .torchvision).graph()
         #expect(tv.kerasParameterCount != ref)
         var wrong = try Architectures.preset("mobilenet_v3_large_075", flavour: .keras)
-        wrong.channelRounding = .torchvision
+        try wrong.update(MobileNetV3Options.self) { $0.channelRounding = .torchvision }
         let k = try #require(specs["keras"]?["MobileNetV3Large_0.75"]?["count_params"]?.intValue)
         #expect(try wrong.graph().kerasParameterCount != k)
     }

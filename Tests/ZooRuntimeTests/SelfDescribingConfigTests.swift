@@ -16,7 +16,7 @@ import ZooTestSupport
         let weights = try RandomWeights.make(for: try config.graph())
         var meta = NativeMetadata()
         meta.architecture = architecture
-        meta.config = config.json
+        meta.config = try config.json
         let path = dir.appendingPathComponent("\(architecture)-\(UUID().uuidString).safetensors").path
         let records = weights.sorted { $0.key < $1.key }.map { TensorRecord(name: $0.key, tensor: $0.value) }
         try SafetensorsWriter.write(records, metadata: meta.encoded(), to: path, overwrite: true)
@@ -47,7 +47,7 @@ import ZooTestSupport
             #expect(!Architectures.flavours(of: architecture).contains(.torchvision))
         default:
             config = try Architectures.preset("resnet18", flavour: .torchvision, classes: 7)
-            config.depths = [1, 1, 1, 1]
+            try config.update(ResNetOptions.self) { $0.depths = [1, 1, 1, 1] }
             architecture = "resnet18"
         }
         let dir = try TestSupport.temporaryDirectory()

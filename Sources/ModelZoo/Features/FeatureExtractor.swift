@@ -49,10 +49,12 @@ public struct FeatureExtractor: Sendable {
     /// to `output`, computed `batch` images per forward pass and streamed: each batch's rows go to the
     /// file as soon as they are computed. The first batch gives the width, which fixes the header; the
     /// file appears only when every row is written. `zoo.feature_info` holds the stage name, the
-    /// width and the pooling. Returns the number of tensors written (1).
+    /// width and the pooling. `progress` receives images done and the total after each batch.
+    /// Returns the number of tensors written (1).
     @discardableResult
     public func writeEmbeddings(images: [String], to output: String, pool: Pool = .avg, batch: Int = 8,
-                                threads: Int = defaultThreadCount, overwrite: Bool = false) throws -> Int {
+                                threads: Int = defaultThreadCount, overwrite: Bool = false,
+                                progress: ((Int, Int) -> Void)? = nil) throws -> Int {
         try refuseExisting(output, overwrite: overwrite)
         let backbone = try inCheckpoint { try Backbone(graph: loaded.graph, weights: loaded.weights, head: false, pool: true, threads: threads) }
         let imagesJSON = JSONValue.array(images.map { .string($0) })
@@ -90,6 +92,7 @@ public struct FeatureExtractor: Sendable {
                 }
                 try pooled.withUnsafeBytes { try writer?.write($0) }
                 start += chunk.count
+                progress?(start, images.count)
             }
             try writer?.commit()
         } catch let e as ZooError {
@@ -103,10 +106,12 @@ public struct FeatureExtractor: Sendable {
     /// image to `output`: one NCHW F32 tensor per image and stage, named `<image index, 6 digits>.<stage
     /// name>`, computed one image at a time (the header's shapes come from the images' headers and the
     /// graph's shape inference, without decoding). `zoo.feature_info` lists the stages (index, name,
-    /// channels, reduction). Returns the number of tensors written.
+    /// channels, reduction). `progress` receives images written (as far as the bytes written tell)
+    /// and the total. Returns the number of tensors written.
     @discardableResult
     public func writeStageMaps(images: [String], stages: [Int], to output: String,
-                               threads: Int = defaultThreadCount, overwrite: Bool = false) throws -> Int {
+                               threads: Int = defaultThreadCount, overwrite: Bool = false,
+                               progress: ((Int, Int) -> Void)? = nil) throws -> Int {
         try refuseExisting(output, overwrite: overwrite)
         let backbone = try inCheckpoint { try Backbone(graph: loaded.graph, weights: loaded.weights, outIndices: stages, threads: threads) }
         let cache = FeatureCache(backbone: backbone, preprocessing: preprocessing, files: images)
@@ -124,9 +129,25 @@ public struct FeatureExtractor: Sendable {
         let imagesJSON = JSONValue.array(images.map { .string($0) })
         let metadata = [("format", "pt"), ("zoo.images", imagesJSON.serialized()), ("zoo.feature_info", info.serialized())]
         do {
-            try SafetensorsWriter.write(records, metadata: metadata, to: output, overwrite: overwrite)
+            let count = images.count
+            try SafetensorsWriter.write(records, metadata: metadata, to: output, overwrite: overwrite, progress: progress.map { report in
+                { done, total in report(total > 0 ? Int((Double(done) / Double(total) * Double(count)).rounded(.down)) : count, count) }
+            })
         } catch let e as ZooError { throw e.inFile(output) }
         return records.count
+    }
+
+    /// The feature taps of `stages` (timm `out_indices`) with their indices, or the last stage (what
+    /// embeddings pool) when `stages` is nil. Throws a usage error for an index out of range.
+    public func stages(_ stages: [Int]?) throws -> [(index: Int, tap: LayerGraph.FeatureTap)] {
+        let taps = loaded.graph.taps
+        guard let stages else { return taps.last.map { [(taps.count - 1, $0)] } ?? [] }
+        return try stages.map { i in
+            guard taps.indices.contains(i) else {
+                throw ZooError(.usage, "feature index \(i) is out of range; the architecture has \(taps.count) taps (0..<\(taps.count))")
+            }
+            return (i, taps[i])
+        }
     }
 
     /// The `zoo.feature_info` of stage maps (`writeStageMaps`, `zoo run --features`): one object per

@@ -3,33 +3,33 @@ import ZooJSON
 /// The widths a torchvision MobileNetV2/V3 file may have besides 1 (Keras's published widths).
 let mobileNetTorchvisionWidths = [0.35, 0.5, 0.75, 1.3, 1.4]
 
-/// What the MobileNet families share: names with a width suffix (`_035`), and the `zoo.config` fields
-/// `stem_padding`, `strided_padding` and `channel_rounding`.
+/// What the MobileNet families share: names with a width suffix (`_035`), and the padding and
+/// channel-rounding options (`MobileNetOptions`, and MobileNetV3's `MobileNetV3Options`).
 public protocol MobileNetFamily: ArchitectureFamily {
     /// The name at width 1 of `name` (`mobilenet_v2_035` -> `mobilenet_v2`).
     func widthBase(of name: String) -> String
 }
 
+/// The options of a MobileNet v1 or V2 configuration (`zoo.config` members, in this order).
+public struct MobileNetOptions: StridedPaddingOptions {
+    /// Padding of the strided stem convolution.
+    public var stemPadding = PaddingConvention.symmetric
+    /// Padding of the strided depthwise convolutions: Keras `tf_same` (V2), `bottom_right` (v1).
+    public var stridedPadding = PaddingConvention.symmetric
+    /// The channel rounding rules of this flavour (Keras rounds `int(c * alpha)` and expands by ratios).
+    public var channelRounding = Flavour.torchvision
+
+    enum CodingKeys: String, CodingKey {
+        case stemPadding = "stem_padding"
+        case stridedPadding = "strided_padding"
+        case channelRounding = "channel_rounding"
+    }
+
+    /// torchvision's defaults.
+    public init() {}
+}
+
 extension MobileNetFamily {
-    /// `stem_padding`, `strided_padding`, `channel_rounding`.
-    public func encode(_ c: ArchitectureConfig) -> [(String, JSONValue)] { paddingFields(c) }
-
-    /// Reads the fields `encode` writes.
-    public func decode(_ f: ConfigFields, into c: inout ArchitectureConfig) throws { try decodePaddingFields(f, into: &c) }
-
-    /// The shared fields.
-    func paddingFields(_ c: ArchitectureConfig) -> [(String, JSONValue)] {
-        [("stem_padding", .string(c.stemPadding.rawValue)), ("strided_padding", .string(c.stridedPadding.rawValue)),
-         ("channel_rounding", .string(c.channelRounding.rawValue))]
-    }
-
-    /// Reads the shared fields.
-    func decodePaddingFields(_ f: ConfigFields, into c: inout ArchitectureConfig) throws {
-        if let v = try f.padding("stem_padding") { c.stemPadding = v }
-        if let v = try f.padding("strided_padding") { c.stridedPadding = v }
-        if let v = try f.flavour("channel_rounding") { c.channelRounding = v }
-    }
-
     /// The same architecture at its other widths (`base`, `base_035`, ..., `base_140`).
     public func widthSiblings(of name: String) -> [String] {
         let base = widthBase(of: name)

@@ -7,7 +7,7 @@ extension Family {
 
 /// MobileNet v1 (Keras).
 ///
-/// `zoo.config` fields: `stem_padding`, `strided_padding`, `channel_rounding`.
+/// `zoo.config` members: `MobileNetOptions`.
 public struct MobileNetV1Family: MobileNetFamily {
     /// The family.
     public init() {}
@@ -27,11 +27,12 @@ public struct MobileNetV1Family: MobileNetFamily {
     /// The preset of `name` (its width from the name's suffix).
     public func preset(_ name: String, flavour: Flavour) throws -> ArchitectureConfig {
         guard names.contains(name) else { throw ZooError(.usage, "unknown MobileNetV1 \(name)", item: name) }
-        var c = ArchitectureConfig(name: name, family: .mobilenetV1, flavour: flavour, width: widthFromSuffix(name))
+        var o = MobileNetOptions()
+        o.stemPadding = .tfSame
+        o.stridedPadding = .bottomRight
+        o.channelRounding = .keras
+        var c = ArchitectureConfig(name: name, family: .mobilenetV1, flavour: flavour, width: widthFromSuffix(name), options: o)
         c.bnEps = 1e-3
-        c.stemPadding = .tfSame
-        c.stridedPadding = .bottomRight
-        c.channelRounding = .keras
         c.dropout = 1e-3
         return c
     }
@@ -44,18 +45,18 @@ public struct MobileNetV1Family: MobileNetFamily {
 
     /// Keras MobileNet v1, named like torchvision's MobileNets: `features.0` stem, `features.i.0` depthwise
     /// and `features.i.1` pointwise `Conv2dNormActivation`s, `classifier.1` the (1x1-conv) classifier.
-    public func graph(_ c: ArchitectureConfig) throws -> LayerGraph {
+    public func graph(_ c: ArchitectureConfig, _ o: MobileNetOptions) throws -> LayerGraph {
         var g = GraphBuilder()
         let a = c.width
         func ch(_ f: Int) -> Int { Int(Double(f) * a) }
         var cin = ch(32)
-        g.convBNAct("features.0", 3, cin, k: 3, s: 2, pad: c.stemPadding.padding(kernel: 3, stride: 2), eps: c.bnEps, act: .relu6)
+        g.convBNAct("features.0", 3, cin, k: 3, s: 2, pad: o.stemPadding.padding(kernel: 3, stride: 2), eps: c.bnEps, act: .relu6)
         let blocks: [(Int, Int)] = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (512, 1), (512, 1), (512, 1),
                                     (512, 1), (1024, 2), (1024, 1)]
         var reduction = 2
         for (i, (f, s)) in blocks.enumerated() {
             let cout = ch(f)
-            g.convBNAct("features.\(i + 1).0", cin, cin, k: 3, s: s, pad: c.stridedPadding.padding(kernel: 3, stride: s), groups: cin,
+            g.convBNAct("features.\(i + 1).0", cin, cin, k: 3, s: s, pad: o.stridedPadding.padding(kernel: 3, stride: s), groups: cin,
                       eps: c.bnEps, act: .relu6)
             g.convBNAct("features.\(i + 1).1", cin, cout, k: 1, s: 1, pad: .symmetric(0), eps: c.bnEps, act: .relu6)
             reduction *= s

@@ -7,7 +7,7 @@ extension Family {
 
 /// MobileNetV2 (torchvision and Keras).
 ///
-/// `zoo.config` fields: `stem_padding`, `strided_padding`, `channel_rounding`.
+/// `zoo.config` members: `MobileNetOptions`.
 public struct MobileNetV2Family: MobileNetFamily {
     /// The family.
     public init() {}
@@ -30,9 +30,11 @@ public struct MobileNetV2Family: MobileNetFamily {
     /// The preset of `name` (its width from the name's suffix).
     public func preset(_ name: String, flavour: Flavour) throws -> ArchitectureConfig {
         guard names.contains(name) else { throw ZooError(.usage, "unknown MobileNetV2 \(name)", item: name) }
-        var c = ArchitectureConfig(name: name, family: .mobilenetV2, flavour: flavour, width: widthFromSuffix(name))
+        var o = MobileNetOptions()
+        if flavour == .keras { o.stemPadding = .tfSame; o.stridedPadding = .tfSame; o.channelRounding = .keras }
+        var c = ArchitectureConfig(name: name, family: .mobilenetV2, flavour: flavour, width: widthFromSuffix(name), options: o)
         c.dropout = flavour == .keras ? 0 : 0.2
-        if flavour == .keras { c.bnEps = 1e-3; c.stemPadding = .tfSame; c.stridedPadding = .tfSame; c.channelRounding = .keras }
+        if flavour == .keras { c.bnEps = 1e-3 }
         return c
     }
 
@@ -43,15 +45,15 @@ public struct MobileNetV2Family: MobileNetFamily {
     public func widthBase(of name: String) -> String { "mobilenet_v2" }
 
     /// The graph.
-    public func graph(_ c: ArchitectureConfig) throws -> LayerGraph {
+    public func graph(_ c: ArchitectureConfig, _ o: MobileNetOptions) throws -> LayerGraph {
         var g = GraphBuilder()
         let w = c.width
-        let keras = c.channelRounding == .keras
+        let keras = o.channelRounding == .keras
         let setting: [(t: Int, c: Int, n: Int, s: Int)] = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
                                                            (6, 160, 3, 2), (6, 320, 1, 1)]
         var cin = makeDivisible(32 * w)
         let last = makeDivisible(1280 * max(1.0, w))
-        g.convBNAct("features.0", 3, cin, k: 3, s: 2, pad: c.stemPadding.padding(kernel: 3, stride: 2), eps: c.bnEps, act: .relu6)
+        g.convBNAct("features.0", 3, cin, k: 3, s: 2, pad: o.stemPadding.padding(kernel: 3, stride: 2), eps: c.bnEps, act: .relu6)
         var idx = 1
         var reduction = 2
         for st in setting {
@@ -66,7 +68,7 @@ public struct MobileNetV2Family: MobileNetFamily {
                     g.convBNAct("\(p).0", cin, hidden, k: 1, s: 1, pad: .symmetric(0), eps: c.bnEps, act: .relu6)
                     k = 1
                 }
-                g.convBNAct("\(p).\(k)", hidden, hidden, k: 3, s: s, pad: c.stridedPadding.padding(kernel: 3, stride: s), groups: hidden,
+                g.convBNAct("\(p).\(k)", hidden, hidden, k: 3, s: s, pad: o.stridedPadding.padding(kernel: 3, stride: s), groups: hidden,
                           eps: c.bnEps, act: .relu6)
                 g.conv("\(p).\(k + 1)", hidden, cout, k: 1, pad: .symmetric(0))
                 let body = g.bn("\(p).\(k + 2)", cout, eps: c.bnEps)

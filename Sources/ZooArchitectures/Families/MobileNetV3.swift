@@ -6,9 +6,39 @@ extension Family {
     public static let mobilenetV3 = Family("mobilenet_v3")
 }
 
+/// The options of a MobileNetV3 configuration (`zoo.config` members, in this order).
+public struct MobileNetV3Options: StridedPaddingOptions {
+    /// Large or Small.
+    public enum Size: String, Codable, Sendable, Hashable, CaseIterable {
+        /// MobileNetV3-Large.
+        case large
+        /// MobileNetV3-Small.
+        case small
+    }
+
+    /// Large or Small.
+    public var size = Size.large
+    /// Padding of the strided stem convolution.
+    public var stemPadding = PaddingConvention.symmetric
+    /// Padding of the strided depthwise convolutions: Keras `correct_pad`.
+    public var stridedPadding = PaddingConvention.symmetric
+    /// The channel rounding rules of this flavour.
+    public var channelRounding = Flavour.torchvision
+
+    enum CodingKeys: String, CodingKey {
+        case size
+        case stemPadding = "stem_padding"
+        case stridedPadding = "strided_padding"
+        case channelRounding = "channel_rounding"
+    }
+
+    /// torchvision's defaults (Large).
+    public init() {}
+}
+
 /// MobileNetV3 Large / Small (torchvision and Keras).
 ///
-/// `zoo.config` fields: `size` (`large` or `small`), `stem_padding`, `strided_padding`, `channel_rounding`.
+/// `zoo.config` members: `MobileNetV3Options`.
 public struct MobileNetV3Family: MobileNetFamily {
     /// The family.
     public init() {}
@@ -31,30 +61,13 @@ public struct MobileNetV3Family: MobileNetFamily {
     /// The preset of `name` (its width from the name's suffix).
     public func preset(_ name: String, flavour: Flavour) throws -> ArchitectureConfig {
         guard names.contains(name) else { throw ZooError(.usage, "unknown MobileNetV3 \(name)", item: name) }
-        var c = ArchitectureConfig(name: name, family: .mobilenetV3, flavour: flavour, width: widthFromSuffix(name))
-        c.mobileNetV3Size = name.hasPrefix("mobilenet_v3_small") ? "small" : "large"
+        var o = MobileNetV3Options()
+        o.size = name.hasPrefix("mobilenet_v3_small") ? .small : .large
+        if flavour == .keras { o.stemPadding = .tfSame; o.stridedPadding = .correctPad; o.channelRounding = .keras }
+        var c = ArchitectureConfig(name: name, family: .mobilenetV3, flavour: flavour, width: widthFromSuffix(name), options: o)
         c.bnEps = 1e-3
         c.dropout = 0.2
-        if flavour == .keras { c.stemPadding = .tfSame; c.stridedPadding = .correctPad; c.channelRounding = .keras }
         return c
-    }
-
-    /// `size`, `stem_padding`, `strided_padding`, `channel_rounding`.
-    public func encode(_ c: ArchitectureConfig) -> [(String, JSONValue)] {
-        [("size", .string(c.mobileNetV3Size))] + paddingFields(c)
-    }
-
-    /// Reads the fields `encode` writes.
-    public func decode(_ f: ConfigFields, into c: inout ArchitectureConfig) throws {
-        if let v = f.string("size") { c.mobileNetV3Size = v }
-        try decodePaddingFields(f, into: &c)
-    }
-
-    /// `size` is `large` or `small`.
-    public func validate(_ c: ArchitectureConfig) throws {
-        guard c.mobileNetV3Size == "large" || c.mobileNetV3Size == "small" else {
-            throw ZooError(.badInput, "MobileNetV3 size must be large or small", item: c.name)
-        }
     }
 
     /// A custom linear head is a graph of its own; Keras's classifier is a 1x1 convolution; a Keras model
@@ -89,14 +102,14 @@ public struct MobileNetV3Family: MobileNetFamily {
     }
 
     /// The graph.
-    public func graph(_ c: ArchitectureConfig) throws -> LayerGraph {
+    public func graph(_ c: ArchitectureConfig, _ o: MobileNetV3Options) throws -> LayerGraph {
         var g = GraphBuilder()
-        let large = c.mobileNetV3Size == "large"
-        let keras = c.channelRounding == .keras
+        let large = o.size == .large
+        let keras = o.channelRounding == .keras
         let w = c.width
         func adjust(_ ch: Int) -> Int { makeDivisible(Double(ch) * w) }
         var cin = keras ? 16 : adjust(16)
-        g.convBNAct("features.0", 3, cin, k: 3, s: 2, pad: c.stemPadding.padding(kernel: 3, stride: 2), eps: c.bnEps, act: .hardSwish)
+        g.convBNAct("features.0", 3, cin, k: 3, s: 2, pad: o.stemPadding.padding(kernel: 3, stride: 2), eps: c.bnEps, act: .hardSwish)
         var reduction = 2
         let tapsAt: Set<Int> = large ? [1, 3, 6, 12] : [1, 3, 8]
         if !large { g.tap("features.0", channels: cin, reduction: 2) }
@@ -112,7 +125,7 @@ public struct MobileNetV3Family: MobileNetFamily {
                 g.convBNAct("\(p).0", cin, exp, k: 1, s: 1, pad: .symmetric(0), eps: c.bnEps, act: act)
                 k = 1
             }
-            g.convBNAct("\(p).\(k)", exp, exp, k: b.k, s: b.s, pad: (b.s == 1 ? PaddingConvention.symmetric : c.stridedPadding).padding(kernel: b.k, stride: b.s),
+            g.convBNAct("\(p).\(k)", exp, exp, k: b.k, s: b.s, pad: (b.s == 1 ? PaddingConvention.symmetric : o.stridedPadding).padding(kernel: b.k, stride: b.s),
                       groups: exp, eps: c.bnEps, act: act)
             k += 1
             if b.se {

@@ -6,12 +6,43 @@ extension Family {
     public static let vgg = Family("vgg")
 }
 
+/// The options of a VGG configuration (`zoo.config` members, in this order).
+public struct VGGOptions: FlattenInputOptions {
+    /// Convolutions per stage (5 stages).
+    public var depths: [Int] = []
+    /// BatchNorm after every convolution.
+    public var batchNorm = false
+    /// Keras: the spatial size `[h, w]` of the map fed to `Flatten` (7x7 at 224 px); nil (`null`) for
+    /// torchvision's adaptive pooling to 7x7.
+    public var flattenSize: [Int]?
+
+    enum CodingKeys: String, CodingKey {
+        case depths
+        case batchNorm = "batch_norm"
+        case flattenSize = "flatten_size"
+    }
+
+    /// torchvision's defaults (no stages).
+    public init() {}
+
+    /// `flatten_size` is written as `null` when nil.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(depths, forKey: .depths)
+        try c.encode(batchNorm, forKey: .batchNorm)
+        try c.encode(flattenSize, forKey: .flattenSize)
+    }
+
+    /// `null` there means adaptive pooling, not "keep the preset's".
+    public static var nullableMembers: Set<String> { ["flatten_size"] }
+}
+
 /// VGG 11/13/16/19, with or without BatchNorm. torchvision pools adaptively to 7x7 before the classifier;
 /// Keras flattens the last map as it is (`flatten_size`), in (h, w, c) order, so its first Dense layer's
 /// rows are permuted by the mapping (`SourceQuirks.flatten`).
 ///
-/// `zoo.config` fields: `depths` (convolutions per stage, 5), `batch_norm`, `flatten_size` ([h, w] or null),
-/// `fc1_source_order` (written for people: `hwc` for Keras, `chw` for torchvision; not read).
+/// `zoo.config` members: `VGGOptions`, then `fc1_source_order` (written for people: `hwc` for Keras,
+/// `chw` for torchvision; not read).
 public struct VGGFamily: ArchitectureFamily {
     /// The family.
     public init() {}
@@ -40,34 +71,25 @@ public struct VGGFamily: ArchitectureFamily {
     public func preset(_ name: String, flavour: Flavour) throws -> ArchitectureConfig {
         let base = name.hasSuffix("_bn") ? String(name.dropLast(3)) : name
         guard let d = Self.depths.first(where: { $0.name == base }) else { throw ZooError(.usage, "unknown VGG \(name)", item: name) }
-        var c = ArchitectureConfig(name: name, family: .vgg, flavour: flavour)
-        c.depths = d.depths
-        c.batchNorm = name.hasSuffix("_bn")
-        c.convBias = true
+        var o = VGGOptions()
+        o.depths = d.depths
+        o.batchNorm = name.hasSuffix("_bn")
+        if flavour == .keras { o.flattenSize = [7, 7] }
+        var c = ArchitectureConfig(name: name, family: .vgg, flavour: flavour, options: o)
         c.dropout = flavour == .keras ? 0 : 0.5
-        if flavour == .keras { c.flattenSize = [7, 7] }
         return c
     }
 
-    /// `depths`, `batch_norm`, `flatten_size`, `fc1_source_order`.
-    public func encode(_ c: ArchitectureConfig) -> [(String, JSONValue)] {
-        [("depths", ConfigFields.array(c.depths)), ("batch_norm", .bool(c.batchNorm)),
-         ("flatten_size", c.flattenSize.map(ConfigFields.array) ?? .null),
-         ("fc1_source_order", .string(c.flavour == .keras ? "hwc" : "chw"))]
-    }
-
-    /// Reads the fields `encode` writes (`flatten_size` null: torchvision's adaptive pooling).
-    public func decode(_ f: ConfigFields, into c: inout ArchitectureConfig) throws {
-        if let v = try f.ints("depths") { c.depths = v }
-        if let v = try f.bool("batch_norm") { c.batchNorm = v }
-        if f.contains("flatten_size") { c.flattenSize = try f.ints("flatten_size") }
+    /// `fc1_source_order`: `hwc` for Keras, `chw` for torchvision (for people; not read).
+    public func notes(_ c: ArchitectureConfig) -> [(String, JSONValue)] {
+        [("fc1_source_order", .string(c.flavour == .keras ? "hwc" : "chw"))]
     }
 
     /// Five positive stage depths; `flatten_size` is [h, w].
-    public func validate(_ c: ArchitectureConfig) throws {
+    public func validate(_ c: ArchitectureConfig, _ o: VGGOptions) throws {
         func bad(_ m: String) -> ZooError { ZooError(.badInput, m, item: c.name) }
-        guard c.depths.count == 5, c.depths.allSatisfy({ $0 > 0 }) else { throw bad("VGG needs 5 stage depths, got \(c.depths)") }
-        if let f = c.flattenSize { guard f.count == 2, f[0] > 0, f[1] > 0 else { throw bad("flatten_size must be [h, w]") } }
+        guard o.depths.count == 5, o.depths.allSatisfy({ $0 > 0 }) else { throw bad("VGG needs 5 stage depths, got \(o.depths)") }
+        if let f = o.flattenSize { guard f.count == 2, f[0] > 0, f[1] > 0 else { throw bad("flatten_size must be [h, w]") } }
     }
 
     /// Keras's `Flatten` before `classifier.0`; a custom linear head is a graph of its own.
@@ -76,15 +98,15 @@ public struct VGGFamily: ArchitectureFamily {
     }
 
     /// The graph: `features.i` as in torchvision, then the classifier (or a custom linear head).
-    public func graph(_ c: ArchitectureConfig) throws -> LayerGraph {
+    public func graph(_ c: ArchitectureConfig, _ o: VGGOptions) throws -> LayerGraph {
         var g = GraphBuilder()
         var idx = 0
         var cin = 3
         let widths = [64, 128, 256, 512, 512]
-        for (si, n) in c.depths.enumerated() {
+        for (si, n) in o.depths.enumerated() {
             for _ in 0..<n {
                 g.conv("features.\(idx)", cin, widths[si], k: 3, pad: .symmetric(1), bias: true); idx += 1
-                if c.batchNorm { g.bn("features.\(idx)", widths[si], eps: c.bnEps); idx += 1 }
+                if o.batchNorm { g.bn("features.\(idx)", widths[si], eps: c.bnEps); idx += 1 }
                 g.act("features.\(idx)", .relu); idx += 1
                 cin = widths[si]
             }
@@ -97,7 +119,7 @@ public struct VGGFamily: ArchitectureFamily {
         if c.head == .linear { return g.linearHead(channels: cin, classes: c.classes) }
         let head: Int
         let spatial: Int
-        if let f = c.flattenSize {
+        if let f = o.flattenSize {
             head = g.add("flatten", .flatten)
             spatial = f[0] * f[1]
         } else {

@@ -37,6 +37,8 @@ struct Bench: ParsableCommand {
     @Flag(help: "Print {\"median_ms\", \"p10_ms\", \"p90_ms\", \"images_per_s\", \"threads\", \"batch\"} as JSON.")
     var json = false
 
+    @OptionGroup var verbosity: QuietOption
+
     /// CPU time of the whole process (all threads) in nanoseconds.
     static func processCPUTime() -> UInt64 {
         var ts = timespec()
@@ -47,6 +49,7 @@ struct Bench: ParsableCommand {
     var threads: Int { compute.threads }
 
     func run() throws {
+        verbosity.apply()
         guard batch > 0, size > 0, threads > 0, iterations > 0, warmup >= 0 else {
             throw ZooError(.usage, "--batch, --size, --threads and --iterations must be positive")
         }
@@ -71,14 +74,20 @@ struct Bench: ParsableCommand {
             values[i] = Float(Int32(truncatingIfNeeded: seed >> 32)) / Float(Int32.max)
         }
         let input = try Tensor(shape: [batch, classifier.graph.inputChannels, size, size], floats: values)
-        for _ in 0..<warmup { _ = try classifier(input) }
+        let bar = ProgressBar(counting: "passes")
+        for i in 0..<warmup {
+            _ = try classifier(input)
+            bar.update(i + 1, warmup + iterations)
+        }
         var times: [Double] = []
         let cpu0 = Bench.processCPUTime()
-        for _ in 0..<iterations {
+        for i in 0..<iterations {
             let t0 = DispatchTime.now().uptimeNanoseconds
             _ = try classifier(input)
             times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+            bar.update(warmup + i + 1, warmup + iterations)
         }
+        bar.finish()
         let cpuPerPass = Double(Bench.processCPUTime() - cpu0) / 1e6 / Double(iterations)
         let runOrder = times
         times.sort()
@@ -90,15 +99,10 @@ struct Bench: ParsableCommand {
         let median = pct(0.5), p10 = pct(0.1), p90 = pct(0.9)
         let ips = Double(batch) / (median / 1000)
         if json {
-            var fields: [(String, JSONValue)] = [
-                ("median_ms", .double(median)), ("p10_ms", .double(p10)), ("p90_ms", .double(p90)),
-                ("images_per_s", .double(ips)), ("threads", .int(Int64(threads))), ("batch", .int(Int64(batch))),
-                ("size", .int(Int64(size))), ("iterations", .int(Int64(iterations))), ("load_ms", .double(loadMs)),
-                ("cpu_ms_per_pass", .double(cpuPerPass)),
-                ("model", .string(model)), ("blas", .string(KernelBackend.blasDescription)),
-            ]
-            if samples { fields.append(("samples_ms", .array(runOrder.map { .double($0) }))) }
-            print(JSONValue.object(fields).serialized())
+            try CLIOutput.printJSON(BenchResult(
+                median_ms: median, p10_ms: p10, p90_ms: p90, images_per_s: ips, threads: threads, batch: batch, size: size,
+                iterations: iterations, load_ms: loadMs, cpu_ms_per_pass: cpuPerPass, model: model,
+                blas: KernelBackend.blasDescription, samples_ms: samples ? runOrder : nil), pretty: false)
         } else {
             func f(_ v: Double) -> String { String(format: "%.2f", v) }
             print("model:      \(model.escapingControlCharacters) (batch \(batch), \(size)x\(size), \(threads) threads, \(iterations) passes)")

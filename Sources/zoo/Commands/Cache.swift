@@ -102,7 +102,7 @@ struct CachePrune: ParsableCommand {
 enum CacheCommand {
     /// `value` as JSON with sorted keys, laid out like the other commands' JSON (`JSONValue`).
     static func json<T: Encodable>(_ value: T) throws -> String {
-        try JSONValue(encoding: value).serialized(pretty: true)
+        try JSONValue(encoding: value, sortedKeys: true).serialized(pretty: true)
     }
 
     /// `2026-12-03 21:40` (UTC) from `2026-12-03T21:40:35Z`.

@@ -48,9 +48,14 @@ struct Convert: ParsableCommand {
     @Flag(name: .customLong("allow-partial"), help: "With --arch: write the tensors that fit even when some are missing, unexpected or mismatched (the report goes into the metadata).")
     var allowPartial = false
 
+    @OptionGroup var result: JSONOption
+
+    @OptionGroup var verbosity: QuietOption
+
     var output: String { destination.output }
 
     func run() throws {
+        verbosity.apply()
         guard let target = dtype.value else {
             throw ZooError(.usage, "--dtype must be keep, f32, f16 or bf16 (got \"\(dtype.text)\")")
         }
@@ -63,19 +68,28 @@ struct Convert: ParsableCommand {
         }
         options.pytorch.verifyCRC = !noCRC
         if arch == nil, allowPartial { throw ZooError(.usage, "--allow-partial needs --arch") }
-        let bar = ProgressBar(enabled: isatty(2) != 0)
+        let bar = ProgressBar()
         let summary = try Converter.convert(input: input, output: output, options: options, progress: bar.update)
         bar.finish()
+        let config = summary.metadata.config
+        if let report = summary.report {
+            for note in report.notes { CLIOutput.note(note) }
+            if !report.isComplete {
+                CLIOutput.note("partial: \(report.missing.count) missing, \(report.unexpected.count) unexpected, \(report.mismatched.count) mismatched (report in zoo.report)")
+                for line in report.lines.prefix(20) { CLIOutput.note("  " + line) }
+            }
+        }
+        if result.json {
+            try CLIOutput.printJSON(ConvertResult(
+                output: output, input: input, format: summary.format, tensors: summary.tensors, bytes: summary.bytes,
+                sha256: summary.sha256, architecture: summary.report?.architecture, flavour: config?["flavour"]?.stringValue,
+                classes: config?["classes"]?.intValue, complete: summary.report?.isComplete, mapping: summary.report?.json))
+            return
+        }
         guard let report = summary.report else {
             print("\(output.escapingControlCharacters): \(summary.tensors) tensors, \(summary.bytes) bytes (\(CLIOutput.bytes(summary.bytes))) from \(summary.format), sha256 \(summary.sha256)")
             return
         }
-        for note in report.notes { CLIOutput.note(note) }
-        if !report.isComplete {
-            CLIOutput.note("partial: \(report.missing.count) missing, \(report.unexpected.count) unexpected, \(report.mismatched.count) mismatched (report in zoo.report)")
-            for line in report.lines.prefix(20) { CLIOutput.note("  " + line) }
-        }
-        let config = summary.metadata.config
         let flavour = config?["flavour"]?.stringValue ?? "?"
         let classes = config?["classes"]?.intValue.map(String.init) ?? "?"
         print("\(output): \(report.architecture) (\(flavour), \(classes) classes), \(summary.tensors) tensors, \(summary.bytes) bytes (\(CLIOutput.bytes(summary.bytes))) from \(summary.format), sha256 \(summary.sha256)"
@@ -86,39 +100,4 @@ struct Convert: ParsableCommand {
 extension Convert: OutputText, ForceText {
     static let outputHelp = "The native safetensors file to write."
     static let forceHelp = "Replace OUTPUT if it exists."
-}
-
-/// A one-line progress bar on stderr, drawn only on a terminal. Safe to update from any thread.
-final class ProgressBar: @unchecked Sendable {
-    private let enabled: Bool
-    private var lastPercent = -1
-    private let lock = NSLock()
-    private let format: (Int) -> String
-
-    /// `format` writes a count (default: bytes; `predict` counts images).
-    init(enabled: Bool, format: @escaping (Int) -> String = CLIOutput.bytes) {
-        self.enabled = enabled
-        self.format = format
-    }
-
-    func update(_ done: Int, _ total: Int) {
-        guard enabled, total > 0 else { return }
-        lock.lock()
-        defer { lock.unlock() }
-        let percent = Int(Double(done) / Double(total) * 100)
-        if percent == lastPercent { return }
-        lastPercent = percent
-        let width = 30
-        let filled = width * percent / 100
-        let line = "\r[" + String(repeating: "#", count: filled) + String(repeating: " ", count: width - filled) + "] \(percent)% "
-            + format(done) + " / " + format(total)
-        let bytes = Array(line.utf8)
-        bytes.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) }
-    }
-
-    func finish() {
-        guard enabled, lastPercent >= 0 else { return }
-        let clear = Array("\r\u{1B}[K".utf8)
-        clear.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) }
-    }
 }

@@ -35,6 +35,10 @@ struct Features: ParsableCommand {
 
     @OptionGroup var replace: ForceOption<Features>
 
+    @OptionGroup var result: JSONOption
+
+    @OptionGroup var verbosity: QuietOption
+
     var output: String { destination.output }
 
     func validate() throws {
@@ -44,18 +48,29 @@ struct Features: ParsableCommand {
     }
 
     func run() throws {
+        verbosity.apply()
         let extractor = try FeatureExtractor(path: try Pretrained.resolve(model))
         try replace.refuseExisting(output)
+        let indices = try stages.map { try CLIOutput.indices($0, option: "--stages") }
+        let bar = ProgressBar(enabled: images.count > 1, counting: "images")
         let count: Int
-        if let stages {
-            let indices = try CLIOutput.indices(stages, option: "--stages")
-            count = try extractor.writeStageMaps(images: images, stages: indices, to: output, threads: compute.threads, overwrite: replace.force)
+        if let indices {
+            count = try extractor.writeStageMaps(images: images, stages: indices, to: output, threads: compute.threads,
+                                                 overwrite: replace.force, progress: bar.update)
         } else {
-            try extractor.writeEmbeddings(images: images, to: output, pool: pool.value ?? .avg, batch: batch,
-                                          threads: compute.threads, overwrite: replace.force)
-            count = 0
+            count = try extractor.writeEmbeddings(images: images, to: output, pool: pool.value ?? .avg, batch: batch,
+                                                  threads: compute.threads, overwrite: replace.force, progress: bar.update)
         }
-        print("\(output.escapingControlCharacters): \(count == 0 ? 1 : count) tensors for \(images.count) images")
+        bar.finish()
+        if result.json {
+            try CLIOutput.printJSON(FeaturesResult(
+                output: output, images: images.count, kind: indices == nil ? "embeddings" : "stages", tensors: count,
+                stages: try extractor.stages(indices).map {
+                    .init(index: $0.index, name: $0.tap.name, channels: $0.tap.channels, reduction: $0.tap.reduction, shape: nil)
+                }))
+            return
+        }
+        print("\(output.escapingControlCharacters): \(count) tensors for \(images.count) images")
     }
 }
 

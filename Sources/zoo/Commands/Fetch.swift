@@ -37,12 +37,17 @@ struct Fetch: ParsableCommand {
     @Flag(help: "Use only the cache, never the network (also $ZOO_OFFLINE=1): a weight set not cached yet is an error.")
     var offline = false
 
+    @OptionGroup var result: JSONOption
+
+    @OptionGroup var verbosity: QuietOption
+
     func validate() throws {
         if url != nil, checksum == nil { throw ValidationError("--url needs --checksum") }
         if checksum != nil, url == nil { throw ValidationError("--checksum goes with --url") }
     }
 
     func run() throws {
+        verbosity.apply()
         let cache = try dir.map { ModelCache(root: $0) } ?? ModelCache()
         var source: Pretrained.Source?
         if let url, let checksum {
@@ -50,12 +55,17 @@ struct Fetch: ParsableCommand {
             let file = u.lastPathComponent.isEmpty ? "\(name).download" : u.lastPathComponent
             source = Pretrained.Source(url: u, checksum: try Checksum(parsing: checksum), fileName: file)
         }
-        let bar = ProgressBar(enabled: isatty(2) != 0)
+        let bar = ProgressBar()
         let path = try Pretrained.fetch(name, tag: weights, cache: cache, source: source, force: replace.force,
                                         allowUnverified: unverified, offline: offline || Pretrained.offlineRequested()) { p in
             bar.update(Int(p.bytesReceived), Int(p.totalBytes ?? 0))
         }
         bar.finish()
+        if result.json {
+            let tag = try Pretrained.weights(name, tag: weights).tag
+            try CLIOutput.printJSON(FetchResult(name: name, tag: tag, path: path, bytes: CLIOutput.fileSize(path)))
+            return
+        }
         print(path.escapingControlCharacters)
     }
 }

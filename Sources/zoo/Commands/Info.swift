@@ -61,24 +61,17 @@ struct Info: ParsableCommand {
         // also ship 96-192 px weights, which resize differently).
         let pre = cat.recipe(for: e.name, flavour: config.flavour, classes: config.classes).preprocessing
         if json {
-            var o: [(String, JSONValue)] = [
-                ("name", .string(e.name)), ("family", .string(e.family.rawValue)), ("flavour", .string(config.flavour.rawValue)),
-                ("flavours", .array(e.flavours.map { .string($0.rawValue) })),
-                ("parameters", .int(Int64(g.parameterCount))), ("keras_parameters", .int(Int64(g.kerasParameterCount))),
-                ("gflops", .double(CatalogueJSON.rounded(gf, 4))), ("macs", .int(Int64(macs.reduce(0, +)))),
-                ("input_size", .array(size.map { .int(Int64($0)) })), ("config", config.json),
-                ("preprocessing", pre ?? .null),
-                ("stages", .array(g.taps.map { .object([("name", .string($0.name)), ("channels", .int(Int64($0.channels))), ("reduction", .int(Int64($0.reduction)))]) })),
-                ("layers", .array(g.nodes.indices.map { i in
+            try CLIOutput.printJSON(InfoResult(
+                name: e.name, family: e.family.rawValue, flavour: config.flavour.rawValue, flavours: e.flavours.map(\.rawValue),
+                parameters: g.parameterCount, keras_parameters: g.kerasParameterCount, tensors: g.parameterSpec.count,
+                gflops: CatalogueJSON.rounded(gf, 4), macs: macs.reduce(0, +), input_size: size, config: config.json,
+                preprocessing: pre ?? .null,
+                stages: g.taps.map { .init(name: $0.name, channels: $0.channels, reduction: $0.reduction) },
+                layers: g.nodes.indices.map { i in
                     let d = LayerGraph.describe(g.nodes[i].op)
-                    return .object([("name", .string(g.nodes[i].name)), ("kind", .string(d.kind)), ("detail", .string(d.detail)),
-                                    ("output_shape", .array(shapes[i].map { .int(Int64($0)) })), ("params", .int(Int64(params[i]))),
-                                    ("macs", .int(Int64(macs[i])))])
-                })),
-                ("weights", .array(e.weights.map(CatalogueJSON.weights))),
-            ]
-            o.insert(("tensors", .int(Int64(g.parameterSpec.count))), at: 6)
-            print(JSONValue.object(o).serialized(pretty: true))
+                    return .init(name: g.nodes[i].name, kind: d.kind, detail: d.detail, output_shape: shapes[i], params: params[i], macs: macs[i])
+                },
+                weights: e.weights.map(WeightsResult.init)))
             return
         }
         var out = "\(e.name) — \(e.familyTitle), \(config.flavour.rawValue) flavour (available: \(e.flavours.map(\.rawValue).joined(separator: ", ")))\n"

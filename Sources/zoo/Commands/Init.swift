@@ -34,6 +34,8 @@ struct Init: ParsableCommand {
 
     @OptionGroup var replace: ForceOption<Init>
 
+    @OptionGroup var result: JSONOption
+
     var output: String { destination.output }
 
     func validate() throws {
@@ -51,6 +53,11 @@ struct Init: ParsableCommand {
         try replace.refuseExisting(output)
         try Converter.write(plan, to: output, overwrite: replace.force)
         let bytes = plan.records.reduce(0) { $0 + $1.byteCount }
+        if result.json {
+            try CLIOutput.printJSON(InitResult(output: output, architecture: arch, flavour: chosen.rawValue, classes: classes,
+                                               tensors: plan.records.count, bytes: bytes, seed: seed))
+            return
+        }
         print("\(output.escapingControlCharacters): \(arch) (\(chosen.rawValue), \(classes) classes), \(plan.records.count) tensors, \(bytes) bytes (\(CLIOutput.bytes(bytes))), random weights, seed \(seed)")
     }
 }

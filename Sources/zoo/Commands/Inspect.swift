@@ -26,7 +26,7 @@ struct Inspect: ParsableCommand {
         }
         // Materialised bytes: what the tensors take once loaded (and what zoo convert writes).
         let bytes = OutputLimit.totalBytes(ckpt.tensors)
-        let fileBytes = ((try? FileManager.default.attributesOfItem(atPath: file))?[.size] as? NSNumber)?.intValue ?? 0
+        let fileBytes = CLIOutput.fileSize(file)
         let expansion = Self.expansionWarning(materialised: bytes, fileBytes: fileBytes)
         if verify, let sums = ckpt.checksums {
             do { try sums.verify() } catch let e as ZooError { throw e.inFile(file) }
@@ -36,32 +36,15 @@ struct Inspect: ParsableCommand {
                 + (verify ? "verified" : "not checked (--verify checks them, as zoo convert does)")
         }
         if json {
-            let tensors: [JSONValue] = ckpt.tensors.map { t in
-                var fields: [(String, JSONValue)] = [
-                    ("name", .string(t.name)), ("dtype", .string(t.dtype.name)),
-                    ("shape", .array(t.shape.map { .int(Int64($0)) })), ("bytes", .int(Int64(t.byteCount))),
-                ]
-                fields.append(contentsOf: t.details)
-                return .object(fields)
-            }
-            let sections: [JSONValue] = ckpt.sections.map { s in
-                .object([("title", .string(s.title)),
-                         ("rows", .array(s.rows.map { row in .object(zip(s.columns, row).map { ($0, .string($1)) }) }))])
-            }
-            var doc: [(String, JSONValue)] = [
-                ("file", .string(file)),
-                ("format", .string(ckpt.format)),
-                ("metadata", .object(ckpt.metadata)),
-                ("tensors", .array(tensors)),
-                ("totals", .object([("tensors", .int(Int64(ckpt.tensors.count))), ("parameters", .int(Int64(parameters))), ("bytes", .int(Int64(bytes))),
-                                    ("file_bytes", .int(Int64(fileBytes)))])),
-            ]
-            if let sums = ckpt.checksums {
-                doc.append(("checksums", .object([("kind", .string(sums.kind)), ("records", .int(Int64(sums.records))), ("verified", .bool(verify))])))
-            }
-            if let expansion { doc.append(("warnings", .array([.string(expansion)]))) }
-            if !sections.isEmpty { doc.append(("sections", .array(sections))) }
-            print(JSONValue.object(doc).serialized(pretty: true))
+            try CLIOutput.printJSON(InspectResult(
+                file: file, format: ckpt.format, metadata: .object(ckpt.metadata),
+                tensors: ckpt.tensors.map { .init(name: $0.name, dtype: $0.dtype.name, shape: $0.shape, bytes: $0.byteCount, details: $0.details) },
+                totals: .init(tensors: ckpt.tensors.count, parameters: parameters, bytes: bytes, file_bytes: fileBytes),
+                checksums: ckpt.checksums.map { .init(kind: $0.kind, records: $0.records, verified: verify) },
+                warnings: expansion.map { [$0] },
+                sections: ckpt.sections.isEmpty ? nil : ckpt.sections.map { s in
+                    .init(title: s.title, rows: s.rows.map { row in .object(zip(s.columns, row).map { ($0, .string($1)) }) })
+                }))
             return
         }
         // Text from the file (names, metadata keys and values, section titles) is escaped

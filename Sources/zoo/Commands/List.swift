@@ -21,9 +21,7 @@ struct List: ParsableCommand {
             let cache = try ModelCache()
             let names = cache.cachedModels()
             if json {
-                print(JSONValue.array(try names.map { n in
-                    .object([("name", .string(n)), ("path", .string(try cache.modelPath(n)))])
-                }).serialized(pretty: true))
+                try CLIOutput.printJSON(try names.map { CachedModelResult(name: $0, path: try cache.modelPath($0)) })
             } else if names.isEmpty {
                 print("no converted checkpoints in \(cache.modelsDirectory.escapingControlCharacters) (`zoo fetch NAME` adds them)")
             } else {
@@ -40,31 +38,25 @@ struct List: ParsableCommand {
             }
         }
         var rows: [[String]] = []
-        var docs: [JSONValue] = []
+        var docs: [ListEntryResult] = []
         for e in entries {
             let config = try e.config()
             let g = try config.graph()
             let size = e.inputSize
             let gf = try g.gflops(height: size[0], width: size[1])
             if json {
-                var o: [(String, JSONValue)] = [
-                    ("name", .string(e.name)), ("family", .string(e.family.rawValue)),
-                    ("flavours", .array(e.flavours.map { .string($0.rawValue) })),
-                    ("parameters", .int(Int64(g.parameterCount))), ("gflops", .double(CatalogueJSON.rounded(gf, 4))),
-                    ("input_size", .array(size.map { .int(Int64($0)) })),
-                ]
-                if e.flavours.contains(.keras) {
-                    o.append(("keras_parameters", .int(Int64(try e.config(flavour: .keras).graph().kerasParameterCount))))
-                }
-                o.append(("weights", .array(e.weights.map(CatalogueJSON.weights))))
-                docs.append(.object(o))
+                docs.append(ListEntryResult(
+                    name: e.name, family: e.family.rawValue, flavours: e.flavours.map(\.rawValue), parameters: g.parameterCount,
+                    gflops: CatalogueJSON.rounded(gf, 4), input_size: size,
+                    keras_parameters: e.flavours.contains(.keras) ? try e.config(flavour: .keras).graph().kerasParameterCount : nil,
+                    weights: e.weights.map(WeightsResult.init)))
             } else {
                 rows.append([e.name, e.family.rawValue, e.flavours.map(\.rawValue).joined(separator: "+"), CLIOutput.millions(g.parameterCount),
                              String(format2: gf), "\(size[0])x\(size[1])", CatalogueJSON.weightsSummary(e)])
             }
         }
         if json {
-            print(JSONValue.array(docs).serialized(pretty: true))
+            try CLIOutput.printJSON(docs)
         } else {
             print(CLIOutput.table(["name", "family", "flavours", "params", "GFLOPs", "input", "weights (acc@1)"], rows, rightAligned: [3, 4]), terminator: "")
             print("\n\(entries.count) architectures, \(entries.reduce(0) { $0 + $1.weights.count }) weight sets. `zoo info NAME` for details.")

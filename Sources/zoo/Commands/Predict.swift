@@ -35,11 +35,14 @@ struct Predict: ParsableCommand {
         guard compute.threads > 0 else { throw ValidationError("--threads must be positive") }
     }
 
+    @OptionGroup var verbosity: QuietOption
+
     func run() throws {
+        verbosity.apply()
         let path = try Pretrained.resolve(model)
         let names = try labels.map(Predict.readLabels)
         let classifier = try ImageClassifier(contentsOf: URL(fileURLWithPath: path), labels: names, threads: compute.threads)
-        let bar = ProgressBar(enabled: isatty(2) != 0 && images.count > batch) { "\($0) images" }
+        let bar = ProgressBar(enabled: images.count > batch, counting: "images")
         var results: [(String, [Prediction])] = []
         var start = 0
         while start < images.count {
@@ -51,12 +54,9 @@ struct Predict: ParsableCommand {
         }
         bar.finish()
         if json {
-            let doc: [JSONValue] = results.map { image, top in
-                .object([("image", .string(image)), ("top", .array(top.map { p in
-                    .object([("index", .int(Int64(p.index))), ("label", .string(p.label)), ("probability", .double(Double(p.probability)))])
-                }))])
-            }
-            print(JSONValue.array(doc).serialized(pretty: true))
+            try CLIOutput.printJSON(results.map { image, top in
+                PredictResult(image: image, top: top.map { .init(index: $0.index, label: $0.label, probability: Double($0.probability)) })
+            })
             return
         }
         for (image, top) in results {

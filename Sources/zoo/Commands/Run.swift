@@ -24,11 +24,16 @@ struct Run: ParsableCommand {
 
     @OptionGroup var replace: ForceOption<Run>
 
+    @OptionGroup var result: JSONOption
+
+    @OptionGroup var verbosity: QuietOption
+
     var output: String { destination.output }
     var threads: Int { compute.threads }
     var overwrite: Bool { replace.force }
 
     func run() throws {
+        verbosity.apply()
         guard threads > 0 else { throw ZooError(.usage, "--threads must be positive") }
         let x: Tensor
         do {
@@ -45,6 +50,13 @@ struct Run: ParsableCommand {
             do {
                 try SafetensorsWriter.write(records, metadata: [("zoo.feature_info", info.serialized())], to: output, overwrite: overwrite)
             } catch let e as ZooError { throw e.inFile(output) }
+            if result.json {
+                let stages = zip(zip(indices, backbone.featureInfo), maps).map { pair, map in
+                    StageResult(index: pair.0, name: pair.1.name, channels: pair.1.channels, reduction: pair.1.reduction, shape: map.shape)
+                }
+                try CLIOutput.printJSON(RunResult(output: output, input: input, kind: "features", batch: x.shape.first ?? 0,
+                                                  logits_shape: nil, stages: stages))
+            }
         } else {
             let classifier = try Classifier(contentsOf: url, threads: threads)
             let logits = try inputAtFault { try classifier(x) }
@@ -58,6 +70,10 @@ struct Run: ParsableCommand {
                     throw error
                 }
             } catch let e as ZooError { throw e.inFile(output) }
+            if result.json {
+                try CLIOutput.printJSON(RunResult(output: output, input: input, kind: "logits", batch: x.shape.first ?? 0,
+                                                  logits_shape: logits.shape, stages: nil))
+            }
         }
     }
 
