@@ -11,7 +11,7 @@ struct Inspect: ParsableCommand {
     @Argument(help: "A safetensors / native, PyTorch, HDF5 or .npy file.")
     var file: String
 
-    @Flag(help: "Print JSON: {\"format\", \"metadata\", \"tensors\": [{\"name\", \"dtype\", \"shape\"}], \"totals\"}.")
+    @Flag(help: "Print JSON: {\"format\", \"metadata\", \"tensors\": [{\"name\", \"dtype\", \"shape\"}], \"totals\", \"state_dicts\"}.")
     var json = false
 
     @Flag(help: "Also check the checksums of the tensor data (a zip's CRC-32 per record), as zoo convert does.")
@@ -31,6 +31,8 @@ struct Inspect: ParsableCommand {
         if verify, let sums = ckpt.checksums {
             do { try sums.verify() } catch let e as ZooError { throw e.inFile(file) }
         }
+        // Subtrees that could be a model's state dict (`zoo convert --key` picks one).
+        let stateDicts = StateDicts.candidates(ckpt.tensors)
         let checksums: String? = ckpt.checksums.map { sums in
             "\(sums.kind) of \(sums.records) data record\(sums.records == 1 ? "" : "s") "
                 + (verify ? "verified" : "not checked (--verify checks them, as zoo convert does)")
@@ -61,6 +63,10 @@ struct Inspect: ParsableCommand {
             }
             if let expansion { doc.append(("warnings", .array([.string(expansion)]))) }
             if !sections.isEmpty { doc.append(("sections", .array(sections))) }
+            doc.append(("state_dicts", .array(stateDicts.map { c in
+                .object([("key", .string(c.key)), ("prefix", .string(c.prefix)), ("wrappers", .array(c.wrappers.map { .string($0) })),
+                         ("tensors", .int(Int64(c.tensors))), ("architectures", .array(c.architectures.map { .string($0) }))])
+            })))
             print(JSONValue.object(doc).serialized(pretty: true))
             return
         }
@@ -89,6 +95,13 @@ struct Inspect: ParsableCommand {
         out += "\ntotal: \(ckpt.tensors.count) tensors, \(parameters) parameters, \(bytes) bytes (\(CLIOutput.bytes(bytes))) materialised from a file of \(fileBytes) bytes\n"
         if let checksums { out += "checksums: \(checksums)\n" }
         if let expansion { out += "warning: \(expansion)\n" }
+        if !stateDicts.isEmpty {
+            out += "\nstate dicts (zoo convert --arch NAME --key KEY takes one):\n" + CLIOutput.table(
+                ["key", "prefix", "tensors", "architectures"],
+                stateDicts.map { [$0.displayName, $0.prefix.isEmpty ? "-" : $0.prefix, String($0.tensors),
+                                  $0.architectures.isEmpty ? "-" : $0.architectures.joined(separator: " ")] },
+                rightAligned: [2])
+        }
         for s in ckpt.sections {
             out += "\n\(s.title.escapingControlCharacters):\n" + CLIOutput.table(s.columns, s.rows)
         }
