@@ -20,13 +20,16 @@ public struct StateDictCandidate: Sendable, Hashable {
     /// Catalogue architectures whose parameter names these tensors are, all of them (`StateDicts.candidates`
     /// only; the classifier and `num_batches_tracked` may be absent). Empty when none fits exactly.
     public var architectures: [String]
+    /// The families of `architectures` (`resnet`, `mobilenet_v3`, ...), in the same order, without repeats.
+    public var families: [String]
 
     /// Creates a candidate; `key` and `wrappers` from `prefix` (`StateDicts.split`).
-    public init(prefix: String, tensors: Int, architectures: [String] = []) {
+    public init(prefix: String, tensors: Int, architectures: [String] = [], families: [String] = []) {
         self.prefix = prefix
         (key, wrappers) = StateDicts.split(prefix)
         self.tensors = tensors
         self.architectures = architectures
+        self.families = families
     }
 
     /// How people read it: the key, or `top level` for names without a prefix.
@@ -174,7 +177,11 @@ public enum StateDicts {
             for a in vocabulary.architectures where !fits.contains(a.name) {
                 if names == a.body.union(a.head) || names == a.body { fits.append(a.name) }
             }
-            out.append(StateDictCandidate(prefix: prefix, tensors: tensors, architectures: fits))
+            var families: [String] = []
+            for a in fits {
+                if let id = registry.family(named: a)?.id.rawValue, !families.contains(id) { families.append(id) }
+            }
+            out.append(StateDictCandidate(prefix: prefix, tensors: tensors, architectures: fits, families: families))
         }
         return out.enumerated().sorted { a, b in
             a.element.tensors != b.element.tensors ? a.element.tensors > b.element.tensors : a.offset < b.offset

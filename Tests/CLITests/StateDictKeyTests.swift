@@ -191,6 +191,7 @@ import ZooTestSupport
         #expect(dicts.map { $0["wrappers"]?.arrayValue?.compactMap(\.stringValue) } == [[], ["module."]])
         #expect(dicts.map { $0["tensors"]?.intValue } == [122, 122])
         #expect(dicts.map { $0["architectures"]?.arrayValue?.compactMap(\.stringValue) } == [["resnet18"], ["resnet18"]])
+        #expect(dicts.map { $0["families"]?.arrayValue?.compactMap(\.stringValue) } == [["resnet"], ["resnet"]])
         // The wrapped checkpoint: one candidate, key state_dict, wrapper _orig_mod.
         let wrapped = try JSONValue.parse(try TestSupport.zoo(["inspect", "--json", try Self.fixture("wrapped.pth")]).stdout)
         let w = try #require(wrapped["state_dicts"]?.arrayValue)

@@ -65,7 +65,8 @@ struct Inspect: ParsableCommand {
             if !sections.isEmpty { doc.append(("sections", .array(sections))) }
             doc.append(("state_dicts", .array(stateDicts.map { c in
                 .object([("key", .string(c.key)), ("prefix", .string(c.prefix)), ("wrappers", .array(c.wrappers.map { .string($0) })),
-                         ("tensors", .int(Int64(c.tensors))), ("architectures", .array(c.architectures.map { .string($0) }))])
+                         ("tensors", .int(Int64(c.tensors))), ("architectures", .array(c.architectures.map { .string($0) })),
+                         ("families", .array(c.families.map { .string($0) }))])
             })))
             print(JSONValue.object(doc).serialized(pretty: true))
             return
