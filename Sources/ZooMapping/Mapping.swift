@@ -176,7 +176,7 @@ public enum Mapping {
             try StateDicts.validate(key: key)
             let normalized = StateDicts.normalized(key)
             let vocabulary = StateDicts.vocabulary(registry).all
-            let under = StateDicts.count(records.lazy.map(\.name).filter { $0.hasPrefix(normalized + ".") }, canonical: vocabulary)
+            let under = StateDicts.count(records.lazy.map(\.name).filter { StateDicts.selects(normalized, $0) }, canonical: vocabulary)
             guard !under.isEmpty else {
                 throw ZooError(.usage, "--key \"\(normalized)\" selects no state dict; candidates: "
                                + StateDicts.describe(StateDicts.candidates(records, registry: registry)), item: nil)

@@ -102,9 +102,9 @@ public enum StateDicts {
 
     /// The prefixes `key` (`model_ema`, `state_dict.model`; a trailing dot is ignored) selects: itself and
     /// those below it.
+    /// Compared byte by byte, as `prefix(of:canonical:)` cuts names.
     public static func selects(_ key: String, _ prefix: String) -> Bool {
-        let k = normalized(key)
-        return prefix.hasPrefix(k + ".")
+        prefix.utf8.starts(with: (normalized(key) + ".").utf8)
     }
 
     /// `key` without a trailing dot.
