@@ -67,16 +67,21 @@ public enum Converter {
         /// With `arch`: write the tensors that fit even when some are missing, unexpected or mismatched
         /// (the report goes into the metadata).
         public var allowPartial: Bool
+        /// With `arch`: map only the tensors under this dotted prefix of the checkpoint (`model_ema`, `state_dict`;
+        /// `zoo convert --key`), wrappers below it still stripped. nil: the most complete candidate state dict,
+        /// not an EMA copy when there is a choice (`Mapping.canonicalize`).
+        public var key: String?
 
         /// Defaults: keep dtypes, never overwrite, verify CRCs, the default output limit, a raw conversion.
         public init(dtype: TargetDType = .keep, overwrite: Bool = false, pytorch: PyTorchImporter.Options = PyTorchImporter.Options(),
-                    maxOutputBytes: Int? = nil, arch: String? = nil, allowPartial: Bool = false) {
+                    maxOutputBytes: Int? = nil, arch: String? = nil, allowPartial: Bool = false, key: String? = nil) {
             self.dtype = dtype
             self.overwrite = overwrite
             self.pytorch = pytorch
             self.maxOutputBytes = maxOutputBytes
             self.arch = arch
             self.allowPartial = allowPartial
+            self.key = key
         }
     }
 
@@ -253,20 +258,24 @@ public enum Converter {
     }
 
     /// The whole conversion: refuses an existing `output` unless `options.overwrite`, reads `input`
-    /// (its SHA-256 computed while the rest runs), maps to `options.arch` when set (a mapping error
-    /// names the input), applies `transform` (e.g. metadata of the caller's own), casts to
+    /// (its SHA-256 computed while the rest runs), maps to `options.arch` when set, from the state dict
+    /// `options.key` names if set (a mapping error names the input; a key without an architecture is a
+    /// usage error), applies `transform` (e.g. metadata of the caller's own), casts to
     /// `options.dtype` and writes atomically. `progress` receives bytes written and the total.
     @discardableResult
     public static func convert(input: String, output: String, options: Options = Options(),
                                transform: ((inout Plan) throws -> Void)? = nil,
                                progress: ((Int, Int) -> Void)? = nil) throws -> Summary {
+        if options.key != nil, options.arch == nil {
+            throw ZooError(.usage, "--key needs --arch (it picks the state dict the architecture is mapped from)")
+        }
         if !options.overwrite, FileSystem.exists(output) {
             throw ZooError(.io, "already exists (use --force to replace it)", file: output)
         }
         var p = try plan(input: input, options: options, hashInBackground: true)
         var report: MappingReport?
         if let arch = options.arch {
-            do { report = try mapArchitecture(&p, arch: arch, allowPartial: options.allowPartial) } catch let e as ZooError { throw e.inFile(input) }
+            do { report = try mapArchitecture(&p, arch: arch, allowPartial: options.allowPartial, key: options.key) } catch let e as ZooError { throw e.inFile(input) }
         }
         try transform?(&p)
         p.records = cast(p.records, to: options.dtype)

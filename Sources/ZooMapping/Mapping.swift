@@ -52,6 +52,15 @@ public struct MappingReport: Sendable {
     public var synthesized: [String] = []
     /// Source tensors outside the chosen wrapper (optimizer state, a second copy of the weights...).
     public var ignored: [String] = []
+    /// The subtree the tensors were taken from, as `zoo convert --key` names it (`model`, `model_ema`,
+    /// `state_dict`); nil when they sit at the file's top level (below wrappers, if any).
+    public var key: String?
+    /// Wrappers stripped between `key` and the canonical names, outermost first, each with its dot
+    /// (`module.`, `_orig_mod.`, `model.`); `prefix` is `key` + `.` + these.
+    public var wrappers: [String] = []
+    /// The other candidate state dicts seen in the file (a second copy of the weights such as `model_ema`),
+    /// each with how many of the architecture's names sit under it.
+    public var otherStateDicts: [StateDictCandidate] = []
     /// Remarks (how the architecture was recognised, a missing head, ...).
     public var notes: [String] = []
 
@@ -73,7 +82,35 @@ public struct MappingReport: Sendable {
             ("synthesized", .array(synthesized.map { .string($0) })),
             ("ignored", .array(ignored.map { .string($0) })),
             ("notes", .array(notes.map { .string($0) })),
-        ])
+        ] + stateDictJSON)
+    }
+
+    /// `key`, `wrappers` and `other_state_dicts` for `json`, present only when there is something to say
+    /// (so that the report of a plain state dict is what it was before they existed).
+    var stateDictJSON: [(String, JSONValue)] {
+        var out: [(String, JSONValue)] = []
+        if let key { out.append(("key", .string(key))) }
+        if !wrappers.isEmpty { out.append(("wrappers", .array(wrappers.map { .string($0) }))) }
+        if !otherStateDicts.isEmpty {
+            out.append(("other_state_dicts", .array(otherStateDicts.map {
+                .object([("key", .string($0.key)), ("prefix", .string($0.prefix)), ("tensors", .int(Int64($0.tensors)))])
+            })))
+        }
+        return out
+    }
+
+    /// The line `zoo convert` prints about the state dict it took, when there was a choice or a wrapper:
+    /// `state dict: model (ignored: model_ema with 122 tensors; use --key to choose)`; nil for a plain state dict.
+    public var stateDictNote: String? {
+        guard key != nil || !wrappers.isEmpty || !otherStateDicts.isEmpty else { return nil }
+        var parts: [String] = []
+        if !wrappers.isEmpty { parts.append("stripped " + wrappers.joined(separator: " ")) }
+        if !otherStateDicts.isEmpty {
+            let shown = otherStateDicts.prefix(8).map { "\($0.displayName) with \($0.tensors) tensors" }.joined(separator: ", ")
+            let more = otherStateDicts.count > 8 ? ", and \(otherStateDicts.count - 8) more" : ""
+            parts.append("ignored: " + shown + more + "; use --key to choose")
+        }
+        return "state dict: \(key ?? "top level")" + (parts.isEmpty ? "" : " (" + parts.joined(separator: "; ") + ")")
     }
 
     /// Lines for people: one per problem, naming both sides.
@@ -116,7 +153,13 @@ public enum Mapping {
     ///
     /// Throws a `.mismatch` error listing missing, unexpected and mismatched tensors unless `allowPartial`,
     /// in which case the matching tensors are returned and the report goes into the metadata.
-    public static func canonicalize(records: [TensorRecord], structure: SourceStructure?, arch: String, allowPartial: Bool = false) throws -> CanonicalCheckpoint {
+    ///
+    /// `key` (`model_ema`, `state_dict`; `zoo convert --key`) maps only the tensors under that dotted prefix
+    /// (wrappers below it are still stripped); nil takes the most complete candidate, preferring one that is not an
+    /// EMA copy. A key under which no canonical name sits is a usage error listing the candidates
+    /// (`StateDicts.candidates`).
+    public static func canonicalize(records: [TensorRecord], structure: SourceStructure?, arch: String, allowPartial: Bool = false,
+                                    key: String? = nil) throws -> CanonicalCheckpoint {
         let registry = ArchitectureRegistry.current
         var family: (any ArchitectureFamily)?
         if arch != "auto" {
@@ -125,9 +168,23 @@ public enum Mapping {
                 throw ZooError(.usage, "unknown architecture \"\(arch)\"; `zoo list` shows the known names (or use --arch auto)", item: arch)
             }
         }
-        let source = SourceTensors(records: records, structure: structure)
+        var source = SourceTensors(records: records, structure: structure)
         guard let convention = conventions.first(where: { $0.reads(source) }) else {
             throw ZooError(.unsupported, "no source convention reads these tensors", item: arch)
+        }
+        if let key {
+            try StateDicts.validate(key: key)
+            let normalized = StateDicts.normalized(key)
+            let vocabulary = StateDicts.vocabulary(registry).all
+            let under = StateDicts.count(records.lazy.map(\.name).filter { StateDicts.selects(normalized, $0) }, canonical: vocabulary)
+            guard !under.isEmpty else {
+                throw ZooError(.usage, "--key \"\(normalized)\" selects no state dict; candidates: "
+                               + StateDicts.describe(StateDicts.candidates(records, registry: registry)), item: nil)
+            }
+            guard convention.selectsSubtrees else {
+                throw ZooError(.usage, "--key selects a subtree of dotted names; \(convention.name) files are matched otherwise")
+            }
+            source.key = normalized
         }
         let candidates = try convention.candidates(for: arch, family: family, in: registry)
         var best: (score: Int, result: CanonicalCheckpoint)?
@@ -207,35 +264,25 @@ public enum Mapping {
     }
 
     /// Maps torchvision-style names (identity, plus wrapper keys and `module.` prefixes) for one candidate architecture.
-    public static func torchvisionMapping(records: [TensorRecord], name: String, flavour: Flavour, width: Double? = nil) throws -> CanonicalCheckpoint {
+    ///
+    /// The tensors are taken from the prefix under which most of the architecture's names sit (the top level first,
+    /// EMA copies last among equals), or, with `key`, from the best prefix at or below that dotted key. The report
+    /// names the key, the wrappers stripped and the other substantial candidates (`StateDicts`).
+    public static func torchvisionMapping(records: [TensorRecord], name: String, flavour: Flavour, width: Double? = nil,
+                                          key: String? = nil) throws -> CanonicalCheckpoint {
         var config = try ArchitectureRegistry.current.preset(name, flavour: flavour)
         if let width { config.width = width }
         var spec = try config.parameterSpec()
         let specNames = Set(spec.map(\.name))
-        // Find the prefix under which most canonical names sit.
-        var counts: [String: Int] = [:]
-        var order: [String] = []
-        for r in records {
-            let n = r.name
-            if specNames.contains(n) { if counts[""] == nil { order.append("") }; counts["", default: 0] += 1; continue }
-            var i = n.startIndex
-            while let dot = n[i...].firstIndex(of: ".") {
-                let suffix = String(n[n.index(after: dot)...])
-                if specNames.contains(suffix) {
-                    let p = String(n[...dot])
-                    if counts[p] == nil { order.append(p) }
-                    counts[p, default: 0] += 1
-                    break
-                }
-                i = n.index(after: dot)
-            }
-        }
-        guard let prefix = order.max(by: { a, b in
-            let ca = counts[a] ?? 0, cb = counts[b] ?? 0
-            if ca != cb { return ca < cb }
-            return prefixRank(a) > prefixRank(b)
-        }) else {
-            throw ZooError(.mismatch, "no tensor name of \(name) found", item: name)
+        // Find the prefix under which most canonical names sit (within the key, when one is given).
+        let counted = StateDicts.count(records.lazy.map(\.name), canonical: specNames)
+        let selectable = key.map { k in counted.filter { StateDicts.selects(k, $0.prefix) } } ?? counted
+        guard let prefix = selectable.max(by: { a, b in
+            if a.tensors != b.tensors { return a.tensors < b.tensors }
+            return prefixRank(a.prefix) > prefixRank(b.prefix)
+        })?.prefix else {
+            let within = key.map { " under --key \($0)" } ?? ""
+            throw ZooError(.mismatch, "no tensor name of \(name) found\(within)", item: name)
         }
         var byName: [String: TensorRecord] = [:]
         var inScope: [TensorRecord] = []
@@ -262,6 +309,18 @@ public enum Mapping {
         spec = try config.parameterSpec()
         var report = MappingReport(architecture: name, flavour: flavour, source: "torchvision", prefix: prefix.isEmpty ? nil : prefix)
         report.ignored = ignored
+        if let key {
+            let k = StateDicts.normalized(key)
+            report.key = k
+            report.wrappers = prefix.dropFirst(k.count + 1).split(separator: ".").map { $0 + "." }
+        } else {
+            let (k, wrappers) = StateDicts.split(prefix)
+            report.key = k.isEmpty ? nil : k
+            report.wrappers = wrappers
+        }
+        let largest = counted.map(\.tensors).max() ?? 0
+        report.otherStateDicts = counted.filter { $0.prefix != prefix && StateDicts.isSubstantial($0.tensors, largest: largest) }
+            .map { StateDictCandidate(prefix: $0.prefix, tensors: $0.tensors) }
         if !config.includeTop { report.notes.append("no classifier head in the source: backbone only (include_top false)") }
         var out: [TensorRecord] = []
         var used = Set<String>()

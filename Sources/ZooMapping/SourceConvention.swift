@@ -9,11 +9,15 @@ public struct SourceTensors: Sendable {
     public var records: [TensorRecord]
     /// The structure the importer found (Keras's layer order in HDF5 Keras files); nil for files that have only names.
     public var structure: SourceStructure?
+    /// The dotted prefix the tensors are to be taken from (`zoo convert --key`, without a trailing dot); nil: the
+    /// convention chooses.
+    public var key: String?
 
     /// Wraps an importer's records.
-    public init(records: [TensorRecord], structure: SourceStructure?) {
+    public init(records: [TensorRecord], structure: SourceStructure?, key: String? = nil) {
         self.records = records
         self.structure = structure
+        self.key = key
     }
 }
 
@@ -51,6 +55,13 @@ public protocol SourceConvention: Sendable {
     func candidates(for arch: String, family: (any ArchitectureFamily)?, in registry: ArchitectureRegistry) throws -> [MappingCandidate]
     /// Maps `source` onto one candidate.
     func map(_ source: SourceTensors, to candidate: MappingCandidate) throws -> CanonicalCheckpoint
+    /// True when the convention honours `SourceTensors.key` (names with dotted prefixes); false by default.
+    var selectsSubtrees: Bool { get }
+}
+
+extension SourceConvention {
+    /// False: a convention takes a key only when it says so.
+    public var selectsSubtrees: Bool { false }
 }
 
 /// Keras weight files: tensors matched by layer order within each kind of layer (`Mapping.kerasMapping`).
@@ -121,8 +132,12 @@ public struct TorchvisionNames: SourceConvention {
         return out
     }
 
-    /// `Mapping.torchvisionMapping`.
+    /// `Mapping.torchvisionMapping`, within `source.key` when set.
     public func map(_ source: SourceTensors, to candidate: MappingCandidate) throws -> CanonicalCheckpoint {
-        try Mapping.torchvisionMapping(records: source.records, name: candidate.name, flavour: candidate.flavour, width: candidate.width)
+        try Mapping.torchvisionMapping(records: source.records, name: candidate.name, flavour: candidate.flavour, width: candidate.width,
+                                       key: source.key)
     }
+
+    /// True: `SourceTensors.key` picks the subtree.
+    public var selectsSubtrees: Bool { true }
 }

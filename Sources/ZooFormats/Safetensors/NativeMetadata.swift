@@ -41,17 +41,28 @@ public struct NativeMetadata: Sendable, Equatable {
         public var importer: String
         /// The original dtype of the floating-point tensors (`F32`, `F16`, ...).
         public var dtype: String
+        /// The subtree of the file the weights were taken from (`model`, `model_ema`, `state_dict`: what
+        /// `zoo convert --key` names); nil for the top level. Written only when set.
+        public var key: String?
+        /// Wrappers stripped below `key`, outermost first (`module.`, `_orig_mod.`, `model.`). Written only when not empty.
+        public var wrappers: [String]
 
         /// Creates a source record.
-        public init(file: String, sha256: String, importer: String, dtype: String) {
+        public init(file: String, sha256: String, importer: String, dtype: String, key: String? = nil, wrappers: [String] = []) {
             self.file = file
             self.sha256 = sha256
             self.importer = importer
             self.dtype = dtype
+            self.key = key
+            self.wrappers = wrappers
         }
 
         var json: JSONValue {
-            .object([("file", .string(file)), ("sha256", .string(sha256)), ("importer", .string(importer)), ("dtype", .string(dtype))])
+            var members: [(String, JSONValue)] = [("file", .string(file)), ("sha256", .string(sha256)), ("importer", .string(importer)),
+                                                  ("dtype", .string(dtype))]
+            if let key { members.append(("key", .string(key))) }
+            if !wrappers.isEmpty { members.append(("wrappers", .array(wrappers.map { .string($0) }))) }
+            return .object(members)
         }
     }
 
@@ -113,7 +124,20 @@ public struct NativeMetadata: Sendable, Equatable {
                       let imp = o["importer"]?.stringValue, let dt = o["dtype"]?.stringValue else {
                     throw ZooError.bad("metadata \(k) lacks file, sha256, importer or dtype")
                 }
-                source = Source(file: file, sha256: sha, importer: imp, dtype: dt)
+                var wrappers: [String] = []
+                if let w = o["wrappers"] {
+                    guard let a = w.arrayValue else { throw ZooError.bad("metadata \(k) has wrappers that are not an array") }
+                    wrappers = try a.map {
+                        guard let s = $0.stringValue else { throw ZooError.bad("metadata \(k) has a wrapper that is not a string") }
+                        return s
+                    }
+                }
+                var key: String?
+                if let kv = o["key"] {
+                    guard let s = kv.stringValue else { throw ZooError.bad("metadata \(k) has a key that is not a string") }
+                    key = s
+                }
+                source = Source(file: file, sha256: sha, importer: imp, dtype: dt, key: key, wrappers: wrappers)
             default: other.append((k, v))
             }
         }

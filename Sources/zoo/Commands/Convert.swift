@@ -7,7 +7,7 @@ import Darwin
 import ArgumentParser
 import ModelZoo
 
-/// `zoo convert INPUT -o OUTPUT [--arch NAME|auto [--allow-partial]] [--dtype keep|f32|f16|bf16] [--force]`:
+/// `zoo convert INPUT -o OUTPUT [--arch NAME|auto [--allow-partial] [--key PATH]] [--dtype keep|f32|f16|bf16] [--force]`:
 /// conversion to the native format, raw or mapped to an architecture's canonical tensors.
 struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,7 +15,9 @@ struct Convert: ParsableCommand {
         discussion: """
         Without --arch every tensor is written under its flat dotted name; with --arch NAME (or auto) the \
         tensors are mapped to the architecture's canonical (torchvision) names and layouts, validated, \
-        and the file records the architecture, its config, preprocessing and labels. With --dtype keep \
+        and the file records the architecture, its config, preprocessing and labels. A checkpoint holding \
+        several state dicts (model and model_ema, teacher and student) is mapped from the most complete one, \
+        not an EMA copy; a note on stderr names it and the others, and --key picks another. With --dtype keep \
         (the default) the data is bit-exact. Non-tensor values (epoch, args, ...) are kept as JSON in the zoo.extras metadata. \
         Nothing in the input is ever executed. The output appears only when complete. \
         A file whose tensors would materialise to more than the larger of 1 GiB and 8x its own size \
@@ -40,6 +42,11 @@ struct Convert: ParsableCommand {
     @Option(help: "Map to an architecture of the catalogue (`zoo list`), or `auto` to recognise it from the tensors.")
     var arch: String?
 
+    @Option(help: ArgumentHelp(
+        "With --arch: take the state dict under this dotted prefix (e.g. model_ema, state_dict); `zoo inspect` lists the candidates. Default: the most complete one, not an EMA copy.",
+        valueName: "path"))
+    var key: String?
+
     @Option(name: .customLong("max-output"), help: ArgumentHelp(
         "Most bytes of tensors the output may hold (e.g. 4G, 512M, 1.5GiB, 1073741824; K/M/G/T are powers of 1024). Default: the larger of 1 GiB and 8x the input's size.",
         valueName: "size"))
@@ -59,7 +66,7 @@ struct Convert: ParsableCommand {
         guard let target = dtype.value else {
             throw ZooError(.usage, "--dtype must be keep, f32, f16 or bf16 (got \"\(dtype.text)\")")
         }
-        var options = Converter.Options(dtype: target, overwrite: replace.force, arch: arch, allowPartial: allowPartial)
+        var options = Converter.Options(dtype: target, overwrite: replace.force, arch: arch, allowPartial: allowPartial, key: key)
         if let maxOutput {
             guard let bytes = OutputLimit.parse(maxOutput) else {
                 throw ZooError(.usage, "--max-output must be a size such as 4G, 512M or 1073741824 (got \"\(maxOutput)\")")
@@ -73,6 +80,7 @@ struct Convert: ParsableCommand {
         bar.finish()
         let config = summary.metadata.config
         if let report = summary.report {
+            if let stateDict = report.stateDictNote { CLIOutput.note(stateDict) }
             for note in report.notes { CLIOutput.note(note) }
             if !report.isComplete {
                 CLIOutput.note("partial: \(report.missing.count) missing, \(report.unexpected.count) unexpected, \(report.mismatched.count) mismatched (report in zoo.report)")

@@ -11,7 +11,7 @@ struct Inspect: ParsableCommand {
     @Argument(help: "A safetensors / native, PyTorch, HDF5 or .npy file.")
     var file: String
 
-    @Flag(help: "Print JSON: {\"format\", \"metadata\", \"tensors\": [{\"name\", \"dtype\", \"shape\"}], \"totals\"}.")
+    @Flag(help: "Print JSON: {\"format\", \"metadata\", \"tensors\": [{\"name\", \"dtype\", \"shape\"}], \"totals\", \"state_dicts\"}.")
     var json = false
 
     @Flag(help: "Also check the checksums of the tensor data (a zip's CRC-32 per record), as zoo convert does.")
@@ -31,6 +31,8 @@ struct Inspect: ParsableCommand {
         if verify, let sums = ckpt.checksums {
             do { try sums.verify() } catch let e as ZooError { throw e.inFile(file) }
         }
+        // Subtrees that could be a model's state dict (`zoo convert --key` picks one).
+        let stateDicts = StateDicts.candidates(ckpt.tensors)
         let checksums: String? = ckpt.checksums.map { sums in
             "\(sums.kind) of \(sums.records) data record\(sums.records == 1 ? "" : "s") "
                 + (verify ? "verified" : "not checked (--verify checks them, as zoo convert does)")
@@ -44,6 +46,10 @@ struct Inspect: ParsableCommand {
                 warnings: expansion.map { [$0] },
                 sections: ckpt.sections.isEmpty ? nil : ckpt.sections.map { s in
                     .init(title: s.title, rows: s.rows.map { row in .object(zip(s.columns, row).map { ($0, .string($1)) }) })
+                },
+                state_dicts: stateDicts.map {
+                    .init(key: $0.key, prefix: $0.prefix, wrappers: $0.wrappers, tensors: $0.tensors,
+                          architectures: $0.architectures, families: $0.families)
                 }))
             return
         }
@@ -72,6 +78,13 @@ struct Inspect: ParsableCommand {
         out += "\ntotal: \(ckpt.tensors.count) tensors, \(parameters) parameters, \(bytes) bytes (\(CLIOutput.bytes(bytes))) materialised from a file of \(fileBytes) bytes\n"
         if let checksums { out += "checksums: \(checksums)\n" }
         if let expansion { out += "warning: \(expansion)\n" }
+        if !stateDicts.isEmpty {
+            out += "\nstate dicts (zoo convert --arch NAME --key KEY takes one):\n" + CLIOutput.table(
+                ["key", "prefix", "tensors", "architectures"],
+                stateDicts.map { [$0.displayName, $0.prefix.isEmpty ? "-" : $0.prefix, String($0.tensors),
+                                  $0.architectures.isEmpty ? "-" : $0.architectures.joined(separator: " ")] },
+                rightAligned: [2])
+        }
         for s in ckpt.sections {
             out += "\n\(s.title.escapingControlCharacters):\n" + CLIOutput.table(s.columns, s.rows)
         }
