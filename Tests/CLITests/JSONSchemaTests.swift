@@ -111,7 +111,10 @@ import ZooTestSupport
                         problems.append("\(cp): \(t), documented as \(m.types.sorted())")
                     }
                     if m.weightSets, case .array(let items) = child {
-                        for item in items { problems += check(item, weightSet, weightSet: weightSet, rawTypes: [:], path: cp + "[]").map { $0 } }
+                        // A weight set is checked against its own table (members without a path prefix).
+                        for item in items {
+                            problems += check(item, weightSet, weightSet: weightSet, rawTypes: [:], path: "").map { cp + "[]." + $0 }
+                        }
                         continue
                     }
                     visit(child, cp, schema, raw)
@@ -133,7 +136,7 @@ import ZooTestSupport
             }
         }
         visit(value, path, schema, rawTypes)
-        return problems.map { path.isEmpty ? $0 : $0 }
+        return problems
     }
 
     /// The documented type text of each path (for array element types).
@@ -173,6 +176,18 @@ import ZooTestSupport
     @Test func catalogueCommands() throws {
         let list = try Self.expectMatches("`zoo list --json`", ["list", "--json"])
         #expect((list.arrayValue?.count ?? 0) > 20)
+        // Negative control: weight sets are checked against their own table; one without `license` fails.
+        guard case .object(var entry)? = list.arrayValue?.first, let w = entry.firstIndex(where: { $0.0 == "weights" }),
+              case .array(var sets) = entry[w].1, case .object(var first)? = sets.first else {
+            Issue.record("zoo list --json has no weight set")
+            return
+        }
+        first.removeAll { $0.0 == "license" }
+        sets[0] = .object(first)
+        entry[w].1 = .array(sets)
+        let problems = Self.check(.object(entry), try Self.schema("`zoo list --json`"), weightSet: try Self.schema("Weight set"),
+                                  rawTypes: try Self.rawTypes("`zoo list --json`"), path: "[]")
+        #expect(problems == ["[].weights[].license: documented, missing"], "\(problems)")
         _ = try Self.expectMatches("`zoo info NAME --json`", ["info", "resnet50", "--json"])
         _ = try Self.expectMatches("`zoo info NAME --json`", ["info", "mobilenet_v2", "--flavour", "keras", "--json"])
         _ = try Self.expectMatches("`zoo env`: the environment for a bug report", ["env", "--json"])
