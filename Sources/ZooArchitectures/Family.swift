@@ -223,9 +223,6 @@ public struct ConfigFields: Sendable {
         return v
     }
 
-    /// True when the key is present (even as null).
-    public func contains(_ k: String) -> Bool { json[k] != nil }
-
     /// A positive integer below 2^24.
     public func int(_ k: String) throws -> Int? {
         guard let v = value(k) else { return nil }
@@ -257,20 +254,6 @@ public struct ConfigFields: Sendable {
         }
     }
 
-    /// A padding rule.
-    public func padding(_ k: String) throws -> PaddingConvention? {
-        guard let v = value(k) else { return nil }
-        guard let s = v.stringValue, let p = PaddingConvention(rawValue: s) else { throw ZooError(.badInput, "config field \(k) is not a padding rule: \(v)", item: item) }
-        return p
-    }
-
-    /// A flavour name.
-    public func flavour(_ k: String) throws -> Flavour? {
-        guard let v = json[k]?.stringValue else { return nil }
-        guard let f = Flavour(rawValue: v) else { throw ZooError(.badInput, "config field \(k) is \(v)", item: item) }
-        return f
-    }
-
     /// Checks the numbers of the members `keys` before they are decoded: a number must be a positive
     /// integer below 2^24 (every numeric option of the families is a count), an array at most 64
     /// positive integers below 4096 (stage depths, a flatten size). Other values are left to the decoder.
@@ -287,12 +270,6 @@ public struct ConfigFields: Sendable {
             }
         }
     }
-
-    /// A string (any other value reads as absent).
-    public func string(_ k: String) -> String? { json[k]?.stringValue }
-
-    /// Integers as a JSON array (for `encode`).
-    public static func array(_ v: [Int]) -> JSONValue { .array(v.map { .int(Int64($0)) }) }
 }
 
 /// The architecture families the zoo knows, in catalogue order: the one place names, flavours and

@@ -4,13 +4,16 @@ import ZooFormats
 
 /// A subtree of a checkpoint's dotted tensor names that could be a model's state dict: the `model` and
 /// `model_ema` of a torchvision training-reference checkpoint, a Lightning `state_dict`, a teacher and a student.
-public struct StateDictCandidate: Sendable, Hashable {
-    /// The whole prefix in front of the model's own names, with its trailing dot (`model_ema.module.`);
-    /// empty when the names sit at the file's top level.
-    public var prefix: String
+///
+/// Encodes (`zoo inspect --json`'s `state_dicts`) as its members in declaration order: `key`, `prefix`,
+/// `wrappers`, `tensors`, `architectures`, `families`.
+public struct StateDictCandidate: Sendable, Hashable, Encodable {
     /// The part of `prefix` that names the subtree, as `zoo convert --key` takes it (`model_ema`, `state_dict`),
     /// without a trailing dot; empty for the file's top level.
     public var key: String
+    /// The whole prefix in front of the model's own names, with its trailing dot (`model_ema.module.`);
+    /// empty when the names sit at the file's top level.
+    public var prefix: String
     /// The wrappers between `key` and the model's own names, outermost first, each with its dot
     /// (`module.` from DataParallel/DDP or an EMA's AveragedModel, `_orig_mod.` from `torch.compile`, `model.`).
     public var wrappers: [String]

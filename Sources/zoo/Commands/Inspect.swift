@@ -47,10 +47,7 @@ struct Inspect: ParsableCommand {
                 sections: ckpt.sections.isEmpty ? nil : ckpt.sections.map { s in
                     .init(title: s.title, rows: s.rows.map { row in .object(zip(s.columns, row).map { ($0, .string($1)) }) })
                 },
-                state_dicts: stateDicts.map {
-                    .init(key: $0.key, prefix: $0.prefix, wrappers: $0.wrappers, tensors: $0.tensors,
-                          architectures: $0.architectures, families: $0.families)
-                }))
+                state_dicts: stateDicts))
             return
         }
         // Text from the file (names, metadata keys and values, section titles) is escaped

@@ -158,16 +158,6 @@ struct InspectResult: Encodable {
         var rows: [JSONValue]
     }
 
-    /// A subtree that could be a model's state dict (`zoo convert --key`).
-    struct StateDict: Encodable {
-        var key: String
-        var prefix: String
-        var wrappers: [String]
-        var tensors: Int
-        var architectures: [String]
-        var families: [String]
-    }
-
     var file: String
     var format: String
     var metadata: JSONValue
@@ -176,7 +166,7 @@ struct InspectResult: Encodable {
     var checksums: Checksums?
     var warnings: [String]?
     var sections: [Section]?
-    var state_dicts: [StateDict]
+    var state_dicts: [StateDictCandidate]
 }
 
 /// `zoo convert --json`.
