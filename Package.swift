@@ -29,6 +29,9 @@ let package = Package(
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"]), .brew(["openblas"])]),
         .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg62-turbo-dev"]), .brew(["jpeg-turbo"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"]), .brew(["libpng"])]),
+        // oneDNN 2.x, the convolution backend (Linux: Debian ships 2.6, no pkg-config file; Homebrew ships
+        // 3.x, whose API differs, so Apple platforms keep ZooKernels' own convolutions).
+        .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
 
         // The vocabulary every module speaks: `ZooError` (kinds, exit codes), checked arithmetic, the
         // bounds-checked `ByteReader`, and the escaping of control characters for terminals.
@@ -57,7 +60,10 @@ let package = Package(
         // Source names -> canonical names.
         .target(name: "ZooMapping", dependencies: ["ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooFormats", "ZooArchitectures"]),
         // Compute kernels and the runtime.
-        .target(name: "ZooKernels", dependencies: [.target(name: "CBLAS", condition: .when(platforms: [.linux]))]),
+        .target(name: "ZooKernels", dependencies: [
+            .target(name: "CBLAS", condition: .when(platforms: [.linux])),
+            .target(name: "CDNNL", condition: .when(platforms: [.linux])),
+        ]),
         .target(name: "ZooRuntime", dependencies: ["ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooFormats", "ZooArchitectures", "ZooKernels"]),
         // Images.
         .target(name: "ZooImages", dependencies: ["ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "CJPEG", "CPNG"]),

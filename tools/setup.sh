@@ -17,7 +17,7 @@ if [ -r /etc/os-release ] && (. /etc/os-release && [ "${ID:-}" = ubuntu ] || [[ 
   distro=Ubuntu
   jpeg=libjpeg-turbo8-dev
 fi
-packages=(libhdf5-dev zlib1g-dev libopenblas-dev "$jpeg" libpng-dev pkg-config)
+packages=(libhdf5-dev zlib1g-dev libopenblas-dev libdnnl-dev "$jpeg" libpng-dev pkg-config)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,10 +1,38 @@
-/// A 2-D convolution with its weights packed once, bias and activation fused into the epilogue,
-/// and optionally a residual added before the activation.
-///
-/// Activations are NHWC. 1x1 stride-1 convolutions are one SGEMM over the input; other kernels
-/// go through im2col in cache-sized row tiles; depthwise convolutions (groups == channels) run a
-/// direct kernel vectorised over channels. Work is split across rows (or output columns when there
-/// are few rows) into `threads` tasks; the split depends only on `threads`.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// How an activation buffer is laid out in memory.
+public enum ActivationLayout: Sendable, Hashable {
+    /// [N, H, W, C]: the runtime's layout, and the only one ZooKernels' own kernels read.
+    case nhwc
+    /// [N, C/8, H, W, 8], channels padded with zeros to a multiple of 8: the blocked layout oneDNN's
+    /// AVX2 convolutions run fastest on, kept between consecutive convolutions.
+    case blocked8
+
+    /// Floats a [n, c, h, w] value takes in this layout.
+    public func count(n: Int, h: Int, w: Int, c: Int) -> Int {
+        switch self {
+        case .nhwc: return n * h * w * c
+        case .blocked8: return n * h * w * ((c + 7) / 8 * 8)
+        }
+    }
+}
+
+/// The layouts of a convolution's input and output (a residual is in the output's layout).
+public struct ConvLayouts: Sendable, Hashable {
+    /// The input's layout.
+    public var input: ActivationLayout
+    /// The output's (and the residual's) layout.
+    public var output: ActivationLayout
+    /// Creates layouts.
+    public init(input: ActivationLayout, output: ActivationLayout) { self.input = input; self.output = output }
+    /// NHWC in and out.
+    public static let nhwc = ConvLayouts(input: .nhwc, output: .nhwc)
+}
+
 /// Convolution weights packed for the kernels, once, at load: [kh*kw, C] for depthwise, else per
 /// group [kh, kw, in/groups, out/groups] (the GEMM's B). A BatchNorm that follows the convolution is
 /// folded in with `scaleOutputChannels` before the weights are handed to a `Conv2D`.
@@ -13,6 +41,11 @@ public final class PackedConvWeights: @unchecked Sendable {
     public let descriptor: ConvDescriptor
     @usableFromInline let packed: UnsafeMutablePointer<Float>
     @usableFromInline let depthwise: Bool
+    /// Bytes of `packed` (page-aligned, so that `releasePages` can hand whole pages back).
+    private let byteCount: Int
+    private let lock = KernelLock()
+    /// Set while the pages of `packed` are released: refills `packed` from the backend's copy.
+    private var restore: ((UnsafeMutablePointer<Float>) -> Bool)?
 
     /// Packs `weight` (PyTorch layout [out, in/groups, kh, kw], row-major); nil when the descriptor is
     /// invalid or the count is wrong.
@@ -21,7 +54,9 @@ public final class PackedConvWeights: @unchecked Sendable {
         descriptor = d
         depthwise = d.isDepthwise
         let taps = d.kernelH * d.kernelW
-        packed = .allocate(capacity: max(d.weightCount, 1))
+        byteCount = max(d.weightCount, 1) * MemoryLayout<Float>.stride
+        packed = UnsafeMutableRawPointer.allocate(byteCount: byteCount, alignment: Int(KernelLock.pageSize))
+            .bindMemory(to: Float.self, capacity: max(d.weightCount, 1))
         if depthwise {
             let c = d.outChannels
             for t in 0..<taps { for ch in 0..<c { (packed + t * c + ch).initialize(to: w[ch * taps + t]) } }
@@ -41,10 +76,33 @@ public final class PackedConvWeights: @unchecked Sendable {
         }
     }
 
-    deinit { packed.deallocate() }
+    deinit { UnsafeMutableRawPointer(packed).deallocate() }
+
+    /// Hands the pages of the packed copy back to the system while a backend (oneDNN) holds the
+    /// weights in its own layout; `restore` refills them, once, if ZooKernels' own kernels are ever
+    /// needed after all (`ensureResident`). Keeps one copy of the weights in memory, not two.
+    func releasePages(restore: @escaping (UnsafeMutablePointer<Float>) -> Bool) {
+        lock.locked {
+            guard self.restore == nil else { return }
+            self.restore = restore
+            _ = madvise(UnsafeMutableRawPointer(packed), byteCount / Int(KernelLock.pageSize) * Int(KernelLock.pageSize), MADV_DONTNEED)
+        }
+    }
+
+    /// Makes sure `packed` holds the weights (refilling released pages); false when the refill failed.
+    @discardableResult
+    func ensureResident() -> Bool {
+        lock.locked {
+            guard let r = restore else { return true }
+            guard r(packed) else { return false }
+            restore = nil
+            return true
+        }
+    }
 
     /// Multiplies every weight of output channel `c` by `scale[c]` (BatchNorm folding).
     public func scaleOutputChannels(_ scale: [Float]) {
+        ensureResident()
         let d = descriptor
         guard scale.count == d.outChannels else { return }
         let taps = d.kernelH * d.kernelW
@@ -81,14 +139,16 @@ public final class Conv2D: @unchecked Sendable {
 
     /// Packs `weight` (PyTorch layout [out, in/groups, kh, kw], row-major) and `bias` ([out], zeros when nil).
     /// Returns nil when the descriptor is invalid or the buffers have the wrong element counts.
+    /// `backend` chooses oneDNN (where it runs the convolution) or ZooKernels' own kernels.
     public convenience init?(_ d: ConvDescriptor, weight: UnsafeBufferPointer<Float>, bias b: UnsafeBufferPointer<Float>?,
-                             activation: Activation = .none) {
+                             activation: Activation = .none, backend: ConvolutionBackend = .processDefault) {
         guard let w = PackedConvWeights(d, weight: weight) else { return nil }
-        self.init(w, bias: b, activation: activation)
+        self.init(w, bias: b, activation: activation, backend: backend)
     }
 
     /// A convolution over already packed weights; nil when `bias` has the wrong count.
-    public init?(_ w: PackedConvWeights, bias b: UnsafeBufferPointer<Float>?, activation: Activation = .none) {
+    public init?(_ w: PackedConvWeights, bias b: UnsafeBufferPointer<Float>?, activation: Activation = .none,
+                 backend: ConvolutionBackend = .processDefault) {
         let d = w.descriptor
         guard b.map({ $0.count == d.outChannels }) ?? true else { return nil }
         descriptor = d
@@ -98,9 +158,45 @@ public final class Conv2D: @unchecked Sendable {
         depthwise = w.depthwise
         bias = .allocate(capacity: d.outChannels)
         if let b, let bp = b.baseAddress { bias.initialize(from: bp, count: d.outChannels) } else { bias.initialize(repeating: 0, count: d.outChannels) }
+        #if canImport(CDNNL)
+        dnnl = backend.usesOneDNN ? DNNLConvolution(w, activation: activation) : nil
+        #endif
     }
 
     deinit { bias.deallocate() }
+
+    #if canImport(CDNNL)
+    /// The oneDNN path of this convolution (nil when oneDNN is off or cannot take it).
+    let dnnl: DNNLConvolution?
+    #endif
+
+    /// The backend that runs this convolution for a batch, input size and thread count: `oneDNN:<implementation>`
+    /// or `own` (ZooKernels' kernels: oneDNN unavailable, off, or offering only its reference implementation).
+    public func backend(batch: Int, geometry g: WindowGeometry, threads: Int, residual: Bool = false, layouts: ConvLayouts = .nhwc) -> String {
+        #if canImport(CDNNL)
+        if let e = dnnlEntry(batch: batch, g, threads: threads, residual: residual, layouts: layouts) {
+            return "oneDNN:" + e.implementation
+        }
+        #endif
+        return "own"
+    }
+
+    /// True when a backend may run this convolution on other layouts than NHWC (oneDNN is on).
+    public var acceptsBlockedLayouts: Bool {
+        #if canImport(CDNNL)
+        return dnnl != nil
+        #else
+        return false
+        #endif
+    }
+
+    #if canImport(CDNNL)
+    func dnnlEntry(batch: Int, _ g: WindowGeometry, threads: Int, residual: Bool, layouts: ConvLayouts) -> DNNLConvolution.Entry? {
+        guard let dn = dnnl else { return nil }
+        return dn.entry(.init(batch: batch, h: g.inH, w: g.inW, threads: threads, residual: residual,
+                              input: layouts.input, output: layouts.output), geometry: g)
+    }
+    #endif
 
     /// Output geometry on an input of `inH` x `inW`; nil when the input is too small.
     public func geometry(inH: Int, inW: Int) -> WindowGeometry? { descriptor.geometry(inH: inH, inW: inW) }
@@ -143,19 +239,47 @@ public final class Conv2D: @unchecked Sendable {
         return Plan(mode: .columns, tasks: tasks, tileRows: m, scratch: m * kt)
     }
 
-    /// Floats of scratch `run` needs for this batch, input size and thread count.
-    public func scratchCount(batch: Int, geometry g: WindowGeometry, threads: Int) -> Int {
-        plan(batch: batch, g, threads: threads).scratch
+    /// Floats of scratch `run` needs for this batch, input size and thread count; `residual` says whether
+    /// `run` will be given a residual (the oneDNN primitive differs). Creates the oneDNN primitive.
+    public func scratchCount(batch: Int, geometry g: WindowGeometry, threads: Int, residual: Bool = false) -> Int {
+        scratchCount(batch: batch, geometry: g, threads: threads, residual: residual, layouts: .nhwc) ?? 0
+    }
+
+    /// Floats of scratch `run` needs with these layouts; nil when no backend runs the convolution on them
+    /// (only oneDNN takes blocked layouts; NHWC always works). Creates the oneDNN primitive.
+    public func scratchCount(batch: Int, geometry g: WindowGeometry, threads: Int, residual: Bool, layouts: ConvLayouts) -> Int? {
+        #if canImport(CDNNL)
+        if let e = dnnlEntry(batch: batch, g, threads: threads, residual: residual, layouts: layouts) {
+            return max(layouts == .nhwc ? plan(batch: batch, g, threads: threads).scratch : 0, (e.totalScratchBytes + 3) / 4)
+        }
+        #endif
+        return layouts == .nhwc ? plan(batch: batch, g, threads: threads).scratch : nil
     }
 
     // MARK: running
 
     /// Runs the convolution: `input` [batch, inH, inW, in] -> `output` [batch, outH, outW, out],
-    /// `output = act(conv + bias + residual)`. `scratch` holds `scratchCount(...)` floats.
-    /// `output` must not overlap `input`, `residual` or `scratch`.
+    /// `output = act(conv + bias + residual)`. `scratch` holds `scratchCount(...)` floats (asked with the
+    /// same `residual` and `layouts`). `output` must not overlap `input`, `residual` or `scratch`.
+    /// `layouts` other than NHWC need a `scratchCount` that was not nil (the output is NaN otherwise);
+    /// the residual is in the output's layout.
     public func run(input: UnsafePointer<Float>, batch: Int, geometry g: WindowGeometry,
                     output: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>? = nil,
-                    scratch: UnsafeMutablePointer<Float>?, threads: Int) {
+                    scratch: UnsafeMutablePointer<Float>?, threads: Int, layouts: ConvLayouts = .nhwc) {
+        let outCount = layouts.output.count(n: batch, h: g.outH, w: g.outW, c: descriptor.outChannels)
+        #if canImport(CDNNL)
+        if let dn = dnnl, let e = dnnlEntry(batch: batch, g, threads: threads, residual: residual != nil, layouts: layouts) {
+            if dn.run(e, input: input, output: output, residual: residual, bias: bias, scratch: scratch.map(UnsafeMutableRawPointer.init),
+                      threads: threads) {
+                return
+            }
+        }
+        #endif
+        // ZooKernels' own kernels read NHWC and the packed copy, refilled here if a backend released it.
+        guard layouts == .nhwc, weights.ensureResident() else {
+            output.update(repeating: .nan, count: outCount)
+            return
+        }
         _ = BLAS.configured
         let p = plan(batch: batch, g, threads: threads)
         let d = descriptor

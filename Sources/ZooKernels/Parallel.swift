@@ -1,4 +1,9 @@
 import Dispatch
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Splits work over a fixed number of parallel tasks.
 ///
@@ -39,4 +44,23 @@ public enum Parallel {
 struct TaskBody: @unchecked Sendable {
     @usableFromInline let run: (Int) -> Void
     @inlinable init(run: @escaping (Int) -> Void) { self.run = run }
+}
+
+/// A mutex for the kernels' caches (pthread: ZooKernels does not import Foundation).
+final class KernelLock: @unchecked Sendable {
+    private let m: UnsafeMutablePointer<pthread_mutex_t>
+    init() {
+        m = .allocate(capacity: 1)
+        m.initialize(to: pthread_mutex_t())
+        pthread_mutex_init(m, nil)
+    }
+    deinit { pthread_mutex_destroy(m); m.deallocate() }
+    /// Runs `body` holding the lock.
+    func locked<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(m)
+        defer { pthread_mutex_unlock(m) }
+        return try body()
+    }
+    /// The page size (for page-aligned buffers whose pages are handed back with madvise).
+    static let pageSize: Int = max(4096, Int(sysconf(Int32(_SC_PAGESIZE))))
 }

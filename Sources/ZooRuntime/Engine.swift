@@ -94,7 +94,11 @@ final class Engine: @unchecked Sendable {
     /// Bytes of the convolution and linear weights (float32).
     let weightBytes: Int
 
-    init(steps: [Step], order: [Int], nodeValue: [Int], inputChannels: Int, nodeNames: [String]) {
+    /// The convolution backend the kernels were built for (and the layout policy of the plans).
+    let backend: ConvolutionBackend
+
+    init(steps: [Step], order: [Int], nodeValue: [Int], inputChannels: Int, nodeNames: [String], backend: ConvolutionBackend) {
+        self.backend = backend
         self.steps = steps
         self.order = order
         self.nodeValue = nodeValue
@@ -121,7 +125,8 @@ final class Engine: @unchecked Sendable {
     // MARK: compiling
 
     /// Compiles nodes `0..<end` of `graph`; `materialized` nodes keep their own value (taps, outputs).
-    static func compile(_ graph: LayerGraph, end: Int, materialized: Set<Int>, weights: WeightLookup) throws -> Engine {
+    static func compile(_ graph: LayerGraph, end: Int, materialized: Set<Int>, weights: WeightLookup,
+                        backend: ConvolutionBackend) throws -> Engine {
         guard end >= 1, end <= graph.nodes.count else {
             throw ZooError(.badInput, "the graph has \(graph.nodes.count) nodes, cannot compile \(end) of them")
         }
@@ -288,8 +293,9 @@ final class Engine: @unchecked Sendable {
         }
         // Build the kernels now that fusion is settled.
         for (s, conv) in pendingConv {
-            let kernel = conv.bias.map { b in b.withUnsafeBufferPointer { Conv2D(conv.weights, bias: $0, activation: conv.activation) } }
-                ?? Conv2D(conv.weights, bias: nil, activation: conv.activation)
+            let kernel = conv.bias.map { b in b.withUnsafeBufferPointer {
+                Conv2D(conv.weights, bias: $0, activation: conv.activation, backend: backend)
+            } } ?? Conv2D(conv.weights, bias: nil, activation: conv.activation, backend: backend)
             guard let kernel else { throw ZooError(.badInput, "cannot build convolution \(conv.weights.descriptor)", item: steps[s].name) }
             steps[s].kind = .conv(kernel)
         }
@@ -310,7 +316,7 @@ final class Engine: @unchecked Sendable {
             steps[s].kind = .linear(kernel)
         }
         return Engine(steps: steps, order: order, nodeValue: nodeValue, inputChannels: graph.inputChannels,
-                      nodeNames: nodes.map(\.name))
+                      nodeNames: nodes.map(\.name), backend: backend)
     }
 
     /// Packs a convolution weight straight from the tensor (widening a non-F32 dtype through a

@@ -19,6 +19,9 @@ struct ExecutionPlan {
     var run: [Int]
     var scratchOffset: Int
     var arenaFloats: Int
+    /// Each convolution's input and output layouts (nil for other steps). Values flowing only from a
+    /// convolution into convolutions stay in oneDNN's blocked layout; all others are NHWC.
+    var convLayouts: [ConvLayouts?]
 }
 
 extension Engine {
@@ -27,14 +30,36 @@ extension Engine {
         lock.lock()
         if let l = plans[key] { lock.unlock(); return l }
         lock.unlock()
-        let l = try makePlan(key, threads: key.threads)
+        // Blocked layouts between convolutions when oneDNN takes them, in graphs without depthwise
+        // convolutions; NHWC otherwise. Measured on 2 AVX2 cores (benchmarks/RESULTS.md): blocked runs
+        // ResNet-18/50 about 8-10% faster than NHWC, but MobileNets slower (oneDNN's NHWC depthwise
+        // kernels are as fast, and the squeeze-and-excitation and pooling steps would need reorders).
+        guard let l = try (blockedLayoutsPay ? makePlan(key, threads: key.threads, blocked: true) : nil)
+            ?? makePlan(key, threads: key.threads, blocked: false) else {
+            throw ZooError(.badInput, "no kernel runs this graph at \(key.h)x\(key.w)")
+        }
         lock.lock()
         plans[key] = l
         lock.unlock()
         return l
     }
 
-    private func makePlan(_ key: PlanKey, threads: Int) throws -> ExecutionPlan {
+    /// Whether plans of this graph try blocked layouts (`ConvolutionBackend`): with `automatic`, only
+    /// graphs without depthwise convolutions.
+    var blockedLayoutsPay: Bool {
+        switch backend {
+        case .own, .oneDNNNHWC: return false
+        case .oneDNNBlocked: return true
+        case .automatic:
+            return !steps.contains { step in
+                if case let .conv(c) = step.kind { return c.descriptor.isDepthwise }
+                return false
+            }
+        }
+    }
+
+    /// The plan; with `blocked`, nil when a convolution cannot take the blocked layouts chosen.
+    private func makePlan(_ key: PlanKey, threads: Int, blocked: Bool) throws -> ExecutionPlan? {
         // Steps needed for the outputs.
         var needed = [Bool](repeating: false, count: steps.count)
         var stack = key.outputs
@@ -71,7 +96,6 @@ extension Engine {
                 if step.inputs.count == 2, shapes[step.inputs[1]] != shapes[s] {
                     throw ZooError(.badInput, "residual shape \(shapes[step.inputs[1]]) differs from \(shapes[s])", item: step.name)
                 }
-                scratch = max(scratch, conv.scratchCount(batch: n, geometry: g, threads: threads))
             case let .linear(lin):
                 guard x.h * x.w * x.c == lin.inFeatures else {
                     throw ZooError(.badInput, "linear layer expects \(lin.inFeatures) features, gets \(x.h * x.w * x.c) (\(x.c)x\(x.h)x\(x.w))", item: step.name)
@@ -111,6 +135,54 @@ extension Engine {
             }
             guard shapes[s].h > 0, shapes[s].w > 0 else { throw tooSmall(s, x) }
         }
+        // Layouts: a convolution's output is blocked when every reader is a convolution that takes
+        // blocked layouts and it is not an output; a residual and the output it is added into share one.
+        var layout = [ActivationLayout](repeating: .nhwc, count: steps.count)
+        var convLayouts = [ConvLayouts?](repeating: nil, count: steps.count)
+        func blockedConv(_ s: Int) -> Bool {
+            if case let .conv(c) = steps[s].kind { return c.acceptsBlockedLayouts }
+            return false
+        }
+        // A convolution oneDNN cannot run on blocked layouts keeps NHWC; the layouts are then chosen again.
+        var nhwcOnly = Set<Int>()
+        layouts: while true {
+            layout = [ActivationLayout](repeating: .nhwc, count: steps.count)
+            convLayouts = [ConvLayouts?](repeating: nil, count: steps.count)
+            scratch = 0
+            if blocked {
+                func candidate(_ s: Int) -> Bool { blockedConv(s) && !nhwcOnly.contains(s) }
+                var readers = [[Int]](repeating: [], count: steps.count)
+                for s in run { for v in steps[s].inputs { readers[v].append(s) } }
+                let outputs = Set(key.outputs)
+                for s in run where candidate(s) && !outputs.contains(s) && !readers[s].isEmpty && readers[s].allSatisfy(candidate) {
+                    layout[s] = .blocked8
+                }
+                var changed = true
+                while changed {
+                    changed = false
+                    for s in run where blockedConv(s) && steps[s].inputs.count == 2 {
+                        let r = steps[s].inputs[1]
+                        if layout[s] != layout[r] {
+                            layout[s] = .nhwc
+                            layout[r] = .nhwc
+                            changed = true
+                        }
+                    }
+                }
+            }
+            for s in run {
+                guard case let .conv(conv) = steps[s].kind, let g = geometry[s] else { continue }
+                let layouts = ConvLayouts(input: layout[steps[s].inputs[0]], output: layout[s])
+                guard let c = conv.scratchCount(batch: n, geometry: g, threads: threads, residual: steps[s].inputs.count == 2, layouts: layouts) else {
+                    if layouts == .nhwc { throw ZooError(.badInput, "no kernel runs this convolution", item: steps[s].name) }
+                    nhwcOnly.insert(s)
+                    continue layouts
+                }
+                scratch = max(scratch, c)
+                convLayouts[s] = layouts
+            }
+            break
+        }
         // Last use of each value; outputs live to the end.
         var lastUse = [Int](repeating: -1, count: steps.count)
         for (pos, s) in run.enumerated() { for v in steps[s].inputs { lastUse[v] = pos } }
@@ -120,7 +192,8 @@ extension Engine {
         var free: [Int] = []
         var slotOf = [Int](repeating: -1, count: steps.count)
         for (pos, s) in run.enumerated() {
-            let size = (shapes[s].count + 15) & ~15
+            let sh = shapes[s]
+            let size = (layout[s].count(n: sh.n, h: sh.h, w: sh.w, c: sh.c) + 15) & ~15
             var pick = -1
             for (fi, slot) in free.enumerated() where slotCapacity[slot] >= size {
                 if pick < 0 || slotCapacity[slot] < slotCapacity[free[pick]] { pick = fi }
@@ -146,7 +219,7 @@ extension Engine {
         let scratchOffset = total
         total += (scratch + 15) & ~15
         return ExecutionPlan(shapes: shapes, geometry: geometry, offsets: offsets, run: run, scratchOffset: scratchOffset,
-                      arenaFloats: max(total, 16))
+                      arenaFloats: max(total, 16), convLayouts: convLayouts)
     }
 
     // MARK: arenas
@@ -317,7 +390,8 @@ extension Engine {
             case let .conv(conv):
                 let residual: UnsafePointer<Float>? = step.inputs.count == 2 ? UnsafePointer(arena + l.offsets[step.inputs[1]]) : nil
                 if let g = l.geometry[s] {
-                    conv.run(input: x, batch: shape.n, geometry: g, output: out, residual: residual, scratch: scratch, threads: threads)
+                    conv.run(input: x, batch: shape.n, geometry: g, output: out, residual: residual, scratch: scratch, threads: threads,
+                             layouts: l.convLayouts[s] ?? .nhwc)
                 }
             case let .linear(lin):
                 lin.run(input: x, batch: shape.n, output: out, threads: threads)

@@ -31,17 +31,20 @@ public struct Classifier: Sendable {
 
     /// Compiles `graph` with weights from `weights` (any float dtype, widened to float32).
     /// Throws `ZooError.mismatch` naming a missing or mis-shaped tensor.
-    public init(graph: LayerGraph, weights: WeightLookup, threads: Int = defaultThreadCount) throws {
+    /// `backend` chooses the convolution kernels and layouts (the default is right for everything but comparisons).
+    public init(graph: LayerGraph, weights: WeightLookup, threads: Int = defaultThreadCount,
+                backend: ConvolutionBackend = .processDefault) throws {
         KernelBackend.prepare()
         self.graph = graph
         self.threads = max(1, threads)
         let last = graph.nodes.count - 1
-        engine = try Engine.compile(graph, end: graph.nodes.count, materialized: [last], weights: weights)
+        engine = try Engine.compile(graph, end: graph.nodes.count, materialized: [last], weights: weights, backend: backend)
     }
 
     /// Compiles `graph` with weights from a dictionary of canonical names.
-    public init(graph: LayerGraph, weights: [String: Tensor], threads: Int = defaultThreadCount) throws {
-        try self.init(graph: graph, weights: { weights[$0] }, threads: threads)
+    public init(graph: LayerGraph, weights: [String: Tensor], threads: Int = defaultThreadCount,
+                backend: ConvolutionBackend = .processDefault) throws {
+        try self.init(graph: graph, weights: { weights[$0] }, threads: threads, backend: backend)
     }
 
     /// Logits [N, classes] (or the last node's output, NCHW, when the graph ends on a map).
@@ -80,9 +83,9 @@ public struct Backbone: Sendable {
     let engine: Engine
 
     /// Compiles the trunk of `graph` (and the head when `head` is true).
-    /// `outIndices` are indices into `graph.taps` (default: all taps).
+    /// `outIndices` are indices into `graph.taps` (default: all taps); `backend` chooses the convolution kernels.
     public init(graph: LayerGraph, weights: WeightLookup, outIndices: [Int]? = nil, head: Bool = false,
-                pool: Bool = false, threads: Int = defaultThreadCount) throws {
+                pool: Bool = false, threads: Int = defaultThreadCount, backend: ConvolutionBackend = .processDefault) throws {
         KernelBackend.prepare()
         let indices = outIndices ?? Array(graph.taps.indices)
         guard !indices.isEmpty || head else { throw ZooError(.usage, "a backbone needs at least one feature tap or the head") }
@@ -105,13 +108,14 @@ public struct Backbone: Sendable {
         hasHead = head
         poolsLastMap = pool
         self.threads = max(1, threads)
-        engine = try Engine.compile(graph, end: end, materialized: keep, weights: weights)
+        engine = try Engine.compile(graph, end: end, materialized: keep, weights: weights, backend: backend)
     }
 
     /// Compiles with weights from a dictionary of canonical names.
     public init(graph: LayerGraph, weights: [String: Tensor], outIndices: [Int]? = nil, head: Bool = false,
-                pool: Bool = false, threads: Int = defaultThreadCount) throws {
-        try self.init(graph: graph, weights: { weights[$0] }, outIndices: outIndices, head: head, pool: pool, threads: threads)
+                pool: Bool = false, threads: Int = defaultThreadCount, backend: ConvolutionBackend = .processDefault) throws {
+        try self.init(graph: graph, weights: { weights[$0] }, outIndices: outIndices, head: head, pool: pool, threads: threads,
+                      backend: backend)
     }
 
     /// Runs the backbone: maps for every selected tap, plus pooled vector and logits when configured.

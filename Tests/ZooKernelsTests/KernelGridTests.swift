@@ -83,29 +83,63 @@ import ZooTestSupport
         var act: Activation
     }
 
-    /// Runs Conv2D on an NHWC input; nil when the kernel refuses the configuration.
-    static func run(_ c: ConvRun, input x: [Float], n: Int, h: Int, w: Int, residual: [Float]?, threads: Int) -> [Float]? {
+    /// NHWC [n, h, w, c] -> oneDNN's blocked [n, c/8, h, w, 8], channels padded with zeros.
+    static func toBlocked(_ x: [Float], n: Int, h: Int, w: Int, c: Int) -> [Float] {
+        let cb = (c + 7) / 8
+        var out = [Float](repeating: 0, count: n * cb * h * w * 8)
+        for b in 0..<n { for y in 0..<h { for xx in 0..<w { for ch in 0..<c {
+            out[(((b * cb + ch / 8) * h + y) * w + xx) * 8 + ch % 8] = x[((b * h + y) * w + xx) * c + ch]
+        } } } }
+        return out
+    }
+
+    /// oneDNN's blocked layout back to NHWC.
+    static func fromBlocked(_ x: [Float], n: Int, h: Int, w: Int, c: Int) -> [Float] {
+        let cb = (c + 7) / 8
+        var out = [Float](repeating: .nan, count: n * h * w * c)
+        for b in 0..<n { for y in 0..<h { for xx in 0..<w { for ch in 0..<c {
+            out[((b * h + y) * w + xx) * c + ch] = x[(((b * cb + ch / 8) * h + y) * w + xx) * 8 + ch % 8]
+        } } } }
+        return out
+    }
+
+    /// Runs Conv2D on an NHWC input (converted to and from the blocked layout with `.oneDNNBlocked`);
+    /// nil when the kernel refuses the configuration or (blocked) oneDNN has no blocked kernel for it.
+    /// `ranOn` receives the backend that ran it (`own` or `oneDNN:<implementation>`).
+    static func run(_ c: ConvRun, input x: [Float], n: Int, h: Int, w: Int, residual: [Float]?, threads: Int,
+                    backend: ConvolutionBackend = .own, ranOn: ((String) -> Void)? = nil) -> [Float]? {
         guard let conv = c.weight.withUnsafeBufferPointer({ wp in
-            c.bias.map { b in b.withUnsafeBufferPointer { Conv2D(c.descriptor, weight: wp, bias: $0, activation: c.act) } }
-                ?? Conv2D(c.descriptor, weight: wp, bias: nil, activation: c.act)
+            c.bias.map { b in b.withUnsafeBufferPointer { Conv2D(c.descriptor, weight: wp, bias: $0, activation: c.act, backend: backend) } }
+                ?? Conv2D(c.descriptor, weight: wp, bias: nil, activation: c.act, backend: backend)
         }), let g = conv.geometry(inH: h, inW: w) else { return nil }
-        var out = [Float](repeating: .nan, count: n * g.outH * g.outW * c.descriptor.outChannels)
-        var scratch = [Float](repeating: .nan, count: max(conv.scratchCount(batch: n, geometry: g, threads: threads), 1))
-        x.withUnsafeBufferPointer { xp in
+        let cin = c.descriptor.inChannels, cout = c.descriptor.outChannels
+        let blocked = backend == .oneDNNBlocked
+        let layouts = blocked ? ConvLayouts(input: .blocked8, output: .blocked8) : .nhwc
+        guard let scratchCount = conv.scratchCount(batch: n, geometry: g, threads: threads, residual: residual != nil, layouts: layouts) else {
+            return nil
+        }
+        ranOn?(conv.backend(batch: n, geometry: g, threads: threads, residual: residual != nil, layouts: layouts))
+        let input = blocked ? toBlocked(x, n: n, h: h, w: w, c: cin) : x
+        let res = residual.map { blocked ? toBlocked($0, n: n, h: g.outH, w: g.outW, c: cout) : $0 }
+        var out = [Float](repeating: .nan, count: layouts.output.count(n: n, h: g.outH, w: g.outW, c: cout))
+        var scratch = [Float](repeating: .nan, count: max(scratchCount, 1))
+        input.withUnsafeBufferPointer { xp in
             out.withUnsafeMutableBufferPointer { op in
                 scratch.withUnsafeMutableBufferPointer { sp in
                     guard let xb = xp.baseAddress, let ob = op.baseAddress else { return }
-                    if let residual {
-                        residual.withUnsafeBufferPointer { rp in
-                            conv.run(input: xb, batch: n, geometry: g, output: ob, residual: rp.baseAddress, scratch: sp.baseAddress, threads: threads)
+                    if let res {
+                        res.withUnsafeBufferPointer { rp in
+                            conv.run(input: xb, batch: n, geometry: g, output: ob, residual: rp.baseAddress, scratch: sp.baseAddress,
+                                     threads: threads, layouts: layouts)
                         }
                     } else {
-                        conv.run(input: xb, batch: n, geometry: g, output: ob, residual: nil, scratch: sp.baseAddress, threads: threads)
+                        conv.run(input: xb, batch: n, geometry: g, output: ob, residual: nil, scratch: sp.baseAddress, threads: threads,
+                                 layouts: layouts)
                     }
                 }
             }
         }
-        return out
+        return blocked ? fromBlocked(out, n: n, h: g.outH, w: g.outW, c: cout) : out
     }
 
     /// The weight [o, i, kh, kw] with its spatial axes swapped (kh == kw).
@@ -149,9 +183,14 @@ import ZooTestSupport
         #expect(depthwise >= 6 && grouped >= 3 && dilated >= 4 && stride2Odd >= 8 && ceil >= 5 && excl >= 2)
     }
 
-    @Test func convolutionsMatchTorch() throws {
+    /// Every backend against torch: ZooKernels' own kernels, and oneDNN with NHWC and with blocked
+    /// activations (where oneDNN is available: Linux). Each oneDNN run must also have been run by oneDNN
+    /// for most cases, so that a silent fall-back to the own kernels cannot pass for oneDNN.
+    @Test(arguments: ConvolutionBackend.allCases.filter { $0 != .automatic })
+    func convolutionsMatchTorch(backend: ConvolutionBackend) throws {
+        if backend.usesOneDNN && !ConvolutionBackend.oneDNNAvailable { return }
         let grid = try Grid()
-        var checked = 0, controls = 0
+        var checked = 0, controls = 0, onOneDNN = 0, refused = 0
         for name in grid.names {
             let s = try grid.spec(name)
             guard s["kind"] == "conv" else { continue }
@@ -169,10 +208,24 @@ import ZooTestSupport
             let right = ConvRun(descriptor: d, weight: weight, bias: bias, act: act)
             let g = try #require(d.geometry(inH: h, inW: w), "\(name): geometry")
             #expect([n, g.outH, g.outW, cout] == yt.shape, "\(name): output shape \([n, g.outH, g.outW, cout]) vs torch \(yt.shape)")
-            for threads in [1, 2, 4] {
-                let got = try #require(Self.run(right, input: x, n: n, h: h, w: w, residual: residual, threads: threads), "\(name)")
+            var ran = ""
+            guard let first = Self.run(right, input: x, n: n, h: h, w: w, residual: residual, threads: 1, backend: backend,
+                                       ranOn: { ran = $0 }) else {
+                // Only blocked layouts may be refused: oneDNN has no fast blocked kernel for most of the grid's
+                // small odd channel counts (5 in, 7 out); the engine runs those NHWC.
+                #expect(backend == .oneDNNBlocked, "\(name): \(backend) refused the convolution")
+                refused += 1
+                continue
+            }
+            if ran.hasPrefix("oneDNN") { onOneDNN += 1 }
+            #expect(Self.relError(first, expected) < Self.tolerance, "\(name) \(backend) threads 1 (\(ran)): relative error \(Self.relError(first, expected))")
+            for threads in [2, 4] {
+                let got = try #require(Self.run(right, input: x, n: n, h: h, w: w, residual: residual, threads: threads, backend: backend), "\(name)")
                 let e = Self.relError(got, expected)
-                #expect(e < Self.tolerance, "\(name) threads \(threads): relative error \(e)")
+                #expect(e < Self.tolerance, "\(name) \(backend) threads \(threads) (\(ran)): relative error \(e)")
+                // Bit-for-bit reproducible for a given thread count.
+                let again = Self.run(right, input: x, n: n, h: h, w: w, residual: residual, threads: threads, backend: backend)
+                #expect(again == got, "\(name) \(backend) threads \(threads): two runs differ")
             }
             checked += 1
 
@@ -206,13 +259,20 @@ import ZooTestSupport
                 wrong.append(("relu added", ConvRun(descriptor: d, weight: weight, bias: bias, act: .relu)))
             }
             for (what, run) in wrong {
-                let bad = Self.run(run, input: x, n: n, h: h, w: w, residual: residual, threads: 2) ?? []
+                let bad = Self.run(run, input: x, n: n, h: h, w: w, residual: residual, threads: 2, backend: backend) ?? []
                 let e = Self.relError(bad, expected)
                 #expect(e > Self.tolerance, "\(name): the \(what) variant is within tolerance of torch (\(e)), so the check could not fail")
                 controls += 1
             }
         }
-        #expect(checked >= 60 && controls >= 2 * checked)
+        #expect(checked + refused >= 60 && controls >= 2 * checked, "\(backend): \(checked) cases, \(controls) controls, \(refused) refused")
+        if backend == .oneDNNBlocked {
+            #expect(checked >= 20 && onOneDNN == checked, "blocked: \(checked) cases ran, \(onOneDNN) on oneDNN")
+        } else if backend.usesOneDNN {
+            #expect(onOneDNN * 4 >= checked * 3, "\(backend): only \(onOneDNN) of \(checked) cases ran on oneDNN")
+        } else {
+            #expect(onOneDNN == 0, "own kernels were asked for, but \(onOneDNN) cases ran on oneDNN")
+        }
     }
 
     // MARK: pooling and activations

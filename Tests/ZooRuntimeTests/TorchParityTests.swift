@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import ZooArchitectures
 import ZooFormats
+import ZooKernels
 import ZooRuntime
 import ZooErrors
 import ZooTensor
@@ -39,8 +40,8 @@ func conv(_ name: String, _ cin: Int, _ cout: Int, k: Int, s: Int = 1, p: LayerG
                                  dilation: (d, d), groups: g, bias: bias), inputs: [input])
 }
 
-func run(_ g: LayerGraph, _ f: Fixture, threads: Int = 2) throws -> Tensor {
-    try Classifier(graph: g, weights: f.file.weightLookup, threads: threads)(try f.input)
+func run(_ g: LayerGraph, _ f: Fixture, threads: Int = 2, backend: ConvolutionBackend = .processDefault) throws -> Tensor {
+    try Classifier(graph: g, weights: f.file.weightLookup, threads: threads, backend: backend)(try f.input)
 }
 
 /// The graph's shape inference (`LayerGraph.shapes`) gives torch's output shape: it resolves windows
@@ -199,21 +200,27 @@ func vggishGraph() -> LayerGraph {
     ], headStart: 3)
 }
 
-@Test("small networks match torch at 1, 2 and 4 threads", arguments: ["resblock", "invres", "vggish"])
+/// Every convolution backend (own kernels; oneDNN with NHWC, blocked and automatic layouts) on networks
+/// with residuals, depthwise convolutions and squeeze-and-excitation, against torch.
+@Test("small networks match torch at 1, 2 and 4 threads on every backend", arguments: ["resblock", "invres", "vggish"])
 func networksMatchTorch(_ name: String) throws {
     let f = try Fixture(name)
     let g = name == "resblock" ? resblockGraph() : name == "invres" ? invresGraph() : vggishGraph()
-    var results: [Tensor] = []
-    for threads in [1, 2, 4] {
-        let y = try run(g, f, threads: threads)
-        #expect(y.shape == (try f.output).shape)
-        #expect(maxRel(y, try f.output) < 1e-4, "\(name) threads \(threads)")
-        results.append(y)
+    let backends = ConvolutionBackend.oneDNNAvailable ? ConvolutionBackend.allCases : [.own]
+    let expected = try f.output
+    for backend in backends {
+        var results: [Tensor] = []
+        for threads in [1, 2, 4] {
+            let y = try run(g, f, threads: threads, backend: backend)
+            #expect(y.shape == expected.shape)
+            #expect(maxRel(y, expected) < 1e-4, "\(name) \(backend) threads \(threads): \(maxRel(y, expected))")
+            results.append(y)
+        }
+        // Same thread count twice: bitwise identical.
+        let again = try run(g, f, threads: 2, backend: backend)
+        #expect(again.bitwiseEqual(results[1]), "\(name) \(backend): two runs at 2 threads differ")
+        #expect(maxRel(results[0], results[2]) < 1e-5)
     }
-    // Same thread count twice: bitwise identical.
-    let again = try run(g, f, threads: 2)
-    #expect(again.bitwiseEqual(results[1]))
-    #expect(maxRel(results[0], results[2]) < 1e-5)
 }
 
 @Test func backboneFeatureMapsMatchTorch() throws {

@@ -1,0 +1,441 @@
+// The oneDNN backend: every call into oneDNN lives in this file (oneDNN 3.x removed the 2.x
+// operation descriptors used here; a port touches only this file). Linux only (module CDNNL).
+#if canImport(CDNNL)
+import CDNNL
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Process-wide oneDNN state: the CPU engine and the OpenMP thread-count door.
+///
+/// Debian's oneDNN runs on the OpenMP runtime (libgomp). Its thread count is an OpenMP setting of the
+/// calling thread, so `threads(_:)` is called before every primitive is created or executed: a
+/// ZooKernels call with `threads: N` uses N threads, whichever thread it is made from.
+final class DNNLRuntime: @unchecked Sendable {
+    /// nil when oneDNN cannot start.
+    static let shared: DNNLRuntime? = DNNLRuntime()
+
+    let engine: dnnl_engine_t
+    private let setThreads: (@convention(c) (Int32) -> Void)?
+
+    private init?() {
+        var e: dnnl_engine_t?
+        guard dnnl_engine_create(&e, dnnl_cpu, 0) == dnnl_success, let e else { return nil }
+        engine = e
+        // omp_set_num_threads from the OpenMP runtime oneDNN already loaded (no link of our own to libgomp).
+        let process = dlopen(nil, RTLD_NOW)
+        if let sym = dlsym(process, "omp_set_num_threads") {
+            setThreads = unsafeBitCast(sym, to: (@convention(c) (Int32) -> Void).self)
+        } else {
+            setThreads = nil
+        }
+    }
+
+    /// Sets the OpenMP thread count of the calling thread (what oneDNN's next calls from it use).
+    func threads(_ n: Int) { setThreads?(Int32(max(1, n))) }
+
+    /// One stream per calling thread (a oneDNN stream is not for concurrent use), destroyed with the thread.
+    private let streamKey: pthread_key_t? = {
+        var key = pthread_key_t()
+        guard pthread_key_create(&key, { p in if let p { dnnl_stream_destroy(OpaquePointer(p)) } }) == 0 else { return nil }
+        return key
+    }()
+
+    /// The calling thread's stream, created on first use.
+    func stream() -> dnnl_stream_t? {
+        guard let key = streamKey else { return nil }
+        if let p = pthread_getspecific(key) { return OpaquePointer(p) }
+        var s: dnnl_stream_t?
+        guard dnnl_stream_create(&s, engine, dnnl_stream_default_flags.rawValue) == dnnl_success, let s else { return nil }
+        pthread_setspecific(key, UnsafeRawPointer(s))
+        return s
+    }
+}
+
+/// Weights in one oneDNN layout: the memory object and the buffer under it.
+final class DNNLWeights: @unchecked Sendable {
+    var md: dnnl_memory_desc_t
+    let memory: dnnl_memory_t
+    let buffer: UnsafeMutableRawPointer
+    init(md: dnnl_memory_desc_t, memory: dnnl_memory_t, buffer: UnsafeMutableRawPointer) {
+        self.md = md; self.memory = memory; self.buffer = buffer
+    }
+    deinit {
+        dnnl_memory_destroy(memory)
+        buffer.deallocate()
+    }
+}
+
+extension DNNLRuntime {
+    /// Copies `from` (layout `fromMD`) into `to` (layout `toMD`) with a oneDNN reorder; false on failure.
+    func reorder(_ fromMD: UnsafePointer<dnnl_memory_desc_t>, _ from: UnsafeRawPointer,
+                 _ toMD: UnsafePointer<dnnl_memory_desc_t>, _ to: UnsafeMutableRawPointer) -> Bool {
+        var src: dnnl_memory_t?, dst: dnnl_memory_t?, rpd: dnnl_primitive_desc_t?, prim: dnnl_primitive_t?
+        defer {
+            for m in [src, dst] { if let m { dnnl_memory_destroy(m) } }
+            if let prim { dnnl_primitive_destroy(prim) }
+            if let rpd { dnnl_primitive_desc_destroy(rpd) }
+        }
+        threads(1)
+        guard let stream = stream(),
+              dnnl_memory_create(&src, fromMD, engine, UnsafeMutableRawPointer(mutating: from)) == dnnl_success,
+              dnnl_memory_create(&dst, toMD, engine, to) == dnnl_success,
+              dnnl_reorder_primitive_desc_create(&rpd, fromMD, engine, toMD, engine, nil) == dnnl_success,
+              dnnl_primitive_create(&prim, rpd) == dnnl_success else { return false }
+        var args = [dnnl_exec_arg_t(arg: zoo_dnnl_arg_from, memory: src), dnnl_exec_arg_t(arg: zoo_dnnl_arg_to, memory: dst)]
+        return dnnl_primitive_execute(prim, stream, 2, &args) == dnnl_success && dnnl_stream_wait(stream) == dnnl_success
+    }
+}
+
+/// One convolution through oneDNN: NHWC source and destination (the runtime's layout), weights
+/// reordered once, at load, into the layout oneDNN's implementation prefers, bias, residual (`sum`)
+/// and activation fused as post-ops. Primitives are created once per (batch, input size, threads,
+/// residual) and cached; the scratchpad is the caller's (user scratchpad mode), so concurrent calls
+/// share nothing but the read-only weights.
+final class DNNLConvolution: @unchecked Sendable {
+    struct Key: Hashable {
+        var batch: Int, h: Int, w: Int, threads: Int, residual: Bool
+        var input: ActivationLayout = .nhwc, output: ActivationLayout = .nhwc
+    }
+
+    /// A reorder primitive between two layouts of one value, created once.
+    final class Reorder: @unchecked Sendable {
+        let pd: dnnl_primitive_desc_t
+        let primitive: dnnl_primitive_t
+        var from: dnnl_memory_desc_t, to: dnnl_memory_desc_t
+        init?(_ engine: dnnl_engine_t, from: dnnl_memory_desc_t, to: dnnl_memory_desc_t) {
+            self.from = from; self.to = to
+            var rpd: dnnl_primitive_desc_t?, prim: dnnl_primitive_t?
+            guard dnnl_reorder_primitive_desc_create(&rpd, &self.from, engine, &self.to, engine, nil) == dnnl_success, let rpd else { return nil }
+            guard dnnl_primitive_create(&prim, rpd) == dnnl_success, let prim else { dnnl_primitive_desc_destroy(rpd); return nil }
+            pd = rpd; primitive = prim
+        }
+        deinit {
+            dnnl_primitive_destroy(primitive)
+            dnnl_primitive_desc_destroy(pd)
+        }
+        /// Runs the reorder `from` -> `to` on `stream`.
+        func run(_ engine: dnnl_engine_t, _ stream: dnnl_stream_t, from x: UnsafeRawPointer, to y: UnsafeMutableRawPointer) -> Bool {
+            var a: dnnl_memory_t?, b: dnnl_memory_t?
+            defer { for m in [a, b] { if let m { dnnl_memory_destroy(m) } } }
+            guard dnnl_memory_create(&a, &from, engine, UnsafeMutableRawPointer(mutating: x)) == dnnl_success,
+                  dnnl_memory_create(&b, &to, engine, y) == dnnl_success else { return false }
+            var args = [dnnl_exec_arg_t(arg: zoo_dnnl_arg_from, memory: a), dnnl_exec_arg_t(arg: zoo_dnnl_arg_to, memory: b)]
+            return dnnl_primitive_execute(primitive, stream, 2, &args) == dnnl_success
+        }
+    }
+
+    /// A created primitive for one key. The convolution runs in one layout (blocked when its input or
+    /// output is); an input or output in the other layout goes through a reorder in the scratch.
+    final class Entry: @unchecked Sendable {
+        let pd: dnnl_primitive_desc_t
+        let primitive: dnnl_primitive_t
+        var src = dnnl_memory_desc_t(), dst = dnnl_memory_desc_t(), bias = dnnl_memory_desc_t()
+        let scratchBytes: Int
+        let weights: DNNLWeights
+        /// The implementation oneDNN chose (e.g. `jit_1x1:avx2`).
+        let implementation: String
+        /// Input -> the convolution's layout (when they differ), into the scratch at `inputOffset`.
+        var inputReorder: Reorder?
+        /// The convolution's layout -> output (when they differ), from the scratch at `outputOffset`,
+        /// and the residual the other way before the convolution.
+        var outputReorder: Reorder?, residualReorder: Reorder?
+        var inputOffset = 0, outputOffset = 0
+        /// Bytes of scratch in all: oneDNN's scratchpad, then the reordered input and output.
+        var totalScratchBytes: Int
+        init(pd: dnnl_primitive_desc_t, primitive: dnnl_primitive_t, scratchBytes: Int, weights: DNNLWeights, implementation: String) {
+            self.pd = pd; self.primitive = primitive; self.scratchBytes = scratchBytes
+            self.weights = weights; self.implementation = implementation
+            totalScratchBytes = scratchBytes
+        }
+        deinit {
+            dnnl_primitive_destroy(primitive)
+            dnnl_primitive_desc_destroy(pd)
+        }
+    }
+
+    let runtime: DNNLRuntime
+    let descriptor: ConvDescriptor
+    let activation: Activation
+    /// The packed weights (ZooKernels' layout): the source of the first reorder, then released.
+    private let source: PackedConvWeights
+    private let lock = KernelLock()
+    private var entries: [Key: Entry?] = [:]
+    /// Weights already reordered, one per layout asked for (usually one, made at load).
+    private var reordered: [DNNLWeights] = []
+
+    /// Prepares the convolution: asks oneDNN for its preferred weight layout (on a probe input),
+    /// reorders the weights into it and releases the pages of ZooKernels' packed copy. nil when
+    /// oneDNN is off or cannot take this convolution.
+    init?(_ w: PackedConvWeights, activation: Activation) {
+        guard let rt = DNNLRuntime.shared else { return nil }
+        runtime = rt
+        descriptor = w.descriptor
+        self.activation = activation
+        source = w
+        let d = w.descriptor
+        let probe = max(16, (d.kernelH - 1) * d.dilationH + 1, (d.kernelW - 1) * d.dilationW + 1)
+        guard let g = d.geometry(inH: probe, inW: probe),
+              let pd = primitiveDescriptor(Key(batch: 1, h: probe, w: probe, threads: 1, residual: false), g) else { return nil }
+        defer { dnnl_primitive_desc_destroy(pd) }
+        guard let wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), let first = weights(wmd),
+              var packedMD = sourceWeightsMD() else { return nil }
+        let runtime = rt
+        w.releasePages { dst in
+            runtime.reorder(&first.md, first.buffer, &packedMD, UnsafeMutableRawPointer(dst))
+        }
+    }
+
+    /// The primitive for `key`, created on first use; nil when oneDNN offers only its reference
+    /// implementation (or none) for this case: then the caller runs its own kernel.
+    func entry(_ key: Key, geometry g: WindowGeometry) -> Entry? {
+        lock.locked {
+            if let e = entries[key] { return e }
+            let e = makeEntry(key, g)
+            entries[key] = e
+            return e
+        }
+    }
+
+    private func weightDims() -> [Int64] {
+        let d = descriptor
+        let g = d.groups
+        if g == 1 { return [d.outChannels, d.inChannels, d.kernelH, d.kernelW].map(Int64.init) }
+        return [g, d.outChannels / g, d.inChannels / g, d.kernelH, d.kernelW].map(Int64.init)
+    }
+
+    /// The memory descriptor of ZooKernels' packed weights: depthwise [kh, kw, C], else per group
+    /// [kh, kw, in/g, out/g].
+    private func sourceWeightsMD() -> dnnl_memory_desc_t? {
+        let d = descriptor
+        var md = dnnl_memory_desc_t()
+        var dims = weightDims()
+        let taps = d.kernelH * d.kernelW
+        var strides: [Int64]
+        if source.depthwise {
+            let c = d.outChannels
+            strides = [1, Int64(c * taps), Int64(c * taps), Int64(d.kernelW * c), Int64(c)]
+        } else {
+            let g = d.groups, cinG = d.inChannels / g, coutG = d.outChannels / g
+            let kw = Int64(cinG * coutG), kh = Int64(d.kernelW * cinG * coutG)
+            strides = g == 1 ? [1, Int64(coutG), kh, kw] : [Int64(taps * cinG * coutG), 1, Int64(coutG), kh, kw]
+        }
+        guard dnnl_memory_desc_init_by_strides(&md, Int32(dims.count), &dims, dnnl_f32, &strides) == dnnl_success else { return nil }
+        return md
+    }
+
+    /// Weights in the layout `want`: reordered the first time a layout is asked for, from the first
+    /// reordered copy when there is one (the packed copy is released by then), else from the packed copy.
+    private func weights(_ want: UnsafePointer<dnnl_memory_desc_t>) -> DNNLWeights? {
+        for r in reordered where dnnl_memory_desc_equal(&r.md, want) != 0 { return r }
+        let bytes = dnnl_memory_desc_get_size(want)
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 64), alignment: 64)
+        var ok = false
+        if let first = reordered.first {
+            ok = runtime.reorder(&first.md, first.buffer, want, buffer)
+        } else if var packedMD = sourceWeightsMD(), source.ensureResident() {
+            ok = runtime.reorder(&packedMD, source.packed, want, buffer)
+        }
+        var memory: dnnl_memory_t?
+        guard ok, dnnl_memory_create(&memory, want, runtime.engine, buffer) == dnnl_success, let memory else {
+            buffer.deallocate()
+            return nil
+        }
+        let w = DNNLWeights(md: want.pointee, memory: memory, buffer: buffer)
+        reordered.append(w)
+        return w
+    }
+
+    /// The primitive descriptor of the convolution for `key` (caller destroys it); nil when oneDNN refuses.
+    private func primitiveDescriptor(_ key: Key, _ g: WindowGeometry) -> dnnl_primitive_desc_t? {
+        let d = descriptor
+        runtime.threads(key.threads)
+        var src = dnnl_memory_desc_t(), dst = dnnl_memory_desc_t(), bias = dnnl_memory_desc_t(), wAny = dnnl_memory_desc_t()
+        var srcDims: [Int64] = [key.batch, d.inChannels, key.h, key.w].map(Int64.init)
+        var dstDims: [Int64] = [key.batch, d.outChannels, g.outH, g.outW].map(Int64.init)
+        var biasDims: [Int64] = [Int64(d.outChannels)]
+        var wDims = weightDims()
+        let inner = DNNLConvolution.computeLayout(key)
+        guard dnnl_memory_desc_init_by_tag(&src, 4, &srcDims, dnnl_f32, DNNLConvolution.tag(inputLayout(key))) == dnnl_success,
+              dnnl_memory_desc_init_by_tag(&dst, 4, &dstDims, dnnl_f32, DNNLConvolution.tag(inner)) == dnnl_success,
+              dnnl_memory_desc_init_by_tag(&bias, 1, &biasDims, dnnl_f32, dnnl_a) == dnnl_success,
+              dnnl_memory_desc_init_by_tag(&wAny, Int32(wDims.count), &wDims, dnnl_f32, dnnl_format_tag_any) == dnnl_success
+        else { return nil }
+        var strides: [Int64] = [Int64(d.strideH), Int64(d.strideW)]
+        var dilates: [Int64] = [Int64(d.dilationH - 1), Int64(d.dilationW - 1)]
+        var padL: [Int64] = [Int64(g.padTop), Int64(g.padLeft)]
+        var padR: [Int64] = [Int64(g.padBottom), Int64(g.padRight)]
+        var cd = dnnl_convolution_desc_t()
+        guard dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &src, &wAny, &bias, &dst,
+                                                         &strides, &dilates, &padL, &padR) == dnnl_success else { return nil }
+        var attr: dnnl_primitive_attr_t?
+        var postOps: dnnl_post_ops_t?
+        defer {
+            if let attr { dnnl_primitive_attr_destroy(attr) }
+            if let postOps { dnnl_post_ops_destroy(postOps) }
+        }
+        guard dnnl_primitive_attr_create(&attr) == dnnl_success, dnnl_post_ops_create(&postOps) == dnnl_success,
+              dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == dnnl_success else { return nil }
+        if key.residual, dnnl_post_ops_append_sum(postOps, 1) != dnnl_success { return nil }
+        guard DNNLConvolution.appendActivation(activation, to: postOps),
+              dnnl_primitive_attr_set_post_ops(attr, postOps) == dnnl_success else { return nil }
+        var pd: dnnl_primitive_desc_t?
+        guard dnnl_primitive_desc_create(&pd, &cd, attr, runtime.engine, nil) == dnnl_success else { return nil }
+        return pd
+    }
+
+    private func makeEntry(_ key: Key, _ g: WindowGeometry) -> Entry? {
+        guard let pd = primitiveDescriptor(key, g) else { return nil }
+        var name: UnsafePointer<CChar>?
+        _ = dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name)
+        let implementation = name.map { String(cString: $0) } ?? "?"
+        var primitive: dnnl_primitive_t?
+        // The reference implementations are slower than ZooKernels' own kernels.
+        guard !implementation.hasPrefix("ref"), let wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0),
+              let weights = weights(wmd) else {
+            dnnl_primitive_desc_destroy(pd)
+            return nil
+        }
+        // oneDNN's primitive cache keys on the calling thread's thread count: set it again (the weight
+        // reorder above runs on one thread), else a primitive made for another count, with another
+        // weight layout and scratchpad, comes back. Checked below all the same.
+        runtime.threads(key.threads)
+        guard dnnl_primitive_create(&primitive, pd) == dnnl_success, let primitive else {
+            dnnl_primitive_desc_destroy(pd)
+            return nil
+        }
+        var made: const_dnnl_primitive_desc_t?
+        guard dnnl_primitive_get_primitive_desc(primitive, &made) == dnnl_success, let made,
+              let madeWeights = dnnl_primitive_desc_query_md(made, dnnl_query_weights_md, 0),
+              dnnl_memory_desc_equal(madeWeights, wmd) != 0, scratchBytes(made) == scratchBytes(pd) else {
+            dnnl_primitive_destroy(primitive)
+            dnnl_primitive_desc_destroy(pd)
+            return nil
+        }
+        let e = Entry(pd: pd, primitive: primitive, scratchBytes: scratchBytes(pd), weights: weights, implementation: implementation)
+        // The layouts the primitive was created with (plain NHWC and [out] for the bias, as asked).
+        if let q = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0) { e.src = q.pointee }
+        if let q = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0) { e.dst = q.pointee }
+        if let q = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1) { e.bias = q.pointee }
+        let d = descriptor, inner = DNNLConvolution.computeLayout(key)
+        func aligned(_ b: Int) -> Int { (b + 63) & ~63 }
+        var offset = aligned(e.scratchBytes)
+        if key.input != inputLayout(key) {
+            guard let from = DNNLConvolution.md(key.batch, d.inChannels, key.h, key.w, key.input),
+                  let r = Reorder(runtime.engine, from: from, to: e.src) else { return nil }
+            e.inputReorder = r
+            e.inputOffset = offset
+            offset += aligned(dnnl_memory_desc_get_size(&e.src))
+        }
+        if key.output != inner {
+            guard let to = DNNLConvolution.md(key.batch, d.outChannels, g.outH, g.outW, key.output),
+                  let r = Reorder(runtime.engine, from: e.dst, to: to) else { return nil }
+            e.outputReorder = r
+            if key.residual {
+                guard let back = Reorder(runtime.engine, from: to, to: e.dst) else { return nil }
+                e.residualReorder = back
+            }
+            e.outputOffset = offset
+            offset += aligned(dnnl_memory_desc_get_size(&e.dst))
+        }
+        e.totalScratchBytes = offset
+        return e
+    }
+
+    private func scratchBytes(_ pd: const_dnnl_primitive_desc_t) -> Int {
+        dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0).map { dnnl_memory_desc_get_size($0) } ?? 0
+    }
+
+    /// The layout the convolution itself runs in: blocked when its input or output is (oneDNN's fast
+    /// implementations take one layout for both).
+    static func computeLayout(_ key: Key) -> ActivationLayout {
+        key.input == .blocked8 || key.output == .blocked8 ? .blocked8 : .nhwc
+    }
+
+    /// The layout the convolution reads its input in: the compute layout, but for a few input channels
+    /// (the RGB stem), where oneDNN's fast kernels read NHWC and write blocked.
+    func inputLayout(_ key: Key) -> ActivationLayout {
+        descriptor.inChannels < 8 ? key.input : DNNLConvolution.computeLayout(key)
+    }
+
+    /// A [n, c, h, w] memory descriptor in a layout.
+    static func md(_ n: Int, _ c: Int, _ h: Int, _ w: Int, _ l: ActivationLayout) -> dnnl_memory_desc_t? {
+        var md = dnnl_memory_desc_t()
+        var dims: [Int64] = [n, c, h, w].map(Int64.init)
+        return dnnl_memory_desc_init_by_tag(&md, 4, &dims, dnnl_f32, tag(l)) == dnnl_success ? md : nil
+    }
+
+    /// oneDNN's format tag of a layout.
+    static func tag(_ l: ActivationLayout) -> dnnl_format_tag_t {
+        switch l {
+        case .nhwc: return dnnl_nhwc
+        case .blocked8: return dnnl_nChw8c
+        }
+    }
+
+    /// Appends `act` as eltwise post-ops; false when oneDNN refuses.
+    static func appendActivation(_ act: Activation, to po: dnnl_post_ops_t?) -> Bool {
+        func eltwise(_ alg: dnnl_alg_kind_t, _ alpha: Float, _ beta: Float) -> Bool {
+            dnnl_post_ops_append_eltwise(po, 1, alg, alpha, beta) == dnnl_success
+        }
+        switch act {
+        case .none: return true
+        case .relu: return eltwise(dnnl_eltwise_relu, 0, 0)
+        case .relu6: return eltwise(dnnl_eltwise_clip, 0, 6)
+        case .hardSwish: return eltwise(dnnl_eltwise_hardswish, 0, 0)
+        case .hardSigmoid: return eltwise(dnnl_eltwise_linear, 1.0 / 6.0, 0.5) && eltwise(dnnl_eltwise_clip, 0, 1)
+        case .sigmoid: return eltwise(dnnl_eltwise_logistic, 0, 0)
+        }
+    }
+
+    /// Runs the convolution (`residual`, in the output's layout, is added before the activation);
+    /// false when a oneDNN call fails. `scratch` holds `totalScratchBytes` (allocated here when nil).
+    func run(_ e: Entry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>?,
+             bias: UnsafeMutablePointer<Float>, scratch: UnsafeMutableRawPointer?, threads: Int) -> Bool {
+        let engine = runtime.engine
+        runtime.threads(threads)
+        var src: dnnl_memory_t?, dst: dnnl_memory_t?, b: dnnl_memory_t?, pad: dnnl_memory_t?
+        var ownScratch: UnsafeMutableRawPointer?
+        defer {
+            for m in [src, dst, b, pad] { if let m { dnnl_memory_destroy(m) } }
+            ownScratch?.deallocate()
+        }
+        var base = scratch
+        if base == nil, e.totalScratchBytes > 0 {
+            ownScratch = .allocate(byteCount: e.totalScratchBytes, alignment: 64)
+            base = ownScratch
+        }
+        guard let stream = runtime.stream() else { return false }
+        var x = UnsafeRawPointer(input)
+        if let r = e.inputReorder, let base {
+            guard r.run(engine, stream, from: x, to: base + e.inputOffset) else { return false }
+            x = UnsafeRawPointer(base + e.inputOffset)
+        }
+        var y = UnsafeMutableRawPointer(output)
+        if e.outputReorder != nil, let base { y = base + e.outputOffset }
+        if let residual {
+            // oneDNN's `sum` post-op adds what the destination holds.
+            if let r = e.residualReorder {
+                guard r.run(engine, stream, from: residual, to: y) else { return false }
+            } else {
+                y.copyMemory(from: residual, byteCount: dnnl_memory_desc_get_size(&e.dst))
+            }
+        }
+        guard dnnl_memory_create(&src, &e.src, engine, UnsafeMutableRawPointer(mutating: x)) == dnnl_success,
+              dnnl_memory_create(&dst, &e.dst, engine, y) == dnnl_success,
+              dnnl_memory_create(&b, &e.bias, engine, bias) == dnnl_success else { return false }
+        var args = [dnnl_exec_arg_t(arg: zoo_dnnl_arg_src, memory: src), dnnl_exec_arg_t(arg: zoo_dnnl_arg_weights, memory: e.weights.memory),
+                    dnnl_exec_arg_t(arg: zoo_dnnl_arg_bias, memory: b), dnnl_exec_arg_t(arg: zoo_dnnl_arg_dst, memory: dst)]
+        if e.scratchBytes > 0 {
+            guard let spMD = dnnl_primitive_desc_query_md(e.pd, dnnl_query_scratchpad_md, 0),
+                  dnnl_memory_create(&pad, spMD, engine, base) == dnnl_success else { return false }
+            args.append(dnnl_exec_arg_t(arg: zoo_dnnl_arg_scratchpad, memory: pad))
+        }
+        guard dnnl_primitive_execute(e.primitive, stream, Int32(args.count), &args) == dnnl_success else { return false }
+        if let r = e.outputReorder {
+            guard r.run(engine, stream, from: y, to: output) else { return false }
+        }
+        return dnnl_stream_wait(stream) == dnnl_success
+    }
+}
+#endif
