@@ -114,8 +114,14 @@ def inference_summary(lines):
     if any(line.startswith("### Batch 8 throughput") for line in lines):
         b8 = table(lines, "### Batch 8 throughput")
         text += f", batch-8 throughput {_range([float(r['zoo / PyTorch']) for r in b8])}x PyTorch's"
-    text += f", batch-1 latency {_range([float(r['zoo / ORT']) for r in b1])}x ONNX Runtime's (lower is better)."
-    return SUMMARY + text
+    text += f", batch-1 latency {_range([float(r['zoo / ORT']) for r in b1])}x ONNX Runtime's (lower is better"
+    text += f"; at or below ORT: {sum(1 for r in b1 if r['target (<= ORT)'] == 'met')} of {len(b1)})"
+    if any(line.startswith("### Batch 8 throughput") for line in lines):
+        text += f", batch-8 throughput {_range([float(r['zoo / ORT']) for r in b8])}x ORT's"
+    peak = {r["model"]: r["% of peak"] for r in b1 if r.get("% of peak", "?") != "?"}
+    if "resnet50" in peak:
+        text += f"; ResNet-50 at {peak['resnet50']} of the measured convolution peak"
+    return SUMMARY + text + "."
 
 
 def conversion_summary(lines):

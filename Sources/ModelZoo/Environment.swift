@@ -49,7 +49,9 @@ public struct EnvironmentReport: Codable, Sendable, Equatable {
     public var blasCore: String?
     /// Threads per BLAS call (`openblas_get_num_threads()`), or nil.
     public var blasThreads: Int?
-    /// oneDNN: not linked today.
+    /// What runs convolutions: `oneDNN 2.6.0 (avx2)` (version, and the instruction set its JIT kernels
+    /// use here), `not available` (Linux without a working libdnnl), `not linked` (Apple platforms), or
+    /// `off (ZOO_KERNELS=own)`.
     public var onednn: String
     /// The loaded libhdf5's version (`H5get_libversion`).
     public var libhdf5: String
@@ -108,7 +110,7 @@ public struct EnvironmentReport: Codable, Sendable, Equatable {
             cpuCores: ProcessInfo.processInfo.processorCount, cpuCoresActive: ProcessInfo.processInfo.activeProcessorCount,
             cpuISAFlags: isaFlags(cpuinfo: cpuinfo), kernelISA: KernelBackend.kernelISA,
             blas: KernelBackend.blasName, blasConfig: openBLAS?.config, blasCore: openBLAS?.coreName,
-            blasThreads: openBLAS?.threads, onednn: "not used (not linked)",
+            blasThreads: openBLAS?.threads, onednn: EnvironmentReport.oneDNN,
             libhdf5: HDF5ProbeTool.libraryVersion, libpng: ImageLibraries.pngVersion, libjpegTurbo: ImageLibraries.jpegTurboVersion,
             loadedLibraries: loadedLibraries(), hdf5Probe: HDF5ProbeTool.probeInUse,
             cacheFolder: cache.folder, cacheBytes: cache.bytes, cacheFiles: cache.files)
@@ -256,5 +258,18 @@ public struct EnvironmentReport: Codable, Sendable, Equatable {
             files += 1
         }
         return (bytes, files)
+    }
+}
+
+extension EnvironmentReport {
+    /// The `onednn` value of this process.
+    static var oneDNN: String {
+        #if os(Linux)
+        guard ConvolutionBackend.oneDNNAvailable else { return "not available" }
+        let on = ConvolutionBackend.automatic.description
+        return ConvolutionBackend.processDefault == .own ? "off (ZOO_KERNELS=own); \(on)" : on
+        #else
+        return "not linked"
+        #endif
     }
 }

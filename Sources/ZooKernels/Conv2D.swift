@@ -11,14 +11,20 @@ public enum ActivationLayout: Sendable, Hashable {
     /// [N, C/8, H, W, 8], channels padded with zeros to a multiple of 8: the blocked layout oneDNN's
     /// AVX2 convolutions run fastest on, kept between consecutive convolutions.
     case blocked8
+    /// [N, C/16, H, W, 16]: the same for AVX-512.
+    case blocked16
 
     /// Floats a [n, c, h, w] value takes in this layout.
     public func count(n: Int, h: Int, w: Int, c: Int) -> Int {
         switch self {
         case .nhwc: return n * h * w * c
         case .blocked8: return n * h * w * ((c + 7) / 8 * 8)
+        case .blocked16: return n * h * w * ((c + 15) / 16 * 16)
         }
     }
+
+    /// True for the channel-blocked layouts.
+    public var isBlocked: Bool { self != .nhwc }
 }
 
 /// The layouts of a convolution's input and output (a residual is in the output's layout).

@@ -10,7 +10,7 @@ import Darwin
 /// comparisons (each must give the same numbers within the parity tolerance).
 public enum ConvolutionBackend: String, Sendable, Hashable, CaseIterable {
     /// oneDNN where it has a JIT kernel for the convolution (Linux), ZooKernels' own kernels elsewhere;
-    /// blocked activations between convolutions in graphs without depthwise convolutions, NHWC otherwise.
+    /// on AVX2, blocked activations between convolutions in graphs without depthwise convolutions; NHWC otherwise.
     case automatic
     /// ZooKernels' own kernels only (im2col + SGEMM, direct depthwise), NHWC.
     case own
@@ -37,6 +37,24 @@ public enum ConvolutionBackend: String, Sendable, Hashable, CaseIterable {
         return DNNLRuntime.shared != nil
         #else
         return false
+        #endif
+    }
+
+    /// What runs convolutions with this choice: `oneDNN 2.6.0 (avx2)`, or `ZooKernels` (own kernels, or
+    /// oneDNN unavailable).
+    public var description: String {
+        #if canImport(CDNNL)
+        if usesOneDNN, let rt = DNNLRuntime.shared { return rt.description + (self == .automatic ? "" : ", \(rawValue)") }
+        #endif
+        return "ZooKernels"
+    }
+
+    /// The channel-blocked activation layout for this CPU (16 channels with AVX-512, else 8).
+    public static var blockedLayout: ActivationLayout {
+        #if canImport(CDNNL)
+        return DNNLRuntime.shared?.blockedLayout ?? .blocked8
+        #else
+        return .blocked8
         #endif
     }
 

@@ -31,6 +31,29 @@ final class DNNLRuntime: @unchecked Sendable {
         }
     }
 
+    /// `oneDNN 2.6.0 (avx2)`: the library's version and the instruction set its kernels use here.
+    var description: String {
+        let isa: String
+        switch dnnl_get_effective_cpu_isa() {
+        case dnnl_cpu_isa_sse41: isa = "sse4.1"
+        case dnnl_cpu_isa_avx: isa = "avx"
+        case dnnl_cpu_isa_avx2: isa = "avx2"
+        case dnnl_cpu_isa_avx2_vnni: isa = "avx2-vnni"
+        case dnnl_cpu_isa_avx512_core: isa = "avx512"
+        case dnnl_cpu_isa_avx512_core_vnni: isa = "avx512-vnni"
+        case dnnl_cpu_isa_avx512_core_bf16: isa = "avx512-bf16"
+        case dnnl_cpu_isa_avx512_core_amx: isa = "avx512-amx"
+        default: isa = "isa \(dnnl_get_effective_cpu_isa().rawValue)"
+        }
+        guard let v = dnnl_version() else { return "oneDNN (\(isa))" }
+        return "oneDNN \(v.pointee.major).\(v.pointee.minor).\(v.pointee.patch) (\(isa))"
+    }
+
+    /// The channel-blocked layout oneDNN's kernels prefer on this CPU: 16 channels with AVX-512, else 8.
+    var blockedLayout: ActivationLayout {
+        dnnl_get_effective_cpu_isa().rawValue & dnnl_cpu_isa_avx512_core.rawValue == dnnl_cpu_isa_avx512_core.rawValue ? .blocked16 : .blocked8
+    }
+
     /// Sets the OpenMP thread count of the calling thread (what oneDNN's next calls from it use).
     func threads(_ n: Int) { setThreads?(Int32(max(1, n))) }
 
@@ -349,7 +372,7 @@ final class DNNLConvolution: @unchecked Sendable {
     /// The layout the convolution itself runs in: blocked when its input or output is (oneDNN's fast
     /// implementations take one layout for both).
     static func computeLayout(_ key: Key) -> ActivationLayout {
-        key.input == .blocked8 || key.output == .blocked8 ? .blocked8 : .nhwc
+        key.input.isBlocked ? key.input : key.output
     }
 
     /// The layout the convolution reads its input in: the compute layout, but for a few input channels
@@ -370,6 +393,7 @@ final class DNNLConvolution: @unchecked Sendable {
         switch l {
         case .nhwc: return dnnl_nhwc
         case .blocked8: return dnnl_nChw8c
+        case .blocked16: return dnnl_nChw16c
         }
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import ZooArchitectures
 import ZooFormats
+import ZooKernels
 import ZooErrors
 import ZooTensor
 
@@ -34,10 +35,10 @@ public struct LoadedCheckpoint: Sendable {
 
 extension Classifier {
     /// Loads a native checkpoint (architecture from its metadata) as a classifier.
-    public init(contentsOf url: URL, threads: Int = defaultThreadCount) throws {
+    public init(contentsOf url: URL, threads: Int = defaultThreadCount, backend: ConvolutionBackend = .processDefault) throws {
         let ckpt = try LoadedCheckpoint(path: url.path)
         do {
-            try self.init(graph: ckpt.graph, weights: ckpt.weights, threads: threads)
+            try self.init(graph: ckpt.graph, weights: ckpt.weights, threads: threads, backend: backend)
         } catch let e as ZooError { throw e.inFile(url.path) }
     }
 }
@@ -45,10 +46,11 @@ extension Classifier {
 extension Backbone {
     /// Loads a native checkpoint as a backbone (see `init(graph:weights:outIndices:head:pool:threads:)`).
     public init(contentsOf url: URL, outIndices: [Int]? = nil, head: Bool = false, pool: Bool = false,
-                threads: Int = defaultThreadCount) throws {
+                threads: Int = defaultThreadCount, backend: ConvolutionBackend = .processDefault) throws {
         let ckpt = try LoadedCheckpoint(path: url.path)
         do {
-            try self.init(graph: ckpt.graph, weights: ckpt.weights, outIndices: outIndices, head: head, pool: pool, threads: threads)
+            try self.init(graph: ckpt.graph, weights: ckpt.weights, outIndices: outIndices, head: head, pool: pool, threads: threads,
+                          backend: backend)
         } catch let e as ZooError { throw e.inFile(url.path) }
     }
 }

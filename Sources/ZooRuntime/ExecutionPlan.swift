@@ -30,10 +30,11 @@ extension Engine {
         lock.lock()
         if let l = plans[key] { lock.unlock(); return l }
         lock.unlock()
-        // Blocked layouts between convolutions when oneDNN takes them, in graphs without depthwise
-        // convolutions; NHWC otherwise. Measured on 2 AVX2 cores (benchmarks/RESULTS.md): blocked runs
-        // ResNet-18/50 about 8-10% faster than NHWC, but MobileNets slower (oneDNN's NHWC depthwise
-        // kernels are as fast, and the squeeze-and-excitation and pooling steps would need reorders).
+        // Blocked layouts between convolutions when oneDNN takes them, on AVX2, in graphs without
+        // depthwise convolutions; NHWC otherwise. Measured on 2 cores (benchmarks/RESULTS.md, docs/architecture.md):
+        // on AVX2, blocked (8 channels) runs ResNet-18/50 about 8-10% faster than NHWC but MobileNets slower
+        // (oneDNN's NHWC depthwise kernels are as fast, and the squeeze-and-excitation and pooling steps would
+        // need reorders); on AVX-512, oneDNN's NHWC kernels (brgconv) match or beat blocked (16 channels).
         guard let l = try (blockedLayoutsPay ? makePlan(key, threads: key.threads, blocked: true) : nil)
             ?? makePlan(key, threads: key.threads, blocked: false) else {
             throw ZooError(.badInput, "no kernel runs this graph at \(key.h)x\(key.w)")
@@ -45,13 +46,13 @@ extension Engine {
     }
 
     /// Whether plans of this graph try blocked layouts (`ConvolutionBackend`): with `automatic`, only
-    /// graphs without depthwise convolutions.
+    /// 8-channel blocks (AVX2) and graphs without depthwise convolutions.
     var blockedLayoutsPay: Bool {
         switch backend {
         case .own, .oneDNNNHWC: return false
         case .oneDNNBlocked: return true
         case .automatic:
-            return !steps.contains { step in
+            return ConvolutionBackend.blockedLayout == .blocked8 && !steps.contains { step in
                 if case let .conv(c) = step.kind { return c.descriptor.isDepthwise }
                 return false
             }
@@ -155,7 +156,7 @@ extension Engine {
                 for s in run { for v in steps[s].inputs { readers[v].append(s) } }
                 let outputs = Set(key.outputs)
                 for s in run where candidate(s) && !outputs.contains(s) && !readers[s].isEmpty && readers[s].allSatisfy(candidate) {
-                    layout[s] = .blocked8
+                    layout[s] = ConvolutionBackend.blockedLayout
                 }
                 var changed = true
                 while changed {

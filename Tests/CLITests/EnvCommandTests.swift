@@ -33,7 +33,11 @@ import ZooTestSupport
         let object = try #require(json.objectValue)
         #expect(Set(object.map(\.0)) == Set(Self.keys))
         #expect(json["zoo_version"]?.stringValue == (try TestSupport.zoo(["--version"])).stdout.trimmingCharacters(in: .whitespacesAndNewlines))
-        #expect(json["onednn"]?.stringValue == "not used (not linked)")
+        #if os(Linux)
+        // oneDNN is linked and runs convolutions here: version and instruction set.
+        let onednn = json["onednn"]?.stringValue ?? ""
+        #expect(onednn.firstMatch(of: /^oneDNN 2\.\d+\.\d+ \([a-z0-9.-]+\)$/) != nil, "\(onednn)")
+        #endif
         // The text form: one `key: value` line per documented key, in order.
         let text = try TestSupport.zoo(["env"])
         #expect(text.status == 0)

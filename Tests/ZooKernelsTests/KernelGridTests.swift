@@ -83,22 +83,25 @@ import ZooTestSupport
         var act: Activation
     }
 
-    /// NHWC [n, h, w, c] -> oneDNN's blocked [n, c/8, h, w, 8], channels padded with zeros.
+    /// Channels per block of the blocked layout this CPU uses (8 or 16).
+    static let block = ConvolutionBackend.blockedLayout == .blocked16 ? 16 : 8
+
+    /// NHWC [n, h, w, c] -> oneDNN's blocked [n, c/B, h, w, B], channels padded with zeros.
     static func toBlocked(_ x: [Float], n: Int, h: Int, w: Int, c: Int) -> [Float] {
-        let cb = (c + 7) / 8
-        var out = [Float](repeating: 0, count: n * cb * h * w * 8)
+        let k = block, cb = (c + k - 1) / k
+        var out = [Float](repeating: 0, count: n * cb * h * w * k)
         for b in 0..<n { for y in 0..<h { for xx in 0..<w { for ch in 0..<c {
-            out[(((b * cb + ch / 8) * h + y) * w + xx) * 8 + ch % 8] = x[((b * h + y) * w + xx) * c + ch]
+            out[(((b * cb + ch / k) * h + y) * w + xx) * k + ch % k] = x[((b * h + y) * w + xx) * c + ch]
         } } } }
         return out
     }
 
     /// oneDNN's blocked layout back to NHWC.
     static func fromBlocked(_ x: [Float], n: Int, h: Int, w: Int, c: Int) -> [Float] {
-        let cb = (c + 7) / 8
+        let k = block, cb = (c + k - 1) / k
         var out = [Float](repeating: .nan, count: n * h * w * c)
         for b in 0..<n { for y in 0..<h { for xx in 0..<w { for ch in 0..<c {
-            out[((b * h + y) * w + xx) * c + ch] = x[(((b * cb + ch / 8) * h + y) * w + xx) * 8 + ch % 8]
+            out[((b * h + y) * w + xx) * c + ch] = x[(((b * cb + ch / k) * h + y) * w + xx) * k + ch % k]
         } } } }
         return out
     }
@@ -114,7 +117,7 @@ import ZooTestSupport
         }), let g = conv.geometry(inH: h, inW: w) else { return nil }
         let cin = c.descriptor.inChannels, cout = c.descriptor.outChannels
         let blocked = backend == .oneDNNBlocked
-        let layouts = blocked ? ConvLayouts(input: .blocked8, output: .blocked8) : .nhwc
+        let layouts = blocked ? ConvLayouts(input: ConvolutionBackend.blockedLayout, output: ConvolutionBackend.blockedLayout) : .nhwc
         guard let scratchCount = conv.scratchCount(batch: n, geometry: g, threads: threads, residual: residual != nil, layouts: layouts) else {
             return nil
         }

@@ -11,8 +11,14 @@ struct Bench: ParsableCommand {
         abstract: "Time forward passes of an architecture (random weights) or a native checkpoint."
     )
 
-    @Argument(help: "An architecture name (resnet50, mobilenet_v3_small, ...) or a native checkpoint path.")
-    var model: String
+    @Argument(help: "An architecture name (resnet50, mobilenet_v3_small, ...) or a native checkpoint path (not with --conv-peak).")
+    var model: String?
+
+    @Option(help: "Convolution kernels: automatic (oneDNN where it has a fast kernel, else ZooKernels' own), own, onednn-nhwc or onednn-blocked (for comparisons).")
+    var kernels = Choice(ConvolutionBackend.automatic)
+
+    @Flag(help: "Instead of a model, time one large 1x1 convolution (256 -> 1024 channels on 56x56, per image): the convolution peak in GFLOP/s that model figures are compared with.")
+    var convPeak = false
 
     @Option(help: "Batch size.")
     var batch = 1
@@ -48,22 +54,34 @@ struct Bench: ParsableCommand {
 
     var threads: Int { compute.threads }
 
+    func validate() throws {
+        guard (model == nil) == convPeak else {
+            throw ValidationError(convPeak ? "--conv-peak times its own convolution: give no MODEL" : "give a MODEL (or --conv-peak)")
+        }
+    }
+
     func run() throws {
         verbosity.apply()
         guard batch > 0, size > 0, threads > 0, iterations > 0, warmup >= 0 else {
             throw ZooError(.usage, "--batch, --size, --threads and --iterations must be positive")
         }
+        guard let backend = kernels.value else {
+            throw ZooError(.usage, "unknown --kernels \(kernels.text.escapingControlCharacters); use one of \(Choice<ConvolutionBackend>.allValueStrings.joined(separator: ", "))")
+        }
+        guard let model else {
+            return try timeConvPeak(backend)
+        }
         let loadStart = DispatchTime.now()
         let classifier: Classifier
         if FileManager.default.fileExists(atPath: model) {
-            classifier = try Classifier(contentsOf: URL(fileURLWithPath: model), threads: threads)
+            classifier = try Classifier(contentsOf: URL(fileURLWithPath: model), threads: threads, backend: backend)
         } else {
             guard let f = flavour.value else { throw ZooError(.usage, "unknown flavour \(flavour.text)") }
             // The name and flavour are the user's: an unknown one, or a flavour the architecture
             // lacks, is a usage error (exit 1).
             let graph = try CLIOutput.typedByUser { try Architectures.preset(model, flavour: f) }.graph()
             let weights = try RandomWeights.make(for: graph)
-            classifier = try Classifier(graph: graph, weights: weights, threads: threads)
+            classifier = try Classifier(graph: graph, weights: weights, threads: threads, backend: backend)
         }
         let loadMs = Double(DispatchTime.now().uptimeNanoseconds - loadStart.uptimeNanoseconds) / 1e6
         var seed: UInt64 = 12345
@@ -79,37 +97,108 @@ struct Bench: ParsableCommand {
             _ = try classifier(input)
             bar.update(i + 1, warmup + iterations)
         }
-        var times: [Double] = []
-        let cpu0 = Bench.processCPUTime()
-        for i in 0..<iterations {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            _ = try classifier(input)
-            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
-            bar.update(warmup + i + 1, warmup + iterations)
-        }
-        bar.finish()
-        let cpuPerPass = Double(Bench.processCPUTime() - cpu0) / 1e6 / Double(iterations)
-        let runOrder = times
-        times.sort()
-        func pct(_ p: Double) -> Double {
-            let pos = p * Double(times.count - 1)
-            let lo = Int(pos.rounded(.down)), hi = min(lo + 1, times.count - 1)
-            return times[lo] + (times[hi] - times[lo]) * (pos - Double(lo))
-        }
-        let median = pct(0.5), p10 = pct(0.1), p90 = pct(0.9)
+        let (times, cpuPerPass) = try Bench.time(iterations: iterations, warmup: warmup, bar: bar) { _ = try classifier(input) }
+        let stats = Bench.Stats(times)
+        let median = stats.median, p10 = stats.p10, p90 = stats.p90
         let ips = Double(batch) / (median / 1000)
+        let macs = try classifier.graph.macs(height: size, width: size).reduce(0, +) * batch
+        let gflops = Double(macs) * 2 / (median / 1000) / 1e9
         if json {
             try CLIOutput.printJSON(BenchResult(
                 median_ms: median, p10_ms: p10, p90_ms: p90, images_per_s: ips, threads: threads, batch: batch, size: size,
                 iterations: iterations, load_ms: loadMs, cpu_ms_per_pass: cpuPerPass, model: model,
-                blas: KernelBackend.blasDescription, samples_ms: samples ? runOrder : nil), pretty: false)
+                blas: KernelBackend.blasDescription, kernels: backend.description, macs: macs, gflops_per_s: gflops,
+                samples_ms: samples ? times : nil), pretty: false)
         } else {
             func f(_ v: Double) -> String { String(format: "%.2f", v) }
             print("model:      \(model.escapingControlCharacters) (batch \(batch), \(size)x\(size), \(threads) threads, \(iterations) passes)")
             print("latency:    median \(f(median)) ms, p10 \(f(p10)) ms, p90 \(f(p90)) ms")
-            print("throughput: \(f(ips)) images/s")
+            print("throughput: \(f(ips)) images/s, \(f(gflops)) GFLOP/s (\(f(Double(macs) / 1e9)) GMACs per pass)")
             print("cpu:        \(f(cpuPerPass)) ms of process CPU time per pass (all threads)")
-            print("load:       \(f(loadMs)) ms; \(KernelBackend.blasDescription)")
+            print("load:       \(f(loadMs)) ms; convolutions: \(backend.description); \(KernelBackend.blasDescription)")
+        }
+    }
+
+    /// Runs `pass` `warmup` times untimed, then `iterations` times timed: the times in run order (ms)
+    /// and the process CPU time per timed pass (ms).
+    static func time(iterations: Int, warmup: Int, bar: ProgressBar, _ pass: () throws -> Void) throws -> ([Double], Double) {
+        for i in 0..<warmup {
+            try pass()
+            bar.update(i + 1, warmup + iterations)
+        }
+        var times: [Double] = []
+        let cpu0 = Bench.processCPUTime()
+        for i in 0..<iterations {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            try pass()
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+            bar.update(warmup + i + 1, warmup + iterations)
+        }
+        bar.finish()
+        return (times, Double(Bench.processCPUTime() - cpu0) / 1e6 / Double(iterations))
+    }
+
+    /// Median and 10th/90th percentiles (linear interpolation) of timings.
+    struct Stats {
+        var median: Double, p10: Double, p90: Double
+        init(_ samples: [Double]) {
+            let t = samples.sorted()
+            func pct(_ p: Double) -> Double {
+                guard !t.isEmpty else { return .nan }
+                let pos = p * Double(t.count - 1)
+                let lo = Int(pos.rounded(.down)), hi = min(lo + 1, t.count - 1)
+                return t[lo] + (t[hi] - t[lo]) * (pos - Double(lo))
+            }
+            median = pct(0.5); p10 = pct(0.1); p90 = pct(0.9)
+        }
+    }
+
+    /// `--conv-peak`: one 1x1 convolution, 256 -> 1024 channels on 56x56 per image (ResNet-50's widest
+    /// pointwise shape at its largest map), random weights, through the chosen backend.
+    func timeConvPeak(_ backend: ConvolutionBackend) throws {
+        let cin = 256, cout = 1024, hw = 56
+        let d = ConvDescriptor(inChannels: cin, outChannels: cout, kernel: (1, 1), stride: (1, 1), dilation: (1, 1), groups: 1,
+                               padding: .explicit(top: 0, bottom: 0, left: 0, right: 0))
+        var seed: UInt64 = 7
+        func random(_ n: Int) -> [Float] {
+            (0..<n).map { _ in
+                seed = seed &* 6364136223846793005 &+ 1442695040888963407
+                return Float(Int32(truncatingIfNeeded: seed >> 32)) / Float(Int32.max) * 0.05
+            }
+        }
+        let weight = random(cin * cout), x = random(batch * hw * hw * cin)
+        guard let conv = weight.withUnsafeBufferPointer({ Conv2D(d, weight: $0, bias: nil, activation: .relu, backend: backend) }),
+              let g = conv.geometry(inH: hw, inW: hw) else {
+            throw ZooError(.badInput, "cannot build the peak convolution")
+        }
+        var out = [Float](repeating: 0, count: batch * hw * hw * cout)
+        var scratch = [Float](repeating: 0, count: max(conv.scratchCount(batch: batch, geometry: g, threads: threads), 1))
+        let bar = ProgressBar(counting: "passes")
+        let (times, cpu) = try Bench.time(iterations: iterations, warmup: warmup, bar: bar) {
+            x.withUnsafeBufferPointer { xp in
+                out.withUnsafeMutableBufferPointer { op in
+                    scratch.withUnsafeMutableBufferPointer { sp in
+                        guard let xb = xp.baseAddress, let ob = op.baseAddress else { return }
+                        conv.run(input: xb, batch: batch, geometry: g, output: ob, scratch: sp.baseAddress, threads: threads)
+                    }
+                }
+            }
+        }
+        let stats = Bench.Stats(times)
+        let macs = batch * hw * hw * cin * cout
+        let gflops = Double(macs) * 2 / (stats.median / 1000) / 1e9
+        let ran = conv.backend(batch: batch, geometry: g, threads: threads)
+        if json {
+            try CLIOutput.printJSON(BenchResult(
+                median_ms: stats.median, p10_ms: stats.p10, p90_ms: stats.p90, images_per_s: Double(batch) / (stats.median / 1000),
+                threads: threads, batch: batch, size: hw, iterations: iterations, load_ms: 0, cpu_ms_per_pass: cpu,
+                model: "conv1x1-256-1024-56", blas: KernelBackend.blasDescription, kernels: ran, macs: macs, gflops_per_s: gflops,
+                samples_ms: samples ? times : nil), pretty: false)
+        } else {
+            func f(_ v: Double) -> String { String(format: "%.2f", v) }
+            print("convolution: 1x1, \(cin) -> \(cout) channels, \(hw)x\(hw), batch \(batch), \(threads) threads (\(ran))")
+            print("latency:     median \(f(stats.median)) ms, p10 \(f(stats.p10)) ms, p90 \(f(stats.p90)) ms")
+            print("peak:        \(f(gflops)) GFLOP/s")
         }
     }
 }

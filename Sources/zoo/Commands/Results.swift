@@ -259,5 +259,11 @@ struct BenchResult: Encodable {
     var cpu_ms_per_pass: Double
     var model: String
     var blas: String
+    /// What ran the convolutions (`oneDNN 2.6.0 (avx2)`, `ZooKernels`, or for --conv-peak the implementation).
+    var kernels: String
+    /// Multiply-accumulates per pass (the whole batch).
+    var macs: Int
+    /// Effective rate: 2 x MACs / median latency.
+    var gflops_per_s: Double
     var samples_ms: [Double]?
 }
