@@ -224,7 +224,7 @@ public struct EnvironmentReport: Codable, Sendable, Equatable {
             let path = String(line[slash...])
             let name = path.split(separator: "/").last.map(String.init) ?? ""
             guard name.hasPrefix("lib"), name.contains(".so"),
-                  ["openblas", "hdf5", "jpeg", "png"].contains(where: name.contains), !seen.contains(path) else { continue }
+                  ["openblas", "dnnl", "gomp", "hdf5", "jpeg", "png"].contains(where: name.contains), !seen.contains(path) else { continue }
             seen.append(path)
         }
         return seen

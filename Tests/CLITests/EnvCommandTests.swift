@@ -75,7 +75,7 @@ import ZooTestSupport
         #expect(jpeg.hasPrefix(upstream(try Self.dpkgVersion("libjpeg62-turbo")) + " "))
         #expect(upstream(try Self.dpkgVersion("libhdf5-103-1")) == hdf5)
         let loaded = json["loaded_libraries"]?.arrayValue?.compactMap(\.stringValue) ?? []
-        for name in ["libpng16", "libjpeg", "libhdf5", "openblas"] {
+        for name in ["libpng16", "libjpeg", "libhdf5", "openblas", "libdnnl"] {
             #expect(loaded.contains { $0.contains(name) }, "\(name) not among \(loaded)")
         }
     }
