@@ -65,6 +65,8 @@ let package = Package(
             .target(name: "CDNNL", condition: .when(platforms: [.linux])),
         ]),
         .target(name: "ZooRuntime", dependencies: ["ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooFormats", "ZooArchitectures", "ZooKernels"]),
+        // Training: losses, optimisers, schedules, and (issue #15) the training executor.
+        .target(name: "ZooTraining", dependencies: ["ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooFormats", "ZooArchitectures", "ZooKernels", "ZooRuntime"]),
         // Images.
         .target(name: "ZooImages", dependencies: ["ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "CJPEG", "CPNG"]),
         // Downloads into the model cache (resume, checksums, atomic placement).
@@ -74,7 +76,7 @@ let package = Package(
         // The public umbrella library.
         .target(name: "ModelZoo", dependencies: [
             "ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooFormats", "ZooPyTorch", "ZooHDF5", "ZooImporters", "ZooArchitectures", "ZooMapping",
-            "ZooKernels", "ZooRuntime", "ZooImages", "ZooFetch",
+            "ZooKernels", "ZooRuntime", "ZooTraining", "ZooImages", "ZooFetch",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // The command-line tool, thin over the library.
@@ -97,6 +99,9 @@ let package = Package(
         .testTarget(name: "ZooKernelsTests", dependencies: ["ZooKernels", "ZooFormats", "ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooTestSupport"]),
         .testTarget(name: "ZooRuntimeTests", dependencies: [
             "ZooRuntime", "ZooKernels", "ZooArchitectures", "ZooFormats", "ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooTestSupport",
+        ]),
+        .testTarget(name: "ZooTrainingTests", dependencies: [
+            "ZooTraining", "ZooRuntime", "ZooKernels", "ZooArchitectures", "ZooFormats", "ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooTestSupport",
         ]),
         .testTarget(name: "ZooImagesTests", dependencies: ["ZooImages", "ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooTestSupport", "CJPEG"]),
         .testTarget(name: "ZooFetchTests", dependencies: ["ZooFetch", "ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooTestSupport"]),
