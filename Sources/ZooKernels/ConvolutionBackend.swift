@@ -10,7 +10,7 @@ import Darwin
 /// comparisons (each must give the same numbers within the parity tolerance).
 public enum ConvolutionBackend: String, Sendable, Hashable, CaseIterable {
     /// oneDNN where it has a JIT kernel for the convolution (Linux), ZooKernels' own kernels elsewhere;
-    /// on AVX2, blocked activations between convolutions in graphs without depthwise convolutions; NHWC otherwise.
+    /// blocked activations between convolutions in graphs without depthwise convolutions, NHWC otherwise.
     case automatic
     /// ZooKernels' own kernels only (im2col + SGEMM, direct depthwise), NHWC.
     case own

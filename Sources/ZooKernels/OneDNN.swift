@@ -19,6 +19,14 @@ final class DNNLRuntime: @unchecked Sendable {
     private let setThreads: (@convention(c) (Int32) -> Void)?
 
     private init?() {
+        // oneDNN 2.6's AVX-512 convolutions (brgconv, jit:avx512_core) miss the parity tolerance: on
+        // vgg11_bn at 64 px, channel 178 of features.27 lands 2.1e-4 (relative to the channel) from the
+        // float64 result, against 1e-5 for torch's float32 and for oneDNN's AVX2 kernels. So oneDNN is
+        // capped at AVX2 (measured on 2 AVX-512 cores: 5-10% slower on ResNet-50 and VGG-16) unless the
+        // user sets DNNL_MAX_CPU_ISA. Must run before anything else asks oneDNN about the CPU.
+        if getenv("DNNL_MAX_CPU_ISA") == nil {
+            _ = dnnl_set_max_cpu_isa(dnnl_cpu_isa_avx2)
+        }
         var e: dnnl_engine_t?
         guard dnnl_engine_create(&e, dnnl_cpu, 0) == dnnl_success, let e else { return nil }
         engine = e
@@ -177,6 +185,9 @@ final class DNNLConvolution: @unchecked Sendable {
         }
     }
 
+    /// The longest reduction (input channels per group x kernel taps) given to oneDNN.
+    static let maxReduction = 2304
+
     let runtime: DNNLRuntime
     let descriptor: ConvDescriptor
     let activation: Activation
@@ -192,6 +203,12 @@ final class DNNLConvolution: @unchecked Sendable {
     /// oneDNN is off or cannot take this convolution.
     init?(_ w: PackedConvWeights, activation: Activation) {
         guard let rt = DNNLRuntime.shared else { return nil }
+        // Long reductions stay on ZooKernels' own kernels, whose GEMM sums in blocks: oneDNN's direct kernels
+        // accumulate all (in/groups) x kh x kw products of an output in one register, and beyond 2304 terms
+        // (VGG's and ResNet's 512-channel 3x3 layers, 4608) that float32 round-off broke the per-channel
+        // parity check (vgg16 at 64 px: 1.31e-4 against 1e-4; 6.4e-5 with this limit).
+        guard w.descriptor.inChannels / max(w.descriptor.groups, 1) * w.descriptor.kernelH * w.descriptor.kernelW
+                <= DNNLConvolution.maxReduction else { return nil }
         runtime = rt
         descriptor = w.descriptor
         self.activation = activation

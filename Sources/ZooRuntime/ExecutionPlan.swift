@@ -34,7 +34,8 @@ extension Engine {
         // depthwise convolutions; NHWC otherwise. Measured on 2 cores (benchmarks/RESULTS.md, docs/architecture.md):
         // on AVX2, blocked (8 channels) runs ResNet-18/50 about 8-10% faster than NHWC but MobileNets slower
         // (oneDNN's NHWC depthwise kernels are as fast, and the squeeze-and-excitation and pooling steps would
-        // need reorders); on AVX-512, oneDNN's NHWC kernels (brgconv) match or beat blocked (16 channels).
+        // need reorders); on AVX-512 (only when DNNL_MAX_CPU_ISA lifts the AVX2 cap, OneDNN.swift), oneDNN's
+        // NHWC kernels (brgconv) match or beat blocked (16 channels).
         guard let l = try (blockedLayoutsPay ? makePlan(key, threads: key.threads, blocked: true) : nil)
             ?? makePlan(key, threads: key.threads, blocked: false) else {
             throw ZooError(.badInput, "no kernel runs this graph at \(key.h)x\(key.w)")
