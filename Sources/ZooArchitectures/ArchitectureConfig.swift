@@ -190,6 +190,10 @@ public struct ArchitectureConfig: Sendable, Hashable {
     /// The family's source quirks (none for a family the current registry does not know).
     public var quirks: SourceQuirks { ArchitectureRegistry.current.family(family)?.quirks ?? SourceQuirks() }
 
+    /// The family's BatchNorm momentum for training (`ArchitectureFamily.batchNormMomentum`; 0.1 for an
+    /// unregistered family).
+    public var batchNormMomentum: Double { ArchitectureRegistry.current.family(family)?.batchNormMomentum ?? 0.1 }
+
     /// The members every `zoo.config` has, which the family's options never hold.
     static let commonMembers: Set<String> = ["family", "flavour", "classes", "width", "bn_eps", "dropout", "include_top", "head"]
 

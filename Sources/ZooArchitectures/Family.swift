@@ -114,11 +114,17 @@ public protocol ArchitectureFamily: Sendable {
     /// The other widths of a width-multiplied name (`mobilenet_v2` -> `mobilenet_v2_035`, ...), which an
     /// explicit `--arch` also accepts; empty by default.
     func widthSiblings(of name: String) -> [String]
+    /// The momentum (torch's convention: weight of the new batch statistic) with which training updates
+    /// BatchNorm running statistics: torchvision's value for the family, 0.1 by default.
+    var batchNormMomentum: Double { get }
 }
 
 extension ArchitectureFamily {
     /// The identifier.
     public var title: String { id.rawValue }
+
+    /// torch's BatchNorm default, 0.1.
+    public var batchNormMomentum: Double { 0.1 }
 
     /// No width siblings.
     public func widthSiblings(of name: String) -> [String] { [] }

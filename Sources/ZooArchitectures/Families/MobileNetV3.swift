@@ -40,6 +40,9 @@ public struct MobileNetV3Options: StridedPaddingOptions {
 ///
 /// `zoo.config` members: `MobileNetV3Options`.
 public struct MobileNetV3Family: MobileNetFamily {
+    /// torchvision builds MobileNetV3's BatchNorm layers with `momentum=0.01`.
+    public var batchNormMomentum: Double { 0.01 }
+
     /// The family.
     public init() {}
 

@@ -1,0 +1,515 @@
+import ZooArchitectures
+import ZooErrors
+import ZooKernels
+import ZooRuntime
+import ZooTensor
+
+/// How BatchNorm layers behave in a training step.
+public enum BatchNormMode: String, Sendable, CaseIterable, Codable {
+    /// Batch statistics; running statistics updated with torch's momentum (0.1) and unbiased variance.
+    case train
+    /// Running statistics (the layers are frozen; their affine parameters may still be trained).
+    case eval
+}
+
+/// Which parameters a training step computes gradients for.
+public enum TrainableSet: Sendable, Equatable, CustomStringConvertible {
+    /// Every parameter.
+    case all
+    /// The classifier head only (nodes from `LayerGraph.headStart` on).
+    case head
+    /// The last `n` stages (between the graph's feature taps) and the head; `lastStages(0)` is the head.
+    case lastStages(Int)
+
+    /// `all`, `head` or `last:N`, as `zoo grad --trainable` takes it.
+    public init(parsing text: String) throws {
+        switch text {
+        case "all": self = .all
+        case "head": self = .head
+        default:
+            guard text.hasPrefix("last:"), let n = Int(text.dropFirst(5)), n >= 0 else {
+                throw ZooError(.usage, "--trainable takes all, head or last:N, got \(text)")
+            }
+            self = .lastStages(n)
+        }
+    }
+
+    /// The form `init(parsing:)` reads.
+    public var description: String {
+        switch self {
+        case .all: return "all"
+        case .head: return "head"
+        case let .lastStages(n): return "last:\(n)"
+        }
+    }
+}
+
+/// A training executor for a `LayerGraph`: a forward pass in training mode that keeps what the backward
+/// pass needs, then the backward pass to every trainable parameter. Nothing is fused or folded
+/// (BatchNorm keeps its statistics). Frozen nodes compute no parameter gradients, and the backward pass
+/// stops at the first node after which nothing is trainable.
+///
+/// Reference implementation: single-threaded, NCHW, every activation kept; deterministic bit for bit.
+public final class TrainingGraph: @unchecked Sendable {
+    /// The graph.
+    public let graph: LayerGraph
+    /// Parameters and BatchNorm buffers by canonical name (float32 values, row-major).
+    public private(set) var values: [String: [Float]]
+    /// Shapes of `values`.
+    public let shapes: [String: [Int]]
+    /// Names of the trainable parameters, in graph order.
+    public let trainable: [String]
+    /// BatchNorm behaviour.
+    public let batchNorm: BatchNormMode
+    /// The momentum of the running-statistics update (torch's convention).
+    public let batchNormMomentum: Double
+    /// Nodes whose parameters are trained.
+    let trainableNodes: Set<Int>
+
+    /// Loads the parameters `graph` needs from `weights` (any float dtype) and chooses the trainable set.
+    /// `batchNormMomentum` is the family's (`ArchitectureConfig.batchNormMomentum`: torchvision's 0.1, or
+    /// 0.01 for MobileNetV3). Throws a mismatch error naming a missing or mis-shaped tensor, or a usage error
+    /// for `last:N` with more stages than the graph has.
+    public init(graph: LayerGraph, weights: WeightLookup, trainable set: TrainableSet, batchNorm: BatchNormMode,
+                batchNormMomentum: Double = 0.1) throws {
+        guard batchNormMomentum >= 0, batchNormMomentum <= 1 else {
+            throw ZooError(.usage, "BatchNorm momentum must be in [0, 1], got \(batchNormMomentum)")
+        }
+        self.graph = graph
+        self.batchNorm = batchNorm
+        self.batchNormMomentum = batchNormMomentum
+        var values: [String: [Float]] = [:], shapes: [String: [Int]] = [:]
+        func load(_ name: String, _ shape: [Int]) throws {
+            guard let t = try weights(name) else { throw ZooError(.mismatch, "missing tensor", item: name) }
+            guard t.shape == shape else { throw ZooError(.mismatch, "shape \(t.shape), expected \(shape)", item: name) }
+            guard t.dtype.isFloatingPoint else { throw ZooError(.mismatch, "dtype \(t.dtype.name) is not a float type", item: name) }
+            values[name] = t.floats()
+            shapes[name] = shape
+        }
+        for node in graph.nodes {
+            switch node.op {
+            case let .conv2d(cin, cout, k, _, _, _, groups, bias):
+                guard groups > 0, cin % groups == 0, cout % groups == 0 else {
+                    throw ZooError(.badInput, "invalid groups \(groups) for \(cin) -> \(cout) channels", item: node.name)
+                }
+                try load(node.name + ".weight", [cout, cin / groups, k.0, k.1])
+                if bias { try load(node.name + ".bias", [cout]) }
+            case let .batchNorm(c, _):
+                for p in ["weight", "bias", "running_mean", "running_var"] { try load("\(node.name).\(p)", [c]) }
+            case let .linear(fin, fout, bias):
+                try load(node.name + ".weight", [fout, fin])
+                if bias { try load(node.name + ".bias", [fout]) }
+            default: break
+            }
+        }
+        self.values = values
+        self.shapes = shapes
+        // The first trainable node.
+        let first: Int
+        switch set {
+        case .all: first = 0
+        case .head: first = graph.headStart
+        case let .lastStages(n):
+            guard n <= graph.taps.count else {
+                throw ZooError(.usage, "last:\(n) asks for more stages than the architecture has (\(graph.taps.count))")
+            }
+            first = n == 0 ? graph.headStart : (n == graph.taps.count ? 0 : graph.taps[graph.taps.count - 1 - n].node + 1)
+        }
+        let nodes = Set(first..<graph.nodes.count)
+        trainableNodes = nodes
+        var names: [String] = []
+        for (i, node) in graph.nodes.enumerated() where nodes.contains(i) {
+            switch node.op {
+            case let .conv2d(_, _, _, _, _, _, _, bias), let .linear(_, _, bias):
+                names.append(node.name + ".weight")
+                if bias { names.append(node.name + ".bias") }
+            case .batchNorm:
+                names += [node.name + ".weight", node.name + ".bias"]
+            default: break
+            }
+        }
+        trainable = names
+    }
+
+    /// What one step returns.
+    public struct Step: Sendable {
+        /// The mean loss of the batch.
+        public var loss: Double
+        /// The logits [N, classes] (row-major).
+        public var logits: [Float]
+        /// d loss / d parameter for every trainable parameter.
+        public var gradients: [String: [Float]]
+    }
+
+    /// One forward and backward pass on `input` (NCHW float [N, C, H, W]) with integer class `labels`.
+    /// With `BatchNormMode.train` the running statistics in `values` are updated, as torch's `train()` does.
+    public func step(input: Tensor, labels: [Int], loss: SoftmaxCrossEntropy) throws -> Step {
+        guard input.rank == 4, input.shape[1] == graph.inputChannels, input.dtype.isFloatingPoint else {
+            throw ZooError(.badInput, "input must be float [N, \(graph.inputChannels), H, W], got \(input.dtype.name) \(input.shape)")
+        }
+        let n = input.shape[0]
+        guard n > 0, labels.count == n else { throw ZooError(.badInput, "\(labels.count) labels for a batch of \(n)") }
+        if batchNorm == .train, n * input.shape[2] * input.shape[3] < 2 {
+            throw ZooError(.badInput, "BatchNorm in train mode needs more than one value per channel (batch \(n) of \(input.shape[2])x\(input.shape[3]))")
+        }
+        var fwd = try forward(input.floats(), Shape4(n: n, c: input.shape[1], h: input.shape[2], w: input.shape[3]))
+        guard let lastShape = fwd.shapes.last, lastShape.h == 1, lastShape.w == 1 else {
+            throw ZooError(.badInput, "the graph does not end in logits [N, classes]")
+        }
+        let logits = fwd.outputs[graph.nodes.count - 1]
+        let (value, dLogits) = try loss.lossAndGradient(logits: logits, labels: labels, classes: lastShape.c)
+        let grads = backward(&fwd, dLogits: dLogits)
+        if batchNorm == .train { updateRunningStatistics(fwd) }
+        return Step(loss: value, logits: logits, gradients: grads)
+    }
+
+    /// Replaces parameter values (after an optimiser step); names must be known and counts equal.
+    public func update(_ newValues: [String: [Float]]) throws {
+        for (name, v) in newValues {
+            guard let old = values[name] else { throw ZooError(.mismatch, "no parameter \(name)") }
+            guard old.count == v.count else { throw ZooError(.mismatch, "\(name) has \(old.count) values, got \(v.count)") }
+        }
+        for (name, v) in newValues { values[name] = v }
+    }
+
+    // MARK: forward
+
+    /// What the forward pass keeps.
+    struct Forward {
+        var shapes: [Shape4]
+        var outputs: [[Float]]
+        var inputShape: Shape4
+        var input: [Float]
+        /// BatchNorm: mean and inverse standard deviation used, and the unbiased batch variance.
+        var bnMean: [Int: [Double]] = [:], bnInvstd: [Int: [Double]] = [:], bnUnbiased: [Int: [Double]] = [:]
+        var argmax: [Int: [Int32]] = [:]
+        var geometry: [Int: WindowGeometry] = [:]
+    }
+
+    private func param(_ name: String) -> [Float] { values[name] ?? [] }
+
+    private func forward(_ x: [Float], _ s0: Shape4) throws -> Forward {
+        var f = Forward(shapes: [], outputs: [], inputShape: s0, input: x)
+        f.shapes.reserveCapacity(graph.nodes.count)
+        f.outputs.reserveCapacity(graph.nodes.count)
+        for (i, node) in graph.nodes.enumerated() {
+            func shape(_ k: Int) throws -> Shape4 {
+                guard k < node.inputs.count else { throw ZooError(.badInput, "missing input", item: node.name) }
+                let j = node.inputs[k]
+                guard j < i else { throw ZooError(.badInput, "input \(j) is not an earlier node", item: node.name) }
+                return j < 0 ? s0 : f.shapes[j]
+            }
+            func value(_ k: Int) -> [Float] { let j = node.inputs[k]; return j < 0 ? f.input : f.outputs[j] }
+            let s = try shape(0)
+            var out: [Float]
+            var os = s
+            switch node.op {
+            case let .conv2d(cin, cout, k, st, pad, dil, groups, bias):
+                guard s.c == cin, s.h > 0 else { throw ZooError(.badInput, "expects \(cin) channels, gets \(s.c)", item: node.name) }
+                guard let g = WindowGeometry(inH: s.h, inW: s.w, kernel: k, stride: st, dilation: dil, padding: pad) else {
+                    throw ZooError(.badInput, "input \(s.h)x\(s.w) is too small", item: node.name)
+                }
+                f.geometry[i] = g
+                os = Shape4(n: s.n, c: cout, h: g.outH, w: g.outW)
+                out = [Float](repeating: 0, count: os.count)
+                let c = TrainingOps.Conv(inC: cin, outC: cout, kh: k.0, kw: k.1, sh: st.0, sw: st.1, dh: dil.0, dw: dil.1, groups: groups, g: g)
+                let x = value(0), w = param(node.name + ".weight"), b = bias ? param(node.name + ".bias") : []
+                x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in b.withUnsafeBufferPointer { bp in
+                    out.withUnsafeMutableBufferPointer { op in
+                        guard let xb = xp.baseAddress, let wb = wp.baseAddress, let ob = op.baseAddress else { return }
+                        TrainingOps.convForward(c, x: xb, n: s.n, w: wb, b: bias ? bp.baseAddress : nil, y: ob)
+                    }
+                } } }
+            case let .batchNorm(c, eps):
+                guard s.c == c else { throw ZooError(.badInput, "expects \(c) channels, gets \(s.c)", item: node.name) }
+                let x = value(0)
+                var mean: [Double], variance: [Double]
+                if batchNorm == .train {
+                    (mean, variance) = x.withUnsafeBufferPointer { xp in
+                        xp.baseAddress.map { TrainingOps.channelStats($0, s) } ?? ([], [])
+                    }
+                    let m = Double(s.n * s.plane)
+                    f.bnUnbiased[i] = variance.map { $0 * m / max(m - 1, 1) }
+                } else {
+                    mean = param(node.name + ".running_mean").map(Double.init)
+                    variance = param(node.name + ".running_var").map(Double.init)
+                }
+                let invstd = variance.map { 1 / (max($0, 0) + eps).squareRoot() }
+                f.bnMean[i] = mean
+                f.bnInvstd[i] = invstd
+                out = [Float](repeating: 0, count: s.count)
+                let gamma = param(node.name + ".weight"), beta = param(node.name + ".bias")
+                x.withUnsafeBufferPointer { xp in out.withUnsafeMutableBufferPointer { op in
+                    guard let xb = xp.baseAddress, let ob = op.baseAddress else { return }
+                    TrainingOps.affine(xb, s, mean: mean, invstd: invstd, gamma: gamma, beta: beta, y: ob)
+                } }
+            case let .activation(a):
+                out = value(0).map { TrainingOps.activate(a, $0) }
+            case let .maxPool(k, st, pad, ceil):
+                guard let g = WindowGeometry(inH: s.h, inW: s.w, kernel: k, stride: st, padding: pad, ceilMode: ceil) else {
+                    throw ZooError(.badInput, "input \(s.h)x\(s.w) is too small", item: node.name)
+                }
+                f.geometry[i] = g
+                os = Shape4(n: s.n, c: s.c, h: g.outH, w: g.outW)
+                out = [Float](repeating: 0, count: os.count)
+                var arg = [Int32](repeating: -1, count: os.count)
+                let x = value(0)
+                x.withUnsafeBufferPointer { xp in out.withUnsafeMutableBufferPointer { op in arg.withUnsafeMutableBufferPointer { ap in
+                    guard let xb = xp.baseAddress, let ob = op.baseAddress, let ab = ap.baseAddress else { return }
+                    TrainingOps.maxPool(xb, s, g: g, k: k, st: st, y: ob, argmax: ab)
+                } } }
+                f.argmax[i] = arg
+            case let .avgPool(k, st, pad, include):
+                guard let g = WindowGeometry(inH: s.h, inW: s.w, kernel: k, stride: st, padding: pad) else {
+                    throw ZooError(.badInput, "input \(s.h)x\(s.w) is too small", item: node.name)
+                }
+                f.geometry[i] = g
+                os = Shape4(n: s.n, c: s.c, h: g.outH, w: g.outW)
+                out = [Float](repeating: 0, count: os.count)
+                let x = value(0)
+                for nc in 0..<(s.n * s.c) {
+                    for oy in 0..<g.outH {
+                        for ox in 0..<g.outW {
+                            let win = TrainingOps.avgWindow(s, g: g, k: k, st: st, includePad: include, oy: oy, ox: ox)
+                            var sum: Float = 0
+                            for y in win.y0..<max(win.y0, win.y1) { for xx in win.x0..<max(win.x0, win.x1) { sum += x[nc * s.plane + y * s.w + xx] } }
+                            out[nc * os.plane + oy * g.outW + ox] = sum / win.divisor
+                        }
+                    }
+                }
+            case let .adaptiveAvgPool(oh, ow):
+                os = Shape4(n: s.n, c: s.c, h: oh, w: ow)
+                out = [Float](repeating: 0, count: os.count)
+                let x = value(0)
+                for nc in 0..<(s.n * s.c) {
+                    for oy in 0..<oh {
+                        let (y0, y1) = TrainingOps.adaptiveRange(oy, oh, s.h)
+                        for ox in 0..<ow {
+                            let (x0, x1) = TrainingOps.adaptiveRange(ox, ow, s.w)
+                            var sum: Float = 0
+                            for y in y0..<y1 { for xx in x0..<x1 { sum += x[nc * s.plane + y * s.w + xx] } }
+                            out[nc * os.plane + oy * ow + ox] = sum / Float((y1 - y0) * (x1 - x0))
+                        }
+                    }
+                }
+            case .add:
+                let s1 = try shape(1)
+                guard s1 == s else { throw ZooError(.badInput, "adds \(s) and \(s1)", item: node.name) }
+                let a = value(0), b = value(1)
+                out = [Float](repeating: 0, count: s.count)
+                for j in 0..<s.count { out[j] = a[j] + b[j] }
+            case .scale:
+                let s1 = try shape(1)
+                guard s1.n == s.n, s1.c == s.c, s1.plane == 1 else { throw ZooError(.badInput, "scales \(s) by \(s1)", item: node.name) }
+                let a = value(0), b = value(1)
+                out = [Float](repeating: 0, count: s.count)
+                for nc in 0..<(s.n * s.c) { for p in 0..<s.plane { out[nc * s.plane + p] = a[nc * s.plane + p] * b[nc] } }
+            case .flatten:
+                os = Shape4(n: s.n, c: s.c * s.plane, h: 1, w: 1)
+                out = value(0)
+            case let .linear(fin, fout, bias):
+                guard s.c * s.plane == fin else { throw ZooError(.badInput, "expects \(fin) features, gets \(s.c * s.plane)", item: node.name) }
+                os = Shape4(n: s.n, c: fout, h: 1, w: 1)
+                let x = value(0), w = param(node.name + ".weight"), b = bias ? param(node.name + ".bias") : []
+                out = [Float](repeating: 0, count: os.count)
+                for img in 0..<s.n {
+                    for o in 0..<fout {
+                        var sum: Float = bias ? b[o] : 0
+                        for k in 0..<fin { sum += x[img * fin + k] * w[o * fin + k] }
+                        out[img * fout + o] = sum
+                    }
+                }
+            case .dropout:
+                // The deterministic part of a step: dropout is the identity here (`zoo grad`).
+                out = value(0)
+            }
+            f.shapes.append(os)
+            f.outputs.append(out)
+        }
+        return f
+    }
+
+    // MARK: backward
+
+    private func backward(_ f: inout Forward, dLogits: [Float]) -> [String: [Float]] {
+        let count = graph.nodes.count
+        // A node's output needs a gradient when it or anything before it on its inputs is trainable.
+        var needs = [Bool](repeating: false, count: count)
+        for (i, node) in graph.nodes.enumerated() {
+            needs[i] = trainableNodes.contains(i) || node.inputs.contains { $0 >= 0 && needs[$0] }
+        }
+        var grads: [Int: [Float]] = [count - 1: dLogits]
+        var out: [String: [Float]] = [:]
+        for i in stride(from: count - 1, through: 0, by: -1) {
+            guard needs[i], let dy = grads.removeValue(forKey: i) else { continue }
+            let node = graph.nodes[i]
+            let os = f.shapes[i]
+            func inShape(_ k: Int) -> Shape4 { let j = node.inputs[k]; return j < 0 ? f.inputShape : f.shapes[j] }
+            func inValue(_ k: Int) -> [Float] { let j = node.inputs[k]; return j < 0 ? f.input : f.outputs[j] }
+            /// Accumulates `d` into the gradient of input `k` when that input needs one.
+            func give(_ k: Int, _ d: [Float]) {
+                let j = node.inputs[k]
+                guard j >= 0, needs[j] else { return }
+                if var g = grads.removeValue(forKey: j) {
+                    for t in 0..<g.count { g[t] += d[t] }
+                    grads[j] = g
+                } else {
+                    grads[j] = d
+                }
+            }
+            func inputNeeds(_ k: Int) -> Bool { let j = node.inputs[k]; return j >= 0 && needs[j] }
+            let train = trainableNodes.contains(i)
+            switch node.op {
+            case let .conv2d(cin, cout, k, st, _, dil, groups, bias):
+                guard let g = f.geometry[i] else { continue }
+                let s = inShape(0)
+                let c = TrainingOps.Conv(inC: cin, outC: cout, kh: k.0, kw: k.1, sh: st.0, sw: st.1, dh: dil.0, dw: dil.1, groups: groups, g: g)
+                let x = inValue(0), w = param(node.name + ".weight")
+                var dx = inputNeeds(0) ? [Float](repeating: 0, count: s.count) : []
+                var dw = train ? [Float](repeating: 0, count: w.count) : []
+                var db = train && bias ? [Float](repeating: 0, count: cout) : []
+                x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in dy.withUnsafeBufferPointer { dyp in
+                    dx.withUnsafeMutableBufferPointer { dxp in dw.withUnsafeMutableBufferPointer { dwp in db.withUnsafeMutableBufferPointer { dbp in
+                        guard let xb = xp.baseAddress, let wb = wp.baseAddress, let dyb = dyp.baseAddress else { return }
+                        // An empty array's buffer may still have an address: only non-empty ones are written.
+                        TrainingOps.convBackward(c, x: xb, n: s.n, w: wb, dy: dyb, dx: dxp.isEmpty ? nil : dxp.baseAddress,
+                                                 dw: dwp.isEmpty ? nil : dwp.baseAddress, db: dbp.isEmpty ? nil : dbp.baseAddress)
+                    } } }
+                } } }
+                if train {
+                    out[node.name + ".weight"] = dw
+                    if bias { out[node.name + ".bias"] = db }
+                }
+                if inputNeeds(0) { give(0, dx) }
+            case .batchNorm:
+                let s = inShape(0), x = inValue(0)
+                let mean = f.bnMean[i] ?? [], invstd = f.bnInvstd[i] ?? []
+                let gamma = param(node.name + ".weight")
+                var dx = inputNeeds(0) ? [Float](repeating: 0, count: s.count) : []
+                var dgamma = [Float](repeating: 0, count: s.c), dbeta = [Float](repeating: 0, count: s.c)
+                x.withUnsafeBufferPointer { xp in dy.withUnsafeBufferPointer { dyp in
+                    dx.withUnsafeMutableBufferPointer { dxp in dgamma.withUnsafeMutableBufferPointer { gp in dbeta.withUnsafeMutableBufferPointer { bp in
+                        guard let xb = xp.baseAddress, let dyb = dyp.baseAddress else { return }
+                        TrainingOps.batchNormBackward(xb, s, mean: mean, invstd: invstd, gamma: gamma, train: batchNorm == .train, dy: dyb,
+                                                      dx: dxp.isEmpty ? nil : dxp.baseAddress, dgamma: gp.baseAddress, dbeta: bp.baseAddress)
+                    } } }
+                } }
+                if train {
+                    out[node.name + ".weight"] = dgamma
+                    out[node.name + ".bias"] = dbeta
+                }
+                if inputNeeds(0) { give(0, dx) }
+            case let .activation(a):
+                guard inputNeeds(0) else { continue }
+                let x = inValue(0), y = f.outputs[i]
+                var dx = dy
+                for t in 0..<dx.count { dx[t] *= TrainingOps.derivative(a, x: x[t], y: y[t]) }
+                give(0, dx)
+            case .maxPool:
+                guard inputNeeds(0), let arg = f.argmax[i] else { continue }
+                let s = inShape(0)
+                var dx = [Float](repeating: 0, count: s.count)
+                for nc in 0..<(s.n * s.c) {
+                    for p in 0..<os.plane {
+                        let a = Int(arg[nc * os.plane + p])
+                        if a >= 0 { dx[nc * s.plane + a] += dy[nc * os.plane + p] }
+                    }
+                }
+                give(0, dx)
+            case let .avgPool(k, st, _, include):
+                guard inputNeeds(0), let g = f.geometry[i] else { continue }
+                let s = inShape(0)
+                var dx = [Float](repeating: 0, count: s.count)
+                for nc in 0..<(s.n * s.c) {
+                    for oy in 0..<g.outH {
+                        for ox in 0..<g.outW {
+                            let win = TrainingOps.avgWindow(s, g: g, k: k, st: st, includePad: include, oy: oy, ox: ox)
+                            let d = dy[nc * os.plane + oy * g.outW + ox] / win.divisor
+                            for y in win.y0..<max(win.y0, win.y1) { for xx in win.x0..<max(win.x0, win.x1) { dx[nc * s.plane + y * s.w + xx] += d } }
+                        }
+                    }
+                }
+                give(0, dx)
+            case let .adaptiveAvgPool(oh, ow):
+                guard inputNeeds(0) else { continue }
+                let s = inShape(0)
+                var dx = [Float](repeating: 0, count: s.count)
+                for nc in 0..<(s.n * s.c) {
+                    for oy in 0..<oh {
+                        let (y0, y1) = TrainingOps.adaptiveRange(oy, oh, s.h)
+                        for ox in 0..<ow {
+                            let (x0, x1) = TrainingOps.adaptiveRange(ox, ow, s.w)
+                            let d = dy[nc * os.plane + oy * ow + ox] / Float((y1 - y0) * (x1 - x0))
+                            for y in y0..<y1 { for xx in x0..<x1 { dx[nc * s.plane + y * s.w + xx] += d } }
+                        }
+                    }
+                }
+                give(0, dx)
+            case .add:
+                give(0, dy)
+                give(1, dy)
+            case .scale:
+                let s = inShape(0), a = inValue(0), b = inValue(1)
+                if inputNeeds(0) {
+                    var da = dy
+                    for nc in 0..<(s.n * s.c) { for p in 0..<s.plane { da[nc * s.plane + p] *= b[nc] } }
+                    give(0, da)
+                }
+                if inputNeeds(1) {
+                    var db = [Float](repeating: 0, count: s.n * s.c)
+                    for nc in 0..<(s.n * s.c) {
+                        var sum = 0.0
+                        for p in 0..<s.plane { sum += Double(dy[nc * s.plane + p]) * Double(a[nc * s.plane + p]) }
+                        db[nc] = Float(sum)
+                    }
+                    give(1, db)
+                }
+            case .flatten, .dropout:
+                give(0, dy)
+            case let .linear(fin, fout, bias):
+                let s = inShape(0), x = inValue(0), w = param(node.name + ".weight")
+                if train {
+                    var dw = [Float](repeating: 0, count: fout * fin), db = [Float](repeating: 0, count: fout)
+                    for o in 0..<fout {
+                        var bsum = 0.0
+                        for img in 0..<s.n { bsum += Double(dy[img * fout + o]) }
+                        db[o] = Float(bsum)
+                        for k in 0..<fin {
+                            var sum = 0.0
+                            for img in 0..<s.n { sum += Double(dy[img * fout + o]) * Double(x[img * fin + k]) }
+                            dw[o * fin + k] = Float(sum)
+                        }
+                    }
+                    out[node.name + ".weight"] = dw
+                    if bias { out[node.name + ".bias"] = db }
+                }
+                if inputNeeds(0) {
+                    var dx = [Float](repeating: 0, count: s.n * fin)
+                    for img in 0..<s.n {
+                        for o in 0..<fout {
+                            let d = dy[img * fout + o]
+                            for k in 0..<fin { dx[img * fin + k] += d * w[o * fin + k] }
+                        }
+                    }
+                    give(0, dx)
+                }
+            }
+        }
+        return out
+    }
+
+    /// torch's update: `running = (1 - momentum) * running + momentum * batch` (unbiased variance).
+    private func updateRunningStatistics(_ f: Forward) {
+        let m = batchNormMomentum
+        for (i, node) in graph.nodes.enumerated() {
+            guard case .batchNorm = node.op, let mean = f.bnMean[i], let unbiased = f.bnUnbiased[i],
+                  var rm = values[node.name + ".running_mean"], var rv = values[node.name + ".running_var"] else { continue }
+            for c in 0..<rm.count {
+                rm[c] = Float((1 - m) * Double(rm[c]) + m * mean[c])
+                rv[c] = Float((1 - m) * Double(rv[c]) + m * unbiased[c])
+            }
+            values[node.name + ".running_mean"] = rm
+            values[node.name + ".running_var"] = rv
+        }
+    }
+}
