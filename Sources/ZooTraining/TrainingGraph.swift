@@ -65,6 +65,13 @@ public final class TrainingGraph: @unchecked Sendable {
     public let batchNormMomentum: Double
     /// Nodes whose parameters are trained.
     let trainableNodes: Set<Int>
+    /// Per node: its output needs a gradient (it or something before it on its inputs is trainable).
+    let needsGradient: [Bool]
+    /// Per node: its output is kept for the backward pass; frozen nodes that only feed frozen nodes keep
+    /// nothing (their outputs are released after their last use in the forward pass).
+    let keepsOutput: [Bool]
+    /// Per node: the last node that reads its output (itself when none does).
+    let lastUse: [Int]
 
     /// Loads the parameters `graph` needs from `weights` (any float dtype) and chooses the trainable set.
     /// `batchNormMomentum` is the family's (`ArchitectureConfig.batchNormMomentum`: torchvision's 0.1, or
@@ -129,6 +136,21 @@ public final class TrainingGraph: @unchecked Sendable {
             }
         }
         trainable = names
+        var needs = [Bool](repeating: false, count: graph.nodes.count)
+        var keep = needs
+        var last = Array(graph.nodes.indices)
+        for (i, node) in graph.nodes.enumerated() {
+            needs[i] = nodes.contains(i) || node.inputs.contains { $0 >= 0 && $0 < i && needs[$0] }
+            for j in node.inputs where j >= 0 && j < i {
+                last[j] = max(last[j], i)
+                if needs[i] { keep[j] = true }
+            }
+            if needs[i] { keep[i] = true }
+        }
+        if let end = graph.nodes.indices.last { keep[end] = true }
+        needsGradient = needs
+        keepsOutput = keep
+        lastUse = last
     }
 
     /// What one step returns.
@@ -325,7 +347,11 @@ public final class TrainingGraph: @unchecked Sendable {
             }
             f.shapes.append(os)
             f.outputs.append(out)
+            // Frozen activations are not kept past their last use.
+            for j in node.inputs where j >= 0 && lastUse[j] == i && !keepsOutput[j] { f.outputs[j] = [] }
+            if lastUse[i] == i, !keepsOutput[i] { f.outputs[i] = [] }
         }
+        if !graph.nodes.indices.contains(where: { needsGradient[$0] && graph.nodes[$0].inputs.contains(-1) }) { f.input = [] }
         return f
     }
 
@@ -333,11 +359,7 @@ public final class TrainingGraph: @unchecked Sendable {
 
     private func backward(_ f: inout Forward, dLogits: [Float]) -> [String: [Float]] {
         let count = graph.nodes.count
-        // A node's output needs a gradient when it or anything before it on its inputs is trainable.
-        var needs = [Bool](repeating: false, count: count)
-        for (i, node) in graph.nodes.enumerated() {
-            needs[i] = trainableNodes.contains(i) || node.inputs.contains { $0 >= 0 && needs[$0] }
-        }
+        let needs = needsGradient
         var grads: [Int: [Float]] = [count - 1: dLogits]
         var out: [String: [Float]] = [:]
         for i in stride(from: count - 1, through: 0, by: -1) {

@@ -5,7 +5,7 @@ import ZooTestSupport
 /// Shell completion (README: "Shell completion and manual pages"): `zoo --generate-completion-script`
 /// writes a script for bash, zsh and fish that knows every subcommand; bash parses its own script.
 @Suite struct CompletionTests {
-    static let subcommands = ["inspect", "convert", "list", "info", "bench", "run", "fetch", "cache", "predict", "features", "init", "env"]
+    static let subcommands = ["inspect", "convert", "list", "info", "bench", "run", "grad", "fetch", "cache", "predict", "features", "init", "env"]
 
     @Test(arguments: [("bash", "complete -o filenames -F _zoo zoo"), ("zsh", "#compdef zoo"), ("fish", "complete -c 'zoo'")])
     func scriptsGenerateForEachShell(_ shell: String, _ marker: String) throws {
