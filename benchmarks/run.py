@@ -179,18 +179,18 @@ def cpu_cost(models, iterations):
 
 
 def resnet50_checkpoint():
-    """A ResNet-50 native checkpoint (torchvision's random initialisation) in benchmarks/.cache."""
+    """A ResNet-50 native checkpoint (torchvision's random initialisation) in benchmarks/.cache, converted
+    with `zoo convert` from a saved state_dict, so it carries the metadata `zoo predict` needs."""
     import torch
     import torchvision
-    from safetensors.torch import save_file
     os.makedirs(CACHE, exist_ok=True)
-    path = os.path.join(CACHE, "resnet50.safetensors")
+    path = os.path.join(CACHE, "resnet50-native.safetensors")
     if not os.path.exists(path):
         torch.manual_seed(0)
-        sd = torchvision.models.resnet50().state_dict()
-        save_file({k: v.contiguous() for k, v in sd.items()}, path,
-                  metadata={"format": "pt", "zoo.format_version": "1", "zoo.architecture": "resnet50",
-                            "zoo.config": '{"flavour":"torchvision"}'})
+        pth = os.path.join(CACHE, "resnet50-random.pth")
+        torch.save(torchvision.models.resnet50().state_dict(), pth)
+        subprocess.run([zoo_bin(), "convert", pth, "--arch", "resnet50", "-o", path, "-q"], check=True)
+        os.remove(pth)
     return path
 
 
@@ -247,6 +247,7 @@ def main():
     models = [m for m in a.models.split(",") if m]
     load0 = loadavg()
     started = datetime.datetime.now(datetime.timezone.utc)
+    mem = startup_and_memory(a.threads) if a.memory else None
     peaks, runs1 = [], []
     for _ in range(max(1, a.repeat)):
         peaks.append(conv_peak(a.threads))
@@ -260,7 +261,6 @@ def main():
     models8 = [m for m in a.batch8_models.split(",") if m in models]
     rounds8, its8 = max(1, a.rounds - 1), max(3, a.iterations // 3)
     b8 = bench(models8, 8, a.threads, rounds8, its8) if a.batch8 else None
-    mem = startup_and_memory(a.threads) if a.memory else None
     cpu = cpu_cost(models, a.iterations) if a.cpu else None
     load1 = loadavg()
     blas = json.loads(subprocess.run([zoo_bin(), "bench", "mobilenet_v3_small", "--iterations", "1", "--warmup", "0", "--json"],

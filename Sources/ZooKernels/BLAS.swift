@@ -53,6 +53,28 @@ enum BLAS {
     }
 }
 
+/// General matrix multiplication through the package's BLAS (one thread per call, so results are
+/// deterministic): the door the training engine uses for its convolution and linear layers.
+public enum GEMM {
+    /// C[m, n] = op(A) * op(B) + beta * C, row-major; op(A) is [m, k] (A stored [k, m] when `transA`),
+    /// op(B) is [k, n] (B stored [n, k] when `transB`). Leading dimensions are the stored rows' lengths.
+    public static func multiply(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, transA: Bool = false,
+                                b: UnsafePointer<Float>, ldb: Int, transB: Bool = false,
+                                c: UnsafeMutablePointer<Float>, ldc: Int, beta: Float = 0) {
+        _ = BLAS.configured
+        guard m > 0, n > 0 else { return }
+        if k == 0 {
+            for r in 0..<m {
+                let row = c + r * ldc
+                if beta == 0 { row.update(repeating: 0, count: n) } else { for j in 0..<n { row[j] *= beta } }
+            }
+            return
+        }
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+}
+
 /// Process-wide facts about the compute backend.
 public enum KernelBackend {
     /// Which BLAS is linked and the CPU kernel it chose (for benchmark reports).

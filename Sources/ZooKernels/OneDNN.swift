@@ -21,7 +21,9 @@ final class DNNLRuntime: @unchecked Sendable {
     private init?() {
         // oneDNN 2.6's AVX-512 convolutions (brgconv, jit:avx512_core) miss the parity tolerance: on
         // vgg11_bn at 64 px, channel 178 of features.27 lands 2.1e-4 (relative to the channel) from the
-        // float64 result, against 1e-5 for torch's float32 and for oneDNN's AVX2 kernels. So oneDNN is
+        // float64 result, against 1e-5 for torch's float32 and for oneDNN's AVX2 kernels (still 1.13e-4 with
+        // the reduction limit of `DNNLConvolution.maxReduction`, which moves that layer's 4608-term
+        // convolutions to the own kernels: the AVX-512 kernels lose accuracy earlier). So oneDNN is
         // capped at AVX2 (measured on 2 AVX-512 cores: 5-10% slower on ResNet-50 and VGG-16) unless the
         // user sets DNNL_MAX_CPU_ISA. Must run before anything else asks oneDNN about the CPU.
         if getenv("DNNL_MAX_CPU_ISA") == nil {
@@ -61,6 +63,9 @@ final class DNNLRuntime: @unchecked Sendable {
     var blockedLayout: ActivationLayout {
         dnnl_get_effective_cpu_isa().rawValue & dnnl_cpu_isa_avx512_core.rawValue == dnnl_cpu_isa_avx512_core.rawValue ? .blocked16 : .blocked8
     }
+
+    /// The cores this process may use (for load-time work).
+    static let cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
 
     /// Sets the OpenMP thread count of the calling thread (what oneDNN's next calls from it use).
     func threads(_ n: Int) { setThreads?(Int32(max(1, n))) }
@@ -107,7 +112,9 @@ extension DNNLRuntime {
             if let prim { dnnl_primitive_destroy(prim) }
             if let rpd { dnnl_primitive_desc_destroy(rpd) }
         }
-        threads(1)
+        // Load-time copies (weights) use every core: an exact copy, so the thread count changes nothing
+        // but the time (ResNet-50's weights: 34 ms on one thread).
+        threads(DNNLRuntime.cores)
         guard let stream = stream(),
               dnnl_memory_create(&src, fromMD, engine, UnsafeMutableRawPointer(mutating: from)) == dnnl_success,
               dnnl_memory_create(&dst, toMD, engine, to) == dnnl_success,

@@ -49,7 +49,8 @@ public enum TrainableSet: Sendable, Equatable, CustomStringConvertible {
 /// (BatchNorm keeps its statistics). Frozen nodes compute no parameter gradients, and the backward pass
 /// stops at the first node after which nothing is trainable.
 ///
-/// Reference implementation: single-threaded, NCHW, every activation kept; deterministic bit for bit.
+/// Single-threaded, NCHW, deterministic bit for bit. One step at a time: `step` and `update` change the
+/// parameters and running statistics and must not run concurrently on one instance.
 public final class TrainingGraph: @unchecked Sendable {
     /// The graph.
     public let graph: LayerGraph
@@ -236,11 +237,12 @@ public final class TrainingGraph: @unchecked Sendable {
                 out = [Float](repeating: 0, count: os.count)
                 let c = TrainingOps.Conv(inC: cin, outC: cout, kh: k.0, kw: k.1, sh: st.0, sw: st.1, dh: dil.0, dw: dil.1, groups: groups, g: g)
                 let x = value(0), w = param(node.name + ".weight"), b = bias ? param(node.name + ".bias") : []
+                var col = [Float](repeating: 0, count: max(TrainingOps.scratchCount(c), 1))
                 x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in b.withUnsafeBufferPointer { bp in
-                    out.withUnsafeMutableBufferPointer { op in
-                        guard let xb = xp.baseAddress, let wb = wp.baseAddress, let ob = op.baseAddress else { return }
-                        TrainingOps.convForward(c, x: xb, n: s.n, w: wb, b: bias ? bp.baseAddress : nil, y: ob)
-                    }
+                    out.withUnsafeMutableBufferPointer { op in col.withUnsafeMutableBufferPointer { cp in
+                        guard let xb = xp.baseAddress, let wb = wp.baseAddress, let ob = op.baseAddress, let cb = cp.baseAddress else { return }
+                        TrainingOps.convForward(c, x: xb, n: s.n, w: wb, b: bias ? bp.baseAddress : nil, y: ob, col: cb)
+                    } }
                 } } }
             case let .batchNorm(c, eps):
                 guard s.c == c else { throw ZooError(.badInput, "expects \(c) channels, gets \(s.c)", item: node.name) }
@@ -390,12 +392,15 @@ public final class TrainingGraph: @unchecked Sendable {
                 var dx = inputNeeds(0) ? [Float](repeating: 0, count: s.count) : []
                 var dw = train ? [Float](repeating: 0, count: w.count) : []
                 var db = train && bias ? [Float](repeating: 0, count: cout) : []
+                var col = [Float](repeating: 0, count: max(TrainingOps.scratchCount(c), 1))
                 x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in dy.withUnsafeBufferPointer { dyp in
                     dx.withUnsafeMutableBufferPointer { dxp in dw.withUnsafeMutableBufferPointer { dwp in db.withUnsafeMutableBufferPointer { dbp in
-                        guard let xb = xp.baseAddress, let wb = wp.baseAddress, let dyb = dyp.baseAddress else { return }
-                        // An empty array's buffer may still have an address: only non-empty ones are written.
-                        TrainingOps.convBackward(c, x: xb, n: s.n, w: wb, dy: dyb, dx: dxp.isEmpty ? nil : dxp.baseAddress,
-                                                 dw: dwp.isEmpty ? nil : dwp.baseAddress, db: dbp.isEmpty ? nil : dbp.baseAddress)
+                        col.withUnsafeMutableBufferPointer { cp in
+                            guard let xb = xp.baseAddress, let wb = wp.baseAddress, let dyb = dyp.baseAddress, let cb = cp.baseAddress else { return }
+                            // An empty array's buffer may still have an address: only non-empty ones are written.
+                            TrainingOps.convBackward(c, x: xb, n: s.n, w: wb, dy: dyb, dx: dxp.isEmpty ? nil : dxp.baseAddress,
+                                                     dw: dwp.isEmpty ? nil : dwp.baseAddress, db: dbp.isEmpty ? nil : dbp.baseAddress, col: cb)
+                        }
                     } } }
                 } } }
                 if train {
@@ -533,5 +538,31 @@ public final class TrainingGraph: @unchecked Sendable {
             values[node.name + ".running_mean"] = rm
             values[node.name + ".running_var"] = rv
         }
+    }
+}
+
+extension TrainingGraph {
+    /// The usual fine-tuning groups over the trainable parameters: the head at `learningRate`, the
+    /// backbone at `learningRate * backboneScale`, each split so that BatchNorm parameters and biases get
+    /// no weight decay unless `decayNormAndBias` (timm's and fastai's default is not to decay them).
+    /// Empty groups are left out.
+    public func parameterGroups(learningRate: Double, backboneScale: Double = 0.1, weightDecay: Double = 0,
+                                decayNormAndBias: Bool = false) -> [ParameterGroup] {
+        var isNorm = Set<String>(), inHead = Set<String>()
+        for (i, node) in graph.nodes.enumerated() {
+            if case .batchNorm = node.op { isNorm.insert(node.name) }
+            if i >= graph.headStart { inHead.insert(node.name) }
+        }
+        func module(_ name: String) -> String { name.split(separator: ".").dropLast().joined(separator: ".") }
+        var groups: [ParameterGroup] = []
+        for head in [false, true] {
+            let rate = head ? learningRate : learningRate * backboneScale
+            let names = trainable.filter { inHead.contains(module($0)) == head }
+            let noDecay = decayNormAndBias ? [] : names.filter { isNorm.contains(module($0)) || $0.hasSuffix(".bias") }
+            let decay = names.filter { !noDecay.contains($0) }
+            if !decay.isEmpty { groups.append(ParameterGroup(names: decay, learningRate: rate, weightDecay: weightDecay)) }
+            if !noDecay.isEmpty { groups.append(ParameterGroup(names: noDecay, learningRate: rate, weightDecay: 0)) }
+        }
+        return groups
     }
 }

@@ -1,9 +1,10 @@
 import ZooKernels
 
-// Forward and backward of every op the zoo's graphs use, on NCHW float32 buffers, written for
-// correctness first: straightforward loops over unsafe buffer pointers, sums that feed a gradient of a
-// parameter or a BatchNorm statistic accumulated in double precision. Single-threaded and therefore
-// deterministic. (oneDNN's backward primitives are the planned fast path, issue #15.)
+// Forward and backward of every op the zoo's graphs use, on NCHW float32 buffers: convolutions as
+// im2col + GEMM through ZooKernels' BLAS door (one thread per call), everything else as loops over
+// unsafe buffer pointers; sums that feed a bias, BatchNorm or pooled gradient accumulate in double
+// precision. Single-threaded and therefore deterministic. (oneDNN's backward primitives and threading
+// are the planned fast path, issue #15.)
 
 /// A 4-D activation shape (N, C, H, W); a flat [N, F] value has H = W = 1 and C = F.
 struct Shape4: Hashable, Sendable {
@@ -20,43 +21,86 @@ enum TrainingOps {
         var g: WindowGeometry
     }
 
-    /// y[n, oc, oy, ox] = b[oc] + sum over the group's input channels and the window of w * x.
-    static func convForward(_ c: Conv, x: UnsafePointer<Float>, n: Int, w: UnsafePointer<Float>, b: UnsafePointer<Float>?,
-                            y: UnsafeMutablePointer<Float>) {
-        let g = c.g, inPer = c.inC / c.groups, outPer = c.outC / c.groups
-        let inPlane = g.inH * g.inW, outPlane = g.outH * g.outW
-        for img in 0..<n {
-            for oc in 0..<c.outC {
-                let yp = y + (img * c.outC + oc) * outPlane
-                yp.update(repeating: b?[oc] ?? 0, count: outPlane)
-                let grp = oc / outPer
-                for i in 0..<inPer {
-                    let ic = grp * inPer + i
-                    let xp = x + (img * c.inC + ic) * inPlane
-                    for ky in 0..<c.kh {
-                        for kx in 0..<c.kw {
-                            let wv = w[((oc * inPer + i) * c.kh + ky) * c.kw + kx]
-                            for oy in 0..<g.outH {
-                                let iy = oy * c.sh - g.padTop + ky * c.dh
-                                guard iy >= 0, iy < g.inH else { continue }
-                                let row = xp + iy * g.inW, out = yp + oy * g.outW
-                                for ox in 0..<g.outW {
-                                    let ix = ox * c.sw - g.padLeft + kx * c.dw
-                                    if ix >= 0, ix < g.inW { out[ox] += wv * row[ix] }
-                                }
-                            }
+    /// Unfolds one image's channels `c0 ..< c0 + count` into `col` [count * kh * kw, outH * outW]
+    /// (zeros where the window is in the padding).
+    static func im2col(_ c: Conv, x: UnsafePointer<Float>, c0: Int, count: Int, col: UnsafeMutablePointer<Float>) {
+        let g = c.g, inPlane = g.inH * g.inW, outPlane = g.outH * g.outW
+        var row = 0
+        for ic in c0..<(c0 + count) {
+            let xp = x + ic * inPlane
+            for ky in 0..<c.kh {
+                for kx in 0..<c.kw {
+                    let out = col + row * outPlane
+                    for oy in 0..<g.outH {
+                        let iy = oy * c.sh - g.padTop + ky * c.dh
+                        let o = out + oy * g.outW
+                        guard iy >= 0, iy < g.inH else { o.update(repeating: 0, count: g.outW); continue }
+                        let r = xp + iy * g.inW
+                        for ox in 0..<g.outW {
+                            let ix = ox * c.sw - g.padLeft + kx * c.dw
+                            o[ox] = ix >= 0 && ix < g.inW ? r[ix] : 0
                         }
                     }
+                    row += 1
                 }
             }
         }
     }
 
-    /// Gradients of a convolution: `dx` (accumulated into, when given), `dw` and `db` (overwritten, when given).
-    static func convBackward(_ c: Conv, x: UnsafePointer<Float>, n: Int, w: UnsafePointer<Float>, dy: UnsafePointer<Float>,
-                             dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?, db: UnsafeMutablePointer<Float>?) {
+    /// The adjoint of `im2col`: adds `col` back into channels `c0 ..< c0 + count` of `dx`.
+    static func col2im(_ c: Conv, col: UnsafePointer<Float>, c0: Int, count: Int, dx: UnsafeMutablePointer<Float>) {
+        let g = c.g, inPlane = g.inH * g.inW, outPlane = g.outH * g.outW
+        var row = 0
+        for ic in c0..<(c0 + count) {
+            let dp = dx + ic * inPlane
+            for ky in 0..<c.kh {
+                for kx in 0..<c.kw {
+                    let src = col + row * outPlane
+                    for oy in 0..<g.outH {
+                        let iy = oy * c.sh - g.padTop + ky * c.dh
+                        guard iy >= 0, iy < g.inH else { continue }
+                        let r = dp + iy * g.inW, s = src + oy * g.outW
+                        for ox in 0..<g.outW {
+                            let ix = ox * c.sw - g.padLeft + kx * c.dw
+                            if ix >= 0, ix < g.inW { r[ix] += s[ox] }
+                        }
+                    }
+                    row += 1
+                }
+            }
+        }
+    }
+
+    /// Floats of scratch the convolution needs (one group's unfolded image).
+    static func scratchCount(_ c: Conv) -> Int { c.inC / c.groups * c.kh * c.kw * c.g.outH * c.g.outW }
+
+    /// y[n, oc] = b[oc] + W_group[oc, :] . im2col(x[n], group): one GEMM per image and group.
+    static func convForward(_ c: Conv, x: UnsafePointer<Float>, n: Int, w: UnsafePointer<Float>, b: UnsafePointer<Float>?,
+                            y: UnsafeMutablePointer<Float>, col: UnsafeMutablePointer<Float>) {
         let g = c.g, inPer = c.inC / c.groups, outPer = c.outC / c.groups
-        let inPlane = g.inH * g.inW, outPlane = g.outH * g.outW
+        let inPlane = g.inH * g.inW, outPlane = g.outH * g.outW, k = inPer * c.kh * c.kw
+        for img in 0..<n {
+            for grp in 0..<c.groups {
+                im2col(c, x: x + img * c.inC * inPlane, c0: grp * inPer, count: inPer, col: col)
+                let yp = y + (img * c.outC + grp * outPer) * outPlane
+                GEMM.multiply(m: outPer, n: outPlane, k: k, a: w + grp * outPer * k, lda: k, b: col, ldb: outPlane, c: yp, ldc: outPlane)
+            }
+            if let b {
+                for oc in 0..<c.outC {
+                    let yp = y + (img * c.outC + oc) * outPlane
+                    for p in 0..<outPlane { yp[p] += b[oc] }
+                }
+            }
+        }
+    }
+
+    /// Gradients of a convolution: `dx` (accumulated into, when given), `dw` and `db` (overwritten, when
+    /// given). `dw` sums over the batch in image order (GEMM with beta 1), so it is deterministic.
+    static func convBackward(_ c: Conv, x: UnsafePointer<Float>, n: Int, w: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+                             dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?, db: UnsafeMutablePointer<Float>?,
+                             col: UnsafeMutablePointer<Float>) {
+        let g = c.g, inPer = c.inC / c.groups, outPer = c.outC / c.groups
+        let inPlane = g.inH * g.inW, outPlane = g.outH * g.outW, k = inPer * c.kh * c.kw
         if let db {
             for oc in 0..<c.outC {
                 var s = 0.0
@@ -67,44 +111,20 @@ enum TrainingOps {
                 db[oc] = Float(s)
             }
         }
-        for oc in 0..<c.outC {
-            let grp = oc / outPer
-            for i in 0..<inPer {
-                let ic = grp * inPer + i
-                for ky in 0..<c.kh {
-                    for kx in 0..<c.kw {
-                        let wi = ((oc * inPer + i) * c.kh + ky) * c.kw + kx
-                        let wv = w[wi]
-                        var s = 0.0
-                        for img in 0..<n {
-                            let xp = x + (img * c.inC + ic) * inPlane
-                            let dxp = dx.map { $0 + (img * c.inC + ic) * inPlane }
-                            let dyp = dy + (img * c.outC + oc) * outPlane
-                            for oy in 0..<g.outH {
-                                let iy = oy * c.sh - g.padTop + ky * c.dh
-                                guard iy >= 0, iy < g.inH else { continue }
-                                let row = xp + iy * g.inW, drow = dyp + oy * g.outW
-                                var rs: Float = 0
-                                if let dxp {
-                                    let dxr = dxp + iy * g.inW
-                                    for ox in 0..<g.outW {
-                                        let ix = ox * c.sw - g.padLeft + kx * c.dw
-                                        if ix >= 0, ix < g.inW {
-                                            rs += drow[ox] * row[ix]
-                                            dxr[ix] += wv * drow[ox]
-                                        }
-                                    }
-                                } else {
-                                    for ox in 0..<g.outW {
-                                        let ix = ox * c.sw - g.padLeft + kx * c.dw
-                                        if ix >= 0, ix < g.inW { rs += drow[ox] * row[ix] }
-                                    }
-                                }
-                                s += Double(rs)
-                            }
-                        }
-                        dw?[wi] = Float(s)
-                    }
+        for img in 0..<n {
+            for grp in 0..<c.groups {
+                let dyp = dy + (img * c.outC + grp * outPer) * outPlane
+                let wg = w + grp * outPer * k
+                if let dw {
+                    // dW_group[outPer, k] (+)= dY[outPer, P] . col[k, P]^T
+                    im2col(c, x: x + img * c.inC * inPlane, c0: grp * inPer, count: inPer, col: col)
+                    GEMM.multiply(m: outPer, n: k, k: outPlane, a: dyp, lda: outPlane, b: col, ldb: outPlane, transB: true,
+                                  c: dw + grp * outPer * k, ldc: k, beta: img == 0 ? 0 : 1)
+                }
+                if let dx {
+                    // dcol[k, P] = W_group[outPer, k]^T . dY[outPer, P], folded back into dx.
+                    GEMM.multiply(m: k, n: outPlane, k: outPer, a: wg, lda: k, transA: true, b: dyp, ldb: outPlane, c: col, ldc: outPlane)
+                    col2im(c, col: col, c0: grp * inPer, count: inPer, dx: dx + img * c.inC * inPlane)
                 }
             }
         }

@@ -1,0 +1,64 @@
+import Foundation
+import Testing
+import ZooErrors
+import ZooFiles
+import ZooFormats
+import ZooRuntime
+import ZooTensor
+import ZooTestSupport
+import ZooTraining
+
+/// The pieces together, in Swift: a converted torchvision checkpoint, the training executor, the loss and
+/// an optimiser with the usual fine-tuning groups. A few steps on one batch must lower its loss (and a
+/// zero learning rate must not change it: the negative control).
+@Suite(.serialized) struct TrainingLoopTests {
+    static func load(_ arch: String) throws -> (LoadedCheckpoint, Tensor, [Int], URL) {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("zoo-train-\(getpid())-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let native = dir.appendingPathComponent("\(arch).safetensors").path
+        let r = try TestSupport.zoo(["convert", try GradientTests.fixture("\(arch).pth"), "--arch", arch, "-o", native, "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let x = try MappedFile(path: try GradientTests.fixture("\(arch).x.npy")).withBytes { try NPY.read($0) }
+        let yt = try MappedFile(path: try GradientTests.fixture("\(arch).y.npy")).withBytes { try NPY.read($0) }
+        let y = yt.withUnsafeBytes { raw in (0..<yt.elementCount).map { Int(raw.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self)) } }
+        return (try LoadedCheckpoint(path: native), x, y, dir)
+    }
+
+    @Test func fineTuningGroupsSplitHeadBackboneAndNoDecay() throws {
+        let (ckpt, _, _, dir) = try Self.load("resnet18")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let graph = try TrainingGraph(graph: ckpt.graph, weights: ckpt.weights, trainable: .lastStages(1), batchNorm: .eval)
+        let groups = graph.parameterGroups(learningRate: 0.01, backboneScale: 0.1, weightDecay: 1e-4)
+        let byName = Dictionary(uniqueKeysWithValues: groups.flatMap { g in g.names.map { ($0, g) } })
+        #expect(Set(byName.keys) == Set(graph.trainable), "every trainable parameter in exactly one group")
+        #expect(byName["fc.weight"]?.learningRate == 0.01 && byName["fc.weight"]?.weightDecay == 1e-4)
+        #expect(byName["fc.bias"]?.learningRate == 0.01 && byName["fc.bias"]?.weightDecay == 0)
+        #expect(byName["layer4.0.conv1.weight"].map { abs($0.learningRate - 0.001) < 1e-12 && $0.weightDecay == 1e-4 } == true)
+        #expect(byName["layer4.0.bn1.weight"]?.weightDecay == 0 && byName["layer3.0.conv1.weight"] == nil)
+        let decayAll = graph.parameterGroups(learningRate: 0.01, weightDecay: 1e-4, decayNormAndBias: true)
+        #expect(decayAll.allSatisfy { $0.weightDecay == 1e-4 })
+    }
+
+    @Test func stepsLowerTheLossAndAZeroRateDoesNot() throws {
+        let (ckpt, x, y, dir) = try Self.load("mobilenet_v3_small")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let loss = try SoftmaxCrossEntropy()
+        for rate in [0.5, 0.0] {
+            let graph = try TrainingGraph(graph: ckpt.graph, weights: ckpt.weights, trainable: .lastStages(1), batchNorm: .eval)
+            var optimizer = try Optimizer(.sgd(momentum: 0.9), groups: graph.parameterGroups(learningRate: rate, backboneScale: 1))
+            var losses: [Double] = []
+            for _ in 0..<6 {
+                let step = try graph.step(input: x, labels: y, loss: loss)
+                losses.append(step.loss)
+                var params = graph.values.filter { step.gradients[$0.key] != nil }
+                try optimizer.step(&params, gradients: step.gradients)
+                try graph.update(params)
+            }
+            if rate > 0 {
+                #expect((losses.last ?? .infinity) < (losses.first ?? 0) * 0.75, "loss did not fall: \(losses)")
+            } else {
+                #expect(losses.allSatisfy { $0 == losses[0] }, "a zero learning rate changed the loss: \(losses)")
+            }
+        }
+    }
+}
