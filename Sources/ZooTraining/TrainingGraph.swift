@@ -166,7 +166,10 @@ public final class TrainingGraph: @unchecked Sendable {
 
     /// One forward and backward pass on `input` (NCHW float [N, C, H, W]) with integer class `labels`.
     /// With `BatchNormMode.train` the running statistics in `values` are updated, as torch's `train()` does.
-    public func step(input: Tensor, labels: [Int], loss: SoftmaxCrossEntropy) throws -> Step {
+    /// With a `dropoutSeed`, dropout layers zero each element with their probability p and scale the rest
+    /// by 1 / (1 - p) (torch's inverted dropout), the mask a function of the seed and the layer alone, so a
+    /// step is reproducible; without one they are the identity (what `zoo grad` checks).
+    public func step(input: Tensor, labels: [Int], loss: SoftmaxCrossEntropy, dropoutSeed: UInt64? = nil) throws -> Step {
         guard input.rank == 4, input.shape[1] == graph.inputChannels, input.dtype.isFloatingPoint else {
             throw ZooError(.badInput, "input must be float [N, \(graph.inputChannels), H, W], got \(input.dtype.name) \(input.shape)")
         }
@@ -175,7 +178,8 @@ public final class TrainingGraph: @unchecked Sendable {
         if batchNorm == .train, n * input.shape[2] * input.shape[3] < 2 {
             throw ZooError(.badInput, "BatchNorm in train mode needs more than one value per channel (batch \(n) of \(input.shape[2])x\(input.shape[3]))")
         }
-        var fwd = try forward(input.floats(), Shape4(n: n, c: input.shape[1], h: input.shape[2], w: input.shape[3]))
+        var fwd = try forward(input.floats(), Shape4(n: n, c: input.shape[1], h: input.shape[2], w: input.shape[3]),
+                              dropoutSeed: dropoutSeed)
         guard let lastShape = fwd.shapes.last, lastShape.h == 1, lastShape.w == 1 else {
             throw ZooError(.badInput, "the graph does not end in logits [N, classes]")
         }
@@ -206,12 +210,14 @@ public final class TrainingGraph: @unchecked Sendable {
         /// BatchNorm: mean and inverse standard deviation used, and the unbiased batch variance.
         var bnMean: [Int: [Double]] = [:], bnInvstd: [Int: [Double]] = [:], bnUnbiased: [Int: [Double]] = [:]
         var argmax: [Int: [Int32]] = [:]
+        /// Dropout: the factor each element was multiplied by (0 or 1 / (1 - p)).
+        var dropout: [Int: [Float]] = [:]
         var geometry: [Int: WindowGeometry] = [:]
     }
 
     private func param(_ name: String) -> [Float] { values[name] ?? [] }
 
-    private func forward(_ x: [Float], _ s0: Shape4) throws -> Forward {
+    private func forward(_ x: [Float], _ s0: Shape4, dropoutSeed: UInt64?) throws -> Forward {
         var f = Forward(shapes: [], outputs: [], inputShape: s0, input: x)
         f.shapes.reserveCapacity(graph.nodes.count)
         f.outputs.reserveCapacity(graph.nodes.count)
@@ -343,9 +349,21 @@ public final class TrainingGraph: @unchecked Sendable {
                         out[img * fout + o] = sum
                     }
                 }
-            case .dropout:
-                // The deterministic part of a step: dropout is the identity here (`zoo grad`).
+            case let .dropout(p):
                 out = value(0)
+                if let seed = dropoutSeed, p > 0 {
+                    guard p < 1 else { throw ZooError(.badInput, "dropout probability \(p) leaves nothing", item: node.name) }
+                    var rng = SplitMix64(seed: seed ^ (UInt64(i) &* 0x9E37_79B9_7F4A_7C15))
+                    let keep = Float(1 / (1 - p))
+                    var factors = [Float](repeating: 0, count: out.count)
+                    for t in 0..<out.count {
+                        // 53 random bits -> [0, 1); an element is kept when it is at or above p.
+                        let u = Double(rng.next() >> 11) * 0x1p-53
+                        factors[t] = u >= p ? keep : 0
+                        out[t] *= factors[t]
+                    }
+                    f.dropout[i] = factors
+                }
             }
             f.shapes.append(os)
             f.outputs.append(out)
@@ -491,8 +509,16 @@ public final class TrainingGraph: @unchecked Sendable {
                     }
                     give(1, db)
                 }
-            case .flatten, .dropout:
+            case .flatten:
                 give(0, dy)
+            case .dropout:
+                if let factors = f.dropout[i] {
+                    var dx = dy
+                    for t in 0..<dx.count { dx[t] *= factors[t] }
+                    give(0, dx)
+                } else {
+                    give(0, dy)
+                }
             case let .linear(fin, fout, bias):
                 let s = inShape(0), x = inValue(0), w = param(node.name + ".weight")
                 if train {
@@ -564,5 +590,18 @@ extension TrainingGraph {
             if !noDecay.isEmpty { groups.append(ParameterGroup(names: noDecay, learningRate: rate, weightDecay: 0)) }
         }
         return groups
+    }
+}
+
+/// SplitMix64: a small, fast generator whose output depends only on its seed (dropout masks).
+struct SplitMix64 {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }
