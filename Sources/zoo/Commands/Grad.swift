@@ -59,6 +59,13 @@ struct Grad: ParsableCommand {
             engine = try TrainingGraph(graph: ckpt.graph, weights: ckpt.weights, trainable: set, batchNorm: mode,
                                        batchNormMomentum: ckpt.config.batchNormMomentum)
         } catch let e as ZooError { throw e.kind == .usage ? e : e.inFile(checkpoint) }
+        // The labels file's own mistakes name it (not the input's).
+        guard classes.count == x.shape.first else {
+            throw ZooError(.badInput, "\(classes.count) labels for a batch of \(x.shape.first ?? 0) images", file: labels)
+        }
+        if let bad = classes.firstIndex(where: { $0 < 0 || $0 >= ckpt.config.classes }) {
+            throw ZooError(.badInput, "label \(classes[bad]) of row \(bad) is outside 0..<\(ckpt.config.classes)", file: labels)
+        }
         let step: TrainingGraph.Step
         do { step = try engine.step(input: x, labels: classes, loss: loss) } catch let e as ZooError { throw e.inFile(input) }
         var records = [TensorRecord(name: "loss", tensor: try Tensor(shape: [], floats: [Float(step.loss)]))]
