@@ -118,18 +118,3 @@ public enum Initializer {
     }
 }
 
-/// SplitMix64 (Steele, Lea, Flood 2014): a small, fast, well-mixed 64-bit generator.
-struct SplitMix64: Sendable {
-    var state: UInt64
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
-
-    /// A uniform double in [0, 1) with 53 random bits.
-    mutating func nextUnit() -> Double { Double(next() >> 11) * 0x1p-53 }
-}

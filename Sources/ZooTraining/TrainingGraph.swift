@@ -353,13 +353,12 @@ public final class TrainingGraph: @unchecked Sendable {
                 out = value(0)
                 if let seed = dropoutSeed, p > 0 {
                     guard p < 1 else { throw ZooError(.badInput, "dropout probability \(p) leaves nothing", item: node.name) }
-                    var rng = SplitMix64(seed: seed ^ (UInt64(i) &* 0x9E37_79B9_7F4A_7C15))
+                    var rng = SplitMix64(state: seed ^ (UInt64(i) &* 0x9E37_79B9_7F4A_7C15))
                     let keep = Float(1 / (1 - p))
                     var factors = [Float](repeating: 0, count: out.count)
                     for t in 0..<out.count {
-                        // 53 random bits -> [0, 1); an element is kept when it is at or above p.
-                        let u = Double(rng.next() >> 11) * 0x1p-53
-                        factors[t] = u >= p ? keep : 0
+                        // An element is kept when its uniform draw is at or above p.
+                        factors[t] = rng.nextUnit() >= p ? keep : 0
                         out[t] *= factors[t]
                     }
                     f.dropout[i] = factors
@@ -590,18 +589,5 @@ extension TrainingGraph {
             if !noDecay.isEmpty { groups.append(ParameterGroup(names: noDecay, learningRate: rate, weightDecay: 0)) }
         }
         return groups
-    }
-}
-
-/// SplitMix64: a small, fast generator whose output depends only on its seed (dropout masks).
-struct SplitMix64 {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

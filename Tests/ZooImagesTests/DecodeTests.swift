@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import ZooImages
 import ZooErrors
+import ZooTensor
 import ZooTestSupport
 
 @Suite struct DecodeTests {
@@ -212,7 +213,7 @@ import ZooTestSupport
     @Test(arguments: [("rgb420", "jpeg"), ("progressive", "jpeg"), ("grayj", "jpeg"), ("rgb_odd", "png"), ("palette", "png")])
     func corruptFilesNeverCrash(_ name: String, _ format: String) throws {
         let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: try ImageCase.named(name, format: format).path)))
-        var rng = SplitMix(seed: 8)
+        var rng = SplitMix64(state: 8)
         var refused = 0
         for _ in 0..<150 {
             var b = bytes
@@ -240,17 +241,5 @@ import ZooTestSupport
             #expect(!error.description.contains("\n"))
             #expect(error.description.lowercased().contains("truncated") || error.description.contains("premature"), "\(error)")
         }
-    }
-}
-
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -49,8 +49,8 @@ struct Grad: ParsableCommand {
         let set = try TrainableSet(parsing: trainable)
         let loss = try SoftmaxCrossEntropy(labelSmoothing: labelSmoothing)
         try replace.refuseExisting(output)
-        let x = try Grad.readNPY(input)
-        let y = try Grad.readNPY(labels)
+        let x = try CLIOutput.readNPY(input)
+        let y = try CLIOutput.readNPY(labels)
         let classes: [Int]
         do { classes = try Grad.integers(y) } catch let e as ZooError { throw e.inFile(labels) }
         let ckpt = try LoadedCheckpoint(path: checkpoint)
@@ -89,13 +89,6 @@ struct Grad: ParsableCommand {
                                         to: output, overwrite: replace.force)
         } catch let e as ZooError { throw e.inFile(output) }
         CLIOutput.note("loss \(step.loss), \(records.count - 1) tensors -> \(output)")
-    }
-
-    static func readNPY(_ path: String) throws -> Tensor {
-        do {
-            let file = try MappedFile(path: path)
-            return try file.withBytes { try NPY.read($0) }
-        } catch let e as ZooError { throw e.inFile(path) }
     }
 
     /// The values of an integer tensor of rank 1.

@@ -77,6 +77,14 @@ struct Choice<Value: RawRepresentable & CaseIterable & Sendable>: ExpressibleByA
 }
 
 extension CLIOutput {
+    /// A `.npy` file's tensor; errors name the file.
+    static func readNPY(_ path: String) throws -> Tensor {
+        do {
+            let file = try MappedFile(path: path)
+            return try file.withBytes { try NPY.read($0) }
+        } catch let e as ZooError { throw e.inFile(path) }
+    }
+
     /// The stage indices of `--stages` / `--features` (`1,2,3,4`, spaces allowed); anything else is a
     /// usage error naming the option.
     static func indices(_ text: String, option: String) throws -> [Int] {

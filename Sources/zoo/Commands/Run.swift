@@ -35,11 +35,7 @@ struct Run: ParsableCommand {
     func run() throws {
         verbosity.apply()
         guard threads > 0 else { throw ZooError(.usage, "--threads must be positive") }
-        let x: Tensor
-        do {
-            let file = try MappedFile(path: input)
-            x = try file.withBytes { try NPY.read($0) }
-        } catch let e as ZooError { throw e.inFile(input) }
+        let x = try CLIOutput.readNPY(input)
         let url = URL(fileURLWithPath: checkpoint)
         if let features {
             let indices = try CLIOutput.indices(features, option: "--features")
