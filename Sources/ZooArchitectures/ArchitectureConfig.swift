@@ -190,9 +190,16 @@ public struct ArchitectureConfig: Sendable, Hashable {
     /// The family's source quirks (none for a family the current registry does not know).
     public var quirks: SourceQuirks { ArchitectureRegistry.current.family(family)?.quirks ?? SourceQuirks() }
 
-    /// The family's BatchNorm momentum for training (`ArchitectureFamily.batchNormMomentum`; 0.1 for an
-    /// unregistered family).
-    public var batchNormMomentum: Double { ArchitectureRegistry.current.family(family)?.batchNormMomentum ?? 0.1 }
+    /// The BatchNorm momentum for training, torch's convention (weight of the new batch statistic): the
+    /// family's value for the flavour (`ArchitectureFamily.batchNormMomentum` for torchvision,
+    /// `kerasBatchNormMomentum` for Keras); 0.1 for an unregistered family.
+    public var batchNormMomentum: Double {
+        guard let f = ArchitectureRegistry.current.family(family) else { return 0.1 }
+        switch flavour {
+        case .torchvision: return f.batchNormMomentum
+        case .keras: return f.kerasBatchNormMomentum
+        }
+    }
 
     /// The members every `zoo.config` has, which the family's options never hold.
     static let commonMembers: Set<String> = ["family", "flavour", "classes", "width", "bn_eps", "dropout", "include_top", "head"]

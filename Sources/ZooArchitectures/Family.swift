@@ -117,6 +117,9 @@ public protocol ArchitectureFamily: Sendable {
     /// The momentum (torch's convention: weight of the new batch statistic) with which training updates
     /// BatchNorm running statistics: torchvision's value for the family, 0.1 by default.
     var batchNormMomentum: Double { get }
+    /// The same for the Keras flavour: one minus Keras Applications' `momentum` (its default 0.99 gives
+    /// 0.01; MobileNetV2/V3 build theirs with 0.999, so 0.001).
+    var kerasBatchNormMomentum: Double { get }
 }
 
 extension ArchitectureFamily {
@@ -125,6 +128,9 @@ extension ArchitectureFamily {
 
     /// torch's BatchNorm default, 0.1.
     public var batchNormMomentum: Double { 0.1 }
+
+    /// Keras's BatchNormalization default (`momentum=0.99`), 0.01 in torch's convention.
+    public var kerasBatchNormMomentum: Double { 0.01 }
 
     /// No width siblings.
     public func widthSiblings(of name: String) -> [String] { [] }

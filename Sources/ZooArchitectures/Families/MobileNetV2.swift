@@ -9,6 +9,9 @@ extension Family {
 ///
 /// `zoo.config` members: `MobileNetOptions`.
 public struct MobileNetV2Family: MobileNetFamily {
+    /// Keras Applications builds MobileNetV2's BatchNorm layers with `momentum=0.999`.
+    public var kerasBatchNormMomentum: Double { 0.001 }
+
     /// The family.
     public init() {}
 

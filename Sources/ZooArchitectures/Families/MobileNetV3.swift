@@ -43,6 +43,9 @@ public struct MobileNetV3Family: MobileNetFamily {
     /// torchvision builds MobileNetV3's BatchNorm layers with `momentum=0.01`.
     public var batchNormMomentum: Double { 0.01 }
 
+    /// Keras Applications builds MobileNetV3's BatchNorm layers with `momentum=0.999`.
+    public var kerasBatchNormMomentum: Double { 0.001 }
+
     /// The family.
     public init() {}
 
