@@ -6,23 +6,26 @@ import ZooTensor
 import ZooTestSupport
 import ZooTraining
 
-/// `zoo grad` against the frameworks' autograd: torchvision resnet18, resnet50, resnext50_32x4d, mobilenet_v2,
-/// mobilenet_v3_small and _large against torch (tools/fixtures/gen_grad.py, 48 px), and the Keras flavour
+/// `zoo grad` against the frameworks' autograd: torchvision resnet18, resnet50, resnext50_32x4d,
+/// wide_resnet50_2, vgg11_bn, vgg16, mobilenet_v2, mobilenet_v3_small and _large against torch
+/// (tools/fixtures/gen_grad.py, 48 px), and the Keras flavour
 /// (tf-keras MobileNet and ResNet50 with its conv biases, 64 px) against TensorFlow's `GradientTape`
 /// (gen_grad_keras.py); 10 classes, realistic BatchNorm statistics, batch 4. Each file is converted with
 /// `zoo convert`, then the loss, every trainable parameter's gradient and (BatchNorm in train mode) the
 /// updated running statistics are compared tensor by tensor. Negative controls: the other BatchNorm mode,
 /// shifted labels and a transposed weight gradient must miss.
 @Suite(.serialized) struct GradientTests {
-    static let archs = ["resnet18", "resnet50", "resnext50_32x4d", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large"]
+    static let archs = ["resnet18", "resnet50", "resnext50_32x4d", "wide_resnet50_2", "vgg11_bn", "vgg16", "mobilenet_v2",
+                        "mobilenet_v3_small", "mobilenet_v3_large"]
     /// Keras-flavour cases: fixture name and architecture.
     static let kerasCases = [("mobilenet_v1_keras", "mobilenet_v1"), ("resnet50_keras", "resnet50")]
     /// Relative tolerance per tensor: max |ours - reference| / max |reference|.
     static let tolerance = 1e-4
     /// The relative L2 error (||ours - reference|| / ||reference||) a tensor moved by a kink flip may have.
     static let flipL2 = 5e-2
-    /// The share of a step's tensors that may be moved by kink flips.
-    static let flipShare = 0.2
+    /// The share of a step's tensors that may be moved by kink flips: a flip moves every gradient upstream
+    /// of it, so one early in VGG16's features (32 tensors) moves 8 of them.
+    static let flipShare = 0.5
 
     static func fixture(_ name: String) throws -> String { try TestSupport.fixture("grad/\(name)") }
     static func kerasFixture(_ name: String) throws -> String { try TestSupport.fixture("grad_keras/\(name)") }
@@ -87,38 +90,49 @@ import ZooTraining
         return try SafetensorsFile(path: out)
     }
 
-    /// A framework's answer for one BatchNorm mode: its float32 result, the float64 one (the exact
-    /// reference), float32 again by the framework's other CPU path (torch with mkldnn off, TensorFlow with
-    /// its oneDNN kernels off), and the float64 loss.
+    /// A framework's answer for one BatchNorm mode: the float64 result (the exact reference, stored as
+    /// float32), how far the framework's own two float32 paths (torch with mkldnn on and off, TensorFlow
+    /// with its oneDNN kernels on and off) are from it per tensor (the larger; max and L2 criteria), and
+    /// the float64 loss with the float32 losses' largest relative distance from it.
     struct Reference {
-        var f32: SafetensorsFile
         var f64: SafetensorsFile
-        var other: SafetensorsFile
+        var spread: [String: (max: Double, l2: Double)]
         var loss: Double
-        /// The float32 losses' largest relative distance from `loss`.
         var lossSpread: Double
     }
 
-    /// torch's reference for `arch` in BatchNorm mode `mode` (`eval` or `train`).
+    /// torch's reference for `arch` in BatchNorm mode `mode` (`eval` or `train`): the float64 gradients and
+    /// the float32 spreads gen_grad.py measured.
     static func torchReference(_ arch: String, _ mode: String) throws -> Reference {
-        let f64 = try SafetensorsFile(path: try fixture("\(arch).\(mode)64.safetensors"))
-        let f32 = try SafetensorsFile(path: try fixture("\(arch).\(mode).safetensors"))
-        let other = try SafetensorsFile(path: try fixture("\(arch).\(mode)-b.safetensors"))
-        let loss = Double(try f64.tensor(named: "loss").floats()[0])
-        let spread = try [f32, other].map { abs(Double(try $0.tensor(named: "loss").floats()[0]) - loss) / abs(loss) }.max() ?? 0
-        return Reference(f32: f32, f64: f64, other: other, loss: loss, lossSpread: spread)
+        let f64 = try SafetensorsFile(path: try fixture("\(arch).\(mode).safetensors"))
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: try fixture("\(arch).spread.json")))) as? [String: Any]
+        let table = try #require(json?[mode] as? [String: Any], "\(arch).spread.json has no \(mode)")
+        var spread: [String: (max: Double, l2: Double)] = [:]
+        for (name, value) in table where name != "loss" {
+            let pair = try #require(value as? [Double], "\(arch).spread.json: \(name)")
+            try #require(pair.count == 2)
+            spread[name] = (pair[0], pair[1])
+        }
+        return Reference(f64: f64, spread: spread, loss: Double(try f64.tensor(named: "loss").floats()[0]),
+                         lossSpread: try #require(table["loss"] as? Double))
     }
 
     /// TensorFlow's reference for a Keras case: its gradient files (saved as the model's weights) converted
-    /// by `zoo convert` like the model, so they carry the canonical names and layouts.
+    /// by `zoo convert` like the model, so they carry the canonical names and layouts; the spreads measured
+    /// here from the two float32 files.
     static func kerasReference(_ name: String, arch: String, _ mode: String, dir: URL) throws -> Reference {
         func file(_ key: String) throws -> SafetensorsFile {
             try SafetensorsFile(path: try convert(try kerasFixture("\(name).\(key).h5"), arch: arch, as: "\(name).\(key)", into: dir))
         }
         let losses = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: try kerasFixture("\(name).loss.json")))) as? [String: Double]
-        let loss = try #require(losses?["\(mode)64"]), f32 = try #require(losses?[mode])
-        return Reference(f32: try file(mode), f64: try file("\(mode)64"), other: try file("\(mode)-b"), loss: loss,
-                         lossSpread: abs(f32 - loss) / abs(loss))
+        let loss = try #require(losses?["\(mode)64"]), f32loss = try #require(losses?[mode])
+        let f64 = try file("\(mode)64"), f32 = try file(mode), other = try file("\(mode)-b")
+        var spread: [String: (max: Double, l2: Double)] = [:]
+        for e in f64.entries {
+            let x = try f64.tensor(e).floats(), a = try f32.tensor(named: e.name).floats(), b = try other.tensor(named: e.name).floats()
+            spread[e.name] = (max(relError(a, x), relError(b, x)), max(l2Error(a, x), l2Error(b, x)))
+        }
+        return Reference(f64: f64, spread: spread, loss: loss, lossSpread: abs(f32loss - loss) / abs(loss))
     }
 
     /// How a `zoo grad` output compares with a reference.
@@ -126,8 +140,9 @@ import ZooTraining
     /// A tensor matches when max |ours - f64| / max |f64| is within the tolerance or no more than 3x the
     /// larger error of the framework's two float32 paths (some gradients are ill-conditioned: train-mode
     /// BatchNorm over few values). A float32 run of a ReLU network also lands a few of its ~10^6 activations
-    /// on the other side of a kink (in float64 ~10^2 of them lie within float32 round-off of 0 or 6); each
-    /// such flip moves one channel's gradient, and the gradients upstream of it, by up to a few percent, in
+    /// on the other side of a kink (in float64 ~10^2 of them lie within float32 round-off of 0 or 6), or a
+    /// max pool's window on another of two near-equal values; each such flip moves one channel's gradient,
+    /// and the gradients upstream of it, by up to a few percent, in
     /// any float32 implementation (the frameworks' own two paths differ this way too). So a tensor that
     /// misses is accepted as moved by a flip when its relative L2 error stays within `flipL2` (or 3x the
     /// larger L2 error of the framework's float32 paths), and at most `flipShare` of the tensors may be.
@@ -171,9 +186,9 @@ import ZooTraining
             let exact = try ref.f64.tensor(named: e.name)
             #expect(mine.shape == exact.shape, "\(label) \(e.name): shape \(mine.shape) vs \(exact.shape)")
             let x = try exact.floats(), m = try mine.floats()
-            let a = try ref.f32.tensor(named: e.name).floats(), b = try ref.other.tensor(named: e.name).floats()
-            let allowance = max(tolerance, 3 * max(relError(a, x), relError(b, x)))
-            let l2Allowance = max(flipL2, 3 * max(l2Error(a, x), l2Error(b, x)))
+            let spread = try #require(ref.spread[e.name], "\(label): no float32 spread for \(e.name)")
+            let allowance = max(tolerance, 3 * spread.max)
+            let l2Allowance = max(flipL2, 3 * spread.l2)
             let err = relError(m, x), l2 = l2Error(m, x)
             report.count += 1
             report.worst = max(report.worst, err / allowance * tolerance)
@@ -211,9 +226,12 @@ import ZooTraining
             #expect(!params.isEmpty && report.names == expected && report.count == expected.count,
                     "\(label) \(bn): names differ from the reference: \(report.names.symmetricDifference(expected).sorted().prefix(5))")
             #expect(report.passes, "\(label) bn=\(bn): \(report)")
-            // Negative control: the other BatchNorm mode's gradients are missed.
-            let miss = try compare(ours, other, label: label)
-            #expect(!miss.passes && miss.worst > 100 * tolerance && miss.worstL2 > 10 * flipL2, "\(label): bn=\(bn) also matches the other mode (\(miss))")
+            // Negative control: the other BatchNorm mode's gradients are missed (a network without
+            // BatchNorm, VGG16, has one mode).
+            if !stats.isEmpty {
+                let miss = try compare(ours, other, label: label)
+                #expect(!miss.passes && miss.worst > 100 * tolerance && miss.worstL2 > 10 * flipL2, "\(label): bn=\(bn) also matches the other mode (\(miss))")
+            }
             // Negative control: the largest weight gradient in a wrong layout (its last axis reversed: a
             // kernel mirrored, a linear layer's inputs permuted) is caught by both criteria.
             if bn == "eval" {
