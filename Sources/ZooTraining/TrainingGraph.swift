@@ -64,6 +64,11 @@ public final class TrainingGraph: @unchecked Sendable {
     public let batchNorm: BatchNormMode
     /// The momentum of the running-statistics update (torch's convention).
     public let batchNormMomentum: Double
+    /// Threads a step uses (convolutions and linear layers split their work over them). A step is
+    /// bit-for-bit reproducible for a given count; another count rounds differently. 1 by default.
+    public var threads: Int = 1 {
+        didSet { threads = max(1, threads) }
+    }
     /// Nodes whose parameters are trained.
     let trainableNodes: Set<Int>
     /// Per node: its output needs a gradient (it or something before it on its inputs is trainable).
@@ -243,12 +248,11 @@ public final class TrainingGraph: @unchecked Sendable {
                 out = [Float](repeating: 0, count: os.count)
                 let c = TrainingOps.Conv(inC: cin, outC: cout, kh: k.0, kw: k.1, sh: st.0, sw: st.1, dh: dil.0, dw: dil.1, groups: groups, g: g)
                 let x = value(0), w = param(node.name + ".weight"), b = bias ? param(node.name + ".bias") : []
-                var col = [Float](repeating: 0, count: max(TrainingOps.scratchCount(c), 1))
                 x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in b.withUnsafeBufferPointer { bp in
-                    out.withUnsafeMutableBufferPointer { op in col.withUnsafeMutableBufferPointer { cp in
-                        guard let xb = xp.baseAddress, let wb = wp.baseAddress, let ob = op.baseAddress, let cb = cp.baseAddress else { return }
-                        TrainingOps.convForward(c, x: xb, n: s.n, w: wb, b: bias ? bp.baseAddress : nil, y: ob, col: cb)
-                    } }
+                    out.withUnsafeMutableBufferPointer { op in
+                        guard let xb = xp.baseAddress, let wb = wp.baseAddress, let ob = op.baseAddress else { return }
+                        TrainingOps.convForward(c, x: xb, n: s.n, w: wb, b: bias ? bp.baseAddress : nil, y: ob, threads: threads)
+                    }
                 } } }
             case let .batchNorm(c, eps):
                 guard s.c == c else { throw ZooError(.badInput, "expects \(c) channels, gets \(s.c)", item: node.name) }
@@ -342,13 +346,12 @@ public final class TrainingGraph: @unchecked Sendable {
                 os = Shape4(n: s.n, c: fout, h: 1, w: 1)
                 let x = value(0), w = param(node.name + ".weight"), b = bias ? param(node.name + ".bias") : []
                 out = [Float](repeating: 0, count: os.count)
-                for img in 0..<s.n {
-                    for o in 0..<fout {
-                        var sum: Float = bias ? b[o] : 0
-                        for k in 0..<fin { sum += x[img * fin + k] * w[o * fin + k] }
-                        out[img * fout + o] = sum
+                x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in b.withUnsafeBufferPointer { bp in
+                    out.withUnsafeMutableBufferPointer { op in
+                        guard let xb = xp.baseAddress, let wb = wp.baseAddress, let ob = op.baseAddress else { return }
+                        TrainingOps.linearForward(x: xb, n: s.n, fin: fin, fout: fout, w: wb, b: bias ? bp.baseAddress : nil, y: ob, threads: threads)
                     }
-                }
+                } } }
             case let .dropout(p):
                 out = value(0)
                 if let seed = dropoutSeed, p > 0 {
@@ -409,15 +412,12 @@ public final class TrainingGraph: @unchecked Sendable {
                 var dx = inputNeeds(0) ? [Float](repeating: 0, count: s.count) : []
                 var dw = train ? [Float](repeating: 0, count: w.count) : []
                 var db = train && bias ? [Float](repeating: 0, count: cout) : []
-                var col = [Float](repeating: 0, count: max(TrainingOps.scratchCount(c), 1))
                 x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in dy.withUnsafeBufferPointer { dyp in
                     dx.withUnsafeMutableBufferPointer { dxp in dw.withUnsafeMutableBufferPointer { dwp in db.withUnsafeMutableBufferPointer { dbp in
-                        col.withUnsafeMutableBufferPointer { cp in
-                            guard let xb = xp.baseAddress, let wb = wp.baseAddress, let dyb = dyp.baseAddress, let cb = cp.baseAddress else { return }
-                            // An empty array's buffer may still have an address: only non-empty ones are written.
-                            TrainingOps.convBackward(c, x: xb, n: s.n, w: wb, dy: dyb, dx: dxp.isEmpty ? nil : dxp.baseAddress,
-                                                     dw: dwp.isEmpty ? nil : dwp.baseAddress, db: dbp.isEmpty ? nil : dbp.baseAddress, col: cb)
-                        }
+                        guard let xb = xp.baseAddress, let wb = wp.baseAddress, let dyb = dyp.baseAddress else { return }
+                        // An empty array's buffer may still have an address: only non-empty ones are written.
+                        TrainingOps.convBackward(c, x: xb, n: s.n, w: wb, dy: dyb, dx: dxp.isEmpty ? nil : dxp.baseAddress,
+                                                 dw: dwp.isEmpty ? nil : dwp.baseAddress, db: dbp.isEmpty ? nil : dbp.baseAddress, threads: threads)
                     } } }
                 } } }
                 if train {
@@ -520,31 +520,20 @@ public final class TrainingGraph: @unchecked Sendable {
                 }
             case let .linear(fin, fout, bias):
                 let s = inShape(0), x = inValue(0), w = param(node.name + ".weight")
+                var dw = train ? [Float](repeating: 0, count: fout * fin) : [], db = train && bias ? [Float](repeating: 0, count: fout) : []
+                var dx = inputNeeds(0) ? [Float](repeating: 0, count: s.n * fin) : []
+                x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in dy.withUnsafeBufferPointer { dyp in
+                    dx.withUnsafeMutableBufferPointer { dxp in dw.withUnsafeMutableBufferPointer { dwp in db.withUnsafeMutableBufferPointer { dbp in
+                        guard let xb = xp.baseAddress, let wb = wp.baseAddress, let dyb = dyp.baseAddress else { return }
+                        TrainingOps.linearBackward(x: xb, n: s.n, fin: fin, fout: fout, w: wb, dy: dyb, dx: dxp.isEmpty ? nil : dxp.baseAddress,
+                                                   dw: dwp.isEmpty ? nil : dwp.baseAddress, db: dbp.isEmpty ? nil : dbp.baseAddress, threads: threads)
+                    } } }
+                } } }
                 if train {
-                    var dw = [Float](repeating: 0, count: fout * fin), db = [Float](repeating: 0, count: fout)
-                    for o in 0..<fout {
-                        var bsum = 0.0
-                        for img in 0..<s.n { bsum += Double(dy[img * fout + o]) }
-                        db[o] = Float(bsum)
-                        for k in 0..<fin {
-                            var sum = 0.0
-                            for img in 0..<s.n { sum += Double(dy[img * fout + o]) * Double(x[img * fin + k]) }
-                            dw[o * fin + k] = Float(sum)
-                        }
-                    }
                     out[node.name + ".weight"] = dw
                     if bias { out[node.name + ".bias"] = db }
                 }
-                if inputNeeds(0) {
-                    var dx = [Float](repeating: 0, count: s.n * fin)
-                    for img in 0..<s.n {
-                        for o in 0..<fout {
-                            let d = dy[img * fout + o]
-                            for k in 0..<fin { dx[img * fin + k] += d * w[o * fin + k] }
-                        }
-                    }
-                    give(0, dx)
-                }
+                if inputNeeds(0) { give(0, dx) }
             }
         }
         return out

@@ -3,8 +3,9 @@ import ZooKernels
 // Forward and backward of every op the zoo's graphs use, on NCHW float32 buffers: convolutions as
 // im2col + GEMM through ZooKernels' BLAS door (one thread per call), everything else as loops over
 // unsafe buffer pointers; sums that feed a bias, BatchNorm or pooled gradient accumulate in double
-// precision. Single-threaded and therefore deterministic. (oneDNN's backward primitives and threading
-// are the planned fast path, issue #15.)
+// precision. Convolutions and linear layers split the batch over the graph's threads (`Parallel`,
+// partitions fixed by the thread count, partial weight gradients added in task order), so a step is
+// deterministic for a given thread count. (oneDNN's backward primitives are the planned fast path.)
 
 /// A 4-D activation shape (N, C, H, W); a flat [N, F] value has H = W = 1 and C = F.
 struct Shape4: Hashable, Sendable {
@@ -71,61 +72,183 @@ enum TrainingOps {
         }
     }
 
-    /// Floats of scratch the convolution needs (one group's unfolded image).
+    /// Floats of scratch the convolution needs per task (one group's unfolded image).
     static func scratchCount(_ c: Conv) -> Int { c.inC / c.groups * c.kh * c.kw * c.g.outH * c.g.outW }
 
-    /// y[n, oc] = b[oc] + W_group[oc, :] . im2col(x[n], group): one GEMM per image and group.
+    /// A 1x1 convolution with stride 1 and no padding reads its input as the unfolded image itself.
+    static func isPointwise(_ c: Conv) -> Bool {
+        c.kh == 1 && c.kw == 1 && c.sh == 1 && c.sw == 1 && c.g.padTop == 0 && c.g.padLeft == 0
+            && c.g.outH == c.g.inH && c.g.outW == c.g.inW
+    }
+
+    /// Runs `body(task, images)` over `tasks` contiguous chunks of the batch, each task with its own
+    /// scratch of `scratch` floats (none when 0).
+    private static func overImages(_ n: Int, tasks: Int, scratch: Int,
+                                   _ body: (Int, Range<Int>, UnsafeMutablePointer<Float>?) -> Void) {
+        Parallel.run(tasks) { t in
+            let images = Parallel.chunk(t, of: tasks, count: n)
+            guard !images.isEmpty else { return }
+            if scratch > 0 {
+                let col = UnsafeMutablePointer<Float>.allocate(capacity: scratch)
+                defer { col.deallocate() }
+                body(t, images, col)
+            } else {
+                body(t, images, nil)
+            }
+        }
+    }
+
+    /// y[n, oc] = b[oc] + W_group[oc, :] . im2col(x[n], group): one GEMM per image and group, the batch split
+    /// over `threads` tasks (each image's result does not depend on the split).
     static func convForward(_ c: Conv, x: UnsafePointer<Float>, n: Int, w: UnsafePointer<Float>, b: UnsafePointer<Float>?,
-                            y: UnsafeMutablePointer<Float>, col: UnsafeMutablePointer<Float>) {
+                            y: UnsafeMutablePointer<Float>, threads: Int) {
         let g = c.g, inPer = c.inC / c.groups, outPer = c.outC / c.groups
         let inPlane = g.inH * g.inW, outPlane = g.outH * g.outW, k = inPer * c.kh * c.kw
-        for img in 0..<n {
-            for grp in 0..<c.groups {
-                im2col(c, x: x + img * c.inC * inPlane, c0: grp * inPer, count: inPer, col: col)
-                let yp = y + (img * c.outC + grp * outPer) * outPlane
-                GEMM.multiply(m: outPer, n: outPlane, k: k, a: w + grp * outPer * k, lda: k, b: col, ldb: outPlane, c: yp, ldc: outPlane)
-            }
-            if let b {
-                for oc in 0..<c.outC {
-                    let yp = y + (img * c.outC + oc) * outPlane
-                    for p in 0..<outPlane { yp[p] += b[oc] }
+        let pointwise = isPointwise(c)
+        let tasks = Parallel.tasks(threads, work: n * c.outC * k * outPlane, minimumPerTask: 1 << 20)
+        overImages(n, tasks: min(tasks, n), scratch: pointwise ? 0 : scratchCount(c)) { _, images, col in
+            for img in images {
+                for grp in 0..<c.groups {
+                    let xg = x + (img * c.inC + grp * inPer) * inPlane
+                    let src: UnsafePointer<Float>
+                    if pointwise || col == nil {
+                        src = xg
+                    } else if let col {
+                        im2col(c, x: x + img * c.inC * inPlane, c0: grp * inPer, count: inPer, col: col)
+                        src = UnsafePointer(col)
+                    } else { return }
+                    let yp = y + (img * c.outC + grp * outPer) * outPlane
+                    GEMM.multiply(m: outPer, n: outPlane, k: k, a: w + grp * outPer * k, lda: k, b: src, ldb: outPlane, c: yp, ldc: outPlane)
+                }
+                if let b {
+                    for oc in 0..<c.outC {
+                        let yp = y + (img * c.outC + oc) * outPlane
+                        let v = b[oc]
+                        for p in 0..<outPlane { yp[p] += v }
+                    }
                 }
             }
         }
     }
 
     /// Gradients of a convolution: `dx` (accumulated into, when given), `dw` and `db` (overwritten, when
-    /// given). `dw` sums over the batch in image order (GEMM with beta 1), so it is deterministic.
+    /// given). The batch is split over `threads` tasks; `dw` sums each task's images in order (GEMM with
+    /// beta 1) into its own partial sum, and the partial sums are added in task order, so the result is
+    /// deterministic for a given thread count.
     static func convBackward(_ c: Conv, x: UnsafePointer<Float>, n: Int, w: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                              dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?, db: UnsafeMutablePointer<Float>?,
-                             col: UnsafeMutablePointer<Float>) {
+                             threads: Int) {
         let g = c.g, inPer = c.inC / c.groups, outPer = c.outC / c.groups
         let inPlane = g.inH * g.inW, outPlane = g.outH * g.outW, k = inPer * c.kh * c.kw
         if let db {
-            for oc in 0..<c.outC {
-                var s = 0.0
-                for img in 0..<n {
-                    let d = dy + (img * c.outC + oc) * outPlane
-                    for p in 0..<outPlane { s += Double(d[p]) }
+            let dbTasks = Parallel.tasks(threads, work: n * c.outC * outPlane, minimumPerTask: 1 << 16)
+            Parallel.run(dbTasks) { t in
+                for oc in Parallel.chunk(t, of: dbTasks, count: c.outC) {
+                    var s = 0.0
+                    for img in 0..<n {
+                        let d = dy + (img * c.outC + oc) * outPlane
+                        for p in 0..<outPlane { s += Double(d[p]) }
+                    }
+                    db[oc] = Float(s)
                 }
-                db[oc] = Float(s)
             }
         }
-        for img in 0..<n {
-            for grp in 0..<c.groups {
-                let dyp = dy + (img * c.outC + grp * outPer) * outPlane
-                let wg = w + grp * outPer * k
-                if let dw {
-                    // dW_group[outPer, k] (+)= dY[outPer, P] . col[k, P]^T
-                    im2col(c, x: x + img * c.inC * inPlane, c0: grp * inPer, count: inPer, col: col)
-                    GEMM.multiply(m: outPer, n: k, k: outPlane, a: dyp, lda: outPlane, b: col, ldb: outPlane, transB: true,
-                                  c: dw + grp * outPer * k, ldc: k, beta: img == 0 ? 0 : 1)
+        guard dw != nil || dx != nil else { return }
+        let pointwise = isPointwise(c)
+        let tasks = min(n, Parallel.tasks(threads, work: n * c.outC * k * outPlane, minimumPerTask: 1 << 20))
+        let wCount = c.outC * k
+        // Task t > 0 sums its images' weight gradients into partial[t - 1].
+        let partial = dw != nil && tasks > 1 ? UnsafeMutablePointer<Float>.allocate(capacity: (tasks - 1) * wCount) : nil
+        defer { partial?.deallocate() }
+        overImages(n, tasks: tasks, scratch: pointwise ? 0 : scratchCount(c)) { t, images, col in
+            let dwTask: UnsafeMutablePointer<Float>? = dw.map { t == 0 ? $0 : (partial ?? $0) + (t - 1) * wCount }
+            for img in images {
+                let first = img == images.lowerBound
+                for grp in 0..<c.groups {
+                    let dyp = dy + (img * c.outC + grp * outPer) * outPlane
+                    let wg = w + grp * outPer * k
+                    let xg = x + (img * c.inC + grp * inPer) * inPlane
+                    if let dwTask {
+                        // dW_group[outPer, k] (+)= dY[outPer, P] . col[k, P]^T
+                        var src = xg
+                        if !pointwise, let col {
+                            im2col(c, x: x + img * c.inC * inPlane, c0: grp * inPer, count: inPer, col: col)
+                            src = UnsafePointer(col)
+                        }
+                        GEMM.multiply(m: outPer, n: k, k: outPlane, a: dyp, lda: outPlane, b: src, ldb: outPlane, transB: true,
+                                      c: dwTask + grp * outPer * k, ldc: k, beta: first ? 0 : 1)
+                    }
+                    if let dx {
+                        let dxg = dx + (img * c.inC + grp * inPer) * inPlane
+                        if pointwise {
+                            // dX_group[k, P] += W_group[outPer, k]^T . dY[outPer, P]
+                            GEMM.multiply(m: k, n: outPlane, k: outPer, a: wg, lda: k, transA: true, b: dyp, ldb: outPlane, c: dxg, ldc: outPlane, beta: 1)
+                        } else if let col {
+                            // dcol[k, P] = W_group[outPer, k]^T . dY[outPer, P], folded back into dx.
+                            GEMM.multiply(m: k, n: outPlane, k: outPer, a: wg, lda: k, transA: true, b: dyp, ldb: outPlane, c: col, ldc: outPlane)
+                            col2im(c, col: col, c0: grp * inPer, count: inPer, dx: dx + img * c.inC * inPlane)
+                        }
+                    }
                 }
-                if let dx {
-                    // dcol[k, P] = W_group[outPer, k]^T . dY[outPer, P], folded back into dx.
-                    GEMM.multiply(m: k, n: outPlane, k: outPer, a: wg, lda: k, transA: true, b: dyp, ldb: outPlane, c: col, ldc: outPlane)
-                    col2im(c, col: col, c0: grp * inPer, count: inPer, dx: dx + img * c.inC * inPlane)
+            }
+        }
+        if let dw, let partial, tasks > 1 {
+            let addTasks = Parallel.tasks(threads, work: wCount * (tasks - 1), minimumPerTask: 1 << 16)
+            Parallel.run(addTasks) { a in
+                let r = Parallel.chunk(a, of: addTasks, count: wCount)
+                for t in 1..<tasks {
+                    let p = partial + (t - 1) * wCount
+                    for j in r { dw[j] += p[j] }
                 }
+            }
+        }
+    }
+
+    // MARK: linear
+
+    /// y[n, o] = b[o] + W[o, :] . x[n, :] as one GEMM over the batch; the output features are split over
+    /// the tasks (each output's sum does not depend on the split).
+    static func linearForward(x: UnsafePointer<Float>, n: Int, fin: Int, fout: Int, w: UnsafePointer<Float>, b: UnsafePointer<Float>?,
+                              y: UnsafeMutablePointer<Float>, threads: Int) {
+        let tasks = Parallel.tasks(threads, work: n * fin * fout, minimumPerTask: 1 << 20)
+        Parallel.run(tasks) { t in
+            let r = Parallel.chunk(t, of: tasks, count: fout, align: 16)
+            guard !r.isEmpty else { return }
+            // Y[n, r] = X[n, fin] . W[r, fin]^T
+            GEMM.multiply(m: n, n: r.count, k: fin, a: x, lda: fin, b: w + r.lowerBound * fin, ldb: fin, transB: true,
+                          c: y + r.lowerBound, ldc: fout)
+            if let b {
+                for img in 0..<n { for o in r { y[img * fout + o] += b[o] } }
+            }
+        }
+    }
+
+    /// Gradients of a linear layer: `dw` = dY^T . X and `db` (sums over the batch, double precision for
+    /// the bias), `dx` = dY . W, each overwritten when given; rows split over the tasks.
+    static func linearBackward(x: UnsafePointer<Float>, n: Int, fin: Int, fout: Int, w: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+                               dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?, db: UnsafeMutablePointer<Float>?,
+                               threads: Int) {
+        let tasks = Parallel.tasks(threads, work: n * fin * fout, minimumPerTask: 1 << 20)
+        Parallel.run(tasks) { t in
+            let r = Parallel.chunk(t, of: tasks, count: fout)
+            if let db {
+                for o in r {
+                    var s = 0.0
+                    for img in 0..<n { s += Double(dy[img * fout + o]) }
+                    db[o] = Float(s)
+                }
+            }
+            if let dw, !r.isEmpty {
+                // dW[r, fin] = dY[n, r]^T . X[n, fin]
+                GEMM.multiply(m: r.count, n: fin, k: n, a: dy + r.lowerBound, lda: fout, transA: true, b: x, ldb: fin,
+                              c: dw + r.lowerBound * fin, ldc: fin)
+            }
+            if let dx {
+                // dX[n, cols] = dY[n, fout] . W[fout, cols]
+                let cols = Parallel.chunk(t, of: tasks, count: fin, align: 16)
+                guard !cols.isEmpty else { return }
+                GEMM.multiply(m: n, n: cols.count, k: fout, a: dy, lda: fout, b: w + cols.lowerBound, ldb: fin,
+                              c: dx + cols.lowerBound, ldc: fin)
             }
         }
     }

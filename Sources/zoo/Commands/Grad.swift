@@ -35,6 +35,8 @@ struct Grad: ParsableCommand {
     @Option(help: "Label smoothing in [0, 1).")
     var labelSmoothing = 0.0
 
+    @OptionGroup var compute: ThreadsOption
+
     @OptionGroup var replace: ForceOption<Grad>
 
     @OptionGroup var verbosity: QuietOption
@@ -46,6 +48,7 @@ struct Grad: ParsableCommand {
         guard let mode = bn.value else {
             throw ZooError(.usage, "--bn takes train or eval, got \(bn.text.escapingControlCharacters)")
         }
+        guard compute.threads > 0 else { throw ZooError(.usage, "--threads must be positive") }
         let set = try TrainableSet(parsing: trainable)
         let loss = try SoftmaxCrossEntropy(labelSmoothing: labelSmoothing)
         try replace.refuseExisting(output)
@@ -59,6 +62,7 @@ struct Grad: ParsableCommand {
             engine = try TrainingGraph(graph: ckpt.graph, weights: ckpt.weights, trainable: set, batchNorm: mode,
                                        batchNormMomentum: ckpt.config.batchNormMomentum)
         } catch let e as ZooError { throw e.kind == .usage ? e : e.inFile(checkpoint) }
+        engine.threads = compute.threads
         // The labels file's own mistakes name it (not the input's).
         guard classes.count == x.shape.first else {
             throw ZooError(.badInput, "\(classes.count) labels for a batch of \(x.shape.first ?? 0) images", file: labels)
