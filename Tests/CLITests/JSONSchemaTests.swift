@@ -232,6 +232,10 @@ import ZooTestSupport
         _ = try Self.expectMatches("`zoo predict MODEL IMAGE... --json`", ["predict", model, Self.image, "--top", "3", "--json"])
         _ = try Self.expectMatches("`zoo bench MODEL --json`",
                                    ["bench", "mobilenet_v3_small", "--size", "64", "--iterations", "2", "--warmup", "0", "--samples", "--json"])
+        let train = try Self.expectMatches("`zoo bench MODEL --json`",
+                                           ["bench", "mobilenet_v3_small", "--train", "--trainable", "last:1", "--batch", "2", "--size", "32",
+                                            "--iterations", "1", "--warmup", "0", "--json"])
+        #expect(train["train"]?.stringValue == "last:1, bn train" && (train["peak_rss_mb"]?.doubleValue ?? 0) > 1, "\(train)")
 
         // fetch --offline answers from the cache: a converted checkpoint placed where fetch keeps it.
         let home = dir.appendingPathComponent("home")

@@ -4,6 +4,7 @@ import ModelZoo
 import ZooArchitectures
 import ZooKernels
 import ZooRuntime
+import ZooTraining
 
 /// `zoo bench MODEL|CKPT`: in-process inference latency and throughput.
 struct Bench: ParsableCommand {
@@ -37,6 +38,15 @@ struct Bench: ParsableCommand {
     @Option(help: "Flavour when MODEL is an architecture name (torchvision or keras).")
     var flavour = Choice(Flavour.torchvision)
 
+    @Flag(help: "Time training steps instead of inference: forward in training mode, softmax cross-entropy, backward and an SGD update (momentum 0.9); random labels.")
+    var train = false
+
+    @Option(help: "With --train: the trainable parameters, all, head or last:N.")
+    var trainable = "all"
+
+    @Option(help: "With --train: BatchNorm train (batch statistics) or eval (running statistics).")
+    var bn = Choice(BatchNormMode.train)
+
     @Flag(help: "With --json, also list every timed pass as samples_ms (in run order).")
     var samples = false
 
@@ -58,6 +68,7 @@ struct Bench: ParsableCommand {
         guard (model == nil) == convPeak else {
             throw ValidationError(convPeak ? "--conv-peak times its own convolution: give no MODEL" : "give a MODEL (or --conv-peak)")
         }
+        if convPeak && train { throw ValidationError("--train times a model: not with --conv-peak") }
     }
 
     func run() throws {
@@ -71,6 +82,7 @@ struct Bench: ParsableCommand {
         guard let model else {
             return try timeConvPeak(backend)
         }
+        if train { return try timeTraining(model) }
         let loadStart = DispatchTime.now()
         let classifier: Classifier
         if FileManager.default.fileExists(atPath: model) {

@@ -266,4 +266,8 @@ struct BenchResult: Encodable {
     /// Effective rate: 2 x MACs / median latency.
     var gflops_per_s: Double
     var samples_ms: [Double]?
+    /// With --train: what was trained and how BatchNorm ran (`all, bn train`).
+    var train: String? = nil
+    /// With --train: the process's peak resident memory (MB) after the timed steps.
+    var peak_rss_mb: Double? = nil
 }
