@@ -61,4 +61,34 @@ import ZooTraining
             }
         }
     }
+
+    /// A trained state saved with `save(to:base:)` loads back with the trained values (the BatchNorm
+    /// statistics of a train-mode step too), keeps the base's metadata, and classifies with the new head;
+    /// an existing file is refused without `overwrite`.
+    @Test func savedStateLoadsBackAsANativeCheckpoint() throws {
+        let (ckpt, x, y, dir) = try Self.load("resnet18")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let graph = try TrainingGraph(graph: ckpt.graph, weights: ckpt.weights, trainable: .head, batchNorm: .train)
+        var optimizer = try Optimizer(.sgd(momentum: 0.9), groups: graph.parameterGroups(learningRate: 0.5, backboneScale: 1))
+        let step = try graph.step(input: x, labels: y, loss: try SoftmaxCrossEntropy())
+        var params = graph.values.filter { step.gradients[$0.key] != nil }
+        try optimizer.step(&params, gradients: step.gradients)
+        try graph.update(params)
+        let out = dir.appendingPathComponent("tuned.safetensors").path
+        try graph.save(to: out, base: ckpt.checkpoint)
+        let again = try LoadedCheckpoint(path: out)
+        #expect(again.checkpoint.metadata.architecture == ckpt.checkpoint.metadata.architecture)
+        #expect(Set(again.checkpoint.file.entries.map(\.name)) == Set(ckpt.checkpoint.file.entries.map(\.name)))
+        for name in ["fc.weight", "fc.bias", "bn1.running_mean", "layer4.1.bn2.running_var", "conv1.weight"] {
+            let saved = try again.checkpoint.file.tensor(named: name).floats()
+            #expect(saved == graph.values[name], "\(name) was not saved as trained")
+        }
+        // Negative controls: the trained head and the updated statistics differ from the base's.
+        #expect(try again.checkpoint.file.tensor(named: "fc.weight").floats() != ckpt.checkpoint.file.tensor(named: "fc.weight").floats())
+        #expect(try again.checkpoint.file.tensor(named: "bn1.running_mean").floats() != ckpt.checkpoint.file.tensor(named: "bn1.running_mean").floats())
+        let classifier = try Classifier(contentsOf: URL(fileURLWithPath: out), threads: 1)
+        #expect(try classifier(x).shape == [x.shape[0], 10])
+        #expect(throws: ZooError.self) { try graph.save(to: out, base: ckpt.checkpoint) }
+        try graph.save(to: out, base: ckpt.checkpoint, overwrite: true)
+    }
 }
