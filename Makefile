@@ -28,6 +28,7 @@ fixtures: setup
 # zoo vs PyTorch vs ONNX Runtime, side by side (benchmarks/RESULTS.md).
 bench: release
 	$(ZOO_PYTHON) benchmarks/run.py --batch8 --memory --cpu --repeat 2
+	$(ZOO_PYTHON) benchmarks/train.py
 
 test: setup fixtures
 	swift build --build-tests

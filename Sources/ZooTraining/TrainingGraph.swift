@@ -183,7 +183,11 @@ public final class TrainingGraph: @unchecked Sendable {
         if batchNorm == .train, n * input.shape[2] * input.shape[3] < 2 {
             throw ZooError(.badInput, "BatchNorm in train mode needs more than one value per channel (batch \(n) of \(input.shape[2])x\(input.shape[3]))")
         }
-        var fwd = try forward(input.floats(), Shape4(n: n, c: input.shape[1], h: input.shape[2], w: input.shape[3]),
+        let x = input.floats()
+        if let bad = x.withUnsafeBufferPointer({ $0.firstIndex(where: { !$0.isFinite }) }) {
+            throw ZooError(.badInput, "input element \(bad) is not finite (\(x[bad]))")
+        }
+        var fwd = try forward(x, Shape4(n: n, c: input.shape[1], h: input.shape[2], w: input.shape[3]),
                               dropoutSeed: dropoutSeed)
         guard let lastShape = fwd.shapes.last, lastShape.h == 1, lastShape.w == 1 else {
             throw ZooError(.badInput, "the graph does not end in logits [N, classes]")

@@ -303,6 +303,16 @@ import ZooTraining
         let t = try TestSupport.zoo(["grad", native, "--input", try Self.fixture("resnet18.x.npy"), "--labels", try Self.fixture("resnet18.y.npy"),
                                      "-o", out, "--trainable", "last:9"])
         #expect(t.status == 1 && t.stderr.contains("last:9"), "\(t.stderr)")
+        // A NaN in the input batch is named (element and file), before any step runs.
+        let raw = try Data(contentsOf: URL(fileURLWithPath: try Self.fixture("resnet18.x.npy")))
+        var values = try raw.withUnsafeBytes { try NPY.read($0) }.floats()
+        values[5] = .nan
+        let nanInput = dir.appendingPathComponent("nan.npy").path
+        try Data(try NPY.encode(try Tensor(shape: [4, 3, 48, 48], floats: values))).write(to: URL(fileURLWithPath: nanInput))
+        let n = try TestSupport.zoo(["grad", native, "--input", nanInput, "--labels", try Self.fixture("resnet18.y.npy"), "-o", out])
+        #expect(n.status == 2 && n.stderr.split(separator: "\n").count == 1 && n.stderr.contains("input element 5 is not finite")
+                && n.stderr.contains(nanInput), "\(n.status) \(n.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: out))
     }
 
     @Test func stepsAreDeterministic() throws {
