@@ -96,14 +96,7 @@ struct Bench: ParsableCommand {
             classifier = try Classifier(graph: graph, weights: weights, threads: threads, backend: backend)
         }
         let loadMs = Double(DispatchTime.now().uptimeNanoseconds - loadStart.uptimeNanoseconds) / 1e6
-        var seed: UInt64 = 12345
-        let count = batch * classifier.graph.inputChannels * size * size
-        var values = [Float](repeating: 0, count: count)
-        for i in 0..<count {
-            seed = seed &* 6364136223846793005 &+ 1442695040888963407
-            values[i] = Float(Int32(truncatingIfNeeded: seed >> 32)) / Float(Int32.max)
-        }
-        let input = try Tensor(shape: [batch, classifier.graph.inputChannels, size, size], floats: values)
+        let input = try Bench.randomInput(batch: batch, channels: classifier.graph.inputChannels, size: size)
         let bar = ProgressBar(counting: "passes")
         for i in 0..<warmup {
             _ = try classifier(input)
@@ -129,6 +122,18 @@ struct Bench: ParsableCommand {
             print("cpu:        \(f(cpuPerPass)) ms of process CPU time per pass (all threads)")
             print("load:       \(f(loadMs)) ms; convolutions: \(backend.description); \(KernelBackend.blasDescription)")
         }
+    }
+
+    /// A deterministic pseudo-random input batch [batch, channels, size, size] in [-1, 1].
+    static func randomInput(batch: Int, channels: Int, size: Int) throws -> Tensor {
+        var seed: UInt64 = 12345
+        let count = batch * channels * size * size
+        var values = [Float](repeating: 0, count: count)
+        for i in 0..<count {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            values[i] = Float(Int32(truncatingIfNeeded: seed >> 32)) / Float(Int32.max)
+        }
+        return try Tensor(shape: [batch, channels, size, size], floats: values)
     }
 
     /// Runs `pass` `warmup` times untimed, then `iterations` times timed: the times in run order (ms)

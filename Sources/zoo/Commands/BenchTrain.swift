@@ -35,14 +35,7 @@ extension Bench {
         let engine = try TrainingGraph(graph: graph, weights: weights, trainable: set, batchNorm: mode, batchNormMomentum: momentum)
         engine.threads = threads
         let loadMs = Double(DispatchTime.now().uptimeNanoseconds - loadStart.uptimeNanoseconds) / 1e6
-        var seed: UInt64 = 12345
-        let count = batch * graph.inputChannels * size * size
-        var values = [Float](repeating: 0, count: count)
-        for i in 0..<count {
-            seed = seed &* 6364136223846793005 &+ 1442695040888963407
-            values[i] = Float(Int32(truncatingIfNeeded: seed >> 32)) / Float(Int32.max)
-        }
-        let input = try Tensor(shape: [batch, graph.inputChannels, size, size], floats: values)
+        let input = try Bench.randomInput(batch: batch, channels: graph.inputChannels, size: size)
         let labels = (0..<batch).map { ($0 * 7919) % max(classes, 1) }
         let loss = try SoftmaxCrossEntropy()
         var optimizer = try Optimizer(.sgd(momentum: 0.9), groups: engine.parameterGroups(learningRate: 1e-3, backboneScale: 1))
