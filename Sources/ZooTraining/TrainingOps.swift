@@ -110,13 +110,11 @@ enum TrainingOps {
             for img in images {
                 for grp in 0..<c.groups {
                     let xg = x + (img * c.inC + grp * inPer) * inPlane
-                    let src: UnsafePointer<Float>
-                    if pointwise || col == nil {
-                        src = xg
-                    } else if let col {
+                    var src = xg
+                    if !pointwise, let col {
                         im2col(c, x: x + img * c.inC * inPlane, c0: grp * inPer, count: inPer, col: col)
                         src = UnsafePointer(col)
-                    } else { return }
+                    }
                     let yp = y + (img * c.outC + grp * outPer) * outPlane
                     GEMM.multiply(m: outPer, n: outPlane, k: k, a: w + grp * outPer * k, lda: k, b: src, ldb: outPlane, c: yp, ldc: outPlane)
                 }
