@@ -81,6 +81,16 @@ enum TrainingOps {
             && c.g.outH == c.g.inH && c.g.outW == c.g.inW
     }
 
+    /// Image `img`'s group `grp` unfolded as GEMM's [k, P] operand: the input itself for a pointwise
+    /// convolution, else its im2col in `col`.
+    private static func unfolded(_ c: Conv, x: UnsafePointer<Float>, img: Int, grp: Int, pointwise: Bool,
+                                 col: UnsafeMutablePointer<Float>?) -> UnsafePointer<Float> {
+        let inPer = c.inC / c.groups, inPlane = c.g.inH * c.g.inW
+        guard !pointwise, let col else { return x + (img * c.inC + grp * inPer) * inPlane }
+        im2col(c, x: x + img * c.inC * inPlane, c0: grp * inPer, count: inPer, col: col)
+        return UnsafePointer(col)
+    }
+
     /// Runs `body(task, images)` over `tasks` contiguous chunks of the batch, each task with its own
     /// scratch of `scratch` floats (none when 0).
     private static func overImages(_ n: Int, tasks: Int, scratch: Int,
@@ -103,18 +113,13 @@ enum TrainingOps {
     static func convForward(_ c: Conv, x: UnsafePointer<Float>, n: Int, w: UnsafePointer<Float>, b: UnsafePointer<Float>?,
                             y: UnsafeMutablePointer<Float>, threads: Int) {
         let g = c.g, inPer = c.inC / c.groups, outPer = c.outC / c.groups
-        let inPlane = g.inH * g.inW, outPlane = g.outH * g.outW, k = inPer * c.kh * c.kw
+        let outPlane = g.outH * g.outW, k = inPer * c.kh * c.kw
         let pointwise = isPointwise(c)
         let tasks = Parallel.tasks(threads, work: n * c.outC * k * outPlane, minimumPerTask: 1 << 20)
         overImages(n, tasks: min(tasks, n), scratch: pointwise ? 0 : scratchCount(c)) { _, images, col in
             for img in images {
                 for grp in 0..<c.groups {
-                    let xg = x + (img * c.inC + grp * inPer) * inPlane
-                    var src = xg
-                    if !pointwise, let col {
-                        im2col(c, x: x + img * c.inC * inPlane, c0: grp * inPer, count: inPer, col: col)
-                        src = UnsafePointer(col)
-                    }
+                    let src = unfolded(c, x: x, img: img, grp: grp, pointwise: pointwise, col: col)
                     let yp = y + (img * c.outC + grp * outPer) * outPlane
                     GEMM.multiply(m: outPer, n: outPlane, k: k, a: w + grp * outPer * k, lda: k, b: src, ldb: outPlane, c: yp, ldc: outPlane)
                 }
@@ -165,14 +170,9 @@ enum TrainingOps {
                 for grp in 0..<c.groups {
                     let dyp = dy + (img * c.outC + grp * outPer) * outPlane
                     let wg = w + grp * outPer * k
-                    let xg = x + (img * c.inC + grp * inPer) * inPlane
                     if let dwTask {
                         // dW_group[outPer, k] (+)= dY[outPer, P] . col[k, P]^T
-                        var src = xg
-                        if !pointwise, let col {
-                            im2col(c, x: x + img * c.inC * inPlane, c0: grp * inPer, count: inPer, col: col)
-                            src = UnsafePointer(col)
-                        }
+                        let src = unfolded(c, x: x, img: img, grp: grp, pointwise: pointwise, col: col)
                         GEMM.multiply(m: outPer, n: k, k: outPlane, a: dyp, lda: outPlane, b: src, ldb: outPlane, transB: true,
                                       c: dwTask + grp * outPer * k, ldc: k, beta: first ? 0 : 1)
                     }
