@@ -67,6 +67,11 @@ let package = Package(
         .target(name: "ZooRuntime", dependencies: ["ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooFormats", "ZooArchitectures", "ZooKernels"]),
         // Training: losses, optimisers, schedules, and (issue #15) the training executor.
         .target(name: "ZooTraining", dependencies: ["ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooFormats", "ZooArchitectures", "ZooKernels", "ZooRuntime"]),
+        // Transfer learning: labelled image sets, embeddings and their cache, new classifiers, evaluation (issue #16).
+        .target(name: "ZooTransfer", dependencies: [
+            "ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooFormats", "ZooArchitectures", "ZooKernels", "ZooRuntime", "ZooTraining", "ZooImages",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         // Images.
         .target(name: "ZooImages", dependencies: ["ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "CJPEG", "CPNG"]),
         // Downloads into the model cache (resume, checksums, atomic placement).
@@ -76,7 +81,7 @@ let package = Package(
         // The public umbrella library.
         .target(name: "ModelZoo", dependencies: [
             "ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooFormats", "ZooPyTorch", "ZooHDF5", "ZooImporters", "ZooArchitectures", "ZooMapping",
-            "ZooKernels", "ZooRuntime", "ZooTraining", "ZooImages", "ZooFetch",
+            "ZooKernels", "ZooRuntime", "ZooTraining", "ZooTransfer", "ZooImages", "ZooFetch",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // The command-line tool, thin over the library.

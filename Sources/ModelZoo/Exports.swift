@@ -2,3 +2,4 @@
 @_exported import ZooFetch
 @_exported import ZooImages
 @_exported import ZooTraining
+@_exported import ZooTransfer

@@ -138,3 +138,61 @@ public struct Backbone: Sendable {
     /// The feature maps (NCHW), one per selected tap.
     public func features(_ input: Tensor) throws -> [Tensor] { try forward(input).maps }
 }
+
+/// Embeddings for transfer learning: what the classifier's final linear layer reads, [N, D] per batch.
+///
+/// For a graph that ends on a linear layer (every family's own head), that layer's input at inference
+/// (dropout is the identity): ResNet's pooled 512/2048 channels, VGG's 4096 after `classifier.4`,
+/// MobileNetV3's 1280 after `classifier.2`. A new classifier trained on these embeddings replaces the
+/// last layer alone, as `torchvision.models.<arch>(num_classes=K)` does. For a graph without a head
+/// (`include_top` false) it is the global average of the last feature map.
+public struct Embedder: Sendable {
+    /// The graph.
+    public let graph: LayerGraph
+    /// The graph's final linear layer (the one a new classifier replaces), or nil when the graph has none.
+    public let finalLayer: Int?
+    /// The embedding width D.
+    public let width: Int
+    /// Compute threads per call.
+    public var threads: Int
+    let engine: Engine
+    let output: Int
+
+    /// Compiles the graph up to the input of its final linear layer (without that layer's weights).
+    public init(graph: LayerGraph, weights: WeightLookup, threads: Int = defaultThreadCount,
+                backend: ConvolutionBackend = .processDefault) throws {
+        KernelBackend.prepare()
+        self.graph = graph
+        self.threads = max(1, threads)
+        if let (layer, input, fin) = Embedder.finalLinear(of: graph) {
+            finalLayer = layer
+            width = fin
+            engine = try Engine.compile(graph, end: layer, materialized: [input], weights: weights, backend: backend)
+            output = input
+        } else {
+            guard let tap = graph.taps.last else { throw ZooError(.badInput, "the architecture has neither a classifier nor a feature tap") }
+            finalLayer = nil
+            width = tap.channels
+            engine = try Engine.compile(graph, end: tap.node + 1, materialized: [tap.node], weights: weights, backend: backend)
+            output = tap.node
+        }
+    }
+
+    /// The graph's last node when it is a linear layer reading an earlier node: (layer, its input, in features).
+    public static func finalLinear(of graph: LayerGraph) -> (layer: Int, input: Int, inFeatures: Int)? {
+        guard let last = graph.nodes.indices.last, case let .linear(fin, _, _) = graph.nodes[last].op,
+              graph.nodes[last].inputs.count == 1, let input = graph.nodes[last].inputs.first, input >= 0, input < last else { return nil }
+        return (last, input, fin)
+    }
+
+    /// Embeddings [N, D] (float32) of a preprocessed batch [N, C, H, W].
+    public func callAsFunction(_ input: Tensor) throws -> Tensor {
+        let out = try engine.run(input, outputs: [engine.nodeValue[output]], threads: threads, poolLast: finalLayer == nil)
+        guard let first = out.last else { throw ZooError(.badInput, "the graph produced no output") }
+        let n = input.shape[0]
+        guard first.elementCount == n * width else {
+            throw ZooError(.badInput, "embeddings of \(first.elementCount) values for \(n) images of width \(width)")
+        }
+        return try first.reshaped([n, width])
+    }
+}
