@@ -108,6 +108,9 @@ let package = Package(
         .testTarget(name: "ZooTrainingTests", dependencies: [
             "ZooTraining", "ZooRuntime", "ZooKernels", "ZooArchitectures", "ZooFormats", "ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooTestSupport",
         ]),
+        .testTarget(name: "ZooTransferTests", dependencies: [
+            "ZooTransfer", "ZooTraining", "ZooRuntime", "ZooImages", "ZooFormats", "ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooTestSupport",
+        ]),
         .testTarget(name: "ZooImagesTests", dependencies: ["ZooImages", "ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooTestSupport", "CJPEG"]),
         .testTarget(name: "ZooFetchTests", dependencies: ["ZooFetch", "ZooErrors", "ZooJSON", "ZooFiles", "ZooTensor", "ZooTestSupport"]),
         .testTarget(name: "HardeningTests", dependencies: [
