@@ -1,0 +1,218 @@
+import Foundation
+import Testing
+import ZooErrors
+import ZooFiles
+import ZooFormats
+import ZooJSON
+import ZooTensor
+import ZooTestSupport
+import ZooTransfer
+
+/// `zoo train` / `zoo eval` / `zoo predict` through the built tool on the digits fixture
+/// (tools/fixtures/gen_transfer.py): the output against torchvision (strict load, same logits), the
+/// embeddings against torch's, eval's accuracy against train's summary, the embedding cache (hits,
+/// invalidation), and bad data refused or skipped.
+@Suite(.serialized) struct TrainCommandTests {
+    static func fixture(_ name: String) throws -> String { try TestSupport.fixture("transfer/\(name)") }
+
+    /// A fresh folder with the base converted into it.
+    static func workspace() throws -> (dir: URL, base: String) {
+        let dir = try TestSupport.temporaryDirectory()
+        let base = dir.appendingPathComponent("base.safetensors").path
+        let r = try TestSupport.zoo(["convert", try fixture("resnet18.pth"), "--arch", "resnet18", "-o", base, "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        return (dir, base)
+    }
+
+    /// Copies a fixture tree into `dir`.
+    static func copyTree(_ split: String, to dir: URL) throws -> URL {
+        let dest = dir.appendingPathComponent(split)
+        try FileManager.default.copyItem(atPath: try fixture("digits/\(split)"), toPath: dest.path)
+        return dest
+    }
+
+    static func train(_ args: [String], home: URL) throws -> (TestSupport.ProcessResult, JSONValue?) {
+        let r = try TestSupport.zoo(["train"] + args + ["--json", "-q"], environment: ["ZOO_HOME": home.path])
+        return (r, r.status == 0 ? try JSONValue.parse(r.stdout) : nil)
+    }
+
+    @Test func zooEmbeddingsEqualTorchs() throws {
+        let (dir, base) = try Self.workspace()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let set = try LabelledImages.folder(try Self.fixture("digits/val"))
+        let run = FeatureExtractionTraining(base: try TransferBase(path: base), threads: 2)
+        let ours = try run.source(baseSHA256: "unused").embeddings(of: set.files).values
+        let ref = try SafetensorsFile(path: try Self.fixture("embeddings.safetensors")).tensor(named: "val").floats()
+        #expect(TransferTests.relError(ours, ref) <= 1e-4, "\(TransferTests.relError(ours, ref))")
+        // Negative control: the images in another order give other rows.
+        let reversed = try run.source(baseSHA256: "unused").embeddings(of: set.files.reversed()).values
+        #expect(TransferTests.relError(reversed, ref) > 1e-2)
+    }
+
+    @Test func trainEvalPredictAgreeAndTheOutputLoadsIntoTorchvision() throws {
+        let (dir, base) = try Self.workspace()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let home = dir.appendingPathComponent("home")
+        let train = try Self.fixture("digits/train"), val = try Self.fixture("digits/val")
+        let out = dir.appendingPathComponent("digits.safetensors").path
+        let args = [base, "--data", train, "--val", val, "-o", out, "--epochs", "6", "--lr", "0.01", "--seed", "1"]
+        let (r, doc) = try Self.train(args, home: home)
+        #expect(r.status == 0, "\(r.stderr)")
+        let summary = try #require(doc)
+        let epochs = try #require(summary["epochs"]?.arrayValue)
+        #expect(epochs.count == 6)
+        let best = try #require(summary["best_epoch"]?.intValue)
+        let valAccuracy = try #require(summary["val_accuracy"]?.doubleValue)
+        #expect(epochs[best - 1]["val_accuracy"]?.doubleValue == valAccuracy)
+        #expect(epochs.compactMap { $0["val_accuracy"]?.doubleValue }.max() == valAccuracy)
+        #expect(summary["cached_embeddings"]?.intValue == 0)
+        let classes = summary["classes"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        #expect(classes == ["eight", "five", "four", "nine", "one", "seven", "six", "three", "two", "zero"])
+
+        // zoo eval on the validation folder gives exactly the kept epoch's accuracy.
+        let e = try TestSupport.zoo(["eval", out, "--data", val, "--json", "-q"])
+        #expect(e.status == 0, "\(e.stderr)")
+        let report = try JSONValue.parse(e.stdout)
+        #expect(report["accuracy"]?.doubleValue == valAccuracy)
+        let confusion = try #require(report["confusion"]?.arrayValue)
+        #expect(confusion.count == 10)
+        #expect(confusion.flatMap { $0.arrayValue ?? [] }.compactMap(\.intValue).reduce(0, +) == 50)
+        #expect(report["per_class"]?.arrayValue?.compactMap { $0["support"]?.intValue } == Array(repeating: 5, count: 10))
+        #expect(report["top5"]?.doubleValue != nil)
+
+        // zoo predict prints the folder names.
+        let image = try LabelledImages.folder(val).files[0]
+        let p = try TestSupport.zoo(["predict", out, image, "--top", "3", "--json", "-q"])
+        #expect(p.status == 0, "\(p.stderr)")
+        let labels = try JSONValue.parse(p.stdout).arrayValue?.first?["top"]?.arrayValue?.compactMap { $0["label"]?.stringValue ?? $0.arrayValue?.last?.stringValue }
+        #expect(labels?.count == 3)
+        #expect(labels?.allSatisfy { classes.contains($0) } == true, "\(p.stdout)")
+
+        // The output loads into torchvision's resnet18(num_classes=10) strictly and gives the same logits.
+        let x = dir.appendingPathComponent("x.npy").path, ref = dir.appendingPathComponent("ref.npy").path
+        let y = dir.appendingPathComponent("y.npy").path
+        let py = try TestSupport.python("""
+        import sys, numpy as np, torch, torchvision
+        from safetensors.torch import load_file
+        m = torchvision.models.resnet18(num_classes=10)
+        m.load_state_dict(load_file(sys.argv[1]), strict=True)
+        m.eval()
+        x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+        np.save(sys.argv[2], x.numpy())
+        with torch.no_grad():
+            np.save(sys.argv[3], m(x).numpy())
+        """, [out, x, ref])
+        #expect(py.status == 0, "\(py.stderr)")
+        let run = try TestSupport.zoo(["run", out, "--input", x, "-o", y, "-q"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let ours = try Self.npy(y), theirs = try Self.npy(ref)
+        #expect(TransferTests.relError(ours, theirs) <= 1e-4, "\(TransferTests.relError(ours, theirs))")
+        // Negative control: the base's own (1000-class) head gives other logits for the same input.
+        let baseRun = try TestSupport.zoo(["run", base, "--input", x, "-o", dir.appendingPathComponent("b.npy").path, "-q"])
+        #expect(baseRun.status == 0)
+        #expect(try Self.npy(dir.appendingPathComponent("b.npy").path).count == 2000)
+
+        // A second run reads every embedding from the cache and writes the same bytes.
+        let again = dir.appendingPathComponent("again.safetensors").path
+        var second = args
+        second[second.firstIndex(of: out)!] = again
+        let (r2, doc2) = try Self.train(second, home: home)
+        #expect(r2.status == 0, "\(r2.stderr)")
+        #expect(doc2?["cached_embeddings"]?.intValue == 150)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: again)) == Data(contentsOf: URL(fileURLWithPath: out)))
+    }
+
+    static func npy(_ path: String) throws -> [Float] {
+        let file = try MappedFile(path: path)
+        return try file.withBytes { try NPY.read($0) }.floats()
+    }
+
+    @Test func theCacheMissesWhenAnImageOrTheBaseChanges() throws {
+        let (dir, base) = try Self.workspace()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let home = dir.appendingPathComponent("home")
+        let train = try Self.copyTree("train", to: dir)
+        let common = ["--data", train.path, "--val-split", "0", "--epochs", "1", "--force"]
+        let out = dir.appendingPathComponent("o.safetensors").path
+        let (r1, d1) = try Self.train([base] + common + ["-o", out], home: home)
+        #expect(r1.status == 0, "\(r1.stderr)")
+        #expect(d1?["cached_embeddings"]?.intValue == 0)
+        // One image changed (one pixel, re-encoded by PIL): only it is computed again.
+        let changed = try LabelledImages.folder(train.path).files[7]
+        let py = try TestSupport.python("""
+        import sys
+        from PIL import Image
+        im = Image.open(sys.argv[1]).convert("RGB"); im.putpixel((0, 0), (255, 0, 0)); im.save(sys.argv[1])
+        """, [changed])
+        #expect(py.status == 0, "\(py.stderr)")
+        let (r2, d2) = try Self.train([base] + common + ["-o", out], home: home)
+        #expect(r2.status == 0, "\(r2.stderr)")
+        #expect(d2?["cached_embeddings"]?.intValue == 99)
+        // Another base (same architecture, other weights: the trained output) misses everything.
+        let (r3, d3) = try Self.train([out] + common + ["-o", dir.appendingPathComponent("o2.safetensors").path], home: home)
+        #expect(r3.status == 0, "\(r3.stderr)")
+        #expect(d3?["cached_embeddings"]?.intValue == 0)
+        // --no-cache neither reads nor writes.
+        let (r4, d4) = try Self.train([base] + common + ["-o", out, "--no-cache"], home: home)
+        #expect(r4.status == 0, "\(r4.stderr)")
+        #expect(d4?["cached_embeddings"]?.intValue == 0)
+    }
+
+    @Test func badImagesAreRefusedOrSkipped() throws {
+        let (dir, base) = try Self.workspace()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let home = dir.appendingPathComponent("home")
+        let train = try Self.copyTree("train", to: dir)
+        let good = try LabelledImages.folder(train.path).files[0]
+        let truncated = train.appendingPathComponent("five/truncated.png").path
+        try Data(try Data(contentsOf: URL(fileURLWithPath: good)).prefix(60)).write(to: URL(fileURLWithPath: truncated))
+        try Data("not an image".utf8).write(to: train.appendingPathComponent("five/notes.txt"))
+        let out = dir.appendingPathComponent("o.safetensors").path
+        let (refused, _) = try Self.train([base, "--data", train.path, "--val-split", "0", "--epochs", "1", "-o", out], home: home)
+        #expect(refused.status == 2)
+        #expect(refused.stderr.contains("truncated.png"), "\(refused.stderr)")
+        #expect(!refused.stderr.contains("notes.txt"))
+        #expect(!FileManager.default.fileExists(atPath: out))
+        let (skipped, doc) = try Self.train([base, "--data", train.path, "--val-split", "0", "--epochs", "1", "-o", out, "--skip-bad"], home: home)
+        #expect(skipped.status == 0, "\(skipped.stderr)")
+        #expect(doc?["skipped"]?.intValue == 1)
+        #expect(doc?["train_images"]?.intValue == 100)
+
+        // An empty class folder, a single class, and a manifest label that names no class are errors.
+        try FileManager.default.createDirectory(at: train.appendingPathComponent("ten"), withIntermediateDirectories: true)
+        let (empty, _) = try Self.train([base, "--data", train.path, "-o", out, "--force"], home: home)
+        #expect(empty.status == 2)
+        #expect(empty.stderr.contains("ten"), "\(empty.stderr)")
+        let single = dir.appendingPathComponent("single")
+        try FileManager.default.createDirectory(at: single, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: train.appendingPathComponent("one"), to: single.appendingPathComponent("one"))
+        let (one, _) = try Self.train([base, "--data", single.path, "-o", out, "--force"], home: home)
+        #expect(one.status == 2)
+        #expect(one.stderr.contains("at least 2"), "\(one.stderr)")
+        let manifest = dir.appendingPathComponent("val.csv")
+        try "path,label\n\(good),eleven\n".write(to: manifest, atomically: true, encoding: .utf8)
+        try FileManager.default.removeItem(at: train.appendingPathComponent("ten"))
+        let (label, _) = try Self.train([base, "--data", train.path, "--val", manifest.path, "--skip-bad", "-o", out, "--force"], home: home)
+        #expect(label.status == 2)
+        #expect(label.stderr.contains("eleven") && label.stderr.contains("val.csv"), "\(label.stderr)")
+    }
+
+    @Test func manifestsReadLikeFolders() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let folder = try LabelledImages.folder(try Self.fixture("digits/val"))
+        var csv = "path,label\n"
+        for (f, y) in zip(folder.files, folder.labels) { csv += "\"\(f)\",\(folder.classes[y])\n" }
+        let path = dir.appendingPathComponent("m.csv").path
+        try csv.write(toFile: path, atomically: true, encoding: .utf8)
+        let manifest = try LabelledImages.manifest(path)
+        #expect(manifest == folder)
+        let (train, val) = try manifest.split(validationFraction: 0.4, seed: 5)
+        #expect(train.files.count == 30 && val.files.count == 20)
+        #expect(val.counts == Array(repeating: 2, count: 10))
+        #expect(Set(train.files).isDisjoint(with: val.files))
+        let again = try manifest.split(validationFraction: 0.4, seed: 5)
+        #expect(again.validation == val)
+        #expect(try manifest.split(validationFraction: 0.4, seed: 6).validation != val)
+    }
+}
