@@ -230,6 +230,18 @@ import ZooTestSupport
                                             ["features", model, Self.image, "--stages", "0,2", "-o", dir.appendingPathComponent("s.safetensors").path, "--json"])
         #expect(stages["stages"]?.arrayValue?.compactMap { $0["index"]?.intValue } == [0, 2])
         _ = try Self.expectMatches("`zoo predict MODEL IMAGE... --json`", ["predict", model, Self.image, "--top", "3", "--json"])
+        // A two-class ImageFolder tree of the sample image, for train and eval.
+        let data = dir.appendingPathComponent("data")
+        for c in ["boat", "sail"] {
+            try FileManager.default.createDirectory(at: data.appendingPathComponent(c), withIntermediateDirectories: true)
+            for i in 0..<2 { try FileManager.default.copyItem(atPath: Self.image, toPath: data.appendingPathComponent("\(c)/\(i).jpg").path) }
+        }
+        let tuned = dir.appendingPathComponent("tuned.safetensors").path
+        let trained = try Self.expectMatches("`zoo train BASE --data D -o OUT --json`",
+                                             ["train", model, "--data", data.path, "--val-split", "0.5", "--epochs", "2", "-o", tuned, "--no-cache", "--json"])
+        #expect(trained["epochs"]?.arrayValue?.count == 2 && trained["val_images"]?.intValue == 2, "\(trained)")
+        let evaluated = try Self.expectMatches("`zoo eval CKPT --data D --json`", ["eval", tuned, "--data", data.path, "--json"])
+        #expect(evaluated["images"]?.intValue == 4 && evaluated["top5"] == .null, "\(evaluated)")
         _ = try Self.expectMatches("`zoo bench MODEL --json`",
                                    ["bench", "mobilenet_v3_small", "--size", "64", "--iterations", "2", "--warmup", "0", "--samples", "--json"])
         let train = try Self.expectMatches("`zoo bench MODEL --json`",
