@@ -3,11 +3,13 @@ import ZooTraining
 
 /// How a new classifier is trained: optimiser, schedule, epochs, batches, seed.
 ///
-/// The defaults are the feature-extraction recipe (docs/transfer-learning.md): AdamW at 1e-3 with decoupled
-/// weight decay 1e-4, batches of 32, 20 epochs under a cosine schedule, shuffled each epoch from the seed,
+/// The defaults are the feature-extraction recipe (docs/transfer-learning.md): AdamW at 1e-2 with decoupled
+/// weight decay 1e-4, batches of 16, 20 epochs under a cosine schedule, shuffled each epoch from the seed,
 /// the epoch with the best validation accuracy kept. A linear head on frozen embeddings is a convex
-/// problem: Adam's per-parameter steps make it converge in a few epochs whatever the embedding scale, and
-/// epochs over cached embeddings cost milliseconds.
+/// problem: Adam's per-parameter steps make it converge whatever the embedding scale; a small dataset gives
+/// few steps per epoch, hence the small batches and the rate (Keras's 1e-3 assumes thousands of images);
+/// the cosine decay and keeping the best epoch make a too-high rate cheap; epochs over cached embeddings
+/// cost milliseconds.
 public struct TrainingRecipe: Sendable, Equatable {
     /// The optimiser.
     public enum OptimizerChoice: String, Sendable, CaseIterable, Codable {
@@ -38,9 +40,9 @@ public struct TrainingRecipe: Sendable, Equatable {
     /// Passes over the training set.
     public var epochs = 20
     /// Images per step (the last batch of an epoch may be smaller).
-    public var batch = 32
+    public var batch = 16
     /// The base learning rate (of the new classifier).
-    public var learningRate = 1e-3
+    public var learningRate = 1e-2
     /// Weight decay (L2 for SGD, decoupled for AdamW), applied to every trained parameter.
     public var weightDecay = 1e-4
     /// The optimiser.
