@@ -108,21 +108,8 @@ public struct FeatureExtractionTraining: Sendable {
         let fitted = try HeadTrainer.fit(
             train: EmbeddedSet(values: trainEmbeddings.values, labels: train.labels, width: width), validation: validationSet,
             initial: head, recipe: recipe, onEpoch: callbacks.epoch, onStep: callbacks.step)
-        let kept = fitted.epochs[fitted.keptEpoch - 1]
-        var metrics: [(String, JSONValue)] = [("epoch", .int(Int64(kept.epoch))), ("train_loss", .double(kept.trainLoss)),
-                                              ("train_accuracy", .double(kept.trainAccuracy))]
-        if let v = kept.valAccuracy { metrics.append(("val_accuracy", .double(v))) }
-        if let v = kept.valLoss { metrics.append(("val_loss", .double(v))) }
-        let provenance: JSONValue = .object([
-            ("mode", .string("features")),
-            ("base", .string((base.path as NSString).lastPathComponent)),
-            ("base_sha256", .string(digest)),
-            ("classifier", .string(base.finalLayer)),
-            ("train_images", .int(Int64(train.files.count))),
-            ("val_images", .int(Int64(validation?.files.count ?? 0))),
-            ("recipe", .object(recipe.summary.map { ($0.0, .string($0.1)) })),
-            ("metrics", .object(metrics)),
-        ])
+        let provenance = TransferProvenance.json(mode: "features", base: base, digest: digest, train: train, validation: validation,
+                                                 recipe: recipe, extra: [], kept: fitted.epochs[fitted.keptEpoch - 1])
         try base.write(head: fitted.head, labels: train.classes, training: provenance, to: output, overwrite: overwrite)
         return Result(epochs: fitted.epochs, keptEpoch: fitted.keptEpoch, head: fitted.head,
                       cachedEmbeddings: trainEmbeddings.cached + (valEmbeddings?.cached ?? 0), embeddings: total)

@@ -80,22 +80,34 @@ public struct TransferBase: Sendable {
     /// file unless `overwrite`. Every other tensor is copied as it is in the base (same dtype).
     public func write(head: LinearHead, labels: [String], training: JSONValue? = nil, to output: String, overwrite: Bool = false) throws {
         guard head.width == width else { throw ZooError(.mismatch, "a head of width \(head.width) for embeddings of \(width)", file: output) }
-        guard labels.count == head.classes else {
-            throw ZooError(.mismatch, "\(labels.count) labels for a classifier of \(head.classes) classes", file: output)
+        try write(replacing: [finalLayer + ".weight": (head.weight, [head.classes, width]), finalLayer + ".bias": (head.bias, [head.classes])],
+                  classes: head.classes, labels: labels, training: training, to: output, overwrite: overwrite)
+    }
+
+    /// Writes the base with `classes` classes and the float32 values of `replacing` (name: values and shape;
+    /// the new classifier and any trained tensor) in place of the base's tensors of those names; the rest as
+    /// `write(head:...)` describes. A name the base lacks, or a shape other than the new architecture's
+    /// (the base's, for every tensor but the classifier), is an error.
+    public func write(replacing: [String: (values: [Float], shape: [Int])], classes: Int, labels: [String], training: JSONValue? = nil,
+                      to output: String, overwrite: Bool = false) throws {
+        guard labels.count == classes else {
+            throw ZooError(.mismatch, "\(labels.count) labels for a classifier of \(classes) classes", file: output)
         }
-        let config = try configuration(classes: head.classes)
-        var records: [TensorRecord] = []
+        let config = try configuration(classes: classes)
         let file = loaded.checkpoint.file
-        let replaced = [finalLayer + ".weight": try Tensor(shape: [head.classes, width], floats: head.weight),
-                        finalLayer + ".bias": try Tensor(shape: [head.classes], floats: head.bias)]
+        var records: [TensorRecord] = []
         for entry in file.entries {
-            if let t = replaced[entry.name] {
-                records.append(TensorRecord(name: entry.name, tensor: t))
+            if let (v, shape) = replacing[entry.name] {
+                let isClassifier = entry.name.hasPrefix(finalLayer + ".")
+                guard isClassifier || shape == entry.shape else {
+                    throw ZooError(.mismatch, "shape \(shape), the base has \(entry.shape)", file: output, item: entry.name)
+                }
+                records.append(TensorRecord(name: entry.name, tensor: try Tensor(shape: shape, floats: v)))
             } else {
                 records.append(TensorRecord(name: entry.name, dtype: entry.dtype, shape: entry.shape) { try file.tensor(entry) })
             }
         }
-        for name in replaced.keys.sorted() where file.entry(named: name) == nil {
+        for name in replacing.keys.sorted() where file.entry(named: name) == nil {
             throw ZooError(.mismatch, "the base checkpoint has no tensor of this name", file: path, item: name)
         }
         var metadata = loaded.checkpoint.metadata
