@@ -146,29 +146,23 @@ public struct FineTuning: Sendable {
         return Result(epochs: history, keptEpoch: keptEpoch)
     }
 
-    /// Loss and accuracy of the current weights on `set` (the inference engine, BatchNorm with running statistics).
+    /// Loss and accuracy of the current weights on `set`: the inference engine (BatchNorm with running
+    /// statistics) up to the classifier's input, then the classifier layer, 8 images per pass: the computation
+    /// `ClassifierEvaluation` runs on the written file, so `zoo eval` reproduces the figure.
     func evaluate(graph: LayerGraph, values: [String: [Float]], shapes: [String: [Int]], on set: LabelledImages,
                   loss: SoftmaxCrossEntropy) throws -> (loss: Double, accuracy: Double) {
         var tensors: [String: Tensor] = [:]
         for (name, v) in values { if let shape = shapes[name] { tensors[name] = try Tensor(shape: shape, floats: v) } }
         let baseWeights = base.loaded.weights
-        let classifier = try Classifier(graph: graph, weights: { name in try tensors[name] ?? baseWeights(name) }, threads: threads)
+        let embedder = try Embedder(graph: graph, weights: { name in try tensors[name] ?? baseWeights(name) }, threads: threads)
         let classes = set.classes.count
-        var lossSum = 0.0, correct = 0, start = 0
-        let batch = 8
-        while start < set.files.count {
-            let idx = Array(start..<min(start + batch, set.files.count))
-            let x: Tensor
-            do { x = try base.preprocessing.tensor(forFiles: idx.map { set.files[$0] }) } catch let e as ZooError where e.file == nil {
-                throw e.inFile(set.files[idx[0]])
-            }
-            let logits = try classifier(x).floats()
-            let y = idx.map { set.labels[$0] }
-            lossSum += try loss.lossAndGradient(logits: logits, labels: y, classes: classes).loss * Double(y.count)
-            correct += zip(argmax(logits, classes: classes), y).filter { $0 == $1 }.count
-            start += idx.count
-        }
-        return (lossSum / Double(set.files.count), Double(correct) / Double(set.files.count))
+        let head = try LinearHead(classes: classes, width: base.width, weight: values[base.finalLayer + ".weight"] ?? [],
+                                  bias: values[base.finalLayer + ".bias"] ?? [])
+        let source = EmbeddingSource(embedder: embedder, preprocessing: base.preprocessing, cache: nil, batch: 8)
+        let logits = try head.logits(source.embeddings(of: set.files).values, rows: set.files.count)
+        let l = try loss.lossAndGradient(logits: logits, labels: set.labels, classes: classes).loss
+        let correct = zip(argmax(logits, classes: classes), set.labels).filter { $0 == $1 }.count
+        return (l, Double(correct) / Double(set.files.count))
     }
 }
 

@@ -215,4 +215,36 @@ import ZooTransfer
         #expect(again.validation == val)
         #expect(try manifest.split(validationFraction: 0.4, seed: 6).validation != val)
     }
+
+    @Test func fineTuneFromTheCommandLine() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let base = try FineTuningTests.base("resnet18", in: dir).path
+        let home = dir.appendingPathComponent("home")
+        let val = try Self.fixture("digits/val")
+        let out = dir.appendingPathComponent("tuned.safetensors").path
+        let log = dir.appendingPathComponent("metrics.jsonl").path
+        let (r, doc) = try Self.train([base, "--data", try Self.fixture("digits/train"), "--val", val, "--mode", "finetune", "--trainable", "last:1",
+                                       "--bn", "train", "--epochs", "2", "--lr", "1e-3", "--log", log, "-o", out], home: home)
+        #expect(r.status == 0, "\(r.stderr)")
+        let summary = try #require(doc)
+        #expect(summary["epochs"]?.arrayValue?.count == 2)
+        let e = try TestSupport.zoo(["eval", out, "--data", val, "--json", "-q"])
+        #expect(e.status == 0, "\(e.stderr)")
+        #expect(try JSONValue.parse(e.stdout)["accuracy"]?.doubleValue == summary["val_accuracy"]?.doubleValue)
+        let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 2)
+        #expect(try JSONValue.parse(String(lines[1]))["epoch"]?.intValue == 2)
+        // Every tensor was written: the file loads into torchvision strictly.
+        let py = try TestSupport.python("""
+        import sys, torchvision
+        from safetensors.torch import load_file
+        torchvision.models.resnet18(num_classes=10).load_state_dict(load_file(sys.argv[1]), strict=True)
+        """, [out])
+        #expect(py.status == 0, "\(py.stderr)")
+        // Fine-tuning options are refused in feature-extraction mode.
+        let (misuse, _) = try Self.train([base, "--data", try Self.fixture("digits/train"), "--bn", "train", "-o", out, "--force"], home: home)
+        #expect(misuse.status == 1)
+        #expect(misuse.stderr.contains("--mode finetune"), "\(misuse.stderr)")
+    }
 }

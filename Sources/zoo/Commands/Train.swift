@@ -5,7 +5,7 @@ import ModelZoo
 /// `zoo train BASE --data DIR -o OUT.safetensors`: a new classifier for your classes on a zoo backbone.
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train a classifier for your own classes on a zoo backbone (feature extraction: frozen backbone, new head).",
+        abstract: "Train a classifier for your own classes on a zoo backbone (feature extraction or fine-tuning).",
         discussion: """
         The data is an ImageFolder tree (DIR/<class>/*.jpg|png, classes sorted by name) or a CSV manifest \
         (path,label). Every image is decoded before training starts; unreadable files stop the run (listed \
@@ -13,8 +13,10 @@ struct Train: ParsableCommand {
         count; each image's embedding (what that layer reads) is computed once and cached (keyed by the base \
         file's SHA-256, the image's content and the preprocessing), so a second run starts at once. The output \
         is a native checkpoint of the same architecture with your class names as labels: the epoch with the \
-        best validation accuracy (--keep last: the last epoch). Fine-tuning the backbone and augmentation are \
-        not available yet (docs/transfer-learning.md).
+        best validation accuracy (--keep last: the last epoch). --mode finetune trains the new classifier \
+        with the last stages (--trainable last:N) or everything (all) on the images themselves, the backbone at \
+        --backbone-lr-scale times the rate; the recipe defaults differ by mode (docs/transfer-learning.md). \
+        Augmentation is not available yet.
         """
     )
 
@@ -23,6 +25,18 @@ struct Train: ParsableCommand {
 
     @Option(help: "Training images: an ImageFolder tree or a .csv manifest (path,label).")
     var data: String
+
+    @Option(help: "features (frozen backbone, cached embeddings) or finetune (the last stages or everything train too).")
+    var mode = Choice(TransferMode.features)
+
+    @Option(help: "finetune: what trains besides the new classifier: head, last:N (stages) or all.")
+    var trainable = "last:1"
+
+    @Option(help: "finetune: BatchNorm layers frozen (running statistics) or train (batch statistics).")
+    var bn = Choice(BatchNormChoice.frozen)
+
+    @Option(name: .customLong("backbone-lr-scale"), help: "finetune: the backbone's rate relative to --lr.")
+    var backboneLRScale = 0.1
 
     @Option(help: "Validation images (ImageFolder tree or .csv) with the same classes.")
     var val: String?
@@ -33,29 +47,29 @@ struct Train: ParsableCommand {
     @Flag(name: .customLong("skip-bad"), help: "Drop images that cannot be read or decoded (and say how many) instead of refusing to start.")
     var skipBad = false
 
-    @Option(help: "Passes over the training set.")
-    var epochs = TrainingRecipe().epochs
+    @Option(help: "Passes over the training set (default: features 20, finetune 10).")
+    var epochs: Int?
 
-    @Option(help: "Images per step.")
-    var batch = TrainingRecipe().batch
+    @Option(help: "Images per step (default: features 16, finetune 32).")
+    var batch: Int?
 
-    @Option(help: "Learning rate.")
-    var lr = TrainingRecipe().learningRate
+    @Option(help: "Learning rate of the new classifier (default 1e-2).")
+    var lr: Double?
 
-    @Option(name: .customLong("weight-decay"), help: "Weight decay (decoupled for adamw).")
-    var weightDecay = TrainingRecipe().weightDecay
+    @Option(name: .customLong("weight-decay"), help: "Weight decay (decoupled for adamw; default 1e-4).")
+    var weightDecay: Double?
 
-    @Option(help: "Optimiser: sgd or adamw.")
-    var optimizer = Choice(TrainingRecipe().optimizer)
+    @Option(help: "Optimiser: sgd or adamw (default: features adamw, finetune sgd).")
+    var optimizer: Choice<TrainingRecipe.OptimizerChoice>?
 
     @Option(help: "SGD momentum.")
     var momentum = TrainingRecipe().momentum
 
-    @Option(help: "Learning-rate schedule: constant, cosine or step.")
-    var schedule = Choice(TrainingRecipe().schedule)
+    @Option(help: "Learning-rate schedule: constant, cosine or step (default cosine).")
+    var schedule: Choice<TrainingRecipe.ScheduleChoice>?
 
-    @Option(name: .customLong("warmup-epochs"), help: "Epochs of linear warm-up.")
-    var warmupEpochs = 0
+    @Option(name: .customLong("warmup-epochs"), help: "Epochs of linear warm-up (default: features 0, finetune 1).")
+    var warmupEpochs: Int?
 
     @Option(name: .customLong("label-smoothing"), help: "Label smoothing of the cross-entropy loss.")
     var labelSmoothing = 0.0
@@ -85,23 +99,31 @@ struct Train: ParsableCommand {
     var output: String { destination.output }
 
     func validate() throws {
-        guard optimizer.value != nil else { throw ValidationError("--optimizer takes sgd or adamw") }
-        guard schedule.value != nil else { throw ValidationError("--schedule takes constant, cosine or step") }
+        guard optimizer.map({ $0.value != nil }) ?? true else { throw ValidationError("--optimizer takes sgd or adamw") }
+        guard schedule.map({ $0.value != nil }) ?? true else { throw ValidationError("--schedule takes constant, cosine or step") }
+        guard mode.value != nil else { throw ValidationError("--mode takes features or finetune") }
+        guard bn.value != nil else { throw ValidationError("--bn takes frozen or train") }
+        guard backboneLRScale >= 0, backboneLRScale.isFinite else { throw ValidationError("--backbone-lr-scale must be non-negative") }
+        if mode.value == .features {
+            for (flag, given) in [("--trainable", trainable != "last:1"), ("--bn", bn.value != .frozen), ("--backbone-lr-scale", backboneLRScale != 0.1)] where given {
+                throw ValidationError("\(flag) applies to --mode finetune only (feature extraction trains the new classifier alone)")
+            }
+        }
         guard keep.value != nil else { throw ValidationError("--keep takes best or last") }
         guard compute.threads > 0 else { throw ValidationError("--threads must be positive") }
         guard valSplit >= 0, valSplit < 1 else { throw ValidationError("--val-split must be in [0, 1)") }
     }
 
     var recipe: TrainingRecipe {
-        var r = TrainingRecipe()
-        r.epochs = epochs
-        r.batch = batch
-        r.learningRate = lr
-        r.weightDecay = weightDecay
-        r.optimizer = optimizer.value ?? r.optimizer
+        var r = mode.value == .finetune ? FineTuning.defaultRecipe : TrainingRecipe()
+        if let epochs { r.epochs = epochs }
+        if let batch { r.batch = batch }
+        if let lr { r.learningRate = lr }
+        if let weightDecay { r.weightDecay = weightDecay }
+        if let o = optimizer?.value { r.optimizer = o }
         r.momentum = momentum
-        r.schedule = schedule.value ?? r.schedule
-        r.warmupEpochs = warmupEpochs
+        if let s = schedule?.value { r.schedule = s }
+        if let warmupEpochs { r.warmupEpochs = warmupEpochs }
         r.labelSmoothing = labelSmoothing
         r.seed = seed
         r.keep = keep.value ?? r.keep
@@ -140,19 +162,34 @@ struct Train: ParsableCommand {
         }
         CLIOutput.note("\(train.files.count) training images, \(validation?.files.count ?? 0) validation images, \(train.classes.count) classes; "
                        + "new classifier \(base.finalLayer) [\(train.classes.count), \(base.width)]")
-        var run = FeatureExtractionTraining(base: base, recipe: recipe, threads: compute.threads)
-        if !noCache { run.cacheRoot = try ModelCache().root + "/embeddings" }
-        let embedBar = ProgressBar(enabled: true, counting: "images embedded")
         let logFile = try log.map { try MetricsLog(path: $0) }
         let epochs = recipe.epochs, quiet = verbosity.quiet || result.json
-        let fitted = try run.fit(train: train, validation: validation, output: output, overwrite: replace.force, callbacks: .init(
+        let embedBar = ProgressBar(enabled: !quiet, counting: "images embedded")
+        let stepBar = EpochProgress(enabled: !quiet)
+        let callbacks = FeatureExtractionTraining.Callbacks(
             embedding: { embedBar.update($0, $1) },
             epoch: { m in
+                stepBar.finish()
                 logFile?.append(m)
                 if !quiet { CLIOutput.note(Train.describe(m, of: epochs)) }
-            }))
-        embedBar.finish()
-        if fitted.cachedEmbeddings > 0 { CLIOutput.note("\(fitted.cachedEmbeddings) of \(fitted.embeddings) embeddings from the cache") }
+            },
+            step: { embedBar.finish(); stepBar.update($0, $1) })
+        let fitted: (epochs: [EpochMetrics], keptEpoch: Int, cachedEmbeddings: Int)
+        if mode.value == .finetune {
+            var run = FineTuning(base: base, recipe: recipe, threads: compute.threads)
+            run.trainable = try TrainableSet(parsing: trainable)
+            run.batchNorm = bn.value == .train ? .train : .eval
+            run.backboneScale = backboneLRScale
+            let r = try run.fit(train: train, validation: validation, output: output, overwrite: replace.force, callbacks: callbacks)
+            fitted = (r.epochs, r.keptEpoch, 0)
+        } else {
+            var run = FeatureExtractionTraining(base: base, recipe: recipe, threads: compute.threads)
+            if !noCache { run.cacheRoot = try ModelCache().root + "/embeddings" }
+            let r = try run.fit(train: train, validation: validation, output: output, overwrite: replace.force, callbacks: callbacks)
+            if r.cachedEmbeddings > 0 { CLIOutput.note("\(r.cachedEmbeddings) of \(r.embeddings) embeddings from the cache") }
+            fitted = (r.epochs, r.keptEpoch, r.cachedEmbeddings)
+        }
+        stepBar.finish()
         let kept = fitted.epochs[fitted.keptEpoch - 1]
         if result.json {
             try CLIOutput.printJSON(TrainResult(
@@ -172,6 +209,40 @@ struct Train: ParsableCommand {
         if let a = m.valAccuracy { s += ", val accuracy " + String(format: "%.4f", a) }
         return s + " (" + String(format: "%.2f", m.seconds) + "s)"
     }
+}
+
+/// A progress bar per epoch: a new bar (its own rate and ETA) when the count starts again.
+final class EpochProgress: @unchecked Sendable {
+    private let enabled: Bool
+    private let lock = NSLock()
+    private var bar: ProgressBar?
+    private var last = 0
+
+    init(enabled: Bool) { self.enabled = enabled }
+
+    func update(_ done: Int, _ total: Int) {
+        lock.lock(); defer { lock.unlock() }
+        if bar == nil || done < last { bar?.finish(); bar = ProgressBar(enabled: enabled, counting: "images") }
+        last = done
+        bar?.update(done, total)
+    }
+
+    func finish() {
+        lock.lock(); defer { lock.unlock() }
+        bar?.finish()
+        bar = nil
+        last = 0
+    }
+}
+
+/// `--mode`.
+enum TransferMode: String, CaseIterable, Sendable {
+    case features, finetune
+}
+
+/// `--bn`.
+enum BatchNormChoice: String, CaseIterable, Sendable {
+    case frozen, train
 }
 
 extension Train: OutputText, ForceText {
