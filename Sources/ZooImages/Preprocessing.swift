@@ -230,6 +230,9 @@ public struct Preprocessing: Sendable, Equatable {
         return try batch(images.map { try geometry($0) }, names: nil)
     }
 
+    /// Normalises images that already have their final size (an augmentation's output) into one batch.
+    func tensor(prepared: [RGBImage]) throws -> Tensor { try batch(prepared, names: nil) }
+
     /// The batch of images already through `geometry`; `names` (the files) name the image at fault.
     private func batch(_ prepared: [RGBImage], names: [String]?) throws -> Tensor {
         guard !prepared.isEmpty else { throw ZooError(.usage, "no images to preprocess") }

@@ -31,6 +31,10 @@ public struct FineTuning: Sendable {
     /// Dropout during training (seeded per step from the recipe's seed); off gives the deterministic step
     /// frameworks are compared with.
     public var dropout = true
+    /// torchvision's training augmentation (`RandomResizedCrop` to the base's input size with scale 0.08...1
+    /// and ratio 3/4...4/3, horizontal flip), seeded per step from the recipe's seed; off by default. The
+    /// images are then normalised as the base's preprocessing does; validation is not augmented.
+    public var augment = false
     /// Compute threads.
     public var threads: Int
 
@@ -94,6 +98,13 @@ public struct FineTuning: Sendable {
             groups: model.parameterGroups(learningRate: recipe.learningRate, backboneScale: backboneScale, weightDecay: recipe.weightDecay),
             stepsPerEpoch: stepsPerEpoch)
         let preprocessing = base.preprocessing
+        var augmentation: RandomResizedCrop?
+        if augment {
+            guard let size = preprocessing.fixedOutputSize else {
+                throw ZooError(.usage, "augmentation needs a fixed input size; the base's preprocessing has none", file: base.path)
+            }
+            augmentation = try RandomResizedCrop(height: size.height, width: size.width, interpolation: preprocessing.interpolation)
+        }
         var order = Array(train.files.indices)
         var history: [EpochMetrics] = []
         var kept = model.values, keptEpoch = 1, best = -1.0
@@ -106,7 +117,15 @@ public struct FineTuning: Sendable {
             while start < order.count {
                 let idx = Array(order[start..<min(start + recipe.batch, order.count)])
                 let x: Tensor
-                do { x = try preprocessing.tensor(forFiles: idx.map { train.files[$0] }) } catch let e as ZooError where e.file == nil {
+                let files = idx.map { train.files[$0] }
+                do {
+                    if let augmentation {
+                        x = try preprocessing.augmentedTensor(forFiles: files, augmentation: augmentation,
+                                                              seed: recipe.seed ^ (UInt64(step) &* 0xC2B2_AE3D_27D4_EB4F))
+                    } else {
+                        x = try preprocessing.tensor(forFiles: files)
+                    }
+                } catch let e as ZooError where e.file == nil {
                     throw e.inFile(train.files[idx[0]])
                 }
                 let y = idx.map { train.labels[$0] }
@@ -137,7 +156,7 @@ public struct FineTuning: Sendable {
         }
         let digest = try EmbeddingCache.sha256(file: base.path)
         let provenance = TransferProvenance.json(mode: "finetune", base: base, digest: digest, train: train, validation: validation, recipe: recipe,
-                                                 extra: [("trainable", .string(trainable.description)), ("bn", .string(batchNorm == .eval ? "frozen" : "train")),
+                                                 extra: [("augment", .string(augment ? "standard" : "none")), ("trainable", .string(trainable.description)), ("bn", .string(batchNorm == .eval ? "frozen" : "train")),
                                                          ("backbone_lr_scale", .double(backboneScale))],
                                                  kept: history[keptEpoch - 1])
         var replacing: [String: (values: [Float], shape: [Int])] = [:]

@@ -91,4 +91,28 @@ import ZooTransfer
         let (other, reference, tolerance) = try Self.run(c, base: try #require(bases[c.arch]), dir: dir, bn: .train)
         #expect(Self.lossError(other, reference) > tolerance)
     }
+
+    @Test func augmentedFineTuningIsSeededAndDeterministic() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let base = try Self.base("resnet18", in: dir)
+        let train = try LabelledImages.folder(try TransferTests.fixture("digits/train"))
+        func run(augment: Bool, seed: UInt64) throws -> Double {
+            var recipe = FineTuning.defaultRecipe
+            recipe.epochs = 1
+            recipe.warmupEpochs = 0
+            recipe.batch = 50
+            recipe.learningRate = 1e-3
+            recipe.seed = seed
+            recipe.keep = .last
+            var tune = FineTuning(base: base, recipe: recipe, threads: 2)
+            tune.augment = augment
+            let r = try tune.fit(train: train, validation: nil, output: dir.appendingPathComponent("a.safetensors").path, overwrite: true)
+            return r.epochs[0].trainLoss
+        }
+        let a = try run(augment: true, seed: 1)
+        #expect(a == (try run(augment: true, seed: 1)))
+        #expect(a != (try run(augment: true, seed: 2)))
+        #expect(a != (try run(augment: false, seed: 1)))
+    }
 }

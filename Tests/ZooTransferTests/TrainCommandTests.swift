@@ -246,5 +246,8 @@ import ZooTransfer
         let (misuse, _) = try Self.train([base, "--data", try Self.fixture("digits/train"), "--bn", "train", "-o", out, "--force"], home: home)
         #expect(misuse.status == 1)
         #expect(misuse.stderr.contains("--mode finetune"), "\(misuse.stderr)")
+        let (augment, _) = try Self.train([base, "--data", try Self.fixture("digits/train"), "--augment", "standard", "-o", out, "--force"], home: home)
+        #expect(augment.status == 1)
+        #expect(augment.stderr.contains("--augment"), "\(augment.stderr)")
     }
 }

@@ -38,6 +38,9 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("backbone-lr-scale"), help: "finetune: the backbone's rate relative to --lr.")
     var backboneLRScale = 0.1
 
+    @Option(help: "finetune: none, or standard (torchvision's RandomResizedCrop and horizontal flip, seeded). Feature extraction computes each embedding once, so it takes no augmentation.")
+    var augment = Choice(AugmentChoice.none)
+
     @Option(help: "Validation images (ImageFolder tree or .csv) with the same classes.")
     var val: String?
 
@@ -103,9 +106,11 @@ struct Train: ParsableCommand {
         guard schedule.map({ $0.value != nil }) ?? true else { throw ValidationError("--schedule takes constant, cosine or step") }
         guard mode.value != nil else { throw ValidationError("--mode takes features or finetune") }
         guard bn.value != nil else { throw ValidationError("--bn takes frozen or train") }
+        guard augment.value != nil else { throw ValidationError("--augment takes none or standard") }
         guard backboneLRScale >= 0, backboneLRScale.isFinite else { throw ValidationError("--backbone-lr-scale must be non-negative") }
         if mode.value == .features {
-            for (flag, given) in [("--trainable", trainable != "last:1"), ("--bn", bn.value != .frozen), ("--backbone-lr-scale", backboneLRScale != 0.1)] where given {
+            for (flag, given) in [("--trainable", trainable != "last:1"), ("--bn", bn.value != .frozen), ("--backbone-lr-scale", backboneLRScale != 0.1),
+                                  ("--augment", augment.value != AugmentChoice.none)] where given {
                 throw ValidationError("\(flag) applies to --mode finetune only (feature extraction trains the new classifier alone)")
             }
         }
@@ -123,7 +128,8 @@ struct Train: ParsableCommand {
         if let o = optimizer?.value { r.optimizer = o }
         r.momentum = momentum
         if let s = schedule?.value { r.schedule = s }
-        if let warmupEpochs { r.warmupEpochs = warmupEpochs }
+        // The default warm-up (an epoch, fine-tuning) shrinks to fit a shorter run; a given one is checked.
+        if let warmupEpochs { r.warmupEpochs = warmupEpochs } else { r.warmupEpochs = min(r.warmupEpochs, max(0, r.epochs - 1)) }
         r.labelSmoothing = labelSmoothing
         r.seed = seed
         r.keep = keep.value ?? r.keep
@@ -180,6 +186,7 @@ struct Train: ParsableCommand {
             run.trainable = try TrainableSet(parsing: trainable)
             run.batchNorm = bn.value == .train ? .train : .eval
             run.backboneScale = backboneLRScale
+            run.augment = augment.value == .standard
             let r = try run.fit(train: train, validation: validation, output: output, overwrite: replace.force, callbacks: callbacks)
             fitted = (r.epochs, r.keptEpoch, 0)
         } else {
@@ -238,6 +245,11 @@ final class EpochProgress: @unchecked Sendable {
 /// `--mode`.
 enum TransferMode: String, CaseIterable, Sendable {
     case features, finetune
+}
+
+/// `--augment`.
+enum AugmentChoice: String, CaseIterable, Sendable {
+    case none, standard
 }
 
 /// `--bn`.
