@@ -83,8 +83,11 @@ public struct FeatureExtractionTraining: Sendable {
     /// Embeds `train` and `validation` (when given), trains a head from `initial` (torch's `nn.Linear`
     /// initialisation from the recipe's seed when nil) and writes the kept epoch's classifier to `output`
     /// (atomically; nothing is written when anything fails). `validation` must use `train`'s classes.
+    /// With `checkpointing`, the state after every epoch is kept in `OUTPUT.train-state/` (removed when the
+    /// output is written); `resume` continues from it, and the result equals an uninterrupted run's.
     public func fit(train: LabelledImages, validation: LabelledImages?, output: String, overwrite: Bool = false,
-                    initial: LinearHead? = nil, callbacks: Callbacks = Callbacks()) throws -> Result {
+                    initial: LinearHead? = nil, checkpointing: Bool = false, resume: Bool = false,
+                    callbacks: Callbacks = Callbacks()) throws -> Result {
         if let validation, validation.classes != train.classes {
             throw ZooError(.usage, "the validation set's classes \(validation.classes) differ from the training set's \(train.classes)")
         }
@@ -105,12 +108,22 @@ public struct FeatureExtractionTraining: Sendable {
         if let validation, let valEmbeddings {
             validationSet = try EmbeddedSet(values: valEmbeddings.values, labels: validation.labels, width: width)
         }
+        let state = checkpointing ? TrainingStateFolder(output: output, fingerprint: TransferProvenance.fingerprint(
+            mode: "features", baseSHA256: digest, train: train, validation: validation, recipe: recipe)) : nil
+        var progress: TrainingProgress?
+        if resume {
+            guard let r = try state?.load() else {
+                throw ZooError(.usage, "no saved training state to resume (\(output).train-state)", file: output)
+            }
+            progress = r
+        }
         let fitted = try HeadTrainer.fit(
             train: EmbeddedSet(values: trainEmbeddings.values, labels: train.labels, width: width), validation: validationSet,
-            initial: head, recipe: recipe, onEpoch: callbacks.epoch, onStep: callbacks.step)
+            initial: head, recipe: recipe, resume: progress, onEpochEnd: { try state?.save($0) }, onEpoch: callbacks.epoch, onStep: callbacks.step)
         let provenance = TransferProvenance.json(mode: "features", base: base, digest: digest, train: train, validation: validation,
                                                  recipe: recipe, extra: [], kept: fitted.epochs[fitted.keptEpoch - 1])
         try base.write(head: fitted.head, labels: train.classes, training: provenance, to: output, overwrite: overwrite)
+        state?.remove()
         return Result(epochs: fitted.epochs, keptEpoch: fitted.keptEpoch, head: fitted.head,
                       cachedEmbeddings: trainEmbeddings.cached + (valEmbeddings?.cached ?? 0), embeddings: total)
     }

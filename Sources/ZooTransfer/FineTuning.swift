@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import ZooArchitectures
 import ZooErrors
@@ -68,9 +69,12 @@ public struct FineTuning: Sendable {
 
     /// Trains on `train`, measures `validation` after each epoch, and writes the kept epoch to `output`
     /// (atomically; nothing is written when anything fails). `initial` is the new classifier (torch's
-    /// `nn.Linear` initialisation from the recipe's seed when nil).
+    /// `nn.Linear` initialisation from the recipe's seed when nil). With `checkpointing`, the state after every
+    /// epoch is kept in `OUTPUT.train-state/` (removed when the output is written); `resume` continues from it,
+    /// and the result equals an uninterrupted run's.
     public func fit(train: LabelledImages, validation: LabelledImages?, output: String, overwrite: Bool = false,
-                    initial: LinearHead? = nil, callbacks: FeatureExtractionTraining.Callbacks = .init()) throws -> Result {
+                    initial: LinearHead? = nil, checkpointing: Bool = false, resume: Bool = false,
+                    callbacks: FeatureExtractionTraining.Callbacks = .init()) throws -> Result {
         try recipe.validate()
         if let validation, validation.classes != train.classes {
             throw ZooError(.usage, "the validation set's classes \(validation.classes) differ from the training set's \(train.classes)")
@@ -109,7 +113,25 @@ public struct FineTuning: Sendable {
         var history: [EpochMetrics] = []
         var kept = model.values, keptEpoch = 1, best = -1.0
         var step = 0
-        for epoch in 1...recipe.epochs {
+        var first = 1
+        let state = checkpointing ? TrainingStateFolder(output: output, fingerprint: TransferProvenance.fingerprint(
+            mode: "finetune \(trainable) \(batchNorm.rawValue) \(backboneScale) \(augment) \(dropout)", baseSHA256: try EmbeddingCache.sha256(file: base.path),
+            train: train, validation: validation, recipe: recipe)) : nil
+        if resume {
+            guard let r = try state?.load() else {
+                throw ZooError(.usage, "no saved training state to resume (\(output).train-state)", file: output)
+            }
+            try model.update(r.values)
+            optimizer = r.optimizer
+            history = r.history
+            kept = r.kept
+            keptEpoch = r.keptEpoch
+            best = r.bestAccuracy
+            step = r.step
+            first = r.epoch + 1
+            if recipe.shuffle { for e in stride(from: 1, to: first, by: 1) { HeadTrainer.shuffle(&order, seed: recipe.seed, epoch: e) } }
+        }
+        for epoch in stride(from: first, through: recipe.epochs, by: 1) {
             let started = Date()
             if recipe.shuffle { HeadTrainer.shuffle(&order, seed: recipe.seed, epoch: epoch) }
             var lossSum = 0.0, correct = 0, done = 0
@@ -152,6 +174,8 @@ public struct FineTuning: Sendable {
             if recipe.keep == .last || validation.map({ $0.files.isEmpty }) ?? true { kept = model.values; keptEpoch = epoch }
             metrics.seconds = Date().timeIntervalSince(started)
             history.append(metrics)
+            try state?.save(TrainingProgress(epoch: epoch, step: step, history: history, keptEpoch: keptEpoch, bestAccuracy: best,
+                                             values: model.values, kept: kept, optimizer: optimizer))
             callbacks.epoch?(metrics)
         }
         let digest = try EmbeddingCache.sha256(file: base.path)
@@ -162,6 +186,7 @@ public struct FineTuning: Sendable {
         var replacing: [String: (values: [Float], shape: [Int])] = [:]
         for (name, v) in kept { if let shape = model.shapes[name] { replacing[name] = (v, shape) } }
         try base.write(replacing: replacing, classes: classes, labels: train.classes, training: provenance, to: output, overwrite: overwrite)
+        state?.remove()
         return Result(epochs: history, keptEpoch: keptEpoch)
     }
 
@@ -187,6 +212,16 @@ public struct FineTuning: Sendable {
 
 /// The `zoo.training` metadata of a trained classifier.
 enum TransferProvenance {
+    /// A digest of everything a resumed run must share with the interrupted one.
+    static func fingerprint(mode: String, baseSHA256: String, train: LabelledImages, validation: LabelledImages?, recipe: TrainingRecipe) -> String {
+        var text = "\(mode)\n\(baseSHA256)\n" + recipe.summary.map { "\($0.0)=\($0.1)" }.joined(separator: ",") + "\n"
+        for set in [train, validation ?? train.subset([])] {
+            text += set.classes.joined(separator: "\u{1}") + "\n"
+            for (f, y) in zip(set.files, set.labels) { text += "\(f)\u{1}\(y)\n" }
+        }
+        return EmbeddingCache.hex(SHA256.hash(data: Data(text.utf8)))
+    }
+
     static func json(mode: String, base: TransferBase, digest: String, train: LabelledImages, validation: LabelledImages?,
                      recipe: TrainingRecipe, extra: [(String, JSONValue)], kept: EpochMetrics) -> JSONValue {
         var metrics: [(String, JSONValue)] = [("epoch", .int(Int64(kept.epoch))), ("train_loss", .double(kept.trainLoss)),

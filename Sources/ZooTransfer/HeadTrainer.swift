@@ -53,8 +53,10 @@ public enum HeadTrainer {
     /// Trains from `initial` on `train`, measuring `validation` (when given and not empty) after each
     /// epoch. `onEpoch` receives each epoch's figures as soon as they are known, `onStep` the images done
     /// in the current epoch and the epoch's total. Deterministic: the same inputs and recipe give the
-    /// same head bit for bit.
+    /// same head bit for bit. `resume` continues from a saved `TrainingProgress` (the run then ends as an
+    /// uninterrupted one would); `onEpochEnd` receives the progress after every epoch (to save it).
     public static func fit(train: EmbeddedSet, validation: EmbeddedSet?, initial: LinearHead, recipe: TrainingRecipe,
+                           resume: TrainingProgress? = nil, onEpochEnd: ((TrainingProgress) throws -> Void)? = nil,
                            onEpoch: ((EpochMetrics) -> Void)? = nil, onStep: ((Int, Int) -> Void)? = nil) throws -> Result {
         try recipe.validate()
         guard train.count > 0 else { throw ZooError(.badInput, "no training images") }
@@ -74,7 +76,22 @@ public enum HeadTrainer {
         var history: [EpochMetrics] = []
         var kept = head, keptEpoch = 1, bestAccuracy = -1.0
         var order = Array(0..<train.count)
-        for epoch in 1...recipe.epochs {
+        var first = 1
+        if let r = resume {
+            func restore(_ values: [String: [Float]]) throws -> LinearHead {
+                try LinearHead(classes: initial.classes, width: initial.width, weight: values[weightName] ?? [], bias: values[biasName] ?? [])
+            }
+            head = try restore(r.values)
+            kept = try restore(r.kept)
+            params = [weightName: head.weight, biasName: head.bias]
+            optimizer = r.optimizer
+            history = r.history
+            keptEpoch = r.keptEpoch
+            bestAccuracy = r.bestAccuracy
+            first = r.epoch + 1
+            if recipe.shuffle { for e in stride(from: 1, to: first, by: 1) { shuffle(&order, seed: recipe.seed, epoch: e) } }
+        }
+        for epoch in stride(from: first, through: recipe.epochs, by: 1) {
             let started = Date()
             if recipe.shuffle { shuffle(&order, seed: recipe.seed, epoch: epoch) }
             var lossSum = 0.0, correct = 0, done = 0
@@ -106,6 +123,8 @@ public enum HeadTrainer {
             if recipe.keep == .last || validation.map({ $0.count == 0 }) ?? true { kept = head; keptEpoch = epoch }
             metrics.seconds = Date().timeIntervalSince(started)
             history.append(metrics)
+            try onEpochEnd?(TrainingProgress(epoch: epoch, step: 0, history: history, keptEpoch: keptEpoch, bestAccuracy: bestAccuracy,
+                                             values: params, kept: [weightName: kept.weight, biasName: kept.bias], optimizer: optimizer))
             onEpoch?(metrics)
         }
         return Result(head: kept, epochs: history, keptEpoch: keptEpoch)

@@ -250,4 +250,46 @@ import ZooTransfer
         #expect(augment.status == 1)
         #expect(augment.stderr.contains("--augment"), "\(augment.stderr)")
     }
+
+    @Test func aRunKilledMidEpochResumesToTheUninterruptedResult() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let base = try FineTuningTests.base("resnet18", in: dir).path
+        let home = dir.appendingPathComponent("home")
+        func args(_ out: String) throws -> [String] {
+            [base, "--data", try Self.fixture("digits/train"), "--val", try Self.fixture("digits/val"), "--mode", "finetune", "--epochs", "3",
+             "--batch", "10", "--lr", "1e-3", "--augment", "standard", "-o", out]
+        }
+        let whole = dir.appendingPathComponent("whole.safetensors").path
+        let (r, _) = try Self.train(try args(whole), home: home)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: whole + ".train-state"))
+
+        // The same run, killed (SIGKILL) in its second epoch, then resumed.
+        let out = dir.appendingPathComponent("resumed.safetensors").path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: TestSupport.zooBinary)
+        process.arguments = ["train"] + (try args(out)) + ["-q"]
+        process.environment = ProcessInfo.processInfo.environment.merging(["ZOO_HOME": home.path]) { $1 }
+        try process.run()
+        let progress = out + ".train-state/progress.json"
+        let deadline = Date().addingTimeInterval(600)
+        while !FileManager.default.fileExists(atPath: progress), process.isRunning, Date() < deadline { usleep(50_000) }
+        usleep(300_000)
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        #expect(process.terminationReason == .uncaughtSignal, "the run ended before it could be killed")
+        #expect(!FileManager.default.fileExists(atPath: out))
+        let (resumed, doc) = try Self.train(try args(out) + ["--resume"], home: home)
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(doc?["epochs"]?.arrayValue?.count == 3)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: out)) == Data(contentsOf: URL(fileURLWithPath: whole)))
+        #expect(!FileManager.default.fileExists(atPath: out + ".train-state"))
+        // Resuming with other settings is refused.
+        let other = dir.appendingPathComponent("other.safetensors").path
+        let (_, _) = try Self.train(try args(other) + ["--epochs", "1"], home: home)
+        let (none, _) = try Self.train(try args(other) + ["--resume"], home: home)
+        #expect(none.status == 1)
+        #expect(none.stderr.contains("no saved training state"), "\(none.stderr)")
+    }
 }

@@ -122,4 +122,34 @@ import ZooTransfer
         let acc = Double(zip(argmax(logits, classes: 10), val.labels).filter { $0 == $1 }.count) / Double(val.count)
         #expect(acc == best)
     }
+
+    @Test func aResumedHeadTrainingEqualsAnUninterruptedOne() throws {
+        let (train, val) = try Self.embeddedSets()
+        var recipe = TrainingRecipe()
+        recipe.epochs = 6
+        let initial = try LinearHead.initial(classes: 10, width: train.width, seed: 9)
+        let whole = try HeadTrainer.fit(train: train, validation: val, initial: initial, recipe: recipe)
+        let dir = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let state = TrainingStateFolder(output: dir.appendingPathComponent("o.safetensors").path, fingerprint: "run")
+        struct Interrupted: Error {}
+        #expect(throws: Interrupted.self) {
+            _ = try HeadTrainer.fit(train: train, validation: val, initial: initial, recipe: recipe, onEpochEnd: { p in
+                try state.save(p)
+                if p.epoch == 3 { throw Interrupted() }
+            })
+        }
+        let saved = try #require(try state.load())
+        #expect(saved.epoch == 3 && saved.history.count == 3)
+        let resumed = try HeadTrainer.fit(train: train, validation: val, initial: initial, recipe: recipe, resume: saved)
+        #expect(resumed.head == whole.head)
+        #expect(resumed.keptEpoch == whole.keptEpoch)
+        #expect(resumed.epochs.map(\.trainLoss) == whole.epochs.map(\.trainLoss))
+        // Another fingerprint refuses the saved state; without the replayed shuffles the result would differ.
+        #expect(throws: ZooError.self) { _ = try TrainingStateFolder(output: dir.appendingPathComponent("o.safetensors").path, fingerprint: "other").load() }
+        var unshuffled = recipe
+        unshuffled.shuffle = false
+        let wrong = try HeadTrainer.fit(train: train, validation: val, initial: initial, recipe: unshuffled, resume: saved)
+        #expect(wrong.head != whole.head)
+    }
 }

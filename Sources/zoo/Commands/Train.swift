@@ -86,6 +86,9 @@ struct Train: ParsableCommand {
     @Option(help: "Append one JSON object per epoch to this file.")
     var log: String?
 
+    @Flag(help: "Continue an interrupted run from OUTPUT.train-state (saved after every epoch) with the same settings and data.")
+    var resume = false
+
     @Flag(name: .customLong("no-cache"), help: "Compute every embedding (neither read nor write the embedding cache).")
     var noCache = false
 
@@ -140,7 +143,7 @@ struct Train: ParsableCommand {
         verbosity.apply()
         let recipe = self.recipe
         try recipe.validate()
-        try replace.refuseExisting(output)
+        if !resume { try replace.refuseExisting(output) }
         let base = try TransferBase(path: try Pretrained.resolve(model))
         var train = try LabelledImages.load(data)
         var validation = try val.map { try LabelledImages.load($0, classes: train.classes) }
@@ -187,12 +190,14 @@ struct Train: ParsableCommand {
             run.batchNorm = bn.value == .train ? .train : .eval
             run.backboneScale = backboneLRScale
             run.augment = augment.value == .standard
-            let r = try run.fit(train: train, validation: validation, output: output, overwrite: replace.force, callbacks: callbacks)
+            let r = try run.fit(train: train, validation: validation, output: output, overwrite: replace.force || resume,
+                                  checkpointing: true, resume: resume, callbacks: callbacks)
             fitted = (r.epochs, r.keptEpoch, 0)
         } else {
             var run = FeatureExtractionTraining(base: base, recipe: recipe, threads: compute.threads)
             if !noCache { run.cacheRoot = try ModelCache().root + "/embeddings" }
-            let r = try run.fit(train: train, validation: validation, output: output, overwrite: replace.force, callbacks: callbacks)
+            let r = try run.fit(train: train, validation: validation, output: output, overwrite: replace.force || resume,
+                                  checkpointing: true, resume: resume, callbacks: callbacks)
             if r.cachedEmbeddings > 0 { CLIOutput.note("\(r.cachedEmbeddings) of \(r.embeddings) embeddings from the cache") }
             fitted = (r.epochs, r.keptEpoch, r.cachedEmbeddings)
         }
