@@ -55,7 +55,8 @@ import ZooTransfer
         let home = dir.appendingPathComponent("home")
         let train = try Self.fixture("digits/train"), val = try Self.fixture("digits/val")
         let out = dir.appendingPathComponent("digits.safetensors").path
-        let args = [base, "--data", train, "--val", val, "-o", out, "--epochs", "6", "--lr", "0.01", "--seed", "1"]
+        let curves = dir.appendingPathComponent("curves.svg").path, confusionSVG = dir.appendingPathComponent("confusion.svg").path
+        let args = [base, "--data", train, "--val", val, "-o", out, "--epochs", "6", "--lr", "0.01", "--seed", "1", "--plot", curves]
         let (r, doc) = try Self.train(args, home: home)
         #expect(r.status == 0, "\(r.stderr)")
         let summary = try #require(doc)
@@ -70,9 +71,18 @@ import ZooTransfer
         #expect(classes == ["eight", "five", "four", "nine", "one", "seven", "six", "three", "two", "zero"])
 
         // zoo eval on the validation folder gives exactly the kept epoch's accuracy.
-        let e = try TestSupport.zoo(["eval", out, "--data", val, "--json", "-q"])
+        let e = try TestSupport.zoo(["eval", out, "--data", val, "--json", "-q", "--plot", confusionSVG])
         #expect(e.status == 0, "\(e.stderr)")
         let report = try JSONValue.parse(e.stdout)
+        // The drawings are well-formed SVG: four curves (loss and accuracy, train and val) of 6 points, 100 cells.
+        let svg = try TestSupport.python("""
+        import sys, xml.etree.ElementTree as ET
+        ns = "{http://www.w3.org/2000/svg}"
+        c = ET.parse(sys.argv[1]).getroot(); m = ET.parse(sys.argv[2]).getroot()
+        lines = c.findall(ns + "polyline")
+        print(len(lines), sorted(set(len(l.get("points").split()) for l in lines)), len([r for r in m.iter(ns + "rect") if r.get("class") == "cell"]))
+        """, [curves, confusionSVG])
+        #expect(svg.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "4 [6] 100", "\(svg.stdout) \(svg.stderr)")
         #expect(report["accuracy"]?.doubleValue == valAccuracy)
         let confusion = try #require(report["confusion"]?.arrayValue)
         #expect(confusion.count == 10)

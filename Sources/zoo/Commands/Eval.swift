@@ -22,6 +22,9 @@ struct Eval: ParsableCommand {
     @Option(help: "Images per forward pass.")
     var batch = 8
 
+    @Option(help: "Draw the confusion matrix into this SVG file.")
+    var plot: String?
+
     @OptionGroup var compute: ThreadsOption
 
     @OptionGroup var result: JSONOption
@@ -40,6 +43,7 @@ struct Eval: ParsableCommand {
         let bar = ProgressBar(enabled: set.files.count > 1, counting: "images")
         let report = try ClassifierEvaluation.evaluate(checkpoint: path, data: set, threads: compute.threads, batch: batch, progress: { bar.update($0, $1) })
         bar.finish()
+        if let plot { try AtomicFileWriter.write(Array(Plots.confusion(report).utf8), to: plot, overwrite: true) }
         if result.json {
             try CLIOutput.printJSON(EvalResult(
                 accuracy: report.accuracy, top5: report.top5, images: report.count, classes: report.classes, confusion: report.confusion,

@@ -86,6 +86,9 @@ struct Train: ParsableCommand {
     @Option(help: "Append one JSON object per epoch to this file.")
     var log: String?
 
+    @Option(help: "Draw loss and accuracy per epoch (training and validation) into this SVG file.")
+    var plot: String?
+
     @Flag(help: "Continue an interrupted run from OUTPUT.train-state (saved after every epoch) with the same settings and data.")
     var resume = false
 
@@ -202,6 +205,7 @@ struct Train: ParsableCommand {
             fitted = (r.epochs, r.keptEpoch, r.cachedEmbeddings)
         }
         stepBar.finish()
+        if let plot { try AtomicFileWriter.write(Array(Plots.trainingCurves(fitted.epochs).utf8), to: plot, overwrite: true) }
         let kept = fitted.epochs[fitted.keptEpoch - 1]
         if result.json {
             try CLIOutput.printJSON(TrainResult(
