@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds Examples/BackboneDemo (a separate package depending on this one by path) and runs it on a
-# checkpoint converted from the torchvision fixture and the sample image; checks what it prints.
+# checkpoint converted from the torchvision fixture and the sample image; checks what it prints. Then
+# Examples/TransferDemo: trains a classifier for the images it makes on a converted resnet18 and classifies
+# new ones with the saved checkpoint.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 fixtures=${ZOO_FIXTURES:-$root/.cache/fixtures}
@@ -21,3 +23,15 @@ grep -q "^features.12: \[1, 576, 7, 7\] (stride 32)$" "$work/out.txt" || { echo 
 [ "$(grep -c '^features' "$work/out.txt")" = 4 ] || { echo "example: expected 4 feature maps" >&2; exit 1; }
 head -5 "$work/out.txt" | tail -1 | grep -q "^$expected_top " || { echo "example: top-1 is not torchvision's ($expected_top)" >&2; exit 1; }
 echo "example: BackboneDemo ok"
+
+(cd "$root/Examples/TransferDemo" && swift build -q --disable-build-manifest-caching)
+tbin=$(cd "$root/Examples/TransferDemo" && swift build --show-bin-path)/TransferDemo
+"$zoo" convert "$fixtures/transfer/resnet18.pth" --arch resnet18 -o "$work/resnet18.safetensors" >/dev/null
+"$tbin" "$work/resnet18.safetensors" "$work/transfer" | tee "$work/transfer.txt"
+grep -q "^images: 36 training, 12 validation, classes \[\"blue\", \"green\", \"red\"\]$" "$work/transfer.txt" || { echo "example: TransferDemo did not read its images" >&2; exit 1; }
+grep -q "^kept epoch [0-9]*, validation accuracy " "$work/transfer.txt" || { echo "example: TransferDemo did not train" >&2; exit 1; }
+[ -f "$work/transfer/colours.safetensors" ] || { echo "example: TransferDemo wrote no checkpoint" >&2; exit 1; }
+for c in red green blue; do
+  grep -q "^new $c image -> $c " "$work/transfer.txt" || { echo "example: TransferDemo misclassified a new $c image" >&2; exit 1; }
+done
+echo "example: TransferDemo ok"
