@@ -29,6 +29,7 @@ fixtures: setup
 bench: release
 	$(ZOO_PYTHON) benchmarks/run.py --batch8 --memory --cpu --repeat 2
 	$(ZOO_PYTHON) benchmarks/train.py
+	$(ZOO_PYTHON) benchmarks/transfer.py
 
 test: setup fixtures
 	swift build --build-tests

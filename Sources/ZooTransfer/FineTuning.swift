@@ -152,7 +152,11 @@ public struct FineTuning: Sendable {
                 }
                 let y = idx.map { train.labels[$0] }
                 let seed: UInt64? = dropout ? recipe.seed &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15 : nil
-                let s = try model.step(input: x, labels: y, loss: loss, dropoutSeed: seed)
+                let s: TrainingGraph.Step
+                do { s = try model.step(input: x, labels: y, loss: loss, dropoutSeed: seed) } catch let e as ZooError where e.message.contains("not finite") {
+                    throw ZooError(.badInput, "training diverged at epoch \(epoch), step \(step + 1): \(e.message) (a lower --lr, or a base whose "
+                                   + "outputs are finite on these images)", file: base.path)
+                }
                 lossSum += s.loss * Double(y.count)
                 correct += zip(argmax(s.logits, classes: classes), y).filter { $0 == $1 }.count
                 var params = model.values.filter { s.gradients[$0.key] != nil }

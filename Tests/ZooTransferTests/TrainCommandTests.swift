@@ -302,4 +302,22 @@ import ZooTransfer
         #expect(none.status == 1)
         #expect(none.stderr.contains("no saved training state"), "\(none.stderr)")
     }
+
+    @Test func aKerasFlavourBaseTrainsLikeATorchvisionOne() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let base = dir.appendingPathComponent("keras.safetensors").path
+        let c = try TestSupport.zoo(["convert", try TestSupport.fixture("grad_keras/mobilenet_v1_keras.h5"), "--arch", "mobilenet_v1", "-o", base, "-q"])
+        #expect(c.status == 0, "\(c.stderr)")
+        let val = try Self.fixture("digits/val"), out = dir.appendingPathComponent("out.safetensors").path
+        let (r, doc) = try Self.train([base, "--data", try Self.fixture("digits/train"), "--val", val, "--epochs", "2", "--no-cache", "-o", out],
+                                      home: dir.appendingPathComponent("home"))
+        #expect(r.status == 0, "\(r.stderr)")
+        let trained = try TransferBase(path: out)
+        #expect(trained.loaded.config.flavour == .keras && trained.loaded.config.classes == 10)
+        #expect(trained.preprocessing == (try TransferBase(path: base)).preprocessing)
+        let e = try TestSupport.zoo(["eval", out, "--data", val, "--json", "-q"])
+        #expect(e.status == 0, "\(e.stderr)")
+        #expect(try JSONValue.parse(e.stdout)["accuracy"]?.doubleValue == doc?["val_accuracy"]?.doubleValue)
+    }
 }
