@@ -406,7 +406,7 @@ package final class TemporaryFiles: @unchecked Sendable {
     }
 
     /// Async-signal-safe: reads the fixed block and calls unlink, nothing else.
-    func unlinkLive() {
+    package func unlinkLive() {
         for i in 0..<Self.capacity where states[i] == Self.live {
             unlink(paths + i * Self.pathBytes)
         }

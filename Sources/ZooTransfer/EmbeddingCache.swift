@@ -114,6 +114,10 @@ public struct EmbeddingSource: Sendable {
         progress?(done, files.count)
         var start = 0
         while start < missing.count {
+            // Ctrl-C (TrainingInterrupt): stop between batches; what is computed is in the cache already.
+            if TrainingInterrupt.isRequested, let cache {
+                throw TrainingInterrupted(stateFolder: cache.folder, epoch: 0, position: 0, embedding: true)
+            }
             let chunk = Array(missing[start..<min(start + batch, missing.count)])
             let input: Tensor
             do { input = try preprocessing.tensor(forFiles: chunk.map { files[$0] }) } catch let e as ZooError where e.file == nil {

@@ -44,12 +44,12 @@ public struct FeatureExtractionTraining: Sendable {
         public var embedding: (@Sendable (Int, Int) -> Void)?
         /// Each epoch's figures.
         public var epoch: (@Sendable (EpochMetrics) -> Void)?
-        /// Images done in the current epoch and the epoch's total.
-        public var step: (@Sendable (Int, Int) -> Void)?
+        /// Where the current epoch stands after each step.
+        public var step: (@Sendable (StepProgress) -> Void)?
 
         /// Callbacks (all optional).
         public init(embedding: (@Sendable (Int, Int) -> Void)? = nil, epoch: (@Sendable (EpochMetrics) -> Void)? = nil,
-                    step: (@Sendable (Int, Int) -> Void)? = nil) {
+                    step: (@Sendable (StepProgress) -> Void)? = nil) {
             self.embedding = embedding
             self.epoch = epoch
             self.step = step
@@ -119,7 +119,14 @@ public struct FeatureExtractionTraining: Sendable {
         }
         let fitted = try HeadTrainer.fit(
             train: EmbeddedSet(values: trainEmbeddings.values, labels: train.labels, width: width), validation: validationSet,
-            initial: head, recipe: recipe, resume: progress, onEpochEnd: { try state?.save($0) }, onEpoch: callbacks.epoch, onStep: callbacks.step)
+            initial: head, recipe: recipe, resume: progress, onEpochEnd: { p in
+                guard let state else { return }
+                try state.save(p)
+                // Ctrl-C (TrainingInterrupt): epochs over embeddings are short, so the run stops at an epoch's end.
+                if TrainingInterrupt.isRequested, p.epoch < recipe.epochs {
+                    throw TrainingInterrupted(stateFolder: state.folder, epoch: p.epoch, position: 0)
+                }
+            }, onEpoch: callbacks.epoch, onStep: callbacks.step)
         let provenance = TransferProvenance.json(mode: "features", base: base, digest: digest, train: train, validation: validation,
                                                  recipe: recipe, extra: [], kept: fitted.epochs[fitted.keptEpoch - 1])
         try base.write(head: fitted.head, labels: train.classes, training: provenance, to: output, overwrite: overwrite)

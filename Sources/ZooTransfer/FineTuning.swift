@@ -114,6 +114,7 @@ public struct FineTuning: Sendable {
         var kept = model.values, keptEpoch = 1, best = -1.0
         var step = 0
         var first = 1
+        var resumed: TrainingProgress?
         let state = checkpointing ? TrainingStateFolder(output: output, fingerprint: TransferProvenance.fingerprint(
             mode: "finetune \(trainable) \(batchNorm.rawValue) \(backboneScale) \(augment) \(dropout)", baseSHA256: try EmbeddingCache.sha256(file: base.path),
             train: train, validation: validation, recipe: recipe)) : nil
@@ -129,6 +130,7 @@ public struct FineTuning: Sendable {
             best = r.bestAccuracy
             step = r.step
             first = r.epoch + 1
+            resumed = r
             if recipe.shuffle { for e in stride(from: 1, to: first, by: 1) { HeadTrainer.shuffle(&order, seed: recipe.seed, epoch: e) } }
         }
         for epoch in stride(from: first, through: recipe.epochs, by: 1) {
@@ -136,6 +138,15 @@ public struct FineTuning: Sendable {
             if recipe.shuffle { HeadTrainer.shuffle(&order, seed: recipe.seed, epoch: epoch) }
             var lossSum = 0.0, correct = 0, done = 0
             var start = 0
+            var earlier = 0.0
+            // A run stopped mid-epoch (Ctrl-C) goes on from the image it stopped at.
+            if epoch == first, let r = resumed, r.position > 0 {
+                start = min(r.position, order.count)
+                done = start
+                lossSum = r.partialLoss
+                correct = r.partialCorrect
+                earlier = r.partialSeconds
+            }
             while start < order.count {
                 let idx = Array(order[start..<min(start + recipe.batch, order.count)])
                 let x: Tensor
@@ -165,7 +176,18 @@ public struct FineTuning: Sendable {
                 step += 1
                 start += idx.count
                 done += idx.count
-                callbacks.step?(done, train.files.count)
+                callbacks.step?(StepProgress(epoch: epoch, done: done, total: train.files.count, loss: lossSum / Double(done),
+                                             accuracy: Double(correct) / Double(done)))
+                if TrainingInterrupt.isRequested, let state {
+                    var p = TrainingProgress(epoch: epoch - 1, step: step, history: history, keptEpoch: keptEpoch, bestAccuracy: best,
+                                             values: model.values, kept: kept, optimizer: optimizer)
+                    p.position = start
+                    p.partialLoss = lossSum
+                    p.partialCorrect = correct
+                    p.partialSeconds = earlier + Date().timeIntervalSince(started)
+                    try state.save(p)
+                    throw TrainingInterrupted(stateFolder: state.folder, epoch: epoch - 1, position: start)
+                }
             }
             var metrics = EpochMetrics(epoch: epoch, trainLoss: lossSum / Double(train.files.count),
                                        trainAccuracy: Double(correct) / Double(train.files.count), valLoss: nil, valAccuracy: nil, seconds: 0)
@@ -176,7 +198,7 @@ public struct FineTuning: Sendable {
                 if recipe.keep == .best, a > best { best = a; kept = model.values; keptEpoch = epoch }
             }
             if recipe.keep == .last || validation.map({ $0.files.isEmpty }) ?? true { kept = model.values; keptEpoch = epoch }
-            metrics.seconds = Date().timeIntervalSince(started)
+            metrics.seconds = earlier + Date().timeIntervalSince(started)
             history.append(metrics)
             try state?.save(TrainingProgress(epoch: epoch, step: step, history: history, keptEpoch: keptEpoch, bestAccuracy: best,
                                              values: model.values, kept: kept, optimizer: optimizer))

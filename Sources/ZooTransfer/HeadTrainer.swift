@@ -51,13 +51,13 @@ public enum HeadTrainer {
     static let weightName = "weight", biasName = "bias"
 
     /// Trains from `initial` on `train`, measuring `validation` (when given and not empty) after each
-    /// epoch. `onEpoch` receives each epoch's figures as soon as they are known, `onStep` the images done
-    /// in the current epoch and the epoch's total. Deterministic: the same inputs and recipe give the
+    /// epoch. `onEpoch` receives each epoch's figures as soon as they are known, `onStep` where the current
+    /// epoch stands after each step. Deterministic: the same inputs and recipe give the
     /// same head bit for bit. `resume` continues from a saved `TrainingProgress` (the run then ends as an
     /// uninterrupted one would); `onEpochEnd` receives the progress after every epoch (to save it).
     public static func fit(train: EmbeddedSet, validation: EmbeddedSet?, initial: LinearHead, recipe: TrainingRecipe,
                            resume: TrainingProgress? = nil, onEpochEnd: ((TrainingProgress) throws -> Void)? = nil,
-                           onEpoch: ((EpochMetrics) -> Void)? = nil, onStep: ((Int, Int) -> Void)? = nil) throws -> Result {
+                           onEpoch: ((EpochMetrics) -> Void)? = nil, onStep: ((StepProgress) -> Void)? = nil) throws -> Result {
         try recipe.validate()
         guard train.count > 0 else { throw ZooError(.badInput, "no training images") }
         guard train.width == initial.width else {
@@ -109,7 +109,8 @@ public enum HeadTrainer {
                 head.bias = params[biasName] ?? head.bias
                 start += idx.count
                 done += idx.count
-                onStep?(done, train.count)
+                onStep?(StepProgress(epoch: epoch, done: done, total: train.count, loss: lossSum / Double(done),
+                                     accuracy: Double(correct) / Double(done)))
             }
             var metrics = EpochMetrics(epoch: epoch, trainLoss: lossSum / Double(train.count), trainAccuracy: Double(correct) / Double(train.count),
                                        valLoss: nil, valAccuracy: nil, seconds: 0)

@@ -125,3 +125,22 @@ public struct EpochMetrics: Sendable, Equatable, Codable {
         self.seconds = seconds
     }
 }
+
+/// Where an epoch stands after a step: for progress bars.
+public struct StepProgress: Sendable, Equatable {
+    /// The 1-based epoch.
+    public var epoch: Int
+    /// Images done in the epoch, and the epoch's total.
+    public var done: Int, total: Int
+    /// The epoch's mean training loss and accuracy so far.
+    public var loss: Double, accuracy: Double
+
+    /// A record.
+    public init(epoch: Int, done: Int, total: Int, loss: Double, accuracy: Double) {
+        self.epoch = epoch
+        self.done = done
+        self.total = total
+        self.loss = loss
+        self.accuracy = accuracy
+    }
+}

@@ -261,7 +261,7 @@ import ZooTransfer
         #expect(augment.stderr.contains("--augment"), "\(augment.stderr)")
     }
 
-    @Test func aRunKilledMidEpochResumesToTheUninterruptedResult() throws {
+    @Test func aRunStoppedOrKilledResumesToTheUninterruptedResult() throws {
         let dir = try TestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let base = try FineTuningTests.base("resnet18", in: dir).path
@@ -275,20 +275,40 @@ import ZooTransfer
         #expect(r.status == 0, "\(r.stderr)")
         #expect(!FileManager.default.fileExists(atPath: whole + ".train-state"))
 
-        // The same run, killed (SIGKILL) in its second epoch, then resumed.
+        // The same run stopped with Ctrl-C (SIGINT) in its second epoch: it saves where it is and exits 130; resumed,
+        // then killed (SIGKILL) after the second epoch, and resumed again.
         let out = dir.appendingPathComponent("resumed.safetensors").path
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: TestSupport.zooBinary)
-        process.arguments = ["train"] + (try args(out)) + ["-q"]
-        process.environment = ProcessInfo.processInfo.environment.merging(["ZOO_HOME": home.path]) { $1 }
-        try process.run()
         let progress = out + ".train-state/progress.json"
-        let deadline = Date().addingTimeInterval(600)
-        while !FileManager.default.fileExists(atPath: progress), process.isRunning, Date() < deadline { usleep(50_000) }
+        func progressDoc() -> JSONValue? {
+            (try? Data(contentsOf: URL(fileURLWithPath: progress))).flatMap { try? JSONValue.parse(String(decoding: $0, as: UTF8.self)) }
+        }
+        func start(_ extra: [String]) throws -> Process {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: TestSupport.zooBinary)
+            process.arguments = ["train"] + (try args(out)) + extra + ["-q"]
+            process.environment = ProcessInfo.processInfo.environment.merging(["ZOO_HOME": home.path]) { $1 }
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            return process
+        }
+        func wait(_ process: Process, until ready: () -> Bool) {
+            let deadline = Date().addingTimeInterval(600)
+            while !ready(), process.isRunning, Date() < deadline { usleep(50_000) }
+        }
+        let first = try start([])
+        wait(first) { progressDoc()?["epoch"]?.intValue == 1 }
         usleep(300_000)
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        #expect(process.terminationReason == .uncaughtSignal, "the run ended before it could be killed")
+        kill(first.processIdentifier, SIGINT)
+        first.waitUntilExit()
+        #expect(first.terminationReason == .exit && first.terminationStatus == 130, "\(first.terminationReason) \(first.terminationStatus)")
+        let stopped = progressDoc()
+        #expect(stopped?["epoch"]?.intValue == 1 && (stopped?["position"]?.intValue ?? 0) > 0, "\(String(describing: stopped))")
+        #expect(!FileManager.default.fileExists(atPath: out))
+        let second = try start(["--resume"])
+        wait(second) { progressDoc()?["epoch"]?.intValue == 2 }
+        kill(second.processIdentifier, SIGKILL)
+        second.waitUntilExit()
+        #expect(second.terminationReason == .uncaughtSignal, "the resumed run ended before it could be killed")
         #expect(!FileManager.default.fileExists(atPath: out))
         let (resumed, doc) = try Self.train(try args(out) + ["--resume"], home: home)
         #expect(resumed.status == 0, "\(resumed.stderr)")

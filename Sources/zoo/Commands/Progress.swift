@@ -38,6 +38,8 @@ final class ProgressBar: @unchecked Sendable {
     private let enabled: Bool
     private let format: (Int) -> String
     private let rate: (Double) -> String
+    private let prefix: String
+    private let suffix: (() -> String)?
     private let lock = NSLock()
     private let start = DispatchTime.now().uptimeNanoseconds
     private var lastDraw: UInt64 = 0
@@ -46,10 +48,14 @@ final class ProgressBar: @unchecked Sendable {
     /// `format` writes a count (default: bytes; `predict` and `features` count images). `enabled`
     /// (default true) can turn the bar off for runs too short to need one.
     /// `rate` writes a count per second (default: `format` of the rounded rate).
-    init(enabled: Bool = true, format: @escaping (Int) -> String = CLIOutput.bytes, rate: ((Double) -> String)? = nil) {
+    /// `prefix` goes before the bar, `suffix` (read at each drawing) after the counts.
+    init(enabled: Bool = true, format: @escaping (Int) -> String = CLIOutput.bytes, rate: ((Double) -> String)? = nil,
+         prefix: String = "", suffix: (() -> String)? = nil) {
         self.enabled = enabled && isatty(2) != 0 && !CLIOutput.quiet.value
         self.format = format
         self.rate = rate ?? { format(Int($0.rounded())) }
+        self.prefix = prefix
+        self.suffix = suffix
     }
 
     /// A bar counting `noun` (`images`): `12 images`, `2.5 images/s`.
@@ -69,8 +75,8 @@ final class ProgressBar: @unchecked Sendable {
         let fraction = min(max(Double(done) / Double(total), 0), 1)
         let width = 30
         let filled = Int(Double(width) * fraction)
-        var line = "\r[" + String(repeating: "#", count: filled) + String(repeating: " ", count: width - filled) + "] "
-            + "\(Int(fraction * 100))% " + format(done) + " / " + format(total)
+        var line = "\r" + prefix + "[" + String(repeating: "#", count: filled) + String(repeating: " ", count: width - filled) + "] "
+            + "\(Int(fraction * 100))% " + format(done) + " / " + format(total) + (suffix?() ?? "")
         let seconds = Double(now - start) / 1e9
         if seconds > 0.2, done > 0 {
             let perSecond = Double(done) / seconds
