@@ -303,6 +303,18 @@ public struct ArchitectureConfig: Sendable, Hashable {
         return titles.count <= 1 ? titles.joined() : titles.dropLast().joined(separator: ", ") + " and " + (titles.last ?? "")
     }
 
+    /// This configuration with a classifier on top: itself when `includeTop`; for a backbone-only one, the
+    /// head Keras's transfer-learning guide puts on a backbone without top (GlobalAveragePooling2D -> Dense):
+    /// the family's standard head where that is pooling + linear (ResNet, MobileNet v1/V2), `.linear`
+    /// elsewhere (VGG, MobileNetV3, whose standard heads hold pretrained hidden layers the file lacks).
+    public func withClassifier() throws -> ArchitectureConfig {
+        guard !includeTop else { return self }
+        var c = self
+        c.includeTop = true
+        if try definition().quirks.customLinearHead { c.head = .linear }
+        return c
+    }
+
     /// The canonical tensors a checkpoint of this configuration holds (the head's only when `includeTop`).
     public func parameterSpec() throws -> [ParameterSpec] {
         let g = try graph()

@@ -27,31 +27,44 @@ public struct TransferBase: Sendable {
     public let finalLayer: String
     /// The width of the final layer's input (the embedding width).
     public let width: Int
+    /// The architecture with its classifier: the checkpoint's own, or for a backbone-only file (a Keras
+    /// "no top" conversion) `ArchitectureConfig.withClassifier()`: a classifier on globally pooled features.
+    public let config: ArchitectureConfig
+    /// The layer graph of `config`.
+    public let graph: LayerGraph
+    /// True when the checkpoint holds its classifier; false for a backbone-only file, whose new classifier
+    /// (and, for VGG and MobileNetV3, its pooling head) is added by the writer.
+    public var hasClassifier: Bool { loaded.config.includeTop }
 
     /// Opens `path`. Throws `badInput` naming it when it has no preprocessing metadata or its graph does not
-    /// end on a linear classifier (a file converted without its top).
+    /// end on a linear classifier.
     public init(path: String) throws {
         loaded = try LoadedCheckpoint(path: path)
         guard let json = loaded.checkpoint.metadata.preprocessing else {
             throw ZooError(.badInput, "no preprocessing metadata (zoo.preprocessing)", file: path)
         }
-        do { preprocessing = try Preprocessing(json: json) } catch let e as ZooError { throw e.inFile(path) }
-        guard let final = Embedder.finalLinear(of: loaded.graph) else {
-            throw ZooError(.badInput, "the architecture has no classifier layer to replace (converted without its top?); "
-                           + "transfer learning needs the family's own head", file: path)
+        do {
+            preprocessing = try Preprocessing(json: json)
+            config = try loaded.config.withClassifier()
+            graph = config.includeTop == loaded.config.includeTop ? loaded.graph : try config.graph()
+        } catch let e as ZooError { throw e.inFile(path) }
+        guard let final = Embedder.finalLinear(of: graph) else {
+            throw ZooError(.badInput, "the architecture has no classifier layer to replace", file: path)
         }
-        finalLayer = loaded.graph.nodes[final.layer].name
+        finalLayer = graph.nodes[final.layer].name
         width = final.inFeatures
         self.path = path
     }
 
     /// The embedder of this checkpoint (the graph up to the final layer's input).
     public func embedder(threads: Int = defaultThreadCount) throws -> Embedder {
-        do { return try Embedder(graph: loaded.graph, weights: loaded.weights, threads: threads) } catch let e as ZooError { throw e.inFile(path) }
+        do { return try Embedder(graph: graph, weights: loaded.weights, threads: threads) } catch let e as ZooError { throw e.inFile(path) }
     }
 
-    /// The checkpoint's own classifier as a head (its final layer's weight and bias).
+    /// The checkpoint's own classifier as a head (its final layer's weight and bias). Throws `badInput` for
+    /// a backbone-only file.
     public func currentHead() throws -> LinearHead {
+        guard hasClassifier else { throw ZooError(.badInput, "a backbone without classifier (no top)", file: path) }
         let file = loaded.checkpoint.file
         do {
             let w = try file.tensor(named: finalLayer + ".weight"), b = try file.tensor(named: finalLayer + ".bias")
@@ -64,7 +77,7 @@ public struct TransferBase: Sendable {
 
     /// The configuration with `classes` outputs.
     public func configuration(classes: Int) throws -> ArchitectureConfig {
-        var config = loaded.config
+        var config = self.config
         config.classes = classes
         try config.validate()
         let graph = try config.graph()
@@ -107,8 +120,19 @@ public struct TransferBase: Sendable {
                 records.append(TensorRecord(name: entry.name, dtype: entry.dtype, shape: entry.shape) { try file.tensor(entry) })
             }
         }
+        // A backbone-only base gets its classifier (the only tensors it may lack) appended.
+        let spec = Dictionary(try config.parameterSpec().map { ($0.name, $0.shape) }, uniquingKeysWith: { a, _ in a })
         for name in replacing.keys.sorted() where file.entry(named: name) == nil {
-            throw ZooError(.mismatch, "the base checkpoint has no tensor of this name", file: path, item: name)
+            guard !hasClassifier, name.hasPrefix(finalLayer + "."), let (v, shape) = replacing[name] else {
+                throw ZooError(.mismatch, "the base checkpoint has no tensor of this name", file: path, item: name)
+            }
+            guard spec[name] == shape else {
+                throw ZooError(.mismatch, "shape \(shape), the architecture needs \(spec[name] ?? [])", file: output, item: name)
+            }
+            records.append(TensorRecord(name: name, tensor: try Tensor(shape: shape, floats: v)))
+        }
+        for (name, shape) in spec.sorted(by: { $0.key < $1.key }) where file.entry(named: name) == nil && replacing[name] == nil {
+            throw ZooError(.mismatch, "missing tensor; the architecture needs shape \(shape)", file: output, item: name)
         }
         var metadata = loaded.checkpoint.metadata
         metadata.config = try config.json
@@ -124,7 +148,7 @@ public struct TransferBase: Sendable {
 
     /// The class names of the checkpoint (`zoo.labels`), or `class_<i>` when it has none.
     public var labels: [String] {
-        let classes = loaded.config.classes
+        let classes = config.classes
         if let l = loaded.checkpoint.metadata.labels, l.count == classes { return l }
         return (0..<classes).map { "class_\($0)" }
     }

@@ -3,6 +3,7 @@ import Testing
 import ZooErrors
 import ZooFiles
 import ZooFormats
+import ZooImages
 import ZooJSON
 import ZooTensor
 import ZooTestSupport
@@ -339,5 +340,72 @@ import ZooTransfer
         let e = try TestSupport.zoo(["eval", out, "--data", val, "--json", "-q"])
         #expect(e.status == 0, "\(e.stderr)")
         #expect(try JSONValue.parse(e.stdout)["accuracy"]?.doubleValue == doc?["val_accuracy"]?.doubleValue)
+    }
+
+    /// A backbone converted without its top (Keras `include_top=False`) gets the classifier Keras's
+    /// transfer-learning guide builds on it (GlobalAveragePooling2D -> Dense): `fc` for ResNet, a pooled `head`
+    /// for VGG. The result equals tf-keras's model of that shape with the trained Dense, within 1e-4.
+    @Test(arguments: [("resnet50", "fc", 2048), ("vgg16", "head", 512)])
+    func aBackboneWithoutTopGetsAPooledLinearClassifier(arch: String, layer: String, width: Int) throws {
+        let dir = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let h5 = try TestSupport.fixture("keras/tfk_\(arch).h5")
+        let converted = dir.appendingPathComponent("converted.safetensors").path, base = dir.appendingPathComponent("base.safetensors").path
+        let c = try TestSupport.zoo(["convert", h5, "--arch", arch, "-o", converted, "-q"])
+        #expect(c.status == 0, "\(c.stderr)")
+        // A small input keeps the test quick: resize 64, centre crop 56.
+        let source = try NativeCheckpoint(path: converted)
+        var metadata = source.metadata
+        metadata.preprocessing = Preprocessing.torchvision(resize: 64, crop: 56).json
+        try NativeCheckpoint.write(source.file.records, metadata: metadata, to: base, overwrite: false)
+        let opened = try TransferBase(path: base)
+        #expect(!opened.hasClassifier && opened.finalLayer == layer && opened.width == width)
+        #expect(throws: ZooError.self) { try opened.currentHead() }
+
+        let val = try Self.fixture("digits/val"), out = dir.appendingPathComponent("out.safetensors").path
+        let (r, doc) = try Self.train([base, "--data", try Self.fixture("digits/train"), "--val", val, "--epochs", "2", "--no-cache", "-o", out],
+                                      home: dir.appendingPathComponent("home"))
+        #expect(r.status == 0, "\(r.stderr)")
+        let trained = try TransferBase(path: out)
+        #expect(trained.hasClassifier && trained.loaded.config.classes == 10 && trained.finalLayer == layer)
+        #expect(trained.loaded.config.head == (arch == "vgg16" ? .linear : .standard))
+        // Every backbone tensor is the base's, bit for bit; the classifier is the only addition.
+        let a = try SafetensorsFile(path: base), b = try SafetensorsFile(path: out)
+        #expect(Set(b.entries.map(\.name)) == Set(a.entries.map(\.name)).union([layer + ".weight", layer + ".bias"]))
+        for entry in a.entries { #expect(try a.tensor(entry).floats() == b.tensor(named: entry.name).floats(), "\(entry.name)") }
+        let e = try TestSupport.zoo(["eval", out, "--data", val, "--json", "-q"])
+        #expect(e.status == 0, "\(e.stderr)")
+        #expect(try JSONValue.parse(e.stdout)["accuracy"]?.doubleValue == doc?["val_accuracy"]?.doubleValue)
+
+        // tf-keras: the same backbone (the original file's weights), pooled, then Dense with the trained
+        // classifier; and with max pooling (negative control; at 96 px the last maps are 3x3, so the two differ).
+        // Inputs and Keras's outputs go through .npy files.
+        let x = dir.appendingPathComponent("x.npy").path, y = dir.appendingPathComponent("y.npy").path
+        let keras = dir.appendingPathComponent("keras.npy").path, maxPooled = dir.appendingPathComponent("max.npy").path
+        let py = try TestSupport.python("""
+        import sys, numpy as np, tf_keras as k
+        from safetensors.numpy import load_file
+        arch, h5, out, layer, x_path, keras_path, max_path = sys.argv[1:]
+        backbone = {"resnet50": k.applications.ResNet50, "vgg16": k.applications.VGG16}[arch](include_top=False, weights=None, input_shape=(96, 96, 3))
+        backbone.load_weights(h5)
+        t = load_file(out)
+        x = np.random.default_rng(0).standard_normal((2, 96, 96, 3)).astype(np.float32)
+        np.save(x_path, x.transpose(0, 3, 1, 2).copy())
+        for pool, path in ((k.layers.GlobalAveragePooling2D, keras_path), (k.layers.GlobalMaxPooling2D, max_path)):
+            dense = k.layers.Dense(10)
+            model = k.Sequential([backbone, pool(), dense])
+            model.build((None, 96, 96, 3))
+            dense.set_weights([t[layer + ".weight"].T, t[layer + ".bias"]])
+            np.save(path, model(x, training=False).numpy())
+        """, [arch, h5, out, layer, x, keras, maxPooled])
+        #expect(py.status == 0, "\(py.stderr)")
+        let run = try TestSupport.zoo(["run", out, "--input", x, "-o", y, "-q"])
+        #expect(run.status == 0, "\(run.stderr)")
+        func npy(_ path: String) throws -> [Float] {
+            try Data(contentsOf: URL(fileURLWithPath: path)).withUnsafeBytes { try NPY.read($0).floats() }
+        }
+        let ours = try npy(y), reference = try npy(keras), control = try npy(maxPooled)
+        #expect(ours.count == 20 && TransferTests.relError(ours, reference) <= 1e-4, "\(TransferTests.relError(ours, reference))")
+        #expect(TransferTests.relError(ours, control) > 1e-2)
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import ModelZoo
 
 /// `zoo info NAME [--json]`: one architecture layer by layer.
@@ -24,7 +25,11 @@ struct Info: ParsableCommand {
 
     func run() throws {
         let cat = try Catalogue.shared()
-        let e = try cat.entry(name)
+        let e: Catalogue.Entry
+        do { e = try cat.entry(name) } catch var error as ZooError where FileManager.default.fileExists(atPath: name) {
+            error.message = "a file, not an architecture name: `zoo inspect \(name)` shows a checkpoint"
+            throw error
+        }
         var fl: Flavour?
         if let f = flavour {
             guard let v = f.value else { throw ZooError(.usage, "unknown flavour \"\(f.text)\" (torchvision or keras)") }
