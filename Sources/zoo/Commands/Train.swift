@@ -189,23 +189,23 @@ struct Train: ParsableCommand {
         let fitted: (epochs: [EpochMetrics], keptEpoch: Int, cachedEmbeddings: Int)
         TrainingInterrupt.install()
         do {
-        if mode.value == .finetune {
-            var run = FineTuning(base: base, recipe: recipe, threads: compute.threads)
-            run.trainable = try TrainableSet(parsing: trainable)
-            run.batchNorm = bn.value == .train ? .train : .eval
-            run.backboneScale = backboneLRScale
-            run.augment = augment.value == .standard
-            let r = try run.fit(train: train, validation: validation, output: output, overwrite: replace.force || resume,
-                                  checkpointing: true, resume: resume, callbacks: callbacks)
-            fitted = (r.epochs, r.keptEpoch, 0)
-        } else {
-            var run = FeatureExtractionTraining(base: base, recipe: recipe, threads: compute.threads)
-            if !noCache { run.cacheRoot = try ModelCache().root + "/embeddings" }
-            let r = try run.fit(train: train, validation: validation, output: output, overwrite: replace.force || resume,
-                                  checkpointing: true, resume: resume, callbacks: callbacks)
-            if r.cachedEmbeddings > 0 { CLIOutput.note("\(r.cachedEmbeddings) of \(r.embeddings) embeddings from the cache") }
-            fitted = (r.epochs, r.keptEpoch, r.cachedEmbeddings)
-        }
+            if mode.value == .finetune {
+                var run = FineTuning(base: base, recipe: recipe, threads: compute.threads)
+                run.trainable = try TrainableSet(parsing: trainable)
+                run.batchNorm = bn.value == .train ? .train : .eval
+                run.backboneScale = backboneLRScale
+                run.augment = augment.value == .standard
+                let r = try run.fit(train: train, validation: validation, output: output, overwrite: replace.force || resume,
+                                    checkpointing: true, resume: resume, callbacks: callbacks)
+                fitted = (r.epochs, r.keptEpoch, 0)
+            } else {
+                var run = FeatureExtractionTraining(base: base, recipe: recipe, threads: compute.threads)
+                if !noCache { run.cacheRoot = try ModelCache().root + "/embeddings" }
+                let r = try run.fit(train: train, validation: validation, output: output, overwrite: replace.force || resume,
+                                    checkpointing: true, resume: resume, callbacks: callbacks)
+                if r.cachedEmbeddings > 0 { CLIOutput.note("\(r.cachedEmbeddings) of \(r.embeddings) embeddings from the cache") }
+                fitted = (r.epochs, r.keptEpoch, r.cachedEmbeddings)
+            }
         } catch let stop as TrainingInterrupted {
             stepBar.finish()
             embedBar.finish()
