@@ -297,14 +297,24 @@ public enum Converter {
         sha256(try MappedFile(path: path))
     }
 
+    /// SHA-256 of bytes, lowercase hex.
+    public static func sha256(bytes: [UInt8]) -> String {
+        hex(SHA256.hash(data: bytes))
+    }
+
+    /// Lowercase hex of a digest.
+    static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
+        digest.map { b in
+            let h = String(b, radix: 16)
+            return h.count == 1 ? "0" + h : h
+        }.joined()
+    }
+
     /// SHA-256 of a mapped file's bytes, lowercase hex (hashed in place: no copy into a read buffer).
     public static func sha256(_ file: MappedFile) -> String {
         var hasher = SHA256()
         file.withBytes { hasher.update(bufferPointer: $0) }
-        return hasher.finalize().map { b in
-            let h = String(b, radix: 16)
-            return h.count == 1 ? "0" + h : h
-        }.joined()
+        return hex(hasher.finalize())
     }
 }
 

@@ -55,6 +55,28 @@ public struct ImageClassifier: Sendable {
         return try Self.topK(logits: logits, top: top, labels: labels)
     }
 
+    /// Top-`top` predictions for each image file that can be read and decoded, in order, with its path;
+    /// each one that cannot goes to `onSkip` (path and the reader's message) and gets no result.
+    public func classify(files: [String], top: Int = 5, skippingBad onSkip: (SkippedImage) -> Void) throws -> [(file: String, top: [Prediction])] {
+        var good: [String] = [], prepared: [RGBImage] = []
+        for file in files {
+            do {
+                prepared.append(try preprocessing.geometry(try ImageDecoder.decode(path: file)))
+                good.append(file)
+            } catch let e as ZooError {
+                onSkip(SkippedImage(path: file, reason: e.message))
+            }
+        }
+        guard !prepared.isEmpty else { return [] }
+        let logits: Tensor
+        do {
+            logits = try classifier(try preprocessing.tensor(prepared: prepared))
+        } catch let e as ZooError where e.file == nil {
+            throw e.inFile(good[0])
+        }
+        return Array(zip(good, try Self.topK(logits: logits, top: top, labels: labels))).map { (file: $0, top: $1) }
+    }
+
     /// Softmax over each row of `logits` [N, classes] and the `top` most probable classes.
     public static func topK(logits: Tensor, top: Int, labels: [String]) throws -> [[Prediction]] {
         guard logits.rank == 2 else { throw ZooError(.badInput, "logits must be [N, classes], got \(logits.shape)") }

@@ -95,6 +95,9 @@ public final class AtomicFileWriter {
         try bytes.withUnsafeBytes { try write($0) }
     }
 
+    /// Hands any buffered bytes to the kernel, so that `temporaryPath` can be read back (a spool file).
+    public func flush() throws { try flushBuffer() }
+
     private func flushBuffer() throws {
         if buffer.isEmpty { return }
         try buffer.withUnsafeBytes { try writeAll($0) }

@@ -230,8 +230,9 @@ public struct Preprocessing: Sendable, Equatable {
         return try batch(images.map { try geometry($0) }, names: nil)
     }
 
-    /// Normalises images that already have their final size (an augmentation's output) into one batch.
-    func tensor(prepared: [RGBImage]) throws -> Tensor { try batch(prepared, names: nil) }
+    /// Normalises images that already have their final size (through `geometry`, or an augmentation's
+    /// output) into one batch; they must all have the same size.
+    public func tensor(prepared: [RGBImage]) throws -> Tensor { try batch(prepared, names: nil) }
 
     /// The batch of images already through `geometry`; `names` (the files) name the image at fault.
     private func batch(_ prepared: [RGBImage], names: [String]?) throws -> Tensor {

@@ -10,7 +10,7 @@ struct Zoo: ParsableCommand {
         version: ModelZooVersion.current,
         // `zoo hdf5-probe` (Commands/HDF5Probe.swift) is intercepted before parsing, so it is not listed
         // here: help, completion scripts and `make man` show only the commands people run.
-        subcommands: [Inspect.self, Convert.self, List.self, Info.self, Bench.self, Run.self, Grad.self, Fetch.self, Cache.self, Predict.self, Features.self, Train.self, Eval.self, Init.self, Env.self]
+        subcommands: [Inspect.self, Convert.self, List.self, Info.self, Bench.self, Run.self, Grad.self, Fetch.self, Cache.self, Predict.self, Features.self, MergeFeatures.self, Train.self, Eval.self, Init.self, Env.self]
     )
 
     /// Runs the tool with ModelZoo's error discipline (docs/cli.md): one `zoo: ...` line on

@@ -31,7 +31,7 @@ public struct FeatureExtractor: Sendable {
     public let path: String
     /// The checkpoint's preprocessing (its `zoo.preprocessing` metadata).
     public let preprocessing: Preprocessing
-    private let loaded: LoadedCheckpoint
+    let loaded: LoadedCheckpoint
 
     /// Opens the native checkpoint at `path`. Throws `badInput` naming it when it has no (or invalid)
     /// preprocessing metadata.
@@ -45,61 +45,64 @@ public struct FeatureExtractor: Sendable {
         self.loaded = loaded
     }
 
-    /// Writes one tensor `embeddings` [images, C] F32 (the pooled last feature map, a row per image)
+    /// Writes one tensor `embeddings` [rows, C] F32 (the pooled last feature map, a row per image)
     /// to `output`, computed `batch` images per forward pass and streamed: each batch's rows go to the
-    /// file as soon as they are computed. The first batch gives the width, which fixes the header; the
-    /// file appears only when every row is written. `zoo.feature_info` holds the stage name, the
-    /// width and the pooling. `progress` receives images done and the total after each batch.
-    /// Returns the number of tensors written (1).
+    /// file as soon as they are computed, and the file appears only when every row is written.
+    /// `zoo.images` lists the images of the rows, `zoo.feature_info` holds the stage name, the width and
+    /// the pooling. Without `skipBad` the first image that cannot be read or decoded stops the run with an
+    /// error naming it; with it, such images get no row and go to `onSkip` (the rows are then spooled to a
+    /// temporary file next to `output`, since the header, which comes first, holds the row count).
+    /// `progress` receives images done and the total after each batch. Returns the number of rows.
     @discardableResult
     public func writeEmbeddings(images: [String], to output: String, pool: Pool = .avg, batch: Int = 8,
-                                threads: Int = defaultThreadCount, overwrite: Bool = false,
-                                progress: ((Int, Int) -> Void)? = nil) throws -> Int {
+                                threads: Int = defaultThreadCount, overwrite: Bool = false, skipBad: Bool = false,
+                                onSkip: ((SkippedImage) -> Void)? = nil, progress: ((Int, Int) -> Void)? = nil) throws -> Int {
         try refuseExisting(output, overwrite: overwrite)
-        let backbone = try inCheckpoint { try Backbone(graph: loaded.graph, weights: loaded.weights, head: false, pool: true, threads: threads) }
-        let imagesJSON = JSONValue.array(images.map { .string($0) })
-        var writer: AtomicFileWriter?
-        var width = 0
-        var start = 0
-        do {
-            while start < images.count {
-                let chunk = Array(images[start..<min(start + max(batch, 1), images.count)])
-                let out: Backbone.Output
-                do {
-                    out = try backbone.forward(preprocessing.tensor(forFiles: chunk))
-                } catch let e as ZooError where e.file == nil {
-                    // The images of a batch preprocess to one size: the first one names the batch.
-                    throw e.inFile(chunk[0])
-                }
-                guard let pooled = out.pooled, pooled.dtype == .f32, pooled.elementCount % chunk.count == 0 else {
-                    throw ZooError(.badInput, "the backbone produced no pooled float32 output")
-                }
-                let rowWidth = pooled.elementCount / chunk.count
-                if writer == nil {
-                    width = rowWidth
-                    let last = backbone.featureInfo.last
-                    let info: JSONValue = .object([("name", .string(last?.name ?? "")), ("channels", .int(Int64(width))), ("pool", .string(pool.rawValue))])
-                    let record = TensorRecord(name: "embeddings", dtype: .f32, shape: [images.count, width]) {
-                        throw ZooError(.io, "embeddings are streamed, not loaded")
-                    }
-                    let metadata = [("format", "pt"), ("zoo.images", imagesJSON.serialized()), ("zoo.feature_info", info.serialized())]
-                    let w = try AtomicFileWriter(destination: output, overwrite: overwrite)
-                    try w.write(SafetensorsWriter.header(for: [record], metadata: metadata))
-                    writer = w
-                }
-                guard rowWidth == width else {
-                    throw ZooError(.badInput, "embedding width changed from \(width) to \(rowWidth)", file: chunk[0])
-                }
-                try pooled.withUnsafeBytes { try writer?.write($0) }
-                start += chunk.count
-                progress?(start, images.count)
+        let backbone = try embeddingBackbone(threads: threads)
+        guard let width = backbone.featureInfo.last?.channels else { throw ZooError(.badInput, "the architecture has no feature stage", file: path) }
+        let info = Self.embeddingInfo(backbone, width: width, pool: pool)
+        func header(_ names: [String]) throws -> [UInt8] {
+            let record = TensorRecord(name: "embeddings", dtype: .f32, shape: [names.count, width]) {
+                throw ZooError(.io, "embeddings are streamed, not loaded")
             }
-            try writer?.commit()
+            let metadata = [("format", "pt"), ("zoo.images", JSONValue.array(names.map { .string($0) }).serialized()),
+                            ("zoo.feature_info", info.serialized())]
+            return try SafetensorsWriter.header(for: [record], metadata: metadata)
+        }
+        let writer = try AtomicFileWriter(destination: output, overwrite: overwrite)
+        // With skips the row count is known at the end only: rows go to a spool file first.
+        let spool = skipBad ? try AtomicFileWriter(destination: output + ".rows", overwrite: true) : nil
+        var kept: [String] = []
+        var done = 0
+        do {
+            if spool == nil { try writer.write(header(images)) }
+            try embedRows(images, backbone: backbone, batch: batch, skipBad: skipBad, onRows: { files, pooled in
+                guard pooled.elementCount == files.count * width else {
+                    throw ZooError(.badInput, "embeddings of \(pooled.elementCount / max(files.count, 1)) values, expected \(width)", file: files[0])
+                }
+                try pooled.withUnsafeBytes { try (spool ?? writer).write($0) }
+                kept += files
+                done += files.count
+                progress?(done, images.count)
+            }, onSkip: { s in
+                onSkip?(s)
+                done += 1
+            })
+            if let spool {
+                try writer.write(header(kept))
+                try spool.flush()
+                if spool.bytesWritten > 0 {
+                    try MappedFile(path: spool.temporaryPath).withBytes { try writer.write($0) }
+                }
+                spool.abandon()
+            }
+            try writer.commit()
         } catch let e as ZooError {
-            writer?.abandon()
+            spool?.abandon()
+            writer.abandon()
             throw e.file == nil ? e.inFile(output) : e
         }
-        return 1
+        return kept.count
     }
 
     /// Writes the feature maps of `stages` (timm `out_indices`; `FeatureTap`s of the graph) for every

@@ -11,8 +11,20 @@ struct Predict: ParsableCommand {
     @Argument(help: "A native checkpoint, or a model fetched with `zoo fetch` (resnet50, resnet50-IMAGENET1K_V2).")
     var model: String
 
-    @Argument(help: "JPEG or PNG files.")
-    var images: [String]
+    @Argument(help: "JPEG or PNG files, directories (recursive, sorted) or glob patterns.")
+    var images: [String] = []
+
+    @Option(name: .customLong("files-from"), help: "A file listing one input per line (`-`: standard input), after the arguments.")
+    var filesFrom: String?
+
+    @Flag(name: .customLong("skip-bad"), help: "Skip images that cannot be read or decoded (listed, counted; exit status 4) instead of stopping at the first.")
+    var skipBad = false
+
+    @Option(help: "With --skip-bad: write the skipped images to this file, one JSON object per line ({\"path\", \"reason\"}).")
+    var errors: String?
+
+    @Flag(help: "With --errors: replace an existing report.")
+    var force = false
 
     @Option(help: "How many classes to show per image.")
     var top = 5
@@ -29,7 +41,8 @@ struct Predict: ParsableCommand {
     var json = false
 
     func validate() throws {
-        guard !images.isEmpty else { throw ValidationError("give at least one image") }
+        guard !images.isEmpty || filesFrom != nil else { throw ValidationError("give at least one image, directory or pattern, or --files-from") }
+        if errors != nil, !skipBad { throw ValidationError("--errors goes with --skip-bad") }
         guard top > 0 else { throw ValidationError("--top must be positive") }
         guard batch > 0 else { throw ValidationError("--batch must be positive") }
         guard compute.threads > 0 else { throw ValidationError("--threads must be positive") }
@@ -41,29 +54,46 @@ struct Predict: ParsableCommand {
         verbosity.apply()
         let path = try Pretrained.resolve(model)
         let names = try labels.map(Predict.readLabels)
+        let images = try ImageInputs.collect(self.images, filesFrom: filesFrom)
         let classifier = try ImageClassifier(contentsOf: URL(fileURLWithPath: path), labels: names, threads: compute.threads)
+        if let errors, !force, FileManager.default.fileExists(atPath: errors) {
+            throw ZooError(.io, "already exists (use --force to replace it)", file: errors)
+        }
         let bar = ProgressBar(enabled: images.count > batch, counting: "images")
         var results: [(String, [Prediction])] = []
+        var skipped: [SkippedImage] = []
         var start = 0
         while start < images.count {
             let chunk = Array(images[start..<min(start + batch, images.count)])
-            let tops = try classifier.classify(files: chunk, top: top)
-            results.append(contentsOf: zip(chunk, tops).map { ($0, $1) })
+            if skipBad {
+                results += try classifier.classify(files: chunk, top: top, skippingBad: { skipped.append($0) }).map { ($0.file, $0.top) }
+            } else {
+                let tops = try classifier.classify(files: chunk, top: top)
+                results.append(contentsOf: zip(chunk, tops).map { ($0, $1) })
+            }
             start += chunk.count
             bar.update(start, images.count)
         }
         bar.finish()
+        if let errors {
+            try AtomicFileWriter.write(Array(skipped.map { $0.json.serialized() + "\n" }.joined().utf8), to: errors, overwrite: true)
+        }
+        if !skipped.isEmpty {
+            CLIOutput.note("skipped \(skipped.count) image\(skipped.count == 1 ? "" : "s") that could not be read or decoded"
+                           + (errors.map { " (listed in \($0.escapingControlCharacters))" } ?? ""))
+        }
         if json {
             try CLIOutput.printJSON(results.map { image, top in
                 PredictResult(image: image, top: top.map { .init(index: $0.index, label: $0.label, probability: Double($0.probability)) })
             })
-            return
+        } else {
+            for (image, top) in results {
+                print(image.escapingControlCharacters) // labels are escaped by the table
+                let rows = top.map { p in [CLIOutput.decimals4(Double(p.probability)), String(p.index), p.label] }
+                print(CLIOutput.table(["probability", "index", "label"], rows, rightAligned: [0, 1]), terminator: "")
+            }
         }
-        for (image, top) in results {
-            print(image.escapingControlCharacters) // labels are escaped by the table
-            let rows = top.map { p in [CLIOutput.decimals4(Double(p.probability)), String(p.index), p.label] }
-            print(CLIOutput.table(["probability", "index", "label"], rows, rightAligned: [0, 1]), terminator: "")
-        }
+        if !skipped.isEmpty { throw ExitCode(Features.skippedExitCode) }
     }
 
     static func readLabels(_ path: String) throws -> [String] {

@@ -229,7 +229,19 @@ struct FeaturesResult: Encodable {
     var images: Int
     var kind: String
     var tensors: Int
+    var rows: Int
+    var skipped: Int
+    var shards: Int?
+    var resumed: Int?
     var stages: [StageResult]
+}
+
+/// `zoo merge-features --json`.
+struct MergeFeaturesResult: Encodable {
+    var output: String
+    var rows: Int
+    var shards: Int
+    var skipped: Int
 }
 
 /// One image of `zoo predict --json`.

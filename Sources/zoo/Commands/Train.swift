@@ -299,7 +299,7 @@ final class MetricsLog: @unchecked Sendable {
     private let lock = NSLock()
 
     init(path: String) throws {
-        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
         guard let h = FileHandle(forWritingAtPath: path) else { throw ZooError(.io, "cannot open the log for writing", file: path) }
         h.seekToEndOfFile()
         handle = h
