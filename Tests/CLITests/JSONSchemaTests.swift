@@ -229,6 +229,13 @@ import ZooTestSupport
         let stages = try Self.expectMatches("`zoo features MODEL IMAGE... -o OUT --json`",
                                             ["features", model, Self.image, "--stages", "0,2", "-o", dir.appendingPathComponent("s.safetensors").path, "--json"])
         #expect(stages["stages"]?.arrayValue?.compactMap { $0["index"]?.intValue } == [0, 2])
+        let shards = dir.appendingPathComponent("shards").path
+        let sharded = try Self.expectMatches("`zoo features MODEL IMAGE... -o OUT --json`",
+                                             ["features", model, Self.image, Self.image, "-o", shards, "--shard-size", "1", "--json"])
+        #expect(sharded["shards"]?.intValue == 2 && sharded["resumed"]?.intValue == 0)
+        let merged = try Self.expectMatches("`zoo merge-features DIR... -o OUT --json`",
+                                            ["merge-features", shards, "-o", dir.appendingPathComponent("merged.safetensors").path, "--json"])
+        #expect(merged["rows"]?.intValue == 2)
         _ = try Self.expectMatches("`zoo predict MODEL IMAGE... --json`", ["predict", model, Self.image, "--top", "3", "--json"])
         // A two-class ImageFolder tree of the sample image, for train and eval.
         let data = dir.appendingPathComponent("data")
