@@ -27,6 +27,11 @@ import ZooTestSupport
 
     static func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: path)) }
 
+    /// The objects of JSON Lines output.
+    static func jsonLines(_ text: String) throws -> [JSONValue] {
+        try text.split(separator: "\n").map { try JSONValue.parse(String($0)) }
+    }
+
     @Test func directoriesPatternsAndListsExpandInTheirDocumentedOrder() throws {
         let dir = try TestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -64,7 +69,7 @@ import ZooTestSupport
         #expect(none.status == 1 && none.stderr.contains("no file matches"), "\(none.stderr)")
         let p = try TestSupport.zoo(["predict", model, t, "--top", "1", "--json", "-q"])
         #expect(p.status == 0, "\(p.stderr)")
-        #expect(try JSONValue.parse(p.stdout).arrayValue?.compactMap { $0["image"]?.stringValue } == (try Self.images(out)))
+        #expect(try Self.jsonLines(p.stdout).compactMap { $0["image"]?.stringValue } == (try Self.images(out)))
     }
 
     @Test func badImagesStopTheRunOrAreSkippedAndReported() throws {
@@ -105,7 +110,7 @@ import ZooTestSupport
         // predict: the same skip and report, exit 4, results for the good ones.
         let p = try TestSupport.zoo(["predict", model, photos, "--skip-bad", "--top", "1", "--json", "-q"])
         #expect(p.status == 4, "\(p.stderr)")
-        #expect(try JSONValue.parse(p.stdout).arrayValue?.count == 100)
+        #expect(try Self.jsonLines(p.stdout).count == 100)
     }
 
     @Test func shardsOfOneTwoAndThreeProcessesMergeToTheSingleProcessBytes() throws {
@@ -216,5 +221,31 @@ import ZooTestSupport
             if left { usleep(200_000) }
         }
         #expect(!left, "a raylet is still running after the driver returned")
+    }
+
+    /// `predict --json` streams: the first line is readable while the process is still working on the rest.
+    @Test func predictStreamsJSONLinesAsResultsArrive() throws {
+        let (dir, model, photos) = try Self.workspace()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: TestSupport.zooBinary)
+        p.arguments = ["predict", model, photos, photos, photos, "--json", "--top", "2", "--batch", "4", "--threads", "1"]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        var received = Data()
+        while !received.contains(UInt8(ascii: "\n")) {
+            let chunk = pipe.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            received += chunk
+        }
+        let runningAtFirstLine = p.isRunning
+        received += pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        #expect(runningAtFirstLine, "the first result came only at the end")
+        let lines = try Self.jsonLines(String(decoding: received, as: UTF8.self))
+        #expect(lines.count == 300 && lines.allSatisfy { $0["top"]?.arrayValue?.count == 2 })
     }
 }

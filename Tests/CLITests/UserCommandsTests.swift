@@ -30,7 +30,7 @@ import ZooTestSupport
         let r = try TestSupport.zoo(["predict", ckpt, Self.image, "--top", "5", "--json"])
         #expect(r.status == 0, "\(r.stderr)")
         let doc = try JSONValue.parse(r.stdout)
-        let top = try #require(doc.arrayValue?.first?["top"]?.arrayValue)
+        let top = try #require(doc["top"]?.arrayValue)
         let want = try #require(Self.reference()["top5"]?.arrayValue)
         #expect(top.count == 5)
         // The repository's copy of the reference labels (the catalogue compiles them in).
@@ -43,7 +43,7 @@ import ZooTestSupport
             #expect(abs((got["probability"]?.doubleValue ?? -1) - p) < 1e-4)
             #expect(got["label"]?.stringValue == labels[index])
         }
-        #expect(doc.arrayValue?.first?["image"]?.stringValue == Self.image)
+        #expect(doc["image"]?.stringValue == Self.image)
         // Text output: one table per image.
         let text = try TestSupport.zoo(["predict", ckpt, Self.image, Self.image, "--top", "2"])
         #expect(text.status == 0)
@@ -59,7 +59,7 @@ import ZooTestSupport
         let r = try TestSupport.zoo(["predict", ckpt, Self.image, "--labels", labels.path, "--top", "1", "--json"])
         #expect(r.status == 0, "\(r.stderr)")
         let index = try #require(Self.reference()["top5"]?.arrayValue?.first?.arrayValue?.first?.intValue)
-        #expect(try JSONValue.parse(r.stdout).arrayValue?.first?["top"]?.arrayValue?.first?["label"]?.stringValue == "class-\(index)")
+        #expect(try JSONValue.parse(r.stdout)["top"]?.arrayValue?.first?["label"]?.stringValue == "class-\(index)")
         try "a\nb\n".write(to: labels, atomically: true, encoding: .utf8)
         let bad = try TestSupport.zoo(["predict", ckpt, Self.image, "--labels", labels.path])
         #expect(bad.status == 2)
@@ -158,7 +158,7 @@ import ZooTestSupport
         let byName = try TestSupport.zoo(["predict", "mobilenet_v3_small", Self.image, "--top", "1", "--json"], environment: env)
         #expect(byName.status == 0, "\(byName.stderr)")
         let index = try #require(Self.reference()["top5"]?.arrayValue?.first?.arrayValue?.first?.intValue)
-        #expect(try JSONValue.parse(byName.stdout).arrayValue?.first?["top"]?.arrayValue?.first?["index"]?.intValue == index)
+        #expect(try JSONValue.parse(byName.stdout)["top"]?.arrayValue?.first?["index"]?.intValue == index)
 
         // A name with nothing cached says what to do.
         let notCached = try TestSupport.zoo(["predict", "resnet50", Self.image], environment: env)

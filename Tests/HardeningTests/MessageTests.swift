@@ -258,7 +258,7 @@ import ZooTestSupport
         for i in 0..<10 { #expect(r.stdout.contains(" \(i) " + Self.hostileEscaped + "\n"), "\(i): \(r.stdout)") }
         // Negative control: --json keeps the labels exact.
         let json = try TestSupport.zoo(["predict", model, image, "--top", "1", "--json"])
-        let label = try JSONValue.parse(json.stdout).arrayValue?.first?["top"]?.arrayValue?.first?["label"]?.stringValue
+        let label = try JSONValue.parse(json.stdout)["top"]?.arrayValue?.first?["label"]?.stringValue
         #expect(label.map(labels.contains) == true)
     }
 

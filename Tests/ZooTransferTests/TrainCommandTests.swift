@@ -95,7 +95,7 @@ import ZooTransfer
         let image = try LabelledImages.folder(val).files[0]
         let p = try TestSupport.zoo(["predict", out, image, "--top", "3", "--json", "-q"])
         #expect(p.status == 0, "\(p.stderr)")
-        let labels = try JSONValue.parse(p.stdout).arrayValue?.first?["top"]?.arrayValue?.compactMap { $0["label"]?.stringValue ?? $0.arrayValue?.last?.stringValue }
+        let labels = try JSONValue.parse(p.stdout)["top"]?.arrayValue?.compactMap { $0["label"]?.stringValue ?? $0.arrayValue?.last?.stringValue }
         #expect(labels?.count == 3)
         #expect(labels?.allSatisfy { classes.contains($0) } == true, "\(p.stdout)")
 

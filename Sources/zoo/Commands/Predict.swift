@@ -37,7 +37,7 @@ struct Predict: ParsableCommand {
 
     @OptionGroup var compute: ThreadsOption
 
-    @Flag(help: "Print JSON: [{\"image\", \"top\": [{\"index\", \"label\", \"probability\"}]}].")
+    @Flag(help: "Print JSON Lines, one object per image as results arrive: {\"image\", \"top\": [{\"index\", \"label\", \"probability\"}]}.")
     var json = false
 
     func validate() throws {
@@ -60,18 +60,31 @@ struct Predict: ParsableCommand {
             throw ZooError(.io, "already exists (use --force to replace it)", file: errors)
         }
         let bar = ProgressBar(enabled: images.count > batch, counting: "images")
-        var results: [(String, [Prediction])] = []
         var skipped: [SkippedImage] = []
         var start = 0
+        // Results go out batch by batch as they are computed (JSON Lines with --json), flushed, so a
+        // consumer reading the pipe sees the first images while the rest are running.
         while start < images.count {
             let chunk = Array(images[start..<min(start + batch, images.count)])
+            let results: [(file: String, top: [Prediction])]
             if skipBad {
-                results += try classifier.classify(files: chunk, top: top, skippingBad: { skipped.append($0) }).map { ($0.file, $0.top) }
+                results = try classifier.classify(files: chunk, top: top, skippingBad: { skipped.append($0) })
             } else {
-                let tops = try classifier.classify(files: chunk, top: top)
-                results.append(contentsOf: zip(chunk, tops).map { ($0, $1) })
+                results = zip(chunk, try classifier.classify(files: chunk, top: top)).map { (file: $0, top: $1) }
             }
             start += chunk.count
+            bar.finish() // clears the bar's line before results are printed under it
+            for (image, top) in results {
+                if json {
+                    try CLIOutput.printJSON(PredictResult(
+                        image: image, top: top.map { .init(index: $0.index, label: $0.label, probability: Double($0.probability)) }), pretty: false)
+                } else {
+                    print(image.escapingControlCharacters) // labels are escaped by the table
+                    let rows = top.map { p in [CLIOutput.decimals4(Double(p.probability)), String(p.index), p.label] }
+                    print(CLIOutput.table(["probability", "index", "label"], rows, rightAligned: [0, 1]), terminator: "")
+                }
+            }
+            fflush(nil) // every stdio output stream: stdout, without naming the global
             bar.update(start, images.count)
         }
         bar.finish()
@@ -81,19 +94,8 @@ struct Predict: ParsableCommand {
         if !skipped.isEmpty {
             CLIOutput.note("skipped \(skipped.count) image\(skipped.count == 1 ? "" : "s") that could not be read or decoded"
                            + (errors.map { " (listed in \($0.escapingControlCharacters))" } ?? ""))
+            throw ExitCode(Features.skippedExitCode)
         }
-        if json {
-            try CLIOutput.printJSON(results.map { image, top in
-                PredictResult(image: image, top: top.map { .init(index: $0.index, label: $0.label, probability: Double($0.probability)) })
-            })
-        } else {
-            for (image, top) in results {
-                print(image.escapingControlCharacters) // labels are escaped by the table
-                let rows = top.map { p in [CLIOutput.decimals4(Double(p.probability)), String(p.index), p.label] }
-                print(CLIOutput.table(["probability", "index", "label"], rows, rightAligned: [0, 1]), terminator: "")
-            }
-        }
-        if !skipped.isEmpty { throw ExitCode(Features.skippedExitCode) }
     }
 
     static func readLabels(_ path: String) throws -> [String] {
