@@ -58,15 +58,7 @@ public struct ImageClassifier: Sendable {
     /// Top-`top` predictions for each image file that can be read and decoded, in order, with its path;
     /// each one that cannot goes to `onSkip` (path and the reader's message) and gets no result.
     public func classify(files: [String], top: Int = 5, skippingBad onSkip: (SkippedImage) -> Void) throws -> [(file: String, top: [Prediction])] {
-        var good: [String] = [], prepared: [RGBImage] = []
-        for file in files {
-            do {
-                prepared.append(try preprocessing.geometry(try ImageDecoder.decode(path: file)))
-                good.append(file)
-            } catch let e as ZooError {
-                onSkip(SkippedImage(path: file, reason: e.message))
-            }
-        }
+        let (good, prepared) = try SkippedImage.decode(files, preprocessing: preprocessing, skipBad: true, onSkip: onSkip)
         guard !prepared.isEmpty else { return [] }
         let logits: Tensor
         do {

@@ -22,6 +22,23 @@ public struct SkippedImage: Sendable, Equatable {
 
     /// `{"path": ..., "reason": ...}`: one line of an `--errors` report.
     public var json: JSONValue { .object([("path", .string(path)), ("reason", .string(reason))]) }
+
+    /// Decodes `files` and brings each to `preprocessing`'s size: the files that decode and their images.
+    /// A file that cannot be read or decoded goes to `onSkip` when `skipBad`, else stops with its error.
+    static func decode(_ files: [String], preprocessing: Preprocessing, skipBad: Bool,
+                       onSkip: (SkippedImage) -> Void) throws -> (files: [String], images: [RGBImage]) {
+        var good: [String] = [], prepared: [RGBImage] = []
+        for file in files {
+            do {
+                prepared.append(try preprocessing.geometry(try ImageDecoder.decode(path: file)))
+                good.append(file)
+            } catch let e as ZooError {
+                guard skipBad else { throw e.file == nil ? e.inFile(file) : e }
+                onSkip(SkippedImage(path: file, reason: e.message))
+            }
+        }
+        return (good, prepared)
+    }
 }
 
 /// How `FeatureExtractor.writeEmbeddingShards` splits the inputs: shard `k` holds inputs
@@ -80,16 +97,7 @@ extension FeatureExtractor {
         while start < files.count {
             let chunk = Array(files[start..<min(start + max(batch, 1), files.count)])
             start += chunk.count
-            var good: [String] = [], prepared: [RGBImage] = []
-            for file in chunk {
-                do {
-                    prepared.append(try preprocessing.geometry(try ImageDecoder.decode(path: file)))
-                    good.append(file)
-                } catch let e as ZooError {
-                    guard skipBad else { throw e.file == nil ? e.inFile(file) : e }
-                    onSkip(SkippedImage(path: file, reason: e.message))
-                }
-            }
+            let (good, prepared) = try SkippedImage.decode(chunk, preprocessing: preprocessing, skipBad: skipBad, onSkip: onSkip)
             guard !prepared.isEmpty else { continue }
             let out: Backbone.Output
             do {
