@@ -30,6 +30,7 @@ bench: release
 	$(ZOO_PYTHON) benchmarks/run.py --batch8 --memory --cpu --repeat 2
 	$(ZOO_PYTHON) benchmarks/train.py
 	$(ZOO_PYTHON) benchmarks/transfer.py
+	$(ZOO_PYTHON) benchmarks/features.py
 
 test: setup fixtures
 	swift build --build-tests
