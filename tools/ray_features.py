@@ -14,8 +14,10 @@ stops it at the end. Exit status: 0 all done; 4 done with images skipped (`--ski
 failed (its stderr is printed).
 """
 import argparse
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import ray
@@ -53,9 +55,12 @@ def main():
     parser.add_argument("inputs", nargs="+", help="files, directories or patterns, as `zoo features` takes them (after --)")
     args = parser.parse_args()
 
+    session = None
     if args.local:
+        # The private cluster's sockets and logs go to a folder of its own, removed with it.
+        session = tempfile.mkdtemp(prefix="zoo-ray-")
         ray.init(num_cpus=args.local, _node_ip_address="127.0.0.1", include_dashboard=False,
-                 object_store_memory=80 * 1024 * 1024, log_to_driver=False)
+                 object_store_memory=80 * 1024 * 1024, log_to_driver=False, _temp_dir=session)
     else:
         ray.init(address=args.address or "auto", log_to_driver=False)
     try:
@@ -79,6 +84,8 @@ def main():
         return 4 if skipped else 0
     finally:
         ray.shutdown()
+        if session:
+            shutil.rmtree(session, ignore_errors=True)
 
 
 if __name__ == "__main__":
