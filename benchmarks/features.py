@@ -28,12 +28,12 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
 import results_md
+from common import calibrated_resnet50, timed, zoo_bin
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECTION = "Embeddings at scale (zoo features vs PyTorch)"
@@ -60,16 +60,6 @@ assert rows == len(files)
 """
 
 
-def zoo_bin():
-    return os.environ.get("ZOO_BIN", os.path.join(ROOT, ".build", "release", "zoo"))
-
-
-def timed(cmd):
-    t = time.perf_counter()
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    if out.returncode != 0:
-        sys.exit(f"{' '.join(cmd[:3])}...: exit {out.returncode}: {out.stderr.strip()[-2000:]}")
-    return time.perf_counter() - t, out.stdout
 
 
 def make_images(folder, count, megapixels):
@@ -109,18 +99,7 @@ def main():
         t0 = time.perf_counter()
         w, h = make_images(photos, a.images, a.megapixels)
         print(f"{a.images} JPEGs of {w} x {h} in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-        torch.manual_seed(0)
-        pth = os.path.join(work, "resnet50.pth")
-        model = torchvision.models.resnet50()
-        with torch.no_grad():
-            for mod in model.modules():
-                if isinstance(mod, torch.nn.BatchNorm2d):
-                    mod.momentum = None
-            model.train()
-            model(torch.randn(8, 3, 224, 224))
-        torch.save(model.state_dict(), pth)
-        base = os.path.join(work, "resnet50.safetensors")
-        subprocess.run([zoo_bin(), "convert", pth, "--arch", "resnet50", "-o", base, "-q"], check=True)
+        pth, base = calibrated_resnet50(work)
         load0 = open("/proc/loadavg").read().split()[:3]
         t = {"zoo": [], "zoo_predecoded": [], "torch": []}
         for r in range(a.rounds):

@@ -27,12 +27,11 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 
 import results_md
+from common import calibrated_resnet50, timed, zoo_bin
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECTION = "Transfer learning (zoo vs PyTorch)"
@@ -97,16 +96,6 @@ print(json.dumps({"images_per_s": count / (time.perf_counter() - t)}))
 """
 
 
-def zoo_bin():
-    return os.environ.get("ZOO_BIN", os.path.join(ROOT, ".build", "release", "zoo"))
-
-
-def timed(cmd, env=None):
-    t = time.perf_counter()
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        sys.exit(f"{' '.join(cmd[:3])}...: exit {out.returncode}: {out.stderr.strip()[-2000:]}")
-    return time.perf_counter() - t, out.stdout
 
 
 def make_images(folder, count):
@@ -139,20 +128,7 @@ def main():
         data, small = os.path.join(work, "data"), os.path.join(work, "small")
         make_images(data, a.images)
         make_images(small, a.finetune_images)
-        torch.manual_seed(0)
-        pth = os.path.join(work, "resnet50.pth")
-        model = torchvision.models.resnet50()
-        # Random weights with BatchNorm statistics from one pass over random images (torchvision's initial running
-        # statistics, 0 and 1, let ResNet-50's activations overflow float32 in eval mode).
-        with torch.no_grad():
-            for mod in model.modules():
-                if isinstance(mod, torch.nn.BatchNorm2d):
-                    mod.momentum = None
-            model.train()
-            model(torch.randn(8, 3, 224, 224))
-        torch.save(model.state_dict(), pth)
-        base = os.path.join(work, "resnet50.safetensors")
-        subprocess.run([zoo_bin(), "convert", pth, "--arch", "resnet50", "-o", base, "-q"], check=True)
+        pth, base = calibrated_resnet50(work)
         load0 = open("/proc/loadavg").read().split()[:3]
         t = {"zoo_first": [], "zoo_second": [], "torch": [], "zoo_ft": [], "torch_ft": []}
         for r in range(a.rounds):
