@@ -92,9 +92,11 @@ static inline void zoo_jpeg_free(unsigned char *pixels) { free(pixels); }
  * Decodes a whole JPEG held in memory. Gray files come out as 1 component, YCbCr/RGB as 3
  * (RGB), CMYK/YCCK as 4 (CMYK as stored, i.e. Adobe-inverted for Adobe files). Refuses
  * images with more than max_pixels pixels before allocating any image memory.
+ * scale_denom 2, 4 or 8 decodes at 1/2, 1/4 or 1/8 of the size in the DCT domain (libjpeg's
+ * scaled IDCT: each side ceil(side / scale_denom)); anything else decodes at full size.
  */
 __attribute__((noinline)) static inline void zoo_jpeg_decode(const unsigned char *data, unsigned long size, unsigned long long max_pixels,
-                                   int max_scans, zoo_jpeg_result *result) {
+                                   int max_scans, int scale_denom, zoo_jpeg_result *result) {
     struct jpeg_decompress_struct cinfo;
     zoo_jpeg_error_mgr err;
     zoo_jpeg_progress_mgr progress;
@@ -143,6 +145,10 @@ __attribute__((noinline)) static inline void zoo_jpeg_decode(const unsigned char
     case JCS_CMYK:
     case JCS_YCCK: cinfo.out_color_space = JCS_CMYK; break;
     default: cinfo.out_color_space = JCS_RGB; break;
+    }
+    if (scale_denom == 2 || scale_denom == 4 || scale_denom == 8) {
+        cinfo.scale_num = 1;
+        cinfo.scale_denom = (unsigned int)scale_denom;
     }
 
     jpeg_start_decompress(&cinfo);

@@ -302,6 +302,13 @@ public enum Converter {
         hex(SHA256.hash(data: bytes))
     }
 
+    /// SHA-256 of bytes in memory (hashed in place), lowercase hex.
+    public static func sha256(bytes: UnsafeRawBufferPointer) -> String {
+        var hasher = SHA256()
+        hasher.update(bufferPointer: bytes)
+        return hex(hasher.finalize())
+    }
+
     /// Lowercase hex of a digest.
     static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
         digest.map { b in

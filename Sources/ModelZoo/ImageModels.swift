@@ -58,15 +58,33 @@ public struct ImageClassifier: Sendable {
     /// Top-`top` predictions for each image file that can be read and decoded, in order, with its path;
     /// each one that cannot goes to `onSkip` (path and the reader's message) and gets no result.
     public func classify(files: [String], top: Int = 5, skippingBad onSkip: (SkippedImage) -> Void) throws -> [(file: String, top: [Prediction])] {
-        let (good, prepared) = try SkippedImage.decode(files, preprocessing: preprocessing, skipBad: true, onSkip: onSkip)
-        guard !prepared.isEmpty else { return [] }
-        let logits: Tensor
-        do {
-            logits = try classifier(try preprocessing.tensor(prepared: prepared))
-        } catch let e as ZooError where e.file == nil {
-            throw e.inFile(good[0])
+        var out: [(file: String, top: [Prediction])] = []
+        try classify(files: files, top: top, batch: max(files.count, 1), decode: DecodeOptions(threads: 0), skipBad: true,
+                     onSkip: onSkip, onResults: { out += $0 })
+        return out
+    }
+
+    /// Classifies `files` `batch` inputs per forward pass while background threads decode the next
+    /// ones (`DecodePipeline`, set by `decode`), handing each batch's results to `onResults` in input
+    /// order as soon as they are computed. Without `skipBad` the first image that cannot be read or
+    /// decoded stops the run with its error (the batches before it have been handed over); with it,
+    /// such an image goes to `onSkip` and gets no result.
+    public func classify(files: [String], top: Int = 5, batch: Int = 8, decode: DecodeOptions = DecodeOptions(), skipBad: Bool = false,
+                         onSkip: (SkippedImage) -> Void = { _ in }, onResults: ([(file: String, top: [Prediction])]) throws -> Void) throws {
+        let pipeline = DecodePipeline(files: files, preprocessing: preprocessing, options: decode)
+        defer { pipeline.stop() }
+        while true {
+            let (good, prepared, taken) = try SkippedImage.take(max(batch, 1), from: pipeline, skipBad: skipBad, onSkip: { onSkip($1) })
+            if taken == 0 { return }
+            guard !prepared.isEmpty else { continue }
+            let logits: Tensor
+            do {
+                logits = try classifier(try preprocessing.tensor(prepared: prepared))
+            } catch let e as ZooError where e.file == nil {
+                throw e.inFile(good[0].path)
+            }
+            try onResults(Array(zip(good.map(\.path), try Self.topK(logits: logits, top: top, labels: labels))).map { (file: $0, top: $1) })
         }
-        return Array(zip(good, try Self.topK(logits: logits, top: top, labels: labels))).map { (file: $0, top: $1) }
     }
 
     /// Softmax over each row of `logits` [N, classes] and the `top` most probable classes.

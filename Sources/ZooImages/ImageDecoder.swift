@@ -113,13 +113,38 @@ public enum ImageDecoder {
         }
     }
 
+    /// Decodes like `decode(bytes:limits:applyOrientation:)`, except that a JPEG is decoded at 1/2, 1/4 or 1/8
+    /// of its size when that is still at least `minimumSize(width, height)` on each side (libjpeg-turbo's
+    /// scaled IDCT, in the DCT domain: much less work than a full decode). `minimumSize` gets the
+    /// full (oriented) size and returns the smallest (oriented) size the caller can use; the largest
+    /// reduction that keeps it wins (Pillow's `Image.draft` rule, so the pixels are those of
+    /// `Image.open(f).draft("RGB", size)`), none when none does. PNGs decode at full size. The pixels
+    /// are not those of a full decode: this is `zoo features --fast-decode`.
+    public static func decode(bytes: UnsafeRawBufferPointer, limits: ImageLimits = .standard, applyOrientation: Bool = true,
+                              reducingTo minimumSize: (_ width: Int, _ height: Int) throws -> (width: Int, height: Int)) throws -> RGBImage {
+        guard detect(bytes) == .jpeg else { return try decode(bytes: bytes, limits: limits, applyOrientation: applyOrientation) }
+        let stored = try size(bytes: bytes, limits: limits, applyOrientation: false)
+        let orientation = applyOrientation ? EXIF.jpegOrientation(bytes) : nil
+        let transposed = (orientation?.rawValue ?? 1) >= 5
+        let full = transposed ? (width: stored.height, height: stored.width) : stored
+        let want = try minimumSize(full.width, full.height)
+        let (needW, needH) = transposed ? (want.height, want.width) : (want.width, want.height)
+        // Pillow's rule (`JpegImageFile.draft`): the largest of 8, 4, 2 that divides both sides'
+        // ratios (stored size / wanted size, rounded down), so this decode is Pillow's drafted one.
+        let ratio = min(stored.width / max(needW, 1), stored.height / max(needH, 1))
+        let denominator = [8, 4, 2].first { ratio >= $0 } ?? 1
+        var image = try decodeJPEG(bytes, limits: limits, scaleDenominator: denominator)
+        if let orientation { image = image.oriented(orientation) }
+        return image
+    }
+
     // MARK: JPEG
 
-    static func decodeJPEG(_ bytes: UnsafeRawBufferPointer, limits: ImageLimits) throws -> RGBImage {
+    static func decodeJPEG(_ bytes: UnsafeRawBufferPointer, limits: ImageLimits, scaleDenominator: Int = 1) throws -> RGBImage {
         guard let base = bytes.baseAddress else { throw ZooError.bad("empty file, not an image") }
         var result = zoo_jpeg_result()
         zoo_jpeg_decode(base.assumingMemoryBound(to: UInt8.self), UInt(bytes.count),
-                        UInt64(clamping: limits.maxPixels), Int32(clamping: limits.maxJPEGScans), &result)
+                        UInt64(clamping: limits.maxPixels), Int32(clamping: limits.maxJPEGScans), Int32(scaleDenominator), &result)
         defer { zoo_jpeg_free(result.pixels) }
         let message = withUnsafeBytes(of: &result.message) { raw in
             String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)

@@ -113,6 +113,33 @@ import ZooTestSupport
         #expect(try Self.jsonLines(p.stdout).count == 100)
     }
 
+    /// `--fast-decode` reaches the decoder (camera-size JPEGs give other embeddings, close to the exact
+    /// ones), the decode threads change no byte, and the flag is refused where it does not apply.
+    @Test func fastDecodeIsWiredAndDecodeThreadsChangeNoByte() throws {
+        let (dir, model, _) = try Self.workspace()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let photos = try ["draft_half", "draft_quarter", "draft_eighth", "draft_gray", "draft_orient6"].map { try TestSupport.fixture("images/\($0).jpg") }
+        func features(_ name: String, _ extra: [String]) throws -> [Float] {
+            let out = dir.appendingPathComponent(name).path
+            let r = try TestSupport.zoo(["features", model] + photos + ["-o", out, "-q", "--batch", "2"] + extra)
+            #expect(r.status == 0, "\(r.stderr)")
+            return try SafetensorsFile(path: out).tensor(named: "embeddings").floats()
+        }
+        let exact = try features("exact.safetensors", ["--decode-threads", "0"])
+        #expect(try features("two.safetensors", ["--decode-threads", "2"]) == exact)
+        let fast = try features("fast.safetensors", ["--fast-decode"])
+        let scale = exact.map(abs).max() ?? 0
+        let d = zip(exact, fast).map { abs($0 - $1) }.max() ?? 0
+        #expect(d > 1e-4 * scale && d < 0.2 * scale, "fast decode moved the embeddings by \(d / scale) of their range")
+        let p = try TestSupport.zoo(["predict", model] + photos + ["--fast-decode", "--top", "1", "--json", "-q"])
+        let lines = try Self.jsonLines(p.stdout)
+        #expect(p.status == 0 && lines.count == 5, "\(p.stderr)")
+        let stages = try TestSupport.zoo(["features", model, photos[0], "--stages", "1", "--fast-decode", "-o", dir.appendingPathComponent("s.safetensors").path])
+        #expect(stages.status != 0 && stages.stderr.contains("--fast-decode"), "\(stages.stderr)")
+        let negative = try TestSupport.zoo(["features", model, photos[0], "--decode-threads", "-1", "-o", dir.appendingPathComponent("n.safetensors").path])
+        #expect(negative.status != 0 && negative.stderr.contains("--decode-threads"), "\(negative.stderr)")
+    }
+
     @Test func shardsOfOneTwoAndThreeProcessesMergeToTheSingleProcessBytes() throws {
         let (dir, model, photos) = try Self.workspace()
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -126,7 +153,7 @@ import ZooTestSupport
             let shards = dir.appendingPathComponent("shards-\(n)").path
             for i in 0..<n {
                 let s = try TestSupport.zoo(["features", model, photos, "-o", shards, "--shard-size", "7", "--shard-index", "\(i)", "--shard-count", "\(n)",
-                                             "--skip-bad", "-q", "--batch", "\(3 + i)"])
+                                             "--skip-bad", "-q", "--batch", "\(3 + i)", "--decode-threads", "\(2 * i)"])
                 // garbage.png is input 50 (after eight, five, four, nine and one's digits): shard 7, process 7 % n.
                 #expect(s.status == (7 % n == i ? 4 : 0), "\(s.stderr)")
             }

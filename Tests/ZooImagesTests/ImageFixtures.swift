@@ -50,6 +50,27 @@ struct ImageCase: Sendable, CustomStringConvertible {
     }
 }
 
+/// The camera-size JPEGs of tools/fixtures/gen_images.py for DCT-scaled decoding (`--fast-decode`),
+/// with the size Pillow's `Image.draft` decoded them at.
+struct DraftCase: Sendable, CustomStringConvertible {
+    var name: String
+    var file: String
+    var fullSize: [Int]
+    var draftSize: [Int]
+    var description: String { name }
+    var path: String { get throws { try TestSupport.fixture("images/\(file)") } }
+
+    static func all() throws -> [DraftCase] {
+        let path = try TestSupport.fixture("images/manifest.json")
+        let json = try JSONSerialization.jsonObject(with: try Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any]
+        return (json?["draft"] as? [[String: Any]] ?? []).compactMap { c in
+            guard let name = c["name"] as? String, let file = c["file"] as? String, let full = c["full_size"] as? [Int],
+                  let draft = c["draft_size"] as? [Int] else { return nil }
+            return DraftCase(name: name, file: file, fullSize: full, draftSize: draft)
+        }
+    }
+}
+
 enum Fixture {
     static func npy(_ relative: String) throws -> Tensor {
         let path = try TestSupport.fixture(relative)

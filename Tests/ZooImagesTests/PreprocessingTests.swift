@@ -65,6 +65,37 @@ import ZooTestSupport
         print("end to end: worst difference \(worst) pixel levels")
     }
 
+    /// `--fast-decode`: a camera-size JPEG decoded at 1/2, 1/4 or 1/8 in the DCT domain is what Pillow's
+    /// `Image.draft("RGB", size)` decodes (the same scale, pixels within one level: the libjpeg-turbo
+    /// builds differ), and the whole recipe then matches torchvision's transforms on the drafted image.
+    /// Negative control: the full decode matches the full-decode reference, and misses the drafted one.
+    @Test func fastDecodeIsPillowsDraft() throws {
+        let cases = try DraftCase.all()
+        #expect(cases.count == 5)
+        let p = Preprocessing.torchvision(resize: 256)
+        let level = Self.onePixelLevel(p)
+        for c in cases {
+            let bytes = try Array(Data(contentsOf: URL(fileURLWithPath: try c.path)))
+            let drafted = try bytes.withUnsafeBytes { b in
+                try ImageDecoder.decode(bytes: b, reducingTo: { w, h in try p.resizedSize(width: w, height: h) })
+            }
+            #expect([drafted.height, drafted.width] == c.draftSize, "\(c): decoded at \(drafted.height) x \(drafted.width)")
+            #expect(c.draftSize[0] < c.fullSize[0], "\(c): not reduced")
+            let pillow = try Fixture.npy("images/\(c.name).draftrgb.npy")
+            #expect(pillow.shape == [drafted.height, drafted.width, 3])
+            let d = Fixture.diff(drafted.pixels, pillow.bytes)
+            #expect(d.max <= 1, "\(c): \(d.differing) values differ from Pillow's draft, max \(d.max)")
+            print("draft \(c): \(d.differing) of \(drafted.pixels.count) values differ from Pillow, max \(d.max)")
+            let fast = try p.tensor(prepared: [try bytes.withUnsafeBytes { try p.prepare(bytes: $0, fastDecode: true) }]).floats()
+            let full = try p.tensor(prepared: [try p.prepare(path: try c.path)]).floats()
+            let draftRef = try Fixture.npy("images/\(c.name).draft256.npy").floats()
+            let fullRef = try Fixture.npy("images/\(c.name).full256.npy").floats()
+            #expect(Fixture.maxAbs(fast, draftRef) <= level * 1.0001, "\(c): fast decode vs Pillow's draft + transforms")
+            #expect(Fixture.maxAbs(full, fullRef) <= level * 1.0001, "\(c): full decode vs Pillow + transforms")
+            #expect(Fixture.maxAbs(full, draftRef) > 2 * level, "\(c): the drafted reference must tell the decodes apart")
+        }
+    }
+
     @Test func negativeControlWrongRecipeIsCaught() throws {
         let c = try ImageCase.named("rgb_odd", format: "png")
         let image = try c.pillowImage()

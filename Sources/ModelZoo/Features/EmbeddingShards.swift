@@ -23,21 +23,24 @@ public struct SkippedImage: Sendable, Equatable {
     /// `{"path": ..., "reason": ...}`: one line of an `--errors` report.
     public var json: JSONValue { .object([("path", .string(path)), ("reason", .string(reason))]) }
 
-    /// Decodes `files` and brings each to `preprocessing`'s size: the files that decode and their images.
-    /// A file that cannot be read or decoded goes to `onSkip` when `skipBad`, else stops with its error.
-    static func decode(_ files: [String], preprocessing: Preprocessing, skipBad: Bool,
-                       onSkip: (SkippedImage) -> Void) throws -> (files: [String], images: [RGBImage]) {
-        var good: [String] = [], prepared: [RGBImage] = []
-        for file in files {
-            do {
-                prepared.append(try preprocessing.geometry(try ImageDecoder.decode(path: file)))
-                good.append(file)
-            } catch let e as ZooError {
-                guard skipBad else { throw e.file == nil ? e.inFile(file) : e }
-                onSkip(SkippedImage(path: file, reason: e.message))
+    /// Splits the next `count` images of `pipeline` into those that decoded (with their images) and
+    /// those that did not: each of these goes to `onSkip` when `skipBad`, else stops the run with its
+    /// error (naming the file).
+    static func take(_ count: Int, from pipeline: DecodePipeline, skipBad: Bool,
+                     onSkip: (DecodedImage, SkippedImage) -> Void) throws -> (good: [DecodedImage], images: [RGBImage], taken: Int) {
+        var good: [DecodedImage] = [], images: [RGBImage] = []
+        let chunk = pipeline.next(count)
+        for item in chunk {
+            switch item.image {
+            case .success(let image):
+                good.append(item)
+                images.append(image)
+            case .failure(let e):
+                guard skipBad else { throw e }
+                onSkip(item, SkippedImage(path: item.path, reason: e.message))
             }
         }
-        return (good, prepared)
+        return (good, images, chunk.count)
     }
 }
 
@@ -89,21 +92,22 @@ public struct ShardRunResult: Sendable {
 }
 
 extension FeatureExtractor {
-    /// Embeds `files` in batches of `batch`: the rows of the images that decode (in order), and the images
-    /// that did not. Without `skipBad` the first bad image stops the run with an error naming it.
-    func embedRows(_ files: [String], backbone: Backbone, batch: Int, skipBad: Bool,
-                   onRows: ([String], Tensor) throws -> Void, onSkip: (SkippedImage) -> Void) throws {
-        var start = 0
-        while start < files.count {
-            let chunk = Array(files[start..<min(start + max(batch, 1), files.count)])
-            start += chunk.count
-            let (good, prepared) = try SkippedImage.decode(chunk, preprocessing: preprocessing, skipBad: skipBad, onSkip: onSkip)
+    /// Embeds the next `count` images of `pipeline` in batches of `batch` inputs: the rows of the images
+    /// that decode (in order, with the pipeline's items), and the images that did not. Without `skipBad`
+    /// the first bad image stops the run with an error naming it.
+    func embedRows(_ count: Int, of pipeline: DecodePipeline, backbone: Backbone, batch: Int, skipBad: Bool,
+                   onRows: ([DecodedImage], Tensor) throws -> Void, onSkip: (DecodedImage, SkippedImage) -> Void) throws {
+        var left = count
+        while left > 0 {
+            let (good, prepared, taken) = try SkippedImage.take(min(max(batch, 1), left), from: pipeline, skipBad: skipBad, onSkip: onSkip)
+            guard taken > 0 else { throw ZooError(.io, "the decode pipeline ended early") }
+            left -= taken
             guard !prepared.isEmpty else { continue }
             let out: Backbone.Output
             do {
                 out = try backbone.forward(preprocessing.tensor(prepared: prepared))
             } catch let e as ZooError where e.file == nil {
-                throw e.inFile(good[0])
+                throw e.inFile(good[0].path)
             }
             guard let pooled = out.pooled, pooled.dtype == .f32, pooled.elementCount % good.count == 0 else {
                 throw ZooError(.badInput, "the backbone produced no pooled float32 output")
@@ -133,10 +137,12 @@ extension FeatureExtractor {
     /// the run is complete). With `resume`, a shard that is already complete for the same inputs, the same
     /// checkpoint and unchanged files (by content) is kept; without it (or `overwrite`), an existing
     /// manifest or shard of this process is an error. A kill loses at most the shard in progress.
+    /// `decode` sets the decode pipeline (`DecodePipeline`: decoding overlaps inference; each file is read
+    /// once for its pixels and its hash).
     @discardableResult
     public func writeEmbeddingShards(images: [String], to directory: String, plan: ShardPlan, pool: Pool = .avg, batch: Int = 8,
-                                     threads: Int = defaultThreadCount, skipBad: Bool = false, resume: Bool = false, overwrite: Bool = false,
-                                     onSkip: ((SkippedImage) -> Void)? = nil, progress: ((Int, Int) -> Void)? = nil) throws -> ShardRunResult {
+                                     threads: Int = defaultThreadCount, decode: DecodeOptions = DecodeOptions(), skipBad: Bool = false,
+                                     resume: Bool = false, overwrite: Bool = false, onSkip: ((SkippedImage) -> Void)? = nil, progress: ((Int, Int) -> Void)? = nil) throws -> ShardRunResult {
         let fm = FileManager.default
         var isDirectory: ObjCBool = false
         if fm.fileExists(atPath: directory, isDirectory: &isDirectory) {
@@ -171,52 +177,68 @@ extension FeatureExtractor {
         let info = Self.embeddingInfo(backbone, width: width, pool: pool)
         let total = mine.reduce(0) { $0 + min(plan.size, images.count - $1 * plan.size) }
         var result = ShardRunResult(shards: mine.count, resumed: 0, rows: 0, skipped: [])
+        func inputs(_ k: Int) -> ArraySlice<String> { images[(k * plan.size)..<min((k + 1) * plan.size, images.count)] }
+        // Shards kept from an earlier run, then one decode pipeline over the inputs of the others (so
+        // decoding runs ahead across shard boundaries).
+        var kept: [Int: (rows: Int, skipped: [SkippedImage])] = [:]
+        if resume {
+            for k in mine {
+                kept[k] = EmbeddingShards.completeShard(at: directory + "/" + ShardPlan.fileName(k), index: k, first: k * plan.size,
+                                                        inputs: Array(inputs(k)), checkpointSHA: checkpointSHA, width: width)
+            }
+        }
+        let pipeline = DecodePipeline(files: mine.filter { kept[$0] == nil }.flatMap { inputs($0) }, preprocessing: preprocessing,
+                                      options: decode, digest: { Converter.sha256(bytes: $0) })
+        defer { pipeline.stop() }
         var done = 0
         for k in mine {
             let first = k * plan.size
-            let inputs = Array(images[first..<min(first + plan.size, images.count)])
+            let count = inputs(k).count
             let shardPath = directory + "/" + ShardPlan.fileName(k)
-            if resume, let kept = EmbeddingShards.completeShard(at: shardPath, index: k, first: first, inputs: inputs, checkpointSHA: checkpointSHA, width: width) {
+            if let old = kept[k] {
                 result.resumed += 1
-                result.rows += kept.rows
-                result.skipped += kept.skipped
-                for s in kept.skipped { onSkip?(s) }
-                done += inputs.count
+                result.rows += old.rows
+                result.skipped += old.skipped
+                for s in old.skipped { onSkip?(s) }
+                done += count
                 progress?(done, total)
                 continue
             }
-            var rows: [Float] = [], kept: [String] = [], skipped: [SkippedImage] = []
-            rows.reserveCapacity(inputs.count * width)
-            try embedRows(inputs, backbone: backbone, batch: batch, skipBad: skipBad, onRows: { files, pooled in
-                guard pooled.elementCount == files.count * width else {
-                    throw ZooError(.badInput, "embeddings of \(pooled.elementCount / max(files.count, 1)) values, expected \(width)", file: files[0])
+            var rows: [Float] = [], files: [String] = [], hashes: [JSONValue] = [], skipped: [JSONValue] = []
+            var skips: [SkippedImage] = []
+            rows.reserveCapacity(count * width)
+            try embedRows(count, of: pipeline, backbone: backbone, batch: batch, skipBad: skipBad, onRows: { good, pooled in
+                guard pooled.elementCount == good.count * width else {
+                    throw ZooError(.badInput, "embeddings of \(pooled.elementCount / max(good.count, 1)) values, expected \(width)", file: good[0].path)
                 }
                 rows += pooled.floats()
-                kept += files
-                done += files.count
+                for item in good {
+                    guard let digest = item.digest else { throw ZooError(.io, "no content hash", file: item.path) }
+                    files.append(item.path)
+                    hashes.append(.string(digest))
+                }
+                done += good.count
                 progress?(done, total)
-            }, onSkip: { s in
-                skipped.append(s)
+            }, onSkip: { item, s in
+                skips.append(s)
+                skipped.append(.object([("path", .string(s.path)), ("reason", .string(s.reason)),
+                                        ("sha256", item.digest.map { .string($0) } ?? EmbeddingShards.contentHash(s.path))]))
                 onSkip?(s)
                 done += 1
             })
-            let hashes = try kept.map { JSONValue.string(try Converter.sha256(path: $0)) }
             let shard: JSONValue = .object([
-                ("index", .int(Int64(k))), ("first", .int(Int64(first))), ("inputs", .int(Int64(inputs.count))),
-                ("checkpoint_sha256", .string(checkpointSHA)),
-                ("skipped", .array(skipped.map { s in
-                    .object([("path", .string(s.path)), ("reason", .string(s.reason)), ("sha256", EmbeddingShards.contentHash(s.path))])
-                })),
+                ("index", .int(Int64(k))), ("first", .int(Int64(first))), ("inputs", .int(Int64(count))),
+                ("checkpoint_sha256", .string(checkpointSHA)), ("skipped", .array(skipped)),
             ])
-            let metadata = [("format", "pt"), ("zoo.images", JSONValue.array(kept.map { .string($0) }).serialized()),
+            let metadata = [("format", "pt"), ("zoo.images", JSONValue.array(files.map { .string($0) }).serialized()),
                             ("zoo.feature_info", info.serialized()), ("zoo.image_sha256", JSONValue.array(hashes).serialized()),
                             ("zoo.shard", shard.serialized())]
-            let record = TensorRecord(name: "embeddings", tensor: try Tensor(shape: [kept.count, width], floats: rows))
+            let record = TensorRecord(name: "embeddings", tensor: try Tensor(shape: [files.count, width], floats: rows))
             do { try SafetensorsWriter.write([record], metadata: metadata, to: shardPath, overwrite: true) } catch let e as ZooError {
                 throw e.file == nil ? e.inFile(shardPath) : e
             }
-            result.rows += kept.count
-            result.skipped += skipped
+            result.rows += files.count
+            result.skipped += skips
             progress?(done, total)
         }
         try manifest(complete: true, rows: result.rows, skipped: result.skipped.count)

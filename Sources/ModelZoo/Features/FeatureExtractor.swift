@@ -52,11 +52,13 @@ public struct FeatureExtractor: Sendable {
     /// the pooling. Without `skipBad` the first image that cannot be read or decoded stops the run with an
     /// error naming it; with it, such images get no row and go to `onSkip` (the rows are then spooled to a
     /// temporary file next to `output`, since the header, which comes first, holds the row count).
-    /// `progress` receives images done and the total after each batch. Returns the number of rows.
+    /// `progress` receives images done and the total after each batch. `decode` sets the decode pipeline
+    /// (`DecodePipeline`: background threads decode the next images while a batch runs; the rows do not
+    /// depend on it, except with `fastDecode`). Returns the number of rows.
     @discardableResult
     public func writeEmbeddings(images: [String], to output: String, pool: Pool = .avg, batch: Int = 8,
-                                threads: Int = defaultThreadCount, overwrite: Bool = false, skipBad: Bool = false,
-                                onSkip: ((SkippedImage) -> Void)? = nil, progress: ((Int, Int) -> Void)? = nil) throws -> Int {
+                                threads: Int = defaultThreadCount, decode: DecodeOptions = DecodeOptions(), overwrite: Bool = false,
+                                skipBad: Bool = false, onSkip: ((SkippedImage) -> Void)? = nil, progress: ((Int, Int) -> Void)? = nil) throws -> Int {
         try refuseExisting(output, overwrite: overwrite)
         let backbone = try embeddingBackbone(threads: threads)
         guard let width = backbone.featureInfo.last?.channels else { throw ZooError(.badInput, "the architecture has no feature stage", file: path) }
@@ -76,15 +78,17 @@ public struct FeatureExtractor: Sendable {
         var done = 0
         do {
             if spool == nil { try writer.write(header(images)) }
-            try embedRows(images, backbone: backbone, batch: batch, skipBad: skipBad, onRows: { files, pooled in
-                guard pooled.elementCount == files.count * width else {
-                    throw ZooError(.badInput, "embeddings of \(pooled.elementCount / max(files.count, 1)) values, expected \(width)", file: files[0])
+            let pipeline = DecodePipeline(files: images, preprocessing: preprocessing, options: decode)
+            defer { pipeline.stop() }
+            try embedRows(images.count, of: pipeline, backbone: backbone, batch: batch, skipBad: skipBad, onRows: { good, pooled in
+                guard pooled.elementCount == good.count * width else {
+                    throw ZooError(.badInput, "embeddings of \(pooled.elementCount / max(good.count, 1)) values, expected \(width)", file: good[0].path)
                 }
                 try pooled.withUnsafeBytes { try (spool ?? writer).write($0) }
-                kept += files
-                done += files.count
+                kept += good.map(\.path)
+                done += good.count
                 progress?(done, images.count)
-            }, onSkip: { s in
+            }, onSkip: { _, s in
                 onSkip?(s)
                 done += 1
             })

@@ -59,6 +59,8 @@ struct Features: ParsableCommand {
 
     @OptionGroup var compute: ThreadsOption
 
+    @OptionGroup var decoding: DecodeOption
+
     @OptionGroup var replace: ForceOption<Features>
 
     @OptionGroup var result: JSONOption
@@ -83,6 +85,7 @@ struct Features: ParsableCommand {
             if stages != nil { throw ValidationError("--shard-size writes embeddings; --stages writes one file") }
         }
         if skipBad, stages != nil { throw ValidationError("--skip-bad goes with embeddings, not --stages") }
+        if decoding.fastDecode, stages != nil { throw ValidationError("--fast-decode goes with embeddings, not --stages") }
     }
 
     func run() throws {
@@ -102,13 +105,13 @@ struct Features: ParsableCommand {
         } else if let shardSize {
             let plan = try ShardPlan(size: shardSize, index: shardIndex, count: shardCount)
             let r = try extractor.writeEmbeddingShards(images: inputs, to: output, plan: plan, pool: pool.value ?? .avg, batch: batch,
-                                                       threads: compute.threads, skipBad: skipBad, resume: resume, overwrite: replace.force,
+                                                       threads: compute.threads, decode: decoding.options, skipBad: skipBad, resume: resume, overwrite: replace.force,
                                                        onSkip: { skipped.append($0) }, progress: bar.update)
             shards = (r.shards, r.resumed)
             count = r.rows
         } else {
             count = try extractor.writeEmbeddings(images: inputs, to: output, pool: pool.value ?? .avg, batch: batch, threads: compute.threads,
-                                                  overwrite: replace.force, skipBad: skipBad, onSkip: { skipped.append($0) }, progress: bar.update)
+                                                  decode: decoding.options, overwrite: replace.force, skipBad: skipBad, onSkip: { skipped.append($0) }, progress: bar.update)
         }
         bar.finish()
         if let errors {

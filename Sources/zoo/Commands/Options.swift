@@ -18,6 +18,24 @@ struct ThreadsOption: ParsableArguments {
     var threads = defaultThreadCount
 }
 
+/// `--decode-threads N --fast-decode`: how `features` and `predict` decode their images.
+struct DecodeOption: ParsableArguments {
+    @Option(name: .customLong("decode-threads"),
+            help: "Threads decoding and resizing the next images while a batch runs (0: decode between batches).")
+    var decodeThreads = DecodeOptions.defaultThreads
+
+    @Flag(name: .customLong("fast-decode"),
+          help: "Decode JPEGs at 1/2, 1/4 or 1/8 size when the resize allows (libjpeg-turbo DCT scaling): faster, but not Pillow's pixels.")
+    var fastDecode = false
+
+    func validate() throws {
+        guard decodeThreads >= 0 else { throw ValidationError("--decode-threads must be 0 or more") }
+    }
+
+    /// The library's options.
+    var options: DecodeOptions { DecodeOptions(threads: decodeThreads, fastDecode: fastDecode) }
+}
+
 /// The help text of a command's `-o/--output`.
 protocol OutputText {
     /// The help of `-o/--output`.

@@ -37,6 +37,8 @@ struct Predict: ParsableCommand {
 
     @OptionGroup var compute: ThreadsOption
 
+    @OptionGroup var decoding: DecodeOption
+
     @Flag(help: "Print JSON Lines, one object per image as results arrive: {\"image\", \"top\": [{\"index\", \"label\", \"probability\"}]}.")
     var json = false
 
@@ -61,18 +63,15 @@ struct Predict: ParsableCommand {
         }
         let bar = ProgressBar(enabled: images.count > batch, counting: "images")
         var skipped: [SkippedImage] = []
-        var start = 0
+        var done = 0
         // Results go out batch by batch as they are computed (JSON Lines with --json), flushed, so a
-        // consumer reading the pipe sees the first images while the rest are running.
-        while start < images.count {
-            let chunk = Array(images[start..<min(start + batch, images.count)])
-            let results: [(file: String, top: [Prediction])]
-            if skipBad {
-                results = try classifier.classify(files: chunk, top: top, skippingBad: { skipped.append($0) })
-            } else {
-                results = zip(chunk, try classifier.classify(files: chunk, top: top)).map { (file: $0, top: $1) }
-            }
-            start += chunk.count
+        // consumer reading the pipe sees the first images while the rest are running; the next images
+        // decode meanwhile (--decode-threads).
+        try classifier.classify(files: images, top: top, batch: batch, decode: decoding.options, skipBad: skipBad, onSkip: { s in
+            skipped.append(s)
+            done += 1
+        }, onResults: { results in
+            done += results.count
             bar.finish() // clears the bar's line before results are printed under it
             for (image, top) in results {
                 if json {
@@ -85,8 +84,8 @@ struct Predict: ParsableCommand {
                 }
             }
             fflush(nil) // every stdio output stream: stdout, without naming the global
-            bar.update(start, images.count)
-        }
+            bar.update(done, images.count)
+        })
         bar.finish()
         if let errors {
             try AtomicFileWriter.write(Array(skipped.map { $0.json.serialized() + "\n" }.joined().utf8), to: errors, overwrite: true)
