@@ -42,6 +42,12 @@ import ZooTestSupport
         #expect(e.status == 0, "\(e.stderr)")
         #expect(pooled == [ckpt: 1, a: 1, b: 1], "opens for embeddings: \(pooled)")
 
+        // Shards hash each image for --resume: from the same read as its pixels (the decode pipeline).
+        let shards = dir.appendingPathComponent("shards").path
+        let (h, sharded) = try Self.opens([a, b], ["features", ckpt, a, b, "-o", shards, "--shard-size", "1"], in: dir)
+        #expect(h.status == 0, "\(h.stderr)")
+        #expect(sharded == [a: 1, b: 1], "opens with --shard-size: \(sharded)")
+
         // Negative control: the counter does count repeated opens (the same image given twice).
         let twice = dir.appendingPathComponent("twice.safetensors").path
         let (t, repeated) = try Self.opens([a], ["features", ckpt, a, a, "-o", twice, "--stages", "4"], in: dir)

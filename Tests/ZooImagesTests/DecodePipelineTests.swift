@@ -79,6 +79,24 @@ import ZooTestSupport
         #expect(counter.value == 12)
     }
 
+    /// A decode thread that hardly runs (lowest priority on a busy machine; here: it sleeps on one image)
+    /// does not hold the run: the consumer decodes that image itself after a while.
+    @Test func aStarvedDecodeThreadDoesNotHoldTheRun() throws {
+        let files = try ["rgb420.jpg", "progressive.jpg", "rgb422.jpg", "restart.jpg"].map { try TestSupport.fixture("images/" + $0) }
+        let pipeline = DecodePipeline(files: files, preprocessing: .torchvision(resize: 232), options: DecodeOptions(threads: 1, aheadPerThread: 1),
+                                      digest: { bytes in
+                                          if Thread.current.name == "zoo-decode" { Thread.sleep(forTimeInterval: 3) }
+                                          return String(bytes.count)
+                                      })
+        defer { pipeline.stop() }
+        let start = Date()
+        let all = pipeline.next(10)
+        let seconds = Date().timeIntervalSince(start)
+        #expect(all.map(\.path) == files)
+        #expect(all.allSatisfy { (try? $0.image.get()) != nil })
+        #expect(seconds < 2.5, "waited \(seconds) s for a starved decode thread")
+    }
+
     /// `stop()` ends the run early: the threads return and `next()` gives nothing more.
     @Test func stopEndsTheRun() throws {
         let files = Array(repeating: try TestSupport.fixture("images/rgb420.jpg"), count: 50)
