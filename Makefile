@@ -31,6 +31,7 @@ bench: release
 	$(ZOO_PYTHON) benchmarks/train.py
 	$(ZOO_PYTHON) benchmarks/transfer.py
 	$(ZOO_PYTHON) benchmarks/features.py
+	$(ZOO_PYTHON) benchmarks/families.py
 
 test: setup fixtures
 	swift build --build-tests

@@ -51,6 +51,9 @@ public protocol FamilyOptions: Codable, Sendable, Hashable {
     /// Members whose `null` in a file means "none" (VGG's `flatten_size`) rather than "keep the
     /// preset's value"; none by default.
     static var nullableMembers: Set<String> { get }
+    /// Numeric members that are multipliers rather than counts (EfficientNet's `width_mult`): any finite
+    /// positive number below 2^24 instead of a positive integer; none by default.
+    static var fractionalMembers: Set<String> { get }
 }
 
 extension FamilyOptions {
@@ -272,7 +275,7 @@ public struct ArchitectureConfig: Sendable, Hashable {
         if let v = try fields.double("width") { c.width = v }
         if let v = try fields.double("bn_eps") { c.bnEps = v }
         let own = members.filter { !Self.commonMembers.contains($0.0) }
-        try fields.checkLimits(own.map(\.0))
+        try fields.checkLimits(own.map(\.0), fractional: definition.fractionalOptionMembers)
         c.options = try definition.decodeOptions(own, over: c.options, item: name)
         if let v = try fields.double("dropout") { c.dropout = v }
         if let v = try fields.bool("include_top") { c.includeTop = v }

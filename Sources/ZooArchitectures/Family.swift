@@ -198,6 +198,13 @@ extension JSONValue {
 extension FamilyOptions {
     /// None.
     public static var nullableMembers: Set<String> { [] }
+    /// None.
+    public static var fractionalMembers: Set<String> { [] }
+}
+
+extension ArchitectureFamily {
+    /// The option members that are multipliers (`Options.fractionalMembers`).
+    public var fractionalOptionMembers: Set<String> { Options.fractionalMembers }
 }
 
 extension DecodingError {
@@ -267,11 +274,18 @@ public struct ConfigFields: Sendable {
     }
 
     /// Checks the numbers of the members `keys` before they are decoded: a number must be a positive
-    /// integer below 2^24 (every numeric option of the families is a count), an array at most 64
-    /// positive integers below 4096 (stage depths, a flatten size). Other values are left to the decoder.
-    public func checkLimits(_ keys: [String]) throws {
+    /// integer below 2^24 (a count), or for the members of `fractional` (multipliers) a finite positive
+    /// number below 2^24; an array at most 64 positive integers below 4096 (stage depths, a flatten
+    /// size). Other values are left to the decoder.
+    public func checkLimits(_ keys: [String], fractional: Set<String> = []) throws {
         for k in keys {
             guard let v = value(k) else { continue }
+            if fractional.contains(k) {
+                guard let d = v.doubleValue, d.isFinite, d > 0, d < Double(1 << 24) else {
+                    throw ZooError(.badInput, "config field \(k) is not a positive number: \(v)", item: item)
+                }
+                continue
+            }
             switch v {
             case .int, .double:
                 _ = try int(k)
@@ -293,7 +307,7 @@ public struct ConfigFields: Sendable {
 public final class ArchitectureRegistry: @unchecked Sendable {
     /// The built-in families, in catalogue order.
     public static var builtIn: [any ArchitectureFamily] {
-        [ResNetFamily(), VGGFamily(), MobileNetV1Family(), MobileNetV2Family(), MobileNetV3Family()]
+        [ResNetFamily(), VGGFamily(), MobileNetV1Family(), MobileNetV2Family(), MobileNetV3Family(), EfficientNetFamily()]
     }
 
     /// The process-wide registry (the built-in families, and any registered into it).

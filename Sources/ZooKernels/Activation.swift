@@ -14,6 +14,8 @@ public enum Activation: String, Sendable, Hashable, CaseIterable {
     case hardSigmoid
     /// 1 / (1 + exp(-x))
     case sigmoid
+    /// x / (1 + exp(-x)): SiLU, also called swish (torch's `nn.SiLU`, Keras's `swish`).
+    case silu
 }
 
 #if canImport(Glibc)
@@ -33,6 +35,7 @@ extension Activation {
         case .hardSwish: return x * (min(max(x + 3, 0), 6) / 6)
         case .hardSigmoid: return min(max(x + 3, 0), 6) / 6
         case .sigmoid: return 1 / (1 + expf(-x))
+        case .silu: return x / (1 + expf(-x))
         }
     }
 
@@ -54,6 +57,10 @@ extension Activation {
         case .sigmoid:
             var r = x
             for i in 0..<8 { r[i] = 1 / (1 + expf(-x[i])) }
+            return r
+        case .silu:
+            var r = x
+            for i in 0..<8 { r[i] = x[i] / (1 + expf(-x[i])) }
             return r
         }
     }

@@ -332,6 +332,7 @@ enum TrainingOps {
         case .hardSwish: return x * min(max(x + 3, 0), 6) / 6
         case .hardSigmoid: return min(max(x + 3, 0), 6) / 6
         case .sigmoid: return 1 / (1 + (-x).exponential)
+        case .silu: return x / (1 + (-x).exponential)
         }
     }
 
@@ -344,6 +345,9 @@ enum TrainingOps {
         case .hardSwish: return x < -3 ? 0 : (x <= 3 ? x / 3 + 0.5 : 1)
         case .hardSigmoid: return x > -3 && x < 3 ? 1 / 6 : 0
         case .sigmoid: return y * (1 - y)
+        case .silu:
+            let s = 1 / (1 + (-x).exponential)
+            return s * (1 + x * (1 - s))
         }
     }
 

@@ -34,7 +34,12 @@ struct ListInfoCommandTests {
             let gflops = try #require(e["gflops"]?.doubleValue)
             let flavours = e["flavours"]?.arrayValue?.compactMap(\.stringValue) ?? []
             let size = e["input_size"]?.arrayValue?.compactMap(\.intValue) ?? []
-            #expect(size == [224, 224], "\(name): \(size)")
+            // 224 px, but EfficientNet B1-B7 and V2 (their weights' crop, where torchvision's GFLOPs are stated).
+            #expect(size == (name.hasPrefix("efficientnet") && name != "efficientnet_b0" ? [size.first ?? 0, size.first ?? 0] : [224, 224]), "\(name): \(size)")
+            if name.hasPrefix("efficientnet") {
+                let crop = try cat.entry(name).preprocessing?["crop"]?.arrayValue?.compactMap(\.intValue)
+                #expect(size == crop.map { [$0.first ?? 0, $0.first ?? 0] }, "\(name): \(size) is its weights' crop")
+            }
             // Every entry's parameters and GFLOPs against an independent reference: torchvision's
             // num_params and published GFLOPs, or (Keras-only) the Keras model's own figures.
             if flavours.contains("torchvision") {
