@@ -51,8 +51,13 @@ public protocol FamilyOptions: Codable, Sendable, Hashable {
     /// Members whose `null` in a file means "none" (VGG's `flatten_size`) rather than "keep the
     /// preset's value"; none by default.
     static var nullableMembers: Set<String> { get }
-    /// Numeric members that are multipliers rather than counts (EfficientNet's `width_mult`): any finite
-    /// positive number below 2^24 instead of a positive integer; none by default.
+}
+
+/// Options with numeric members that are multipliers rather than counts (EfficientNet's `width_mult`):
+/// those take any finite positive number below 2^24 instead of a positive integer. A separate protocol,
+/// not a requirement of `FamilyOptions`, so families built against an older `FamilyOptions` keep working.
+public protocol FractionalFamilyOptions: FamilyOptions {
+    /// The multiplier members.
     static var fractionalMembers: Set<String> { get }
 }
 

@@ -198,13 +198,11 @@ extension JSONValue {
 extension FamilyOptions {
     /// None.
     public static var nullableMembers: Set<String> { [] }
-    /// None.
-    public static var fractionalMembers: Set<String> { [] }
 }
 
 extension ArchitectureFamily {
-    /// The option members that are multipliers (`Options.fractionalMembers`).
-    public var fractionalOptionMembers: Set<String> { Options.fractionalMembers }
+    /// The option members that are multipliers (`FractionalFamilyOptions`); none for other options.
+    public var fractionalOptionMembers: Set<String> { (Options.self as? any FractionalFamilyOptions.Type)?.fractionalMembers ?? [] }
 }
 
 extension DecodingError {

@@ -52,6 +52,7 @@ import ZooTestSupport
         case "hardSwish": return .hardSwish
         case "hardSigmoid": return .hardSigmoid
         case "sigmoid": return .sigmoid
+        case "silu": return .silu
         default: throw ZooError.bad("unknown activation \(name ?? "nil")")
         }
     }

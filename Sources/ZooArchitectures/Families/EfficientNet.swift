@@ -6,7 +6,7 @@ extension Family {
 }
 
 /// The options of an EfficientNet configuration (`zoo.config` members, in this order).
-public struct EfficientNetOptions: FamilyOptions {
+public struct EfficientNetOptions: FractionalFamilyOptions {
     /// Which stage table: the B series (v1, MBConv blocks) or a V2 size (Fused-MBConv, then MBConv).
     public enum Variant: String, Codable, Sendable, Hashable, CaseIterable {
         /// EfficientNet B0-B7: the B0 table scaled by `width_mult` and `depth_mult`.
