@@ -57,7 +57,9 @@ public struct EfficientNetFamily: ArchitectureFamily {
     /// `EfficientNet`.
     public var title: String { "EfficientNet" }
 
-    /// torchvision builds B5-B7 with `BatchNorm2d(eps=0.001, momentum=0.01)`; B0-B4 and V2 with the default momentum.
+    /// torch's default, 0.1: right for B0-B4 and V2. torchvision builds B5-B7 with `BatchNorm2d(eps=0.001,
+    /// momentum=0.01)`, which a per-family value cannot express yet (known limitation: their train-mode
+    /// running statistics move faster than torch's; inference and gradients are unaffected).
     public var batchNormMomentum: Double { 0.1 }
 
     /// Catalogue names.
