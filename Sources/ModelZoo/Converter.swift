@@ -319,9 +319,7 @@ public enum Converter {
 
     /// SHA-256 of a mapped file's bytes, lowercase hex (hashed in place: no copy into a read buffer).
     public static func sha256(_ file: MappedFile) -> String {
-        var hasher = SHA256()
-        file.withBytes { hasher.update(bufferPointer: $0) }
-        return hex(hasher.finalize())
+        file.withBytes { sha256(bytes: $0) }
     }
 }
 

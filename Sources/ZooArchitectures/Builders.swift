@@ -58,4 +58,17 @@ extension GraphBuilder {
         bn("\(p).1", cout, eps: eps)
         if let act { self.act("\(p).2", act) }
     }
+
+    /// torchvision's `SqueezeExcitation` on the current tensor (`channels` wide), as module `p`:
+    /// `\(p).avgpool`, `\(p).fc1` (1x1 conv with bias to `squeeze`), `\(p).activation`, `\(p).fc2`,
+    /// `\(p).scale_activation` (the gate), then `p` itself, the input scaled channel by channel.
+    mutating func squeezeExcitation(_ p: String, channels: Int, squeeze: Int, act: LayerGraph.Activation, gate: LayerGraph.Activation) {
+        let x = last
+        add("\(p).avgpool", .adaptiveAvgPool(height: 1, width: 1))
+        conv("\(p).fc1", channels, squeeze, k: 1, pad: .symmetric(0), bias: true)
+        self.act("\(p).activation", act)
+        conv("\(p).fc2", squeeze, channels, k: 1, pad: .symmetric(0), bias: true)
+        let s = self.act("\(p).scale_activation", gate)
+        add(p, .scale, inputs: [x, s])
+    }
 }

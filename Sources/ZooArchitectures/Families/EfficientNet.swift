@@ -46,6 +46,11 @@ public struct EfficientNetOptions: FractionalFamilyOptions {
 /// average pooling, dropout and a linear classifier. Stochastic depth is the identity at inference and
 /// is not modelled.
 ///
+/// Training updates BatchNorm statistics with the default momentum, 0.1: right for B0-B4 and V2, but
+/// torchvision builds B5-B7 with `BatchNorm2d(eps=0.001, momentum=0.01)`, which a per-family value cannot
+/// express yet (known limitation: their train-mode running statistics move faster than torch's; inference
+/// and gradients are unaffected).
+///
 /// `zoo.config` members: `EfficientNetOptions`.
 public struct EfficientNetFamily: ArchitectureFamily {
     /// The family.
@@ -56,11 +61,6 @@ public struct EfficientNetFamily: ArchitectureFamily {
 
     /// `EfficientNet`.
     public var title: String { "EfficientNet" }
-
-    /// torch's default, 0.1: right for B0-B4 and V2. torchvision builds B5-B7 with `BatchNorm2d(eps=0.001,
-    /// momentum=0.01)`, which a per-family value cannot express yet (known limitation: their train-mode
-    /// running statistics move faster than torch's; inference and gradients are unaffected).
-    public var batchNormMomentum: Double { 0.1 }
 
     /// Catalogue names.
     public var names: [String] {
@@ -169,14 +169,7 @@ public struct EfficientNetFamily: ArchitectureFamily {
                     }
                     g.convBNAct("\(p).\(k)", expanded, expanded, k: st.k, s: s, pad: .symmetric((st.k - 1) / 2), groups: expanded, eps: eps, act: .silu)
                     k += 1
-                    let squeeze = max(1, cin / 4)
-                    let x = g.last
-                    g.add("\(p).\(k).avgpool", .adaptiveAvgPool(height: 1, width: 1))
-                    g.conv("\(p).\(k).fc1", expanded, squeeze, k: 1, pad: .symmetric(0), bias: true)
-                    g.act("\(p).\(k).activation", .silu)
-                    g.conv("\(p).\(k).fc2", squeeze, expanded, k: 1, pad: .symmetric(0), bias: true)
-                    let gate = g.act("\(p).\(k).scale_activation", .sigmoid)
-                    g.add("\(p).\(k)", .scale, inputs: [x, gate])
+                    g.squeezeExcitation("\(p).\(k)", channels: expanded, squeeze: max(1, cin / 4), act: .silu, gate: .sigmoid)
                     k += 1
                     g.convBNAct("\(p).\(k)", expanded, st.cout, k: 1, s: 1, pad: .symmetric(0), eps: eps, act: nil)
                 }

@@ -136,13 +136,7 @@ public struct MobileNetV3Family: MobileNetFamily {
             k += 1
             if b.se {
                 let sq = keras ? makeDivisible(Double(exp) * 0.25) : makeDivisible(Double(exp / 4))
-                let x = g.last
-                g.add("\(p).\(k).avgpool", .adaptiveAvgPool(height: 1, width: 1))
-                g.conv("\(p).\(k).fc1", exp, sq, k: 1, pad: .symmetric(0), bias: true)
-                g.act("\(p).\(k).activation", .relu)
-                g.conv("\(p).\(k).fc2", sq, exp, k: 1, pad: .symmetric(0), bias: true)
-                let s = g.act("\(p).\(k).scale_activation", .hardSigmoid)
-                g.add("\(p).\(k)", .scale, inputs: [x, s])
+                g.squeezeExcitation("\(p).\(k)", channels: exp, squeeze: sq, act: .relu, gate: .hardSigmoid)
                 k += 1
             }
             g.convBNAct("\(p).\(k)", exp, cout, k: 1, s: 1, pad: .symmetric(0), eps: c.bnEps, act: nil)
