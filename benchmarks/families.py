@@ -7,7 +7,7 @@ warm-ups; each engine's figure is the median over its passes. PyTorch eager unde
 ONNX Runtime's CPU provider on the torchvision model's ONNX export. Writes the section "Newer families
 (zoo vs PyTorch vs ONNX Runtime)" of benchmarks/RESULTS.md. The issue's bar: at most 1.0x PyTorch.
 
-    .venv/bin/python benchmarks/families.py [--models efficientnet_b0] [--rounds 3]
+    .venv/bin/python benchmarks/families.py [--models efficientnet_b0,convnext_tiny] [--rounds 3]
 """
 import argparse
 import datetime
@@ -26,7 +26,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--iterations", type=int, default=10)
-    ap.add_argument("--models", default="efficientnet_b0")
+    ap.add_argument("--models", default="efficientnet_b0,convnext_tiny")
     ap.add_argument("--output", default=os.path.join(ROOT, "benchmarks", "RESULTS.md"))
     a = ap.parse_args()
     import onnxruntime

@@ -12,7 +12,9 @@ import ZooTensor
 /// - **torchvision**: convolutions `kaiming_normal_(mode="fan_out", nonlinearity="relu")` (std
 ///   `sqrt(2 / (out * kh * kw))`), convolution biases zero; BatchNorm weight 1, bias 0, running mean 0,
 ///   running variance 1; linear layers `normal_(0, 0.01)` with zero bias (VGG, MobileNet), or
-///   `nn.Linear`'s default `U(-1/sqrt(in), 1/sqrt(in))` for weight and bias (ResNet's `fc`).
+///   `nn.Linear`'s default `U(-1/sqrt(in), 1/sqrt(in))` for weight and bias (ResNet's `fc`); ConvNeXt:
+///   every convolution and linear layer `trunc_normal_(std=0.02)` (cut at +-2, 100 standard deviations:
+///   drawn as a normal), biases zero, LayerNorm weight 1 and bias 0, layer scale 1e-6.
 /// - **Keras**: kernels `glorot_uniform` (limit `sqrt(6 / (fan_in + fan_out))` with Keras's fans: a
 ///   depthwise kernel counts its input channels in `fan_in` and one output per channel in `fan_out`),
 ///   biases zero; BatchNorm gamma 1, beta 0, moving mean 0, moving variance 1.
@@ -80,9 +82,15 @@ public enum Initializer {
 
     static func rule(for p: ParameterSpec, in graph: LayerGraph, linear: LinearInit, keras: Bool) throws -> Rule {
         switch p.role {
-        case .bnWeight, .runningVar: return .constant(1)
-        case .bnBias, .runningMean, .numBatchesTracked: return .constant(0)
+        case .bnWeight, .runningVar, .normWeight: return .constant(1)
+        case .bnBias, .runningMean, .numBatchesTracked, .normBias: return .constant(0)
+        case .layerScale: return .constant(1e-6)
+        case .pointwiseWeight:
+            if case let .truncatedNormal(std) = linear, !keras { return .normal(std: std) }
+            if keras { return .uniform(limit: (6 / Double(p.shape[0] + p.shape[1])).squareRoot()) }
+            return .uniform(limit: 1 / Double(max(1, p.shape.count == 2 ? p.shape[1] : 1)).squareRoot())
         case .convWeight:
+            if case let .truncatedNormal(std) = linear, !keras { return .normal(std: std) }
             guard p.shape.count == 4, graph.nodes.indices.contains(p.node),
                   case let .conv2d(cin, cout, _, _, _, _, groups, _) = graph.nodes[p.node].op else {
                 throw ZooError(.badInput, "not a convolution weight", item: p.name)
@@ -100,7 +108,7 @@ public enum Initializer {
             if keras { return .uniform(limit: (6 / Double(p.shape[0] + p.shape[1])).squareRoot()) }
             switch linear {
             case .uniformFanIn: return .uniform(limit: 1 / Double(p.shape[1]).squareRoot())
-            case .normal(let std): return .normal(std: std)
+            case .normal(let std), .truncatedNormal(let std): return .normal(std: std)
             }
         case .bias:
             guard !keras, linear == .uniformFanIn, graph.nodes.indices.contains(p.node),

@@ -85,7 +85,8 @@ public struct Catalogue: Sendable {
     /// The catalogue files compiled in from `zoo/` (name, contents): `Package.swift` embeds the folder
     /// (`.embedInCode`), and a new file of it is listed here.
     public static var embeddedFiles: [(String, String)] {
-        [("efficientnet.json", PackageResources.efficientnet_json), ("imagenet-1k-labels.txt", PackageResources.imagenet_1k_labels_txt),
+        [("convnext.json", PackageResources.convnext_json), ("efficientnet.json", PackageResources.efficientnet_json),
+         ("imagenet-1k-labels.txt", PackageResources.imagenet_1k_labels_txt),
          ("mobilenet_v1.json", PackageResources.mobilenet_v1_json),
          ("mobilenet_v2.json", PackageResources.mobilenet_v2_json), ("mobilenet_v3.json", PackageResources.mobilenet_v3_json),
          ("preprocessing.json", PackageResources.preprocessing_json), ("resnet.json", PackageResources.resnet_json),

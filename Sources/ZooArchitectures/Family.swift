@@ -32,6 +32,9 @@ public enum LinearInit: Sendable, Hashable {
     case normal(std: Double)
     /// `nn.Linear`'s default: weight and bias `U(-1/sqrt(in), 1/sqrt(in))` (torchvision's ResNet `fc`).
     case uniformFanIn
+    /// `trunc_normal_(std)` weights (cut at +-2, absolute), zero bias, for every convolution and linear
+    /// layer alike (torchvision's ConvNeXt, std 0.02).
+    case truncatedNormal(std: Double)
 }
 
 /// What a torchvision or Keras file of a family needs beyond its names and layer order.
@@ -305,7 +308,7 @@ public struct ConfigFields: Sendable {
 public final class ArchitectureRegistry: @unchecked Sendable {
     /// The built-in families, in catalogue order.
     public static var builtIn: [any ArchitectureFamily] {
-        [ResNetFamily(), VGGFamily(), MobileNetV1Family(), MobileNetV2Family(), MobileNetV3Family(), EfficientNetFamily()]
+        [ResNetFamily(), VGGFamily(), MobileNetV1Family(), MobileNetV2Family(), MobileNetV3Family(), EfficientNetFamily(), ConvNeXtFamily()]
     }
 
     /// The process-wide registry (the built-in families, and any registered into it).

@@ -21,6 +21,14 @@ public struct ParameterSpec: Sendable, Hashable {
         case runningVar = "running_var"
         /// BatchNorm update counter (I64 scalar).
         case numBatchesTracked = "num_batches_tracked"
+        /// LayerNorm scale.
+        case normWeight = "norm_weight"
+        /// LayerNorm shift.
+        case normBias = "norm_bias"
+        /// Weight [out, in] of a linear layer applied at every position of a map (`Op.pointwiseLinear`).
+        case pointwiseWeight = "pointwise_weight"
+        /// Per-channel layer scale [channels, 1, 1].
+        case layerScale = "layer_scale"
     }
 
     /// Canonical name (`layer1.0.conv1.weight`).
@@ -56,6 +64,14 @@ extension LayerGraph {
             case let .linear(fin, fout, bias):
                 out.append(ParameterSpec(name: n.name + ".weight", shape: [fout, fin], role: .linearWeight, node: i))
                 if bias { out.append(ParameterSpec(name: n.name + ".bias", shape: [fout], role: .bias, node: i)) }
+            case let .layerNorm(c, _):
+                out.append(ParameterSpec(name: n.name + ".weight", shape: [c], role: .normWeight, node: i))
+                out.append(ParameterSpec(name: n.name + ".bias", shape: [c], role: .normBias, node: i))
+            case let .pointwiseLinear(fin, fout, bias):
+                out.append(ParameterSpec(name: n.name + ".weight", shape: [fout, fin], role: .pointwiseWeight, node: i))
+                if bias { out.append(ParameterSpec(name: n.name + ".bias", shape: [fout], role: .bias, node: i)) }
+            case let .layerScale(c):
+                out.append(ParameterSpec(name: n.name + ".layer_scale", shape: [c, 1, 1], role: .layerScale, node: i))
             default: break
             }
         }
@@ -105,6 +121,12 @@ extension LayerGraph {
                 out.append([x[0], oh, ow])
             case .batchNorm, .activation, .dropout:
                 out.append(x)
+            case let .layerNorm(c, _), let .layerScale(c):
+                guard x.count == 3, x[0] == c else { throw ZooError(.badInput, "expects \(c) channels, gets shape \(x)", item: n.name) }
+                out.append(x)
+            case let .pointwiseLinear(fin, fout, _):
+                guard x.count == 3, x[0] == fin else { throw ZooError(.badInput, "expects \(fin) channels, gets shape \(x)", item: n.name) }
+                out.append([fout, x[1], x[2]])
             case .add:
                 guard ins.count == 2, ins[0] == ins[1] else { throw ZooError(.badInput, "adds mismatched shapes \(ins)", item: n.name) }
                 out.append(x)
@@ -132,6 +154,8 @@ extension LayerGraph {
                 return s[i].reduce(1, *) * (cin / groups) * k.0 * k.1
             case let .linear(fin, fout, _):
                 return fin * fout
+            case let .pointwiseLinear(fin, fout, _):
+                return s[i][1] * s[i][2] * fin * fout
             default:
                 return 0
             }
@@ -173,6 +197,9 @@ extension LayerGraph {
         case .flatten: return ("flatten", "")
         case let .linear(i, o, _): return ("linear", "\(i)->\(o)")
         case let .dropout(p): return ("dropout", "p=\(p)")
+        case let .layerNorm(c, eps): return ("layernorm", "\(c) eps=\(eps)")
+        case let .pointwiseLinear(i, o, _): return ("pw_linear", "\(i)->\(o)")
+        case let .layerScale(c): return ("layer_scale", "\(c)")
         }
     }
 }

@@ -13,7 +13,7 @@ public struct LayerGraph: Sendable, Equatable {
     public typealias Padding = WindowPadding
 
     /// Element-wise activations: ZooKernels' `Activation`, the one activation type of graphs and
-    /// kernels (`.relu`, `.relu6`, `.hardSwish`, `.hardSigmoid`, `.sigmoid`; `.none` is the identity).
+    /// kernels (`.relu`, `.relu6`, `.hardSwish`, `.hardSigmoid`, `.sigmoid`, `.silu`, `.gelu`; `.none` is the identity).
     public typealias Activation = ZooKernels.Activation
 
     /// What a node computes.
@@ -42,6 +42,17 @@ public struct LayerGraph: Sendable, Equatable {
         case linear(inFeatures: Int, outFeatures: Int, bias: Bool)
         /// Dropout: the identity at inference (kept so layer tables match the framework).
         case dropout(Double)
+        /// LayerNorm over the channels at every position of a [N, C, H, W] map (torchvision's
+        /// `LayerNorm2d`, and `nn.LayerNorm(C)` between channels-last permutes); parameters `weight` and
+        /// `bias` [channels]. Biased variance, as torch.
+        case layerNorm(channels: Int, eps: Double)
+        /// A linear layer applied at every position of a map (`nn.Linear` between channels-last
+        /// permutes: a 1x1 convolution stored as a linear layer); parameters `weight` [out, in] and, when
+        /// `bias`, `bias` [out].
+        case pointwiseLinear(inFeatures: Int, outFeatures: Int, bias: Bool)
+        /// Multiplies each channel by a learned factor (ConvNeXt's layer scale); parameter
+        /// `layer_scale` [channels, 1, 1], named after the node (`features.1.0.layer_scale`).
+        case layerScale(channels: Int)
 
         /// Equality (tuples compared element-wise).
         public static func == (a: Op, b: Op) -> Bool { String(describing: a) == String(describing: b) }

@@ -16,6 +16,9 @@ public enum Activation: String, Sendable, Hashable, CaseIterable {
     case sigmoid
     /// x / (1 + exp(-x)): SiLU, also called swish (torch's `nn.SiLU`, Keras's `swish`).
     case silu
+    /// x * (1 + erf(x / sqrt(2))) / 2: GELU in its exact form (torch's `nn.GELU()` default, Keras's
+    /// `gelu(approximate=False)`).
+    case gelu
 }
 
 #if canImport(Glibc)
@@ -36,6 +39,7 @@ extension Activation {
         case .hardSigmoid: return min(max(x + 3, 0), 6) / 6
         case .sigmoid: return 1 / (1 + expf(-x))
         case .silu: return x / (1 + expf(-x))
+        case .gelu: return 0.5 * x * (1 + erff(x * 0.70710678118654752))
         }
     }
 
@@ -61,6 +65,10 @@ extension Activation {
         case .silu:
             var r = x
             for i in 0..<8 { r[i] = x[i] / (1 + expf(-x[i])) }
+            return r
+        case .gelu:
+            var r = x
+            for i in 0..<8 { r[i] = 0.5 * x[i] * (1 + erff(x[i] * 0.70710678118654752)) }
             return r
         }
     }
@@ -137,6 +145,32 @@ public enum Elementwise {
                 var i = 0
                 while i + 8 <= c { store8(load8(src + i) * load8(sc + i), dst + i); i += 8 }
                 while i < c { dst[i] = src[i] * sc[i]; i += 1 }
+            }
+        }
+    }
+
+    /// LayerNorm over the channels of every position (NHWC: the `channels` values of a pixel are
+    /// contiguous): out[p, c] = (x[p, c] - mean_p) / sqrt(var_p + eps) * gamma[c] + beta[c], with the
+    /// biased variance as torch's `LayerNorm`; statistics accumulate in double (two passes), so the
+    /// result does not depend on the thread count.
+    public static func layerNorm(_ x: UnsafePointer<Float>, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, eps: Double,
+                                 into out: UnsafeMutablePointer<Float>, pixels: Int, channels c: Int, threads: Int) {
+        guard c > 0 else { return }
+        let tasks = Parallel.tasks(threads, work: pixels * c, minimumPerTask: 65_536)
+        Parallel.run(tasks) { t in
+            for p in Parallel.chunk(t, of: tasks, count: pixels) {
+                let src = x + p * c, dst = out + p * c
+                var sum = 0.0
+                for i in 0..<c { sum += Double(src[i]) }
+                let mean = sum / Double(c)
+                var sq = 0.0
+                for i in 0..<c { let d = Double(src[i]) - mean; sq += d * d }
+                let inv = 1 / (sq / Double(c) + eps).squareRoot()
+                let m = Float(mean), r = Float(inv)
+                let mv = SIMD8<Float>(repeating: m), rv = SIMD8<Float>(repeating: r)
+                var i = 0
+                while i + 8 <= c { store8((load8(src + i) - mv) * rv * load8(gamma + i) + load8(beta + i), dst + i); i += 8 }
+                while i < c { dst[i] = (src[i] - m) * r * gamma[i] + beta[i]; i += 1 }
             }
         }
     }

@@ -434,6 +434,7 @@ final class DNNLConvolution: @unchecked Sendable {
         case .hardSigmoid: return eltwise(dnnl_eltwise_linear, 1.0 / 6.0, 0.5) && eltwise(dnnl_eltwise_clip, 0, 1)
         case .sigmoid: return eltwise(dnnl_eltwise_logistic, 0, 0)
         case .silu: return eltwise(dnnl_eltwise_swish, 1, 0)
+        case .gelu: return eltwise(dnnl_eltwise_gelu_erf, 0, 0)
         }
     }
 

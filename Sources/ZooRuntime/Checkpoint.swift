@@ -69,12 +69,13 @@ public enum RandomWeights {
             let n = spec.elementCount
             var values = [Float](repeating: 0, count: n)
             switch spec.role {
-            case .convWeight, .linearWeight:
+            case .convWeight, .linearWeight, .pointwiseWeight:
                 let fanIn = max(1, spec.shape.dropFirst().reduce(1, *))
                 let a = (6 / Float(fanIn)).squareRoot()
                 for i in 0..<n { values[i] = next() * a }
-            case .bias, .bnBias: for i in 0..<n { values[i] = next() * 0.05 }
-            case .bnWeight: for i in 0..<n { values[i] = 1 + next() * 0.1 }
+            case .bias, .bnBias, .normBias: for i in 0..<n { values[i] = next() * 0.05 }
+            case .bnWeight, .normWeight: for i in 0..<n { values[i] = 1 + next() * 0.1 }
+            case .layerScale: for i in 0..<n { values[i] = 0.5 + next() * 0.25 }
             case .runningMean: for i in 0..<n { values[i] = next() * 0.05 }
             case .runningVar: for i in 0..<n { values[i] = 1 + next() * 0.2 }
             case .numBatchesTracked:

@@ -26,6 +26,7 @@ struct Step: @unchecked Sendable {
         case add(Activation)
         case scale
         case affine(scale: [Float], shift: [Float], Activation)
+        case layerNorm(gamma: [Float], beta: [Float], eps: Double)
         case activation(Activation)
         case flatten
     }
@@ -44,6 +45,7 @@ struct Step: @unchecked Sendable {
         case .add: return "add"
         case .scale: return "scale"
         case .affine: return "affine"
+        case .layerNorm: return "layernorm"
         case .activation: return "activation"
         case .flatten: return "flatten"
         }
@@ -260,6 +262,41 @@ final class Engine: @unchecked Sendable {
             case .scale:
                 try needInputs(2)
                 addStep(.scale, [value(node.inputs[0]), value(node.inputs[1])], node: i, flat: false)
+            case let .pointwiseLinear(cin, cout, hasBias):
+                // A 1x1 convolution: [out, in] is [out, in, 1, 1] in memory.
+                try needInputs(1)
+                let d = ConvDescriptor(inChannels: cin, outChannels: cout, kernel: (1, 1), stride: (1, 1), dilation: (1, 1),
+                                       groups: 1, padding: .symmetric(0))
+                guard d.isValid else { throw ZooError(.badInput, "invalid pointwise linear layer \(node.op)", item: name) }
+                let w = try param("\(name).weight", [cout, cin])
+                let b = hasBias ? try param("\(name).bias", [cout]).floats() : nil
+                guard let packed = Engine.pack(d, w) else { throw ZooError(.badInput, "cannot pack \(node.op)", item: name) }
+                addStep(.input, [value(node.inputs[0])], node: i, flat: false)
+                pendingConv[steps.count - 1] = PendingConv(weights: packed, bias: b)
+            case let .layerNorm(channels, eps):
+                try needInputs(1)
+                guard channels > 0, eps >= 0 else { throw ZooError(.badInput, "invalid LayerNorm \(node.op)", item: name) }
+                let gamma = try param("\(name).weight", [channels]).floats()
+                let beta = try param("\(name).bias", [channels]).floats()
+                let p = node.inputs[0]
+                addStep(.layerNorm(gamma: gamma, beta: beta, eps: eps), [value(p)], node: i, flat: false)
+            case let .layerScale(channels):
+                // Folded into the convolution or pointwise linear layer before it when nothing else reads
+                // that; a per-channel affine otherwise.
+                try needInputs(1)
+                let gamma = try param("\(name).layer_scale", [channels, 1, 1]).floats()
+                let p = node.inputs[0]
+                if let s = fusable(p), var conv = pendingConv[s], conv.activation == .none, !conv.hasResidual,
+                   conv.weights.descriptor.outChannels == channels {
+                    conv.weights.scaleOutputChannels(gamma)
+                    if let b = conv.bias { conv.bias = zip(b, gamma).map { $0 * $1 } }
+                    pendingConv[s] = conv
+                    tail[s] = i
+                    nodeValue[i] = s
+                } else {
+                    addStep(.affine(scale: gamma, shift: [Float](repeating: 0, count: channels), .none), [value(p)], node: i,
+                            flat: steps[value(p)].flat)
+                }
             case let .maxPool(kernel, stride, padding, ceilMode):
                 try needInputs(1)
                 guard kernel.0 > 0, kernel.1 > 0, stride.0 > 0, stride.1 > 0 else { throw ZooError(.badInput, "invalid max pooling", item: name) }

@@ -130,6 +130,9 @@ extension Engine {
             case let .affine(scale, _, _):
                 try channels(s, x, scale.count)
                 shapes[s] = x
+            case let .layerNorm(gamma, _, _):
+                try channels(s, x, gamma.count)
+                shapes[s] = x
             case .activation:
                 shapes[s] = x
             case .flatten:
@@ -420,6 +423,14 @@ extension Engine {
                         guard let scp = sc.baseAddress, let shp = sh.baseAddress else { return }
                         Elementwise.affine(x, scale: scp, shift: shp, into: out, pixels: shape.n * shape.h * shape.w,
                                            channels: shape.c, act, threads: threads)
+                    }
+                }
+            case let .layerNorm(gamma, beta, eps):
+                gamma.withUnsafeBufferPointer { g in
+                    beta.withUnsafeBufferPointer { b in
+                        guard let gp = g.baseAddress, let bp = b.baseAddress else { return }
+                        Elementwise.layerNorm(x, gamma: gp, beta: bp, eps: eps, into: out, pixels: shape.n * shape.h * shape.w,
+                                              channels: shape.c, threads: threads)
                     }
                 }
             case let .activation(act):

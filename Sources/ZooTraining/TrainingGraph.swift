@@ -109,9 +109,13 @@ public final class TrainingGraph: @unchecked Sendable {
                 if bias { try load(node.name + ".bias", [cout]) }
             case let .batchNorm(c, _):
                 for p in ["weight", "bias", "running_mean", "running_var"] { try load("\(node.name).\(p)", [c]) }
-            case let .linear(fin, fout, bias):
+            case let .linear(fin, fout, bias), let .pointwiseLinear(fin, fout, bias):
                 try load(node.name + ".weight", [fout, fin])
                 if bias { try load(node.name + ".bias", [fout]) }
+            case let .layerNorm(c, _):
+                for p in ["weight", "bias"] { try load("\(node.name).\(p)", [c]) }
+            case let .layerScale(c):
+                try load(node.name + ".layer_scale", [c, 1, 1])
             default: break
             }
         }
@@ -133,11 +137,13 @@ public final class TrainingGraph: @unchecked Sendable {
         var names: [String] = []
         for (i, node) in graph.nodes.enumerated() where nodes.contains(i) {
             switch node.op {
-            case let .conv2d(_, _, _, _, _, _, _, bias), let .linear(_, _, bias):
+            case let .conv2d(_, _, _, _, _, _, _, bias), let .linear(_, _, bias), let .pointwiseLinear(_, _, bias):
                 names.append(node.name + ".weight")
                 if bias { names.append(node.name + ".bias") }
-            case .batchNorm:
+            case .batchNorm, .layerNorm:
                 names += [node.name + ".weight", node.name + ".bias"]
+            case .layerScale:
+                names.append(node.name + ".layer_scale")
             default: break
             }
         }
@@ -218,6 +224,8 @@ public final class TrainingGraph: @unchecked Sendable {
         var input: [Float]
         /// BatchNorm: mean and inverse standard deviation used, and the unbiased batch variance.
         var bnMean: [Int: [Double]] = [:], bnInvstd: [Int: [Double]] = [:], bnUnbiased: [Int: [Double]] = [:]
+        /// LayerNorm: mean and inverse standard deviation of every position.
+        var lnMean: [Int: [Double]] = [:], lnInvstd: [Int: [Double]] = [:]
         var argmax: [Int: [Int32]] = [:]
         /// Dropout: the factor each element was multiplied by (0 or 1 / (1 - p)).
         var dropout: [Int: [Float]] = [:]
@@ -241,7 +249,7 @@ public final class TrainingGraph: @unchecked Sendable {
             let s = try shape(0)
             var out: [Float]
             var os = s
-            switch node.op {
+            switch Self.lowered(node.op) {
             case let .conv2d(cin, cout, k, st, pad, dil, groups, bias):
                 guard s.c == cin, s.h > 0 else { throw ZooError(.badInput, "expects \(cin) channels, gets \(s.c)", item: node.name) }
                 guard let g = WindowGeometry(inH: s.h, inW: s.w, kernel: k, stride: st, dilation: dil, padding: pad) else {
@@ -281,6 +289,27 @@ public final class TrainingGraph: @unchecked Sendable {
                     guard let xb = xp.baseAddress, let ob = op.baseAddress else { return }
                     TrainingOps.affine(xb, s, mean: mean, invstd: invstd, gamma: gamma, beta: beta, y: ob)
                 } }
+            case let .layerNorm(c, eps):
+                guard s.c == c else { throw ZooError(.badInput, "expects \(c) channels, gets \(s.c)", item: node.name) }
+                let x = value(0), gamma = param(node.name + ".weight"), beta = param(node.name + ".bias")
+                out = [Float](repeating: 0, count: s.count)
+                var mean = [Double](repeating: 0, count: s.n * s.plane), invstd = mean
+                x.withUnsafeBufferPointer { xp in out.withUnsafeMutableBufferPointer { op in
+                    guard let xb = xp.baseAddress, let ob = op.baseAddress else { return }
+                    TrainingOps.layerNormForward(xb, s, eps: eps, gamma: gamma, beta: beta, y: ob, mean: &mean, invstd: &invstd)
+                } }
+                f.lnMean[i] = mean
+                f.lnInvstd[i] = invstd
+            case let .layerScale(c):
+                guard s.c == c else { throw ZooError(.badInput, "expects \(c) channels, gets \(s.c)", item: node.name) }
+                let g = param(node.name + ".layer_scale")
+                out = value(0)
+                for nc in 0..<(s.n * s.c) {
+                    let f = g[nc % s.c]
+                    for p in 0..<s.plane { out[nc * s.plane + p] *= f }
+                }
+            case .pointwiseLinear:
+                throw ZooError(.badInput, "pointwise linear layer not lowered", item: node.name)
             case let .activation(a):
                 out = value(0).map { TrainingOps.activate(a, $0) }
             case let .maxPool(k, st, pad, ceil):
@@ -407,7 +436,7 @@ public final class TrainingGraph: @unchecked Sendable {
             }
             func inputNeeds(_ k: Int) -> Bool { let j = node.inputs[k]; return j >= 0 && needs[j] }
             let train = trainableNodes.contains(i)
-            switch node.op {
+            switch Self.lowered(node.op) {
             case let .conv2d(cin, cout, k, st, _, dil, groups, bias):
                 guard let g = f.geometry[i] else { continue }
                 let s = inShape(0)
@@ -514,6 +543,44 @@ public final class TrainingGraph: @unchecked Sendable {
                 }
             case .flatten:
                 give(0, dy)
+            case .layerNorm:
+                let s = inShape(0), x = inValue(0)
+                let mean = f.lnMean[i] ?? [], invstd = f.lnInvstd[i] ?? []
+                let gamma = param(node.name + ".weight")
+                var dx = inputNeeds(0) ? [Float](repeating: 0, count: s.count) : []
+                var dgamma = [Float](repeating: 0, count: s.c), dbeta = [Float](repeating: 0, count: s.c)
+                x.withUnsafeBufferPointer { xp in dy.withUnsafeBufferPointer { dyp in dx.withUnsafeMutableBufferPointer { dxp in
+                    guard let xb = xp.baseAddress, let dyb = dyp.baseAddress else { return }
+                    TrainingOps.layerNormBackward(xb, s, mean: mean, invstd: invstd, gamma: gamma, dy: dyb,
+                                                  dx: dxp.isEmpty ? nil : dxp.baseAddress, dgamma: &dgamma, dbeta: &dbeta)
+                } } }
+                if train {
+                    out[node.name + ".weight"] = dgamma
+                    out[node.name + ".bias"] = dbeta
+                }
+                if inputNeeds(0) { give(0, dx) }
+            case .layerScale:
+                let s = inShape(0), g = param(node.name + ".layer_scale")
+                if train {
+                    let x = inValue(0)
+                    var dg = [Double](repeating: 0, count: s.c)
+                    for nc in 0..<(s.n * s.c) {
+                        var sum = 0.0
+                        for p in 0..<s.plane { sum += Double(dy[nc * s.plane + p]) * Double(x[nc * s.plane + p]) }
+                        dg[nc % s.c] += sum
+                    }
+                    out[node.name + ".layer_scale"] = dg.map { Float($0) }
+                }
+                if inputNeeds(0) {
+                    var dx = dy
+                    for nc in 0..<(s.n * s.c) {
+                        let f = g[nc % s.c]
+                        for p in 0..<s.plane { dx[nc * s.plane + p] *= f }
+                    }
+                    give(0, dx)
+                }
+            case .pointwiseLinear:
+                continue
             case .dropout:
                 if let factors = f.dropout[i] {
                     var dx = dy
@@ -543,6 +610,16 @@ public final class TrainingGraph: @unchecked Sendable {
         return out
     }
 
+    /// The op as the training engine runs it: a pointwise linear layer is the 1x1 convolution it is
+    /// (its [out, in] weight is [out, in, 1, 1] in memory, and its gradients likewise).
+    static func lowered(_ op: LayerGraph.Op) -> LayerGraph.Op {
+        if case let .pointwiseLinear(fin, fout, bias) = op {
+            return .conv2d(inChannels: fin, outChannels: fout, kernel: (1, 1), stride: (1, 1), padding: .symmetric(0),
+                           dilation: (1, 1), groups: 1, bias: bias)
+        }
+        return op
+    }
+
     /// torch's update: `running = (1 - momentum) * running + momentum * batch` (unbiased variance).
     private func updateRunningStatistics(_ f: Forward) {
         let m = batchNormMomentum
@@ -568,7 +645,10 @@ extension TrainingGraph {
                                 decayNormAndBias: Bool = false) -> [ParameterGroup] {
         var isNorm = Set<String>(), inHead = Set<String>()
         for (i, node) in graph.nodes.enumerated() {
-            if case .batchNorm = node.op { isNorm.insert(node.name) }
+            switch node.op {
+            case .batchNorm, .layerNorm: isNorm.insert(node.name)
+            default: break
+            }
             if i >= graph.headStart { inHead.insert(node.name) }
         }
         func module(_ name: String) -> String { name.split(separator: ".").dropLast().joined(separator: ".") }

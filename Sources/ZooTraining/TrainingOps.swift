@@ -1,4 +1,9 @@
 import ZooKernels
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 // Forward and backward of every op the zoo's graphs use, on NCHW float32 buffers: convolutions as
 // im2col + GEMM through ZooKernels' BLAS door (one thread per call), everything else as loops over
@@ -322,6 +327,63 @@ enum TrainingOps {
         }
     }
 
+    // MARK: LayerNorm over channels
+
+    /// LayerNorm over the channels of every position of an NCHW value (biased variance, statistics in
+    /// double); `mean` and `invstd` receive the statistics of each position (n * plane of them).
+    static func layerNormForward(_ x: UnsafePointer<Float>, _ s: Shape4, eps: Double, gamma: [Float], beta: [Float],
+                                 y: UnsafeMutablePointer<Float>, mean: inout [Double], invstd: inout [Double]) {
+        let plane = s.plane, cs = Double(s.c)
+        for n in 0..<s.n {
+            let base = n * s.c * plane
+            for p in 0..<plane {
+                var sum = 0.0
+                for c in 0..<s.c { sum += Double(x[base + c * plane + p]) }
+                let m = sum / cs
+                var sq = 0.0
+                for c in 0..<s.c { let d = Double(x[base + c * plane + p]) - m; sq += d * d }
+                let r = 1 / (sq / cs + eps).squareRoot()
+                mean[n * plane + p] = m
+                invstd[n * plane + p] = r
+                for c in 0..<s.c {
+                    let i = base + c * plane + p
+                    y[i] = Float((Double(x[i]) - m) * r) * gamma[c] + beta[c]
+                }
+            }
+        }
+    }
+
+    /// The backward of `layerNormForward`: dx = invstd * (g - mean(g) - xhat * mean(g * xhat)) with
+    /// g = dy * gamma per position; dgamma = sum dy * xhat, dbeta = sum dy over batch and positions.
+    static func layerNormBackward(_ x: UnsafePointer<Float>, _ s: Shape4, mean: [Double], invstd: [Double], gamma: [Float],
+                                  dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, dgamma: inout [Float], dbeta: inout [Float]) {
+        let plane = s.plane, cs = Double(s.c)
+        var dg = [Double](repeating: 0, count: s.c), db = dg
+        var xhat = [Double](repeating: 0, count: s.c), g = xhat
+        for n in 0..<s.n {
+            let base = n * s.c * plane
+            for p in 0..<plane {
+                let m = mean[n * plane + p], r = invstd[n * plane + p]
+                var sg = 0.0, sgx = 0.0
+                for c in 0..<s.c {
+                    let i = base + c * plane + p
+                    let xh = (Double(x[i]) - m) * r, d = Double(dy[i])
+                    xhat[c] = xh
+                    dg[c] += d * xh
+                    db[c] += d
+                    g[c] = d * Double(gamma[c])
+                    sg += g[c]
+                    sgx += g[c] * xh
+                }
+                guard let dx else { continue }
+                let mg = sg / cs, mgx = sgx / cs
+                for c in 0..<s.c { dx[base + c * plane + p] = Float(r * (g[c] - mg - xhat[c] * mgx)) }
+            }
+        }
+        dgamma = dg.map { Float($0) }
+        dbeta = db.map { Float($0) }
+    }
+
     // MARK: activations
 
     static func activate(_ a: Activation, _ x: Float) -> Float {
@@ -333,6 +395,7 @@ enum TrainingOps {
         case .hardSigmoid: return min(max(x + 3, 0), 6) / 6
         case .sigmoid: return 1 / (1 + (-x).exponential)
         case .silu: return x / (1 + (-x).exponential)
+        case .gelu: return 0.5 * x * (1 + erff(x * 0.70710678118654752))
         }
     }
 
@@ -348,6 +411,10 @@ enum TrainingOps {
         case .silu:
             let s = 1 / (1 + (-x).exponential)
             return s * (1 + x * (1 - s))
+        case .gelu:
+            // Phi(x) + x phi(x), in double.
+            let d = Double(x)
+            return Float(0.5 * (1 + erf(d * 0.70710678118654752)) + d * exp(-0.5 * d * d) * 0.39894228040143268)
         }
     }
 

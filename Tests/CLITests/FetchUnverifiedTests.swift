@@ -30,7 +30,7 @@ import ZooTestSupport
     }
 
     /// README's table of what "verify" means quotes these counts.
-    @Test("The catalogue: 76 of 137 weight sets, all Keras MobileNet v1/v2, publish no digest; 43 torchvision prefixes, 18 Keras MD5s")
+    @Test("The catalogue: 76 of 141 weight sets, all Keras MobileNet v1/v2, publish no digest; 47 torchvision prefixes, 18 Keras MD5s")
     func catalogueCounts() throws {
         let r = try TestSupport.zoo(["list", "--json"])
         #expect(r.status == 0, "\(r.stderr)")
@@ -55,8 +55,8 @@ import ZooTestSupport
                 }
             }
         }
-        #expect(total == 137 && unverifiable == 76, "\(unverifiable) of \(total) weight sets without a digest")
-        #expect(prefixes == 43 && md5s == 18, "\(prefixes) torchvision prefixes, \(md5s) Keras MD5s")
+        #expect(total == 141 && unverifiable == 76, "\(unverifiable) of \(total) weight sets without a digest")
+        #expect(prefixes == 47 && md5s == 18, "\(prefixes) torchvision prefixes, \(md5s) Keras MD5s")
     }
 
     @Test("zoo fetch refuses a weight set without a digest before downloading; --unverified fetches it and records its SHA-256")

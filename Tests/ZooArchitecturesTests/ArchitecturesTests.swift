@@ -17,7 +17,8 @@ let torchvisionCases: [(key: String, name: String, classes: Int, width: Double?)
      "wide_resnet50_2", "wide_resnet101_2", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
      "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small",
      "efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3", "efficientnet_b4", "efficientnet_b5", "efficientnet_b6",
-     "efficientnet_b7", "efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l"].map { ($0, $0, 1000, nil) }
+     "efficientnet_b7", "efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l",
+     "convnext_tiny", "convnext_small", "convnext_base", "convnext_large"].map { ($0, $0, 1000, nil) }
     + [("resnet18_c10", "resnet18", 10, nil), ("mobilenet_v2_w050", "mobilenet_v2", 1000, 0.5), ("mobilenet_v3_small_c19", "mobilenet_v3_small", 19, nil)]
 
 @Suite("Architectures against the real frameworks")
@@ -62,7 +63,7 @@ struct ArchitecturesTests {
                 checked += 1
             }
         }
-        #expect(checked == 43, "all 43 torchvision weight sets are in the catalogue (found \(checked))")
+        #expect(checked == 47, "all 47 torchvision weight sets are in the catalogue (found \(checked))")
     }
 
     @Test("Keras: count_params() of every Keras application equals ours (tf_keras and Keras 3)")
@@ -91,7 +92,7 @@ struct ArchitecturesTests {
         #expect(try wrong.graph().kerasParameterCount != k)
     }
 
-    @Test("Graph invariants: topological order, unique parameter names, taps at strides 2..32, shapes at 224 and odd sizes")
+    @Test("Graph invariants: topological order, unique parameter names, taps at strides 2..32 (4..32 for ConvNeXt), shapes at 224 and odd sizes")
     func invariants() throws {
         for name in Architectures.names {
             for flavour in Architectures.flavours(of: name) {
@@ -99,7 +100,8 @@ struct ArchitecturesTests {
                 for (i, n) in g.nodes.enumerated() { #expect(n.inputs.allSatisfy { $0 < i && $0 >= -1 }, "\(name) node \(i)") }
                 let names = g.parameterSpec.map(\.name)
                 #expect(Set(names).count == names.count, "\(name) \(flavour): duplicate parameter names")
-                #expect(g.taps.map(\.reduction) == [2, 4, 8, 16, 32], "\(name) \(flavour): \(g.taps.map(\.reduction))")
+                let strides = name.hasPrefix("convnext") ? [4, 8, 16, 32] : [2, 4, 8, 16, 32]
+                #expect(g.taps.map(\.reduction) == strides, "\(name) \(flavour): \(g.taps.map(\.reduction))")
                 #expect(g.headStart > (g.taps.last?.node ?? .max))
                 let s = try g.shapes(height: 224, width: 224)
                 #expect(s.last == [1000])

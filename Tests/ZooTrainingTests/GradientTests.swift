@@ -8,7 +8,7 @@ import ZooTraining
 
 /// `zoo grad` against the frameworks' autograd: torchvision resnet18, resnet50, resnext50_32x4d,
 /// wide_resnet50_2, vgg11_bn, vgg16, mobilenet_v2, mobilenet_v3_small and _large, efficientnet_b0 and _v2_s against torch
-/// (tools/fixtures/gen_grad.py, 48 px), and the Keras flavour
+/// (tools/fixtures/gen_grad.py, 48 px), convnext_tiny (64 px: LayerNorm, GELU, pointwise linear layers, layer scale), and the Keras flavour
 /// (tf-keras MobileNet, ResNet50 with its conv biases, MobileNetV2 and MobileNetV3Small, 64 px) against TensorFlow's `GradientTape`
 /// (gen_grad_keras.py); 10 classes, realistic BatchNorm statistics, batch 4. Each file is converted with
 /// `zoo convert`, then the loss, every trainable parameter's gradient and (BatchNorm in train mode) the
@@ -16,7 +16,8 @@ import ZooTraining
 /// shifted labels and a transposed weight gradient must miss.
 @Suite(.serialized) struct GradientTests {
     static let archs = ["resnet18", "resnet50", "resnext50_32x4d", "wide_resnet50_2", "vgg11_bn", "vgg16", "mobilenet_v2",
-                        "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0", "efficientnet_v2_s"]
+                        "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0", "efficientnet_v2_s",
+                        "convnext_tiny"]
     /// Keras-flavour cases: fixture name and architecture.
     static let kerasCases = [("mobilenet_v1_keras", "mobilenet_v1"), ("resnet50_keras", "resnet50"), ("mobilenet_v2_keras", "mobilenet_v2"),
                              ("mobilenet_v3_small_keras", "mobilenet_v3_small")]

@@ -1,0 +1,123 @@
+import ZooErrors
+
+extension Family {
+    /// ConvNeXt Tiny/Small/Base/Large (torchvision).
+    public static let convNeXt = Family("convnext")
+}
+
+/// The options of a ConvNeXt configuration (`zoo.config` members, in this order).
+public struct ConvNeXtOptions: FamilyOptions {
+    /// Channels of the four stages (ConvNeXt-T: 96, 192, 384, 768).
+    public var dims: [Int] = [96, 192, 384, 768]
+    /// Blocks of the four stages (ConvNeXt-T: 3, 3, 9, 3).
+    public var depths: [Int] = [3, 3, 9, 3]
+
+    /// ConvNeXt-Tiny.
+    public init() {}
+}
+
+/// ConvNeXt as torchvision builds it (`torchvision.models.convnext`): a 4x4 stride-4 stem convolution
+/// with a bias and a LayerNorm over channels; four stages of blocks (7x7 depthwise convolution with a
+/// bias, LayerNorm over channels, a linear layer to 4x the channels at every position, GELU in its exact
+/// erf form, a linear layer back, the per-channel layer scale, the residual sum), with a LayerNorm and a
+/// 2x2 stride-2 convolution between stages; global average pooling, a LayerNorm and the linear classifier.
+/// Stochastic depth is the identity at inference and is not modelled (the zoo trains without it).
+///
+/// The family has no BatchNorm: `bn_eps` holds the epsilon of its LayerNorms, 1e-6 as torchvision's.
+///
+/// `zoo.config` members: `ConvNeXtOptions`.
+public struct ConvNeXtFamily: ArchitectureFamily {
+    /// The family.
+    public init() {}
+
+    /// `convnext`.
+    public var id: Family { .convNeXt }
+
+    /// `ConvNeXt`.
+    public var title: String { "ConvNeXt" }
+
+    /// (name, dims, depths) of torchvision's four sizes.
+    static let table: [(name: String, dims: [Int], depths: [Int])] = [
+        ("convnext_tiny", [96, 192, 384, 768], [3, 3, 9, 3]),
+        ("convnext_small", [96, 192, 384, 768], [3, 3, 27, 3]),
+        ("convnext_base", [128, 256, 512, 1024], [3, 3, 27, 3]),
+        ("convnext_large", [192, 384, 768, 1536], [3, 3, 27, 3]),
+    ]
+
+    /// Catalogue names.
+    public var names: [String] { Self.table.map(\.name) }
+
+    /// torchvision only (the Keras flavour is not built yet).
+    public func flavours(of name: String) -> [Flavour] { names.contains(name) ? [.torchvision] : [] }
+
+    /// The preset of `name`.
+    public func preset(_ name: String, flavour: Flavour) throws -> ArchitectureConfig {
+        guard let t = Self.table.first(where: { $0.name == name }) else {
+            throw ZooError(.usage, "unknown ConvNeXt \(name)", item: name)
+        }
+        var o = ConvNeXtOptions()
+        o.dims = t.dims
+        o.depths = t.depths
+        var c = ArchitectureConfig(name: name, family: .convNeXt, flavour: flavour, options: o)
+        c.bnEps = 1e-6
+        c.dropout = 0
+        return c
+    }
+
+    /// Four stages, each with a positive depth and a positive channel count.
+    public func validate(_ config: ArchitectureConfig, _ o: ConvNeXtOptions) throws {
+        guard o.dims.count == 4, o.depths.count == 4, o.dims.allSatisfy({ $0 > 0 }), o.depths.allSatisfy({ $0 > 0 }) else {
+            throw ZooError(.badInput, "ConvNeXt needs 4 stage dims and 4 depths, got \(o.dims) and \(o.depths)", item: config.name)
+        }
+    }
+
+    /// A custom linear head is a graph of its own (the standard head has a LayerNorm).
+    public var quirks: SourceQuirks {
+        SourceQuirks().with(\.customLinearHead, true).with(\.torchvisionLinearInit, .truncatedNormal(std: 0.02))
+    }
+
+    /// The graph: `features.0` stem (`.0` convolution, `.1` LayerNorm), `features.1/3/5/7` stages
+    /// (`features.S.B.block.0` depthwise convolution, `.2` LayerNorm, `.3` linear, `.4` GELU, `.5` linear,
+    /// then `features.S.B` the layer scale and the residual sum), `features.2/4/6` downsampling (`.0`
+    /// LayerNorm, `.1` 2x2 convolution), `avgpool`, `classifier.0` LayerNorm, `classifier.1` flatten,
+    /// `classifier.2` linear. Taps: the four stages at strides 4, 8, 16 and 32 (timm's `feature_info`;
+    /// ConvNeXt has no map at stride 2).
+    public func graph(_ c: ArchitectureConfig, _ o: ConvNeXtOptions) throws -> LayerGraph {
+        var g = GraphBuilder()
+        let eps = c.bnEps
+        let dims = o.dims
+        g.conv("features.0.0", 3, dims[0], k: 4, s: 4, pad: .symmetric(0), bias: true)
+        g.add("features.0.1", .layerNorm(channels: dims[0], eps: eps))
+        var reduction = 4
+        for (si, depth) in o.depths.enumerated() {
+            let dim = dims[si]
+            if si > 0 {
+                let p = "features.\(2 * si)"
+                g.add("\(p).0", .layerNorm(channels: dims[si - 1], eps: eps))
+                g.conv("\(p).1", dims[si - 1], dim, k: 2, s: 2, pad: .symmetric(0), bias: true)
+                reduction *= 2
+            }
+            let stage = "features.\(2 * si + 1)"
+            for b in 0..<depth {
+                let p = "\(stage).\(b)"
+                let input = g.last
+                g.conv("\(p).block.0", dim, dim, k: 7, s: 1, pad: .symmetric(3), groups: dim, bias: true)
+                g.add("\(p).block.2", .layerNorm(channels: dim, eps: eps))
+                g.add("\(p).block.3", .pointwiseLinear(inFeatures: dim, outFeatures: 4 * dim, bias: true))
+                g.act("\(p).block.4", .gelu)
+                g.add("\(p).block.5", .pointwiseLinear(inFeatures: 4 * dim, outFeatures: dim, bias: true))
+                g.add(p, .layerScale(channels: dim))
+                // Stochastic depth is the identity at inference: the residual is a plain sum.
+                g.add("\(p).add", .add, inputs: [input, g.last])
+            }
+            g.tap(stage, channels: dim, reduction: reduction)
+        }
+        let last = dims[3]
+        if c.head == .linear { return g.linearHead(channels: last, classes: c.classes) }
+        let head = g.add("avgpool", .adaptiveAvgPool(height: 1, width: 1))
+        g.add("classifier.0", .layerNorm(channels: last, eps: eps))
+        g.add("classifier.1", .flatten)
+        g.add("classifier.2", .linear(inFeatures: last, outFeatures: c.classes, bias: true))
+        return g.graph(headStart: head)
+    }
+}
