@@ -71,7 +71,10 @@ extension LayerGraph {
                 out.append(ParameterSpec(name: n.name + ".weight", shape: [fout, fin], role: .pointwiseWeight, node: i))
                 if bias { out.append(ParameterSpec(name: n.name + ".bias", shape: [fout], role: .bias, node: i)) }
             case let .layerScale(c):
-                out.append(ParameterSpec(name: n.name + ".layer_scale", shape: [c, 1, 1], role: .layerScale, node: i))
+                // torch's state_dict lists a module's own parameters before its children's: the layer scale
+                // of `features.1.0` precedes `features.1.0.block.*`.
+                let spec = ParameterSpec(name: n.name + ".layer_scale", shape: [c, 1, 1], role: .layerScale, node: i)
+                out.insert(spec, at: out.firstIndex { $0.name.hasPrefix(n.name + ".") } ?? out.endIndex)
             default: break
             }
         }

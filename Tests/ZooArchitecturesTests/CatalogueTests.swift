@@ -45,7 +45,7 @@ struct CatalogueTests {
             try JSONValue.parse(String(decoding: try Data(contentsOf: dir.appendingPathComponent(file)), as: UTF8.self))
         }
         let recipes = try #require(try load("preprocessing.json")["recipes"]?.objectValue)
-        #expect(recipes.count == 25)
+        #expect(recipes.count == 24)
         let cat = try Catalogue.shared()
         var used: Set<String> = [], weightSets = 0
         for file in try FileManager.default.contentsOfDirectory(atPath: dir.path) where file.hasSuffix(".json") && file != "preprocessing.json" {
