@@ -53,6 +53,7 @@ import ZooTestSupport
         case "hardSigmoid": return .hardSigmoid
         case "sigmoid": return .sigmoid
         case "silu": return .silu
+        case "gelu": return .gelu
         default: throw ZooError.bad("unknown activation \(name ?? "nil")")
         }
     }
