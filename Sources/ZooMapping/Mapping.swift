@@ -371,7 +371,7 @@ public enum Mapping {
     // MARK: Keras layer order
 
     /// What a Keras layer holds, from its class or its weights.
-    enum KerasKind: Hashable { case conv, depthwise, dense, batchNorm, other }
+    enum KerasKind: Hashable { case conv, depthwise, dense, batchNorm, layerNorm, layerScale, other }
 
     static func kind(of layer: SourceStructure.Layer, shapes: [[Int]]) -> KerasKind {
         guard let first = shapes.first else { return .other }
@@ -379,12 +379,18 @@ public enum Mapping {
             if cls == "BatchNormalization" { return .batchNorm }
             if cls == "Dense" { return .dense }
             if cls == "DepthwiseConv2D" { return .depthwise }
-            if cls.hasPrefix("Conv2D") { return .conv }
+            if cls == "LayerNormalization" { return .layerNorm }
+            if cls == "LayerScale" { return .layerScale }
+            // A Conv2D with `groups` = channels (ConvNeXt's 7x7) is depthwise: its kernel is (kh, kw, 1, C).
+            if cls.hasPrefix("Conv2D") { return first.count == 4 && first[2] == 1 && first[3] > 1 ? .depthwise : .conv }
         }
         if layer.weights.first.map({ weightRole($0.name) == "depthwise_kernel" }) == true { return .depthwise }
         if shapes.count == 4 && shapes.allSatisfy({ $0.count == 1 && $0 == first }) { return .batchNorm }
-        // A depthwise kernel is (kh, kw, C, 1) with C > 1; no Conv2D of these applications has one output channel.
-        if first.count == 4 { return first[3] == 1 && first[2] > 1 ? .depthwise : .conv }
+        if shapes.count == 2 && shapes.allSatisfy({ $0.count == 1 && $0 == first }) { return .layerNorm }
+        if shapes.count == 1 && first.count == 1 { return .layerScale }
+        // A depthwise kernel is (kh, kw, C, 1) with C > 1, or (kh, kw, 1, C) for a Conv2D grouped by channel; no
+        // Conv2D of these applications has one input or one output channel otherwise (their inputs are RGB).
+        if first.count == 4 { return (first[3] == 1 && first[2] > 1) || (first[2] == 1 && first[3] > 1) ? .depthwise : .conv }
         if first.count == 2 { return .dense }
         return .other
     }
@@ -403,6 +409,37 @@ public enum Mapping {
             for v in items { if let r = staticInputShape(v, depth: depth + 1) { return r } }
         default: break
         }
+        return nil
+    }
+
+    /// Where a Keras model puts its last `LayerNormalization` relative to its global pooling: `.standard` when
+    /// after it (Keras's ConvNeXt top, `GlobalAveragePooling2D` -> `LayerNormalization` -> `Dense`, or a base built
+    /// with `pooling="avg"`), `.linear` when before it (a base without top, `LayerNormalization` at every position,
+    /// then the user's pooling and `Dense`). From the model description of a full-model file (layers in document
+    /// order, nested models included); otherwise from a legacy file's layer names (Keras's own top names its
+    /// norm `<model>_head_layernorm`). Nil when the file cannot say (Keras 3 `.weights.h5`, auto-named layers).
+    static func kerasNormHeadOrder(_ layout: SourceStructure) -> HeadKind? {
+        if let mc = layout.modelConfig {
+            var classes: [String] = []
+            func walk(_ v: JSONValue, depth: Int) {
+                guard depth < 64 else { return }
+                switch v {
+                case .object(let members):
+                    for (k, m) in members {
+                        if k == "class_name", let c = m.stringValue { classes.append(c) } else { walk(m, depth: depth + 1) }
+                    }
+                case .array(let items): for m in items { walk(m, depth: depth + 1) }
+                default: break
+                }
+            }
+            walk(mc, depth: 0)
+            let pools: Set<String> = ["GlobalAveragePooling2D", "GlobalMaxPooling2D"]
+            if let norm = classes.lastIndex(of: "LayerNormalization"), let pool = classes.lastIndex(where: pools.contains) {
+                return pool > norm ? .linear : .standard
+            }
+        }
+        let norms = layout.layers.filter { $0.className == "LayerNormalization" || $0.name.contains("layernorm") || $0.name.contains("layer_normalization") }
+        if let last = norms.last?.name, last.hasSuffix("_head_layernorm") { return .standard }
         return nil
     }
 
@@ -453,6 +490,23 @@ public enum Mapping {
         var config = try ArchitectureRegistry.current.preset(name, flavour: .keras)
         config.head = head
         let quirks = config.quirks
+        // Keras's ConvNeXt normalises after its pooling (its own top, or `pooling="avg"`), a model built on the
+        // base without top before a user's pooling: the same tensors, different numbers. The file says which
+        // when it can (`kerasNormHeadOrder`); a candidate it contradicts does not fit.
+        var headNote: String?
+        if !(queues[.layerNorm] ?? []).isEmpty, !(queues[.dense] ?? []).isEmpty {
+            if let order = kerasNormHeadOrder(layout) {
+                guard order == head else {
+                    throw ZooError(.mismatch, order == .linear
+                                   ? "the file's model normalises before its pooling (a base without top, then pooling and Dense), not as Keras's own top"
+                                   : "the file's model normalises after its pooling (Keras's own top or pooling=\"avg\"), not before", item: name)
+                }
+            } else if head == .standard {
+                headNote = "the file does not say whether its last LayerNormalization comes after the global pooling (Keras's own top, "
+                    + "pooling=\"avg\") or before it (a base without top, then GlobalAveragePooling2D and Dense); mapped as the former. "
+                    + "A full-model file says which"
+            }
+        }
         // Keras's MobileNetV3 pads its stride-2 depthwise convolutions with `correct_pad`, which follows TF "same"
         // when the model was built for a fixed input size and is fixed (k/2-1, k/2) otherwise. A full-model file says which.
         var staticInput: [Int]?
@@ -462,6 +516,7 @@ public enum Mapping {
         }
         if head == .linear { config.flattenSize = nil }
         // Classes from the classifier: the last Dense, or (MobileNet v1/V3) the last 1x1 conv with a bias.
+        let presetClasses = config.classes
         if let last = queues[.dense]?.last, let k = last.tensors.first, k.shape.count == 2 {
             config.classes = k.shape[1]
         } else if quirks.kerasConvHead, let last = queues[.conv]?.last,
@@ -471,14 +526,28 @@ public enum Mapping {
         if let flatten = quirks.flatten, head == .standard, let fc1 = queues[.dense]?.first, let k = fc1.tensors.first, k.shape.count == 2 {
             if let side = squareSide(features: k.shape[0], channels: flatten.channels) { config.flattenSize = [side, side] }
         }
-        var graph = try config.graph()
-        var targets = graph.nodes.indices.filter { i in
-            switch graph.nodes[i].op { case .conv2d, .batchNorm, .linear: return true; default: return false }
+        func mappedNodes(_ g: LayerGraph) -> [Int] {
+            g.nodes.indices.filter { i in
+                switch g.nodes[i].op {
+                case .conv2d, .batchNorm, .linear, .layerNorm, .pointwiseLinear, .layerScale: return true
+                default: return false
+                }
+            }
         }
-        if layerCount < targets.count, layerCount == targets.filter({ $0 < graph.headStart }).count {
-            config.includeTop = false
-            graph = try config.graph()
-            targets = targets.filter { $0 < graph.headStart }
+        var graph = try config.graph()
+        var targets = mappedNodes(graph)
+        if layerCount < targets.count {
+            // A file without the classifier: the backbone's graph (Keras's ConvNeXt keeps a LayerNorm there).
+            var backbone = config
+            backbone.includeTop = false
+            backbone.classes = presetClasses
+            let g = try backbone.graph()
+            let t = mappedNodes(g).filter { $0 < g.headStart }
+            if layerCount == t.count {
+                config = backbone
+                graph = g
+                targets = t
+            }
         }
         var report = MappingReport(architecture: name, flavour: .keras, source: "keras")
         report.unexpected = unexpected
@@ -507,10 +576,21 @@ public enum Mapping {
             case let .conv2d(cin, cout, _, _, _, _, groups, _):
                 let dw = groups > 1 && groups == cin && groups == cout
                 src = pop(dw ? .depthwise : .conv)
-                transforms = [dw ? .depthwiseToOIHW : .hwioToOIHW, .identity]
+                // DepthwiseConv2D's kernel is (kh, kw, C, 1); a Conv2D grouped by channel has (kh, kw, 1, C).
+                let grouped = src?.tensors.first.map { $0.shape.count == 4 && $0.shape[2] == 1 } ?? false
+                transforms = [dw && !grouped ? .depthwiseToOIHW : .hwioToOIHW, .identity]
             case .batchNorm:
                 src = pop(.batchNorm)
                 transforms = [.identity, .identity, .identity, .identity]
+            case .layerNorm:
+                src = pop(.layerNorm)
+                transforms = [.identity, .identity]
+            case .pointwiseLinear:
+                src = pop(.dense)
+                transforms = [.denseToLinear, .identity]
+            case .layerScale:
+                src = pop(.layerScale)
+                transforms = [.channelVectorToMap]
             case let .linear(fin, _, _):
                 // A 1x1 conv head (MobileNet v1/V3) when the next convolution is one; a Dense otherwise.
                 if let c = queues[.conv]?.first, let k = c.tensors.first, k.shape.count == 4, k.shape[0] == 1, k.shape[1] == 1, k.shape[2] == fin,
@@ -557,10 +637,11 @@ public enum Mapping {
                 report.synthesized.append(nbt.name)
             }
         }
-        for k in [KerasKind.conv, .depthwise, .batchNorm, .dense] {
+        for k in [KerasKind.conv, .depthwise, .batchNorm, .dense, .layerNorm, .layerScale] {
             for l in queues[k] ?? [] { for t in l.tensors { report.unexpected.append(.init(name: t.name, shape: t.shape)) } }
         }
         if layout.dialect == "keras3" { report.notes.append("Keras 3 weights") }
+        if let headNote, config.includeTop { report.notes.append(headNote) }
         var meta = try metadata(for: config, inputSize: quirks.flatten.flatMap { f in config.flattenSize.map { $0.map { $0 * f.reduction } } })
         if case .object(var o)? = meta.config {
             o.append(("source_dialect", .string(layout.dialect)))

@@ -230,6 +230,8 @@ extension LayoutTransform {
     public static let depthwiseToOIHW = LayoutTransform([PermuteAxes([2, 3, 0, 1]), MergeAxes(0..<2), InsertUnitAxis(at: 1)])
     /// Dense kernel (in, out) -> (out, in).
     public static let denseToLinear = LayoutTransform([PermuteAxes([1, 0])])
+    /// A per-channel vector (C) as a (C, 1, 1) map (Keras's ConvNeXt `LayerScale` gamma -> torchvision's `layer_scale`).
+    public static let channelVectorToMap = LayoutTransform([InsertUnitAxis(at: 1), InsertUnitAxis(at: 2)])
     /// 1x1-conv head kernel (1, 1, in, out) -> (in, out) -> linear (out, in).
     public static let conv1x1ToLinear = LayoutTransform([DropUnitAxes([0, 1]), PermuteAxes([1, 0])])
     /// VGG's first Dense after Flatten: the Dense transpose (h*w*c, out) -> (out, h*w*c), then its input

@@ -30,12 +30,12 @@ import ZooTestSupport
     }
 
     /// README's table of what "verify" means quotes these counts.
-    @Test("The catalogue: 76 of 141 weight sets, all Keras MobileNet v1/v2, publish no digest; 47 torchvision prefixes, 18 Keras MD5s")
+    @Test("The catalogue: 76 of 151 weight sets, all Keras MobileNet v1/v2, publish no digest; 47 torchvision prefixes, 18 Keras MD5s, 10 Keras SHA-256s")
     func catalogueCounts() throws {
         let r = try TestSupport.zoo(["list", "--json"])
         #expect(r.status == 0, "\(r.stderr)")
         let entries = try #require(try JSONValue.parse(r.stdout).arrayValue)
-        var total = 0, unverifiable = 0, prefixes = 0, md5s = 0
+        var total = 0, unverifiable = 0, prefixes = 0, md5s = 0, sha256s = 0
         for e in entries {
             let family = e["family"]?.stringValue ?? ""
             for w in e["weights"]?.arrayValue ?? [] {
@@ -49,14 +49,18 @@ import ZooTestSupport
                     // torchvision: the 8 hex digits of the file name, a prefix of the file's SHA-256.
                     #expect(w["sha256_prefix"]?.stringValue?.count == 8, "\(w)")
                     prefixes += 1
+                } else if let sha = w["sha256"]?.stringValue {
+                    // Keras's ConvNeXt files: the whole SHA-256 Keras checks.
+                    #expect(sha.count == 64 && family == "convnext", "\(w)")
+                    sha256s += 1
                 } else {
                     #expect(w["md5"]?.stringValue?.count == 32, "\(w)")
                     md5s += 1
                 }
             }
         }
-        #expect(total == 141 && unverifiable == 76, "\(unverifiable) of \(total) weight sets without a digest")
-        #expect(prefixes == 47 && md5s == 18, "\(prefixes) torchvision prefixes, \(md5s) Keras MD5s")
+        #expect(total == 151 && unverifiable == 76, "\(unverifiable) of \(total) weight sets without a digest")
+        #expect(prefixes == 47 && md5s == 18 && sha256s == 10, "\(prefixes) torchvision prefixes, \(md5s) Keras MD5s, \(sha256s) SHA-256s")
     }
 
     @Test("zoo fetch refuses a weight set without a digest before downloading; --unverified fetches it and records its SHA-256")

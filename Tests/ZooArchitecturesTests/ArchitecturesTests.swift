@@ -71,7 +71,7 @@ struct ArchitecturesTests {
         let specs = try loadSpecs()
         for api in ["tf_keras", "keras"] {
             let models = try #require(specs[api]?.objectValue)
-            #expect(models.count == 19)
+            #expect(models.count == 24)
             for (key, ref) in models {
                 let name = kerasArchitectureName(key)
                 let g = try Architectures.preset(name, flavour: .keras).graph()
@@ -162,6 +162,11 @@ func kerasArchitectureName(_ key: String) -> String {
     case "MobileNetV2": return "mobilenet_v2" + suffix
     case "MobileNetV3Large": return "mobilenet_v3_large" + suffix
     case "MobileNetV3Small": return "mobilenet_v3_small" + suffix
+    case "ConvNeXtTiny": return "convnext_tiny"
+    case "ConvNeXtSmall": return "convnext_small"
+    case "ConvNeXtBase": return "convnext_base"
+    case "ConvNeXtLarge": return "convnext_large"
+    case "ConvNeXtXLarge": return "convnext_xlarge"
     default: return key
     }
 }

@@ -45,7 +45,7 @@ struct CatalogueTests {
             try JSONValue.parse(String(decoding: try Data(contentsOf: dir.appendingPathComponent(file)), as: UTF8.self))
         }
         let recipes = try #require(try load("preprocessing.json")["recipes"]?.objectValue)
-        #expect(recipes.count == 24)
+        #expect(recipes.count == 25)
         let cat = try Catalogue.shared()
         var used: Set<String> = [], weightSets = 0
         for file in try FileManager.default.contentsOfDirectory(atPath: dir.path) where file.hasSuffix(".json") && file != "preprocessing.json" {
@@ -66,7 +66,7 @@ struct CatalogueTests {
                 }
             }
         }
-        #expect(weightSets == 141)
+        #expect(weightSets == 151)
         #expect(used == Set(recipes.map(\.0)), "recipes nothing names: \(Set(recipes.map(\.0)).subtracting(used))")
         // Resolved values keep the recipe's keys in their order (what a converted file's zoo.preprocessing stores).
         let v2 = try #require(cat.entry("resnet50").weights.first { $0.tag == "IMAGENET1K_V2" })
@@ -117,11 +117,21 @@ struct CatalogueTests {
             if name.hasPrefix("resnet") || name.hasPrefix("vgg") || name.hasPrefix("mobilenet_v3") {
                 #expect(w.md5?.count == 32, "\(name) \(w.tag) has Keras's MD5")
             }
+            if name.hasPrefix("convnext") {
+                // Keras's ConvNeXt files: the SHA-256 Keras checks; its in-model Normalization is torch's mean/std.
+                #expect(w.sha256?.count == 64 && w.md5 == nil, "\(name) \(w.tag) has Keras's SHA-256")
+                #expect(w.preprocessing["mode"]?.stringValue == "torch" && w.preprocessing["crop"] == .null)
+                continue
+            }
             #expect(w.preprocessing["mode"]?.stringValue == (name.hasPrefix("resnet") || name.hasPrefix("vgg") ? "caffe" : "tf"))
         }
         // Keras's published hash of ResNet50's top file (keras/src/applications/resnet.py).
         let r50 = try #require(cat.entry("resnet50").weights.first { $0.tag == "KERAS_IMAGENET" })
         #expect(r50.md5 == "2cb95161c43110f7111970584f804107")
+        // ... and of ConvNeXtTiny's (keras/src/applications/convnext.py).
+        let tiny = try #require(cat.entry("convnext_tiny").weights.first { $0.tag == "KERAS_IMAGENET" })
+        #expect(tiny.sha256 == "8ae6e78ce2933352b1ef4008e6dd2f17bc40771563877d156bc6426c7cf503ff")
+        #expect(keras.filter { $0.0.hasPrefix("convnext") }.count == 10)
         #expect(cat.imagenetLabels.count == 1000)
         #expect(cat.imagenetLabels.first == "tench")
     }

@@ -68,7 +68,7 @@ struct ListInfoCommandTests {
                 #expect(w["sha256_prefix"]?.stringValue != nil || w["md5"]?.stringValue != nil || w["note"] != nil, "\(name) \(w)")
             }
         }
-        #expect(kerasOnly == 11, "Keras-only architectures: \(kerasOnly)")
+        #expect(kerasOnly == 12, "Keras-only architectures: \(kerasOnly)")
         let r50 = try #require(doc.first { $0["name"]?.stringValue == "resnet50" })
         #expect(r50["keras_parameters"]?.intValue == specs["keras"]?["ResNet50"]?["count_params"]?.intValue)
         #expect(r50["weights"]?.arrayValue?.contains { $0["md5"]?.stringValue == "2cb95161c43110f7111970584f804107" } == true)
@@ -78,7 +78,7 @@ struct ListInfoCommandTests {
     func infoKerasCounts() throws {
         let keras = try Self.kerasCounts()
         let names = Architectures.names.filter { Architectures.flavours(of: $0).contains(.keras) }
-        #expect(names.count == 19 && Set(names) == Set(keras.objectValue?.map(\.0) ?? []))
+        #expect(names.count == 24 && Set(names) == Set(keras.objectValue?.map(\.0) ?? []))
         var checked = 0
         for name in names {
             for (size, ref) in try #require(keras[name]?["sizes"]?.objectValue) {

@@ -1,7 +1,7 @@
 import ZooErrors
 
 extension Family {
-    /// ConvNeXt Tiny/Small/Base/Large (torchvision).
+    /// ConvNeXt Tiny/Small/Base/Large (torchvision and Keras) and XLarge (Keras).
     public static let convNeXt = Family("convnext")
 }
 
@@ -23,6 +23,15 @@ public struct ConvNeXtOptions: FamilyOptions {
 /// 2x2 stride-2 convolution between stages; global average pooling, a LayerNorm and the linear classifier.
 /// Stochastic depth is the identity at inference and is not modelled (the zoo trains without it).
 ///
+/// Keras's `ConvNeXtTiny`...`ConvNeXtXLarge` (`keras.applications.convnext`) build the same network
+/// (the depthwise convolution is a `Conv2D` grouped by channel, the pointwise ones `Dense` layers, the
+/// layer scale a `LayerScale` of shape (C)) and map onto the same canonical names. Two differences:
+/// their in-model `Normalization` (ImageNet mean and variance, on 0-255 pixels; no weights) is the
+/// catalogue's preprocessing (the torch mean/std on 0-1, the same arithmetic), and a Keras model
+/// without its top ends with the head's LayerNorm over channels at every position (Keras applies it
+/// after its optional pooling), so the Keras flavour's backbone keeps `classifier.0` there, and its
+/// custom linear head pools after it. `convnext_xlarge` exists in the Keras flavour only.
+///
 /// The family has no BatchNorm: `bn_eps` holds the epsilon of its LayerNorms, 1e-6 as torchvision's.
 ///
 /// `zoo.config` members: `ConvNeXtOptions`.
@@ -36,19 +45,23 @@ public struct ConvNeXtFamily: ArchitectureFamily {
     /// `ConvNeXt`.
     public var title: String { "ConvNeXt" }
 
-    /// (name, dims, depths) of torchvision's four sizes.
+    /// (name, dims, depths) of torchvision's four sizes and Keras's XLarge.
     static let table: [(name: String, dims: [Int], depths: [Int])] = [
         ("convnext_tiny", [96, 192, 384, 768], [3, 3, 9, 3]),
         ("convnext_small", [96, 192, 384, 768], [3, 3, 27, 3]),
         ("convnext_base", [128, 256, 512, 1024], [3, 3, 27, 3]),
         ("convnext_large", [192, 384, 768, 1536], [3, 3, 27, 3]),
+        ("convnext_xlarge", [256, 512, 1024, 2048], [3, 3, 27, 3]),
     ]
 
     /// Catalogue names.
     public var names: [String] { Self.table.map(\.name) }
 
-    /// torchvision only (the Keras flavour is not built yet).
-    public func flavours(of name: String) -> [Flavour] { names.contains(name) ? [.torchvision] : [] }
+    /// torchvision and Keras; XLarge is Keras's only.
+    public func flavours(of name: String) -> [Flavour] {
+        guard names.contains(name) else { return [] }
+        return name == "convnext_xlarge" ? [.keras] : [.torchvision, .keras]
+    }
 
     /// The preset of `name`.
     public func preset(_ name: String, flavour: Flavour) throws -> ArchitectureConfig {
@@ -81,7 +94,8 @@ public struct ConvNeXtFamily: ArchitectureFamily {
     /// then `features.S.B` the layer scale and the residual sum), `features.2/4/6` downsampling (`.0`
     /// LayerNorm, `.1` 2x2 convolution), `avgpool`, `classifier.0` LayerNorm, `classifier.1` flatten,
     /// `classifier.2` linear. Taps: the four stages at strides 4, 8, 16 and 32 (timm's `feature_info`;
-    /// ConvNeXt has no map at stride 2).
+    /// ConvNeXt has no map at stride 2). The Keras flavour without its top ends with `classifier.0`, the
+    /// LayerNorm at every position, and its custom linear head (`head`) pools that.
     public func graph(_ c: ArchitectureConfig, _ o: ConvNeXtOptions) throws -> LayerGraph {
         var g = GraphBuilder()
         let eps = c.bnEps
@@ -113,6 +127,11 @@ public struct ConvNeXtFamily: ArchitectureFamily {
             g.tap(stage, channels: dim, reduction: reduction)
         }
         let last = dims[3]
+        if c.flavour == .keras && (!c.includeTop || c.head == .linear) {
+            // Keras's model without top: the head's LayerNorm over the last map (before any pooling).
+            g.add("classifier.0", .layerNorm(channels: last, eps: eps))
+            if !c.includeTop { return g.graph(headStart: g.nodes.count) }
+        }
         if c.head == .linear { return g.linearHead(channels: last, classes: c.classes) }
         let head = g.add("avgpool", .adaptiveAvgPool(height: 1, width: 1))
         g.add("classifier.0", .layerNorm(channels: last, eps: eps))
