@@ -199,12 +199,12 @@ public struct ArchitectureConfig: Sendable, Hashable {
     public var quirks: SourceQuirks { ArchitectureRegistry.current.family(family)?.quirks ?? SourceQuirks() }
 
     /// The BatchNorm momentum for training, torch's convention (weight of the new batch statistic): the
-    /// family's value for the flavour (`ArchitectureFamily.batchNormMomentum` for torchvision,
+    /// family's value for the flavour and size (`ArchitectureFamily.batchNormMomentum(of:)` for torchvision,
     /// `kerasBatchNormMomentum` for Keras); 0.1 for an unregistered family.
     public var batchNormMomentum: Double {
         guard let f = ArchitectureRegistry.current.family(family) else { return 0.1 }
         switch flavour {
-        case .torchvision: return f.batchNormMomentum
+        case .torchvision: return f.batchNormMomentum(of: name)
         case .keras: return f.kerasBatchNormMomentum
         }
     }

@@ -73,6 +73,11 @@ public struct SourceQuirks: Sendable {
     public var fixedInputStridedPadding: PaddingConvention?
     /// How torchvision initialises the family's linear layers.
     public var torchvisionLinearInit: LinearInit = .normal(std: 0.01)
+    /// Canonical-name prefixes of the graph nodes Keras builds inside nested models (ConvNeXt's stem and
+    /// downsampling `Sequential`s: `features.0.`, `features.2.`, ...). A Keras 3 `.weights.h5` keeps the order
+    /// of a class's layers only within one container, so such layers are matched among the file's nested
+    /// layers and the others among its top-level ones. Empty: one order for all.
+    public var kerasNestedNodePrefixes: [String] = []
 
     /// No quirks.
     public init() {}
@@ -120,6 +125,9 @@ public protocol ArchitectureFamily: Sendable {
     /// The momentum (torch's convention: weight of the new batch statistic) with which training updates
     /// BatchNorm running statistics: torchvision's value for the family, 0.1 by default.
     var batchNormMomentum: Double { get }
+    /// The torchvision momentum of one architecture of the family, where its sizes differ (EfficientNet
+    /// B5-B7); `batchNormMomentum` by default.
+    func batchNormMomentum(of name: String) -> Double
     /// The same for the Keras flavour: one minus Keras Applications' `momentum` (its default 0.99 gives
     /// 0.01; MobileNetV2/V3 build theirs with 0.999, so 0.001).
     var kerasBatchNormMomentum: Double { get }
@@ -131,6 +139,9 @@ extension ArchitectureFamily {
 
     /// torch's BatchNorm default, 0.1.
     public var batchNormMomentum: Double { 0.1 }
+
+    /// The family's `batchNormMomentum`, whatever the size.
+    public func batchNormMomentum(of name: String) -> Double { batchNormMomentum }
 
     /// Keras's BatchNormalization default (`momentum=0.99`), 0.01 in torch's convention.
     public var kerasBatchNormMomentum: Double { 0.01 }

@@ -412,6 +412,17 @@ public enum Mapping {
         return nil
     }
 
+    /// True when a Keras layer sits in a nested model: a Keras 3 path with `layers/` below a container's
+    /// `layers/` (`layers/sequential/layers/conv2d`), or a legacy file's inner layer, which is stored in
+    /// its outer model's group (the path ends with another name than the layer's).
+    static func isNested(_ layer: SourceStructure.Layer) -> Bool {
+        guard let path = layer.path else { return false }
+        let parts = path.split(separator: "/")
+        if parts.filter({ $0 == "layers" }).count > 1 { return true }
+        if parts.contains("layers") || parts.contains("_layer_checkpoint_dependencies") { return false }
+        return parts.last.map { String($0) != layer.name } ?? false
+    }
+
     /// Where a Keras model puts its last `LayerNormalization` relative to its global pooling: `.standard` when
     /// after it (Keras's ConvNeXt top, `GlobalAveragePooling2D` -> `LayerNormalization` -> `Dense`, or a base built
     /// with `pooling="avg"`), `.linear` when before it (a base without top, `LayerNormalization` at every position,
@@ -461,10 +472,11 @@ public enum Mapping {
     public static func kerasMapping(records: [TensorRecord], layout: SourceStructure, name: String, head: HeadKind = .standard) throws -> CanonicalCheckpoint {
         var byName: [String: TensorRecord] = [:]
         for r in records { byName[r.name] = r }
-        struct Src { var layer: SourceStructure.Layer; var tensors: [TensorRecord]; var kind: KerasKind }
-        var queues: [KerasKind: [Src]] = [:]
+        struct Src { var layer: SourceStructure.Layer; var tensors: [TensorRecord]; var kind: KerasKind; var index: Int }
+        /// A queue: one kind of layer, nested in a sub-model or not (told apart only where the family names nested nodes).
+        struct QueueKey: Hashable { var kind: KerasKind; var nested = false }
+        var sources: [Src] = []
         var unexpected: [MappingReport.Unexpected] = []
-        var layerCount = 0
         for l in layout.layers where !l.weights.isEmpty {
             var ts: [TensorRecord] = []
             for w in l.weights {
@@ -484,17 +496,23 @@ public enum Mapping {
                 for t in ts { unexpected.append(.init(name: t.name, shape: t.shape)) }
                 continue
             }
-            queues[k, default: []].append(Src(layer: l, tensors: ts, kind: k))
-            layerCount += 1
+            sources.append(Src(layer: l, tensors: ts, kind: k, index: sources.count))
         }
+        let layerCount = sources.count
         var config = try ArchitectureRegistry.current.preset(name, flavour: .keras)
         config.head = head
         let quirks = config.quirks
+        // Nested and top-level layers are matched separately where the family names its nested nodes and the file
+        // has nested layers (a Keras 3 file orders a class only within a container); one order per kind otherwise.
+        let splitNested = !quirks.kerasNestedNodePrefixes.isEmpty && sources.contains { isNested($0.layer) }
+        var queues: [QueueKey: [Src]] = [:]
+        for src in sources { queues[QueueKey(kind: src.kind, nested: splitNested && isNested(src.layer)), default: []].append(src) }
+        func isNestedNode(_ name: String) -> Bool { splitNested && quirks.kerasNestedNodePrefixes.contains { name.hasPrefix($0) } }
         // Keras's ConvNeXt normalises after its pooling (its own top, or `pooling="avg"`), a model built on the
         // base without top before a user's pooling: the same tensors, different numbers. The file says which
         // when it can (`kerasNormHeadOrder`); a candidate it contradicts does not fit.
         var headNote: String?
-        if !(queues[.layerNorm] ?? []).isEmpty, !(queues[.dense] ?? []).isEmpty {
+        if sources.contains(where: { $0.kind == .layerNorm }), sources.contains(where: { $0.kind == .dense }) {
             if let order = kerasNormHeadOrder(layout) {
                 guard order == head else {
                     throw ZooError(.mismatch, order == .linear
@@ -517,13 +535,13 @@ public enum Mapping {
         if head == .linear { config.flattenSize = nil }
         // Classes from the classifier: the last Dense, or (MobileNet v1/V3) the last 1x1 conv with a bias.
         let presetClasses = config.classes
-        if let last = queues[.dense]?.last, let k = last.tensors.first, k.shape.count == 2 {
+        if let last = queues[QueueKey(kind: .dense)]?.last, let k = last.tensors.first, k.shape.count == 2 {
             config.classes = k.shape[1]
-        } else if quirks.kerasConvHead, let last = queues[.conv]?.last,
+        } else if quirks.kerasConvHead, let last = queues[QueueKey(kind: .conv)]?.last,
                   let k = last.tensors.first, k.shape.count == 4, k.shape[0] == 1, k.shape[1] == 1, last.tensors.count == 2 {
             config.classes = k.shape[3]
         }
-        if let flatten = quirks.flatten, head == .standard, let fc1 = queues[.dense]?.first, let k = fc1.tensors.first, k.shape.count == 2 {
+        if let flatten = quirks.flatten, head == .standard, let fc1 = queues[QueueKey(kind: .dense)]?.first, let k = fc1.tensors.first, k.shape.count == 2 {
             if let side = squareSide(features: k.shape[0], channels: flatten.channels) { config.flattenSize = [side, side] }
         }
         func mappedNodes(_ g: LayerGraph) -> [Int] {
@@ -559,14 +577,17 @@ public enum Mapping {
         for p in spec { specByNode[p.node, default: []].append(p) }
         var out: [TensorRecord] = []
         var firstLinear = true
+        var nestedNode = false
         func pop(_ k: KerasKind) -> Src? {
-            guard var q = queues[k], !q.isEmpty else { return nil }
+            let key = QueueKey(kind: k, nested: nestedNode)
+            guard var q = queues[key], !q.isEmpty else { return nil }
             let s = q.removeFirst()
-            queues[k] = q
+            queues[key] = q
             return s
         }
         for node in targets {
             let n = graph.nodes[node]
+            nestedNode = isNestedNode(n.name)
             let ps = specByNode[node] ?? []
             let canon = ps.filter { $0.role != .numBatchesTracked }
             // Which layer kind feeds the node, and the transform of each of its tensors.
@@ -593,8 +614,8 @@ public enum Mapping {
                 transforms = [.channelVectorToMap]
             case let .linear(fin, _, _):
                 // A 1x1 conv head (MobileNet v1/V3) when the next convolution is one; a Dense otherwise.
-                if let c = queues[.conv]?.first, let k = c.tensors.first, k.shape.count == 4, k.shape[0] == 1, k.shape[1] == 1, k.shape[2] == fin,
-                   c.tensors.count == 2, (queues[.dense] ?? []).isEmpty {
+                if let c = queues[QueueKey(kind: .conv)]?.first, let k = c.tensors.first, k.shape.count == 4, k.shape[0] == 1, k.shape[1] == 1,
+                   k.shape[2] == fin, c.tensors.count == 2, (queues[QueueKey(kind: .dense)] ?? []).isEmpty {
                     src = pop(.conv)
                     transforms = [.conv1x1ToLinear, .identity]
                 } else {
@@ -637,11 +658,15 @@ public enum Mapping {
                 report.synthesized.append(nbt.name)
             }
         }
-        for k in [KerasKind.conv, .depthwise, .batchNorm, .dense, .layerNorm, .layerScale] {
-            for l in queues[k] ?? [] { for t in l.tensors { report.unexpected.append(.init(name: t.name, shape: t.shape)) } }
+        // Layers no node took, in the file's order.
+        for l in queues.values.joined().sorted(by: { $0.index < $1.index }) {
+            for t in l.tensors { report.unexpected.append(.init(name: t.name, shape: t.shape)) }
         }
         if layout.dialect == "keras3" { report.notes.append("Keras 3 weights") }
         if let headNote, config.includeTop { report.notes.append(headNote) }
+        // The records in the spec's (torchvision's state_dict) order, which lists a block's layer_scale before the block.
+        let rank = Dictionary(spec.enumerated().map { ($0.element.name, $0.offset) }, uniquingKeysWith: { a, _ in a })
+        out = out.enumerated().sorted { (rank[$0.element.name] ?? Int.max, $0.offset) < (rank[$1.element.name] ?? Int.max, $1.offset) }.map(\.element)
         var meta = try metadata(for: config, inputSize: quirks.flatten.flatMap { f in config.flattenSize.map { $0.map { $0 * f.reduction } } })
         if case .object(var o)? = meta.config {
             o.append(("source_dialect", .string(layout.dialect)))

@@ -232,7 +232,8 @@ enum Parity {
     }
 
     /// Rewrites a native file's `zoo.config`, keeping tensors and the other metadata.
-    static func rewriteConfig(_ native: String, to out: String, _ edit: (inout [(String, JSONValue)]) throws -> Void) throws {
+    static func rewriteConfig(_ native: String, to out: String, rename: [String: String] = [:],
+                              _ edit: (inout [(String, JSONValue)]) throws -> Void) throws {
         let ckpt = try NativeCheckpoint(path: native)
         var meta = ckpt.metadata
         guard case .object(var fields)? = meta.config else {
@@ -240,7 +241,12 @@ enum Parity {
         }
         try edit(&fields)
         meta.config = .object(fields)
-        try NativeCheckpoint.write(ckpt.file.records, metadata: meta, to: out, overwrite: true)
+        var records = ckpt.file.records
+        for (from, to) in rename {
+            guard let i = records.firstIndex(where: { $0.name == from }) else { throw ZooError(.mismatch, "no tensor \(from) to rename", file: native) }
+            records[i].name = to
+        }
+        try NativeCheckpoint.write(records, metadata: meta, to: out, overwrite: true)
     }
 
     /// Appends one result line to `$ZOO_PARITY_RESULTS` (JSON lines; tools/parity_report.py makes docs/parity.md),

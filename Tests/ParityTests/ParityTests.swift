@@ -152,6 +152,17 @@ extension ParityCase: CustomTestStringConvertible {
         }
     }
 
+    /// Negative control: a Keras ConvNeXt built on its base without top, then GlobalAveragePooling2D and
+    /// Dense, normalises before pooling; the same weights run in Keras's own top's order (pooling, then the
+    /// LayerNorm, then the classifier) must miss the tolerance, so the order the converter reads from the
+    /// file matters. The other file of the pair (`pooling="avg"`, then Dense) passes in that order: `logits`.
+    @Test func kerasConvNeXtNormAfterPoolingFails() throws {
+        try negativeControl("tf-keras-full-h5/ConvNeXtTiny-64-gap-dense7-tf-keras/f32", kind: "negative: norm after pooling",
+                            rename: ["head.weight": "classifier.2.weight", "head.bias": "classifier.2.bias"]) { fields in
+            try Self.set(&fields, "head", expecting: .string("linear"), to: .string("standard"))
+        }
+    }
+
     /// A negative control must be able to fail: the relative-error measure itself separates a
     /// perturbed tensor from its reference, and NaN never passes.
     @Test func metricSeparatesWrongFromRight() throws {
@@ -347,7 +358,8 @@ extension ParityCase: CustomTestStringConvertible {
         Parity.record(c, kind: kind, error: closest, passed: passed, note: notes.joined(separator: "; "))
     }
 
-    private func negativeControl(_ id: String, kind: String, edit: (inout [(String, JSONValue)]) throws -> Void) throws {
+    private func negativeControl(_ id: String, kind: String, rename: [String: String] = [:],
+                                 edit: (inout [(String, JSONValue)]) throws -> Void) throws {
         let c = try ParityCatalog.subsetCase(id)
         let dir = try TestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -355,7 +367,7 @@ extension ParityCase: CustomTestStringConvertible {
         let (good, _) = try Parity.runLogits(c, native: native, dir: dir, tag: "good")
         #expect(good <= tolerance, "\(id): the correctly converted file misses parity (\(good)), so the control proves nothing")
         let wrong = dir.appendingPathComponent("wrong.safetensors").path
-        try Parity.rewriteConfig(native, to: wrong, edit)
+        try Parity.rewriteConfig(native, to: wrong, rename: rename, edit)
         let (bad, _) = try Parity.runLogits(c, native: wrong, dir: dir, tag: "bad")
         Parity.record(c, kind: kind, error: bad, passed: bad > tolerance, note: "must exceed the tolerance")
         #expect(bad > tolerance, "\(id): the wrong flavour still matches (max relative error \(bad)); the parity test cannot fail")

@@ -46,6 +46,27 @@ struct ArchitecturesTests {
         }
     }
 
+    /// BatchNorm's eps (inference) and momentum (training's running statistics) are the ones torchvision builds
+    /// each architecture with (EfficientNet B5-B7 differ from B0-B4: eps 1e-3, momentum 0.01).
+    @Test("torchvision: BatchNorm eps and momentum of every architecture as torchvision builds it")
+    func torchvisionBatchNorm() throws {
+        let specs = try loadSpecs()
+        var checked = 0
+        for c in torchvisionCases where c.key == c.name {
+            let ref = try #require(specs["torchvision"]?[c.key], "no reference for \(c.key)")
+            let config = try Architectures.preset(c.name, flavour: .torchvision)
+            guard let bn = ref["batch_norm"], bn != .null else {
+                #expect(c.name.hasPrefix("convnext") || (c.name.hasPrefix("vgg") && !c.name.hasSuffix("_bn")), "\(c.key): no BatchNorm in torchvision's model")
+                continue
+            }
+            let eps = try #require(bn["eps"]?.doubleValue), momentum = try #require(bn["momentum"]?.doubleValue)
+            #expect(abs(config.bnEps - eps) <= 1e-12 * eps, "\(c.key): bn_eps \(config.bnEps) vs torchvision \(eps)")
+            #expect(abs(config.batchNormMomentum - momentum) <= 1e-12, "\(c.key): momentum \(config.batchNormMomentum) vs torchvision \(momentum)")
+            checked += 1
+        }
+        #expect(checked == 28)
+    }
+
     @Test("GFLOPs within 1% (at the weight set's crop size) and parameters equal to torchvision's published figures, for every torchvision weight set")
     func publishedFigures() throws {
         let cat = try Catalogue.shared()
@@ -73,7 +94,7 @@ struct ArchitecturesTests {
             let models = try #require(specs[api]?.objectValue)
             #expect(models.count == 24)
             for (key, ref) in models {
-                let name = kerasArchitectureName(key)
+                let name = TestSupport.kerasArchitectureName(key)
                 let g = try Architectures.preset(name, flavour: .keras).graph()
                 #expect(g.kerasParameterCount == ref["count_params"]?.intValue, "\(api) \(key) -> \(name): \(g.kerasParameterCount) vs \(ref["count_params"]?.intValue ?? -1)")
             }
@@ -146,27 +167,3 @@ struct ArchitecturesTests {
     }
 }
 
-/// Keras spec key (`MobileNetV2_0.35`) -> catalogue name.
-func kerasArchitectureName(_ key: String) -> String {
-    let parts = key.split(separator: "_")
-    let cls = String(parts[0])
-    let alpha = parts.count > 1 ? Double(parts[1]) ?? 1 : 1
-    let suffix: String = alpha == 1 ? "" : "_" + String(format: "%03d", Int((alpha * 100).rounded()))
-    switch cls {
-    case "ResNet50": return "resnet50"
-    case "ResNet101": return "resnet101"
-    case "ResNet152": return "resnet152"
-    case "VGG16": return "vgg16"
-    case "VGG19": return "vgg19"
-    case "MobileNet": return "mobilenet_v1" + suffix
-    case "MobileNetV2": return "mobilenet_v2" + suffix
-    case "MobileNetV3Large": return "mobilenet_v3_large" + suffix
-    case "MobileNetV3Small": return "mobilenet_v3_small" + suffix
-    case "ConvNeXtTiny": return "convnext_tiny"
-    case "ConvNeXtSmall": return "convnext_small"
-    case "ConvNeXtBase": return "convnext_base"
-    case "ConvNeXtLarge": return "convnext_large"
-    case "ConvNeXtXLarge": return "convnext_xlarge"
-    default: return key
-    }
-}

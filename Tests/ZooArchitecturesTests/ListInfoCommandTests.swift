@@ -65,7 +65,8 @@ struct ListInfoCommandTests {
             }
             for w in e["weights"]?.arrayValue ?? [] {
                 #expect(w["tag"]?.stringValue != nil && w["url"]?.stringValue != nil && w["source"]?.stringValue != nil)
-                #expect(w["sha256_prefix"]?.stringValue != nil || w["md5"]?.stringValue != nil || w["note"] != nil, "\(name) \(w)")
+                #expect(w["sha256_prefix"]?.stringValue != nil || w["sha256"]?.stringValue?.count == 64 || w["md5"]?.stringValue != nil || w["note"] != nil,
+                        "\(name) \(w)")
             }
         }
         #expect(kerasOnly == 12, "Keras-only architectures: \(kerasOnly)")
@@ -98,7 +99,7 @@ struct ListInfoCommandTests {
                 checked += 1
             }
         }
-        #expect(checked == 36, "\(checked) (architecture, size) pairs")
+        #expect(checked == 46, "\(checked) (architecture, size) pairs")
         // Negative control: torchvision's ResNet-50 (stride on the 3x3 conv) costs more than Keras's (stride on the first 1x1).
         let tv = try JSONValue.parse(try zooElsewhere(["info", "resnet50", "--flavour", "torchvision", "--json"]).stdout)
         let k = try #require(keras["resnet50"]?["sizes"]?["224"]?["tf_keras"]?["macs"]?.intValue)

@@ -161,7 +161,7 @@ struct MappingTests {
         var checked = 0
         for api in ["tf_keras", "keras"] {
             for (key, ref) in try #require(s[api]?.objectValue) {
-                let name = kerasArchName(key)
+                let name = TestSupport.kerasArchitectureName(key)
                 for (withClass, grouped) in [(true, false), (false, false), (false, true)] {
                     var (records, layout) = kerasSpecLayout(ref["layers"]?.arrayValue ?? [], withClassNames: withClass)
                     if grouped {
@@ -183,7 +183,7 @@ struct MappingTests {
                 checked += 1
             }
         }
-        #expect(checked == 38)
+        #expect(checked == 48)
     }
 
     @Test("Keras full models with a custom GAP -> Dense(n) head on VGG16 and MobileNetV3 map to head.weight / head.bias")
@@ -496,19 +496,3 @@ struct MappingTests {
     }
 }
 
-func kerasArchName(_ key: String) -> String {
-    let parts = key.split(separator: "_")
-    let alpha = parts.count > 1 ? Double(parts[1]) ?? 1 : 1
-    let suffix = alpha == 1 ? "" : "_" + String(format: "%03d", Int((alpha * 100).rounded()))
-    switch String(parts[0]) {
-    case "ResNet50": return "resnet50"
-    case "ResNet101": return "resnet101"
-    case "ResNet152": return "resnet152"
-    case "VGG16": return "vgg16"
-    case "VGG19": return "vgg19"
-    case "MobileNet": return "mobilenet_v1" + suffix
-    case "MobileNetV2": return "mobilenet_v2" + suffix
-    case "MobileNetV3Large": return "mobilenet_v3_large" + suffix
-    default: return "mobilenet_v3_small" + suffix
-    }
-}

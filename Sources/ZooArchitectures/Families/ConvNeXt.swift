@@ -84,9 +84,11 @@ public struct ConvNeXtFamily: ArchitectureFamily {
         }
     }
 
-    /// A custom linear head is a graph of its own (the standard head has a LayerNorm).
+    /// A custom linear head is a graph of its own (the standard head has a LayerNorm); Keras builds the stem
+    /// and the downsampling layers as nested `Sequential`s.
     public var quirks: SourceQuirks {
         SourceQuirks().with(\.customLinearHead, true).with(\.torchvisionLinearInit, .truncatedNormal(std: 0.02))
+            .with(\.kerasNestedNodePrefixes, ["features.0.", "features.2.", "features.4.", "features.6."])
     }
 
     /// The graph: `features.0` stem (`.0` convolution, `.1` LayerNorm), `features.1/3/5/7` stages

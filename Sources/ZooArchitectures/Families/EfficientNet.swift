@@ -46,10 +46,8 @@ public struct EfficientNetOptions: FractionalFamilyOptions {
 /// average pooling, dropout and a linear classifier. Stochastic depth is the identity at inference and
 /// is not modelled.
 ///
-/// Training updates BatchNorm statistics with the default momentum, 0.1: right for B0-B4 and V2, but
-/// torchvision builds B5-B7 with `BatchNorm2d(eps=0.001, momentum=0.01)`, which a per-family value cannot
-/// express yet (known limitation: their train-mode running statistics move faster than torch's; inference
-/// and gradients are unaffected).
+/// BatchNorm as torchvision builds it: eps 1e-5 and momentum 0.1 for B0-B4, `BatchNorm2d(eps=0.001,
+/// momentum=0.01)` for B5-B7, eps 1e-3 and momentum 0.1 for V2 (`batchNormMomentum(of:)`).
 ///
 /// `zoo.config` members: `EfficientNetOptions`.
 public struct EfficientNetFamily: ArchitectureFamily {
@@ -95,6 +93,11 @@ public struct EfficientNetFamily: ArchitectureFamily {
             c.bnEps = 1e-3
         }
         return c
+    }
+
+    /// torchvision's momentum for `name`: 0.01 for B5-B7, 0.1 otherwise.
+    public func batchNormMomentum(of name: String) -> Double {
+        ["efficientnet_b5", "efficientnet_b6", "efficientnet_b7"].contains(name) ? 0.01 : batchNormMomentum
     }
 
     /// Multipliers must be positive and modest.

@@ -10,7 +10,7 @@ struct List: ParsableCommand {
     @Option(help: "Only this family: resnet, vgg, mobilenet_v1, mobilenet_v2, mobilenet_v3 (or a prefix such as mobilenet).")
     var family: String?
 
-    @Flag(help: "Print JSON: [{\"name\", \"family\", \"parameters\", \"gflops\", \"weights\": [{\"tag\", \"source\", \"url\", \"sha256_prefix\" or \"md5\", \"acc1\", \"acc5\", ...}]}].")
+    @Flag(help: "Print JSON: [{\"name\", \"family\", \"parameters\", \"gflops\", \"weights\": [{\"tag\", \"source\", \"url\", \"sha256_prefix\", \"sha256\" or \"md5\", \"acc1\", \"acc5\", ...}]}].")
     var json = false
 
     @Flag(help: "List the converted checkpoints in the cache instead (`zoo fetch`), with their paths.")
