@@ -13,12 +13,12 @@ Usage (from the repository root):
 """
 import importlib
 import json
-import os
 import sys
 
 import keras
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from zoo_files import add_recipe, load_recipes, write_recipes, write_zoo_json, zoo_path
+
 REFERENCE = f"keras.applications (keras/src/applications, keras {keras.__version__})"
 
 # ConvNeXt: Keras builds Normalization(mean = 255 x ImageNet mean, variance = (255 x ImageNet std)^2) into the
@@ -43,15 +43,9 @@ def main():
     family = sys.argv[1]
     module, names, (recipe_name, recipe), license_ = FAMILIES[family]
     app = importlib.import_module(module)
-    pre_path = os.path.join(ROOT, "zoo", "preprocessing.json")
-    pre = json.load(open(pre_path))
-    recipes = pre["recipes"]
-    if recipe_name in recipes:
-        assert recipes[recipe_name] == recipe, (recipe_name, recipes[recipe_name], recipe)
-    else:
-        recipes[recipe_name] = recipe
-    path = os.path.join(ROOT, "zoo", f"{family}.json")
-    doc = json.load(open(path))
+    pre, recipes = load_recipes()
+    add_recipe(recipes, recipe_name, recipe)
+    doc = json.load(open(zoo_path(f"{family}.json")))
     by_name = {a["name"]: a for a in doc["architectures"]}
     added = 0
     for name, key in names.items():
@@ -71,13 +65,8 @@ def main():
             doc["architectures"].append(arch)
         arch["weights"] = [w for w in arch["weights"] if w["source"] != "keras"] + sets
         added += len(sets)
-    with open(path, "w") as f:
-        json.dump(doc, f, indent=1)
-        f.write("\n")
-    pre["recipes"] = dict(sorted(recipes.items()))
-    with open(pre_path, "w") as f:
-        json.dump(pre, f, indent=1)
-        f.write("\n")
+    write_zoo_json(f"{family}.json", doc)
+    write_recipes(pre, recipes)
     print(f"zoo/{family}.json: {added} Keras weight sets")
 
 

@@ -11,14 +11,13 @@ existing recipes are checked, never changed.
 Usage (from the repository root):
     .venv/bin/python tools/catalogue/torchvision_weights.py efficientnet EfficientNet efficientnet_b0 ... efficientnet_v2_l
 """
-import json
-import os
 import sys
 
 import torchvision
 from torchvision.models import get_model_weights
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from zoo_files import add_recipe, load_recipes, write_recipes, write_zoo_json
+
 LICENSE = "BSD-3-Clause (torchvision); trained on ImageNet-1k, whose terms of access apply"
 IMAGENET = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 
@@ -38,19 +37,14 @@ def recipe_for(t):
 
 def main():
     family, title, archs = sys.argv[1], sys.argv[2], sys.argv[3:]
-    pre_path = os.path.join(ROOT, "zoo", "preprocessing.json")
-    pre = json.load(open(pre_path))
-    recipes = pre["recipes"]
+    pre, recipes = load_recipes()
     version = torchvision.__version__.split("+")[0]
     out = []
     for arch in archs:
         weights = []
         for w in get_model_weights(arch):
             name, recipe = recipe_for(w.transforms())
-            if name in recipes:
-                assert recipes[name] == recipe, (name, recipes[name], recipe)
-            else:
-                recipes[name] = recipe
+            add_recipe(recipes, name, recipe)
             file = w.url.rsplit("/", 1)[-1]
             prefix = file.rsplit("-", 1)[-1].split(".")[0]
             assert len(prefix) >= 8 and all(c in "0123456789abcdef" for c in prefix), (w.url, "no hash prefix in the file name")
@@ -68,13 +62,8 @@ def main():
         size = recipes[crop]["crop"][0]
         out.append({"name": arch, "input_size": [size, size], "preprocessing": crop, "weights": weights})
     doc = {"family": family, "title": title, "architectures": out}
-    with open(os.path.join(ROOT, "zoo", f"{family}.json"), "w") as f:
-        json.dump(doc, f, indent=1)
-        f.write("\n")
-    pre["recipes"] = dict(sorted(recipes.items()))
-    with open(pre_path, "w") as f:
-        json.dump(pre, f, indent=1)
-        f.write("\n")
+    write_zoo_json(f"{family}.json", doc)
+    write_recipes(pre, recipes)
     print(f"zoo/{family}.json: {len(out)} architectures, {sum(len(a['weights']) for a in out)} weight sets")
 
 
