@@ -69,7 +69,7 @@ public struct SourceQuirks: Sendable {
     /// Keras's `Flatten` before the first linear layer (VGG); nil for adaptive pooling.
     public var flatten: FlattenInput?
     /// Padding of the strided convolutions when a Keras model was built for a fixed input size (MobileNetV3's
-    /// `correct_pad` follows TF "same" then); nil when it does not change.
+    /// and EfficientNet B0-B7's `correct_pad` follows TF "same" then); nil when it does not change.
     public var fixedInputStridedPadding: PaddingConvention?
     /// How torchvision initialises the family's linear layers.
     public var torchvisionLinearInit: LinearInit = .normal(std: 0.01)

@@ -84,9 +84,10 @@ extension LayerGraph {
     /// Trainable parameters (torchvision's `num_params`).
     public var parameterCount: Int { parameterSpec.filter(\.isParameter).reduce(0) { $0 + $1.elementCount } }
 
-    /// Every weight Keras counts (`count_params()`): parameters plus BatchNorm moving statistics.
+    /// Every weight Keras counts (`count_params()`): parameters, BatchNorm moving statistics and an in-model
+    /// `Normalization`'s weights (`kerasPreprocessingParameters`).
     public var kerasParameterCount: Int {
-        parameterSpec.filter { $0.role != .numBatchesTracked }.reduce(0) { $0 + $1.elementCount }
+        parameterSpec.filter { $0.role != .numBatchesTracked }.reduce(0) { $0 + $1.elementCount } + kerasPreprocessingParameters
     }
 
     /// Padding (top, bottom, left, right) a window applies to an `h`x`w` input (`WindowPadding.resolved`).

@@ -105,6 +105,9 @@ public struct LayerGraph: Sendable, Equatable {
     public var taps: [FeatureTap]
     /// Index of the first node of the classifier head (global pooling onwards); nodes before it form the backbone trunk.
     public var headStart: Int
+    /// Weights of an in-model Keras `Normalization` the zoo applies as preprocessing instead (Keras's
+    /// EfficientNet: mean, variance and count, 2C + 1), which Keras's `count_params()` includes; 0 otherwise.
+    public var kerasPreprocessingParameters = 0
 
     /// Creates a graph.
     public init(nodes: [Node], inputChannels: Int = 3, taps: [FeatureTap], headStart: Int) {

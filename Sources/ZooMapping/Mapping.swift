@@ -371,7 +371,7 @@ public enum Mapping {
     // MARK: Keras layer order
 
     /// What a Keras layer holds, from its class or its weights.
-    enum KerasKind: Hashable { case conv, depthwise, dense, batchNorm, layerNorm, layerScale, other }
+    enum KerasKind: Hashable { case conv, depthwise, dense, batchNorm, layerNorm, layerScale, normalization, other }
 
     static func kind(of layer: SourceStructure.Layer, shapes: [[Int]]) -> KerasKind {
         guard let first = shapes.first else { return .other }
@@ -381,12 +381,15 @@ public enum Mapping {
             if cls == "DepthwiseConv2D" { return .depthwise }
             if cls == "LayerNormalization" { return .layerNorm }
             if cls == "LayerScale" { return .layerScale }
+            if cls == "Normalization" { return .normalization }
             // A Conv2D with `groups` = channels (ConvNeXt's 7x7) is depthwise: its kernel is (kh, kw, 1, C).
             if cls.hasPrefix("Conv2D") { return first.count == 4 && first[2] == 1 && first[3] > 1 ? .depthwise : .conv }
         }
         if layer.weights.first.map({ weightRole($0.name) == "depthwise_kernel" }) == true { return .depthwise }
         if shapes.count == 4 && shapes.allSatisfy({ $0.count == 1 && $0 == first }) { return .batchNorm }
         if shapes.count == 2 && shapes.allSatisfy({ $0.count == 1 && $0 == first }) { return .layerNorm }
+        // A Normalization's mean and variance (C) and its count (a scalar).
+        if shapes.count == 3 && first.count == 1 && shapes[1] == first && shapes[2].isEmpty { return .normalization }
         if shapes.count == 1 && first.count == 1 { return .layerScale }
         // A depthwise kernel is (kh, kw, C, 1) with C > 1, or (kh, kw, 1, C) for a Conv2D grouped by channel; no
         // Conv2D of these applications has one input or one output channel otherwise (their inputs are RGB).
@@ -454,6 +457,101 @@ public enum Mapping {
         return nil
     }
 
+    /// ImageNet's per-channel standard deviation on 0-1 pixels (Keras's `IMAGENET_STDDEV_RGB`).
+    static let imageNetStd = [0.229, 0.224, 0.225]
+    /// ImageNet's per-channel mean on 0-1 pixels.
+    static let imageNetMean = [0.485, 0.456, 0.406]
+
+    /// The preprocessing of a Keras EfficientNet B0-B7 as mean and standard deviation on 0-1 pixels, from its input
+    /// `Normalization` (`tensors`: mean, variance, count) and the layers around it.
+    ///
+    /// Keras computes `Rescaling(1/255)`, then `(x - mean) / max(sqrt(variance), 1e-7)`, then, in a model built with
+    /// `weights="imagenet"`, `Rescaling(1 / sqrt(ImageNet std))` (TensorFlow issue 49930: the published files store
+    /// the std as the variance). A full-model file's config says which Rescaling layers there are, with their
+    /// scales and offsets; a weights-only file cannot, so its Normalization is taken as from `weights="imagenet"`
+    /// when it holds ImageNet's mean and ImageNet's std as variance (those files' values, kept by fine-tuning), and
+    /// as it stands otherwise (a Normalization adapted to the user's data, or never adapted). The note says which.
+    static func kerasInputPreprocessing(_ tensors: [TensorRecord], layer: String, layout: SourceStructure) throws -> (mean: [Double], std: [Double], note: String) {
+        guard tensors.count == 3 else { throw ZooError(.badInput, "Normalization layer has \(tensors.count) weights, expected mean, variance and count", item: layer) }
+        let mean = try tensors[0].load().floats().map(Double.init)
+        let variance = try tensors[1].load().floats().map(Double.init)
+        guard mean.count == 3, variance.count == 3, (mean + variance).allSatisfy(\.isFinite), variance.allSatisfy({ $0 >= 0 }) else {
+            throw ZooError(.badInput, "Normalization layer holds no finite per-channel mean and non-negative variance for 3 channels", item: layer)
+        }
+        let root = variance.map { max($0.squareRoot(), 1e-7) }
+        // From the model description: the Rescaling layers before (scale, offset) and after (scale) the Normalization.
+        if let mc = layout.modelConfig, let around = kerasRescalingAround(mc) {
+            // The first Rescaling's offset acts before the normalisation: it moves the mean.
+            let m = mean.map { $0 - around.offset }
+            let scale = around.before
+            guard abs(scale * 255 - 1) < 1e-6 else {
+                throw ZooError(.unsupported, "input Rescaling by \(scale) before the Normalization (Keras's EfficientNet has 1/255)", item: layer)
+            }
+            let std = zip(root, around.after).map { $0 / $1 }
+            let note = "preprocessing read from the model: Rescaling(1/255), Normalization" + (around.after == [1, 1, 1] ? "" : ", Rescaling(\(around.after.map { String(format: "%.6g", $0) }))")
+            return (m, std, note)
+        }
+        let imagenet = zip(mean, imageNetMean).allSatisfy { abs($0 - $1) < 1e-6 } && zip(variance, imageNetStd).allSatisfy { abs($0 - $1) < 1e-6 }
+        if imagenet {
+            return (mean, zip(root, imageNetStd).map { $0 * $1.squareRoot() },
+                    "input Normalization holds ImageNet's values: preprocessing of a model built with weights=\"imagenet\" (with its extra Rescaling)")
+        }
+        return (mean, root, "input Normalization read from the file (a weights-only file: no Rescaling after it assumed)")
+    }
+
+    /// The scale and offset of the `Rescaling` before a Keras model config's `Normalization` and the per-channel
+    /// scale of those after it (before the first convolution or padding); nil without a Normalization.
+    static func kerasRescalingAround(_ config: JSONValue) -> (before: Double, offset: Double, after: [Double])? {
+        var layers: [(cls: String, config: JSONValue?)] = []
+        func walk(_ v: JSONValue, depth: Int) {
+            guard depth < 64 else { return }
+            switch v {
+            case .object(let members):
+                if let c = v["class_name"]?.stringValue { layers.append((c, v["config"])) }
+                for (k, m) in members where k != "class_name" { walk(m, depth: depth + 1) }
+            case .array(let items): for m in items { walk(m, depth: depth + 1) }
+            default: break
+            }
+        }
+        walk(config, depth: 0)
+        guard let norm = layers.firstIndex(where: { $0.cls == "Normalization" }) else { return nil }
+        func scales(_ c: JSONValue?) -> [Double] {
+            if let a = c?["scale"]?.arrayValue { return a.compactMap(\.doubleValue) }
+            return [c?["scale"]?.doubleValue ?? 1]
+        }
+        var before = 1.0, offset = 0.0
+        if let r = layers[..<norm].last(where: { $0.cls == "Rescaling" }) {
+            before = scales(r.config).first ?? 1
+            offset = r.config?["offset"]?.doubleValue ?? 0
+        }
+        var after = [1.0, 1.0, 1.0]
+        for l in layers[(norm + 1)...] {
+            if ["Conv2D", "ZeroPadding2D", "DepthwiseConv2D"].contains(l.cls) { break }
+            guard l.cls == "Rescaling" else { continue }
+            let s = scales(l.config)
+            after = zip(after, s.count == 1 ? [s[0], s[0], s[0]] : s).map { $0 * $1 }
+        }
+        return (before, offset, after)
+    }
+
+    /// A preprocessing recipe with the mean and std read from a file: the recipe itself when they agree with it
+    /// (to 1e-6), else the recipe with them (and a note), or a plain torch-style recipe when there was none.
+    static func preprocessing(_ recipe: JSONValue?, mean: [Double], std: [Double]) -> JSONValue {
+        let rm = recipe?["mean"]?.arrayValue?.compactMap(\.doubleValue) ?? []
+        let rs = recipe?["std"]?.arrayValue?.compactMap(\.doubleValue) ?? []
+        func close(_ a: [Double], _ b: [Double]) -> Bool { a.count == b.count && zip(a, b).allSatisfy { abs($0 - $1) <= 1e-6 * max(1, abs($1)) } }
+        if let recipe, close(rm, mean), close(rs, std) { return recipe }
+        let values: [(String, JSONValue)] = [("mean", .array(mean.map { .double($0) })), ("std", .array(std.map { .double($0) })),
+                                             ("note", .string("mean and std read from the file's input Normalization layer"))]
+        guard case .object(var members)? = recipe else {
+            return .object([("mode", .string("torch")), ("channel_order", .string("RGB")), ("scale", .double(1.0 / 255))] + values)
+        }
+        for (k, v) in values {
+            if let i = members.firstIndex(where: { $0.0 == k }) { members[i].1 = v } else { members.append((k, v)) }
+        }
+        return .object(members)
+    }
+
     /// The short Keras name of a weight (`conv1/kernel:0` -> `kernel`, `vars/0` -> nil).
     static func weightRole(_ name: String) -> String? {
         var base = name
@@ -498,10 +596,21 @@ public enum Mapping {
             }
             sources.append(Src(layer: l, tensors: ts, kind: k, index: sources.count))
         }
-        let layerCount = sources.count
         var config = try ArchitectureRegistry.current.preset(name, flavour: .keras)
         config.head = head
         let quirks = config.quirks
+        // Keras's EfficientNet B0-B7 normalise their input in the model (the graph counts that layer's weights):
+        // its Normalization becomes the preprocessing.
+        let expectsNormalization = try config.graph().kerasPreprocessingParameters > 0
+        var inputNormalization: Src?
+        if expectsNormalization, let i = sources.firstIndex(where: { $0.kind == .normalization }), i == 0 {
+            inputNormalization = sources.remove(at: i)
+        }
+        for src in sources where src.kind == .normalization {
+            for t in src.tensors { unexpected.append(.init(name: t.name, shape: t.shape)) }
+        }
+        sources.removeAll { $0.kind == .normalization }
+        let layerCount = sources.count
         // Nested and top-level layers are matched separately where the family names its nested nodes and the file
         // has nested layers (a Keras 3 file orders a class only within a container); one order per kind otherwise.
         let splitNested = !quirks.kerasNestedNodePrefixes.isEmpty && sources.contains { isNested($0.layer) }
@@ -668,6 +777,13 @@ public enum Mapping {
         let rank = Dictionary(spec.enumerated().map { ($0.element.name, $0.offset) }, uniquingKeysWith: { a, _ in a })
         out = out.enumerated().sorted { (rank[$0.element.name] ?? Int.max, $0.offset) < (rank[$1.element.name] ?? Int.max, $1.offset) }.map(\.element)
         var meta = try metadata(for: config, inputSize: quirks.flatten.flatMap { f in config.flattenSize.map { $0.map { $0 * f.reduction } } })
+        if let inputNormalization {
+            let read = try kerasInputPreprocessing(inputNormalization.tensors, layer: inputNormalization.layer.name, layout: layout)
+            meta.preprocessing = Self.preprocessing(meta.preprocessing, mean: read.mean, std: read.std)
+            report.notes.append(read.note)
+        } else if expectsNormalization {
+            report.notes.append("the file holds no input Normalization layer: the catalogue's preprocessing is assumed")
+        }
         if case .object(var o)? = meta.config {
             o.append(("source_dialect", .string(layout.dialect)))
             meta.config = .object(o)
