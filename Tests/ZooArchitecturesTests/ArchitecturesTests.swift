@@ -92,7 +92,7 @@ struct ArchitecturesTests {
         let specs = try loadSpecs()
         for api in ["tf_keras", "keras"] {
             let models = try #require(specs[api]?.objectValue)
-            #expect(models.count == 24)
+            #expect(models.count == 39)
             for (key, ref) in models {
                 let name = TestSupport.kerasArchitectureName(key)
                 let g = try Architectures.preset(name, flavour: .keras).graph()

@@ -66,7 +66,7 @@ struct CatalogueTests {
                 }
             }
         }
-        #expect(weightSets == 151)
+        #expect(weightSets == 181)
         #expect(used == Set(recipes.map(\.0)), "recipes nothing names: \(Set(recipes.map(\.0)).subtracting(used))")
         // Resolved values keep the recipe's keys in their order (what a converted file's zoo.preprocessing stores).
         let v2 = try #require(cat.entry("resnet50").weights.first { $0.tag == "IMAGENET1K_V2" })

@@ -2,7 +2,8 @@ import Foundation
 
 extension TestSupport {
     /// The catalogue name of a Keras application as tools/fixtures/gen_arch.py keys it in `specs.json`
-    /// (`MobileNetV2_0.35` -> `mobilenet_v2_035`, `ConvNeXtTiny` -> `convnext_tiny`); the key itself when
+    /// (`MobileNetV2_0.35` -> `mobilenet_v2_035`, `ConvNeXtTiny` -> `convnext_tiny`, `EfficientNetV2B0` ->
+    /// `efficientnet_v2_b0`); the key itself when
     /// it is no application the zoo knows (the test comparing the two then fails, naming it).
     public static func kerasArchitectureName(_ key: String) -> String {
         let parts = key.split(separator: "_")
@@ -24,6 +25,8 @@ extension TestSupport {
         case "ConvNeXtBase": return "convnext_base"
         case "ConvNeXtLarge": return "convnext_large"
         case "ConvNeXtXLarge": return "convnext_xlarge"
+        case let k where k.hasPrefix("EfficientNetV2"): return "efficientnet_v2_" + k.dropFirst("EfficientNetV2".count).lowercased()
+        case let k where k.hasPrefix("EfficientNetB"): return "efficientnet_b" + k.dropFirst("EfficientNetB".count)
         default: return key
         }
     }
