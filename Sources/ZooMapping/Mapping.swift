@@ -480,7 +480,7 @@ public enum Mapping {
         }
         let root = variance.map { max($0.squareRoot(), 1e-7) }
         // From the model description: the Rescaling layers before (scale, offset) and after (scale) the Normalization.
-        if let mc = layout.modelConfig, let around = kerasRescalingAround(mc) {
+        if let mc = layout.modelConfig, let around = try kerasRescalingAround(mc) {
             // The first Rescaling's offset acts before the normalisation: it moves the mean.
             let m = mean.map { $0 - around.offset }
             let scale = around.before
@@ -488,7 +488,7 @@ public enum Mapping {
                 throw ZooError(.unsupported, "input Rescaling by \(scale) before the Normalization (Keras's EfficientNet has 1/255)", item: layer)
             }
             let std = zip(root, around.after).map { $0 / $1 }
-            let note = "preprocessing read from the model: Rescaling(1/255), Normalization" + (around.after == [1, 1, 1] ? "" : ", Rescaling(\(around.after.map { String(format: "%.6g", $0) }))")
+            let note = "preprocessing read from the model: Rescaling(1/255), Normalization" + (around.after == [1, 1, 1] ? "" : ", then rescaled by (\(around.after.map { String(format: "%.6g", $0) }.joined(separator: ", ")))")
             return (m, std, note)
         }
         let imagenet = zip(mean, imageNetMean).allSatisfy { abs($0 - $1) < 1e-6 } && zip(variance, imageNetStd).allSatisfy { abs($0 - $1) < 1e-6 }
@@ -500,14 +500,16 @@ public enum Mapping {
     }
 
     /// The scale and offset of the `Rescaling` before a Keras model config's `Normalization` and the per-channel
-    /// scale of those after it (before the first convolution or padding); nil without a Normalization.
-    static func kerasRescalingAround(_ config: JSONValue) -> (before: Double, offset: Double, after: [Double])? {
-        var layers: [(cls: String, config: JSONValue?)] = []
+    /// scale of what follows it before the first convolution or padding: `Rescaling` layers (Keras 3), or tf-keras's
+    /// `tf.math.multiply` by a constant (a `TFOpLambda`, its factor in the node's arguments). Nil without a
+    /// Normalization; an operation there that is neither is an error naming it.
+    static func kerasRescalingAround(_ config: JSONValue) throws -> (before: Double, offset: Double, after: [Double])? {
+        var layers: [(cls: String, config: JSONValue?, layer: JSONValue)] = []
         func walk(_ v: JSONValue, depth: Int) {
             guard depth < 64 else { return }
             switch v {
             case .object(let members):
-                if let c = v["class_name"]?.stringValue { layers.append((c, v["config"])) }
+                if let c = v["class_name"]?.stringValue { layers.append((c, v["config"], v)) }
                 for (k, m) in members where k != "class_name" { walk(m, depth: depth + 1) }
             case .array(let items): for m in items { walk(m, depth: depth + 1) }
             default: break
@@ -524,11 +526,36 @@ public enum Mapping {
             before = scales(r.config).first ?? 1
             offset = r.config?["offset"]?.doubleValue ?? 0
         }
+        /// Every number in a (nested) array, in order.
+        func numbers(_ v: JSONValue?, depth: Int = 0) -> [Double] {
+            guard let v, depth < 16 else { return [] }
+            if let d = v.doubleValue { return [d] }
+            return (v.arrayValue ?? []).flatMap { numbers($0, depth: depth + 1) }
+        }
         var after = [1.0, 1.0, 1.0]
         for l in layers[(norm + 1)...] {
             if ["Conv2D", "ZeroPadding2D", "DepthwiseConv2D"].contains(l.cls) { break }
-            guard l.cls == "Rescaling" else { continue }
-            let s = scales(l.config)
+            let s: [Double]
+            switch l.cls {
+            case "Rescaling":
+                guard (l.config?["offset"]?.doubleValue ?? 0) == 0 else {
+                    throw ZooError(.unsupported, "a Rescaling with an offset after the input Normalization", item: l.config?["name"]?.stringValue)
+                }
+                s = scales(l.config)
+            case "TFOpLambda":
+                // tf-keras's EfficientNet: `tf.math.multiply(x, [[[[s0, s1, s2]]]])`, the factor kept as argument `y`.
+                let node = l.layer["inbound_nodes"]?.arrayValue?.first?.arrayValue
+                let y = numbers(node?.last?["y"])
+                guard l.config?["function"]?.stringValue == "math.multiply", [1, 3].contains(y.count) else {
+                    throw ZooError(.unsupported, "operation \(l.config?["function"]?.stringValue ?? "?") after the input Normalization", item: l.config?["name"]?.stringValue)
+                }
+                s = y
+            default:
+                continue
+            }
+            guard s.count == 1 || s.count == 3, s.allSatisfy({ $0.isFinite && $0 > 0 }) else {
+                throw ZooError(.unsupported, "input rescaling by \(s) after the Normalization", item: l.config?["name"]?.stringValue)
+            }
             after = zip(after, s.count == 1 ? [s[0], s[0], s[0]] : s).map { $0 * $1 }
         }
         return (before, offset, after)

@@ -152,6 +152,15 @@ extension ParityCase: CustomTestStringConvertible {
         }
     }
 
+    /// Negative control: a Keras EfficientNet B0 pads its stride-2 convolutions by `correct_pad` (k/2 - 1 before,
+    /// k/2 after on a model without a fixed input size: TF "same" on even sizes); run with PyTorch's symmetric
+    /// padding it must miss the tolerance.
+    @Test func kerasEfficientNetWithSymmetricPaddingFails() throws {
+        try negativeControl("tf-keras-h5/efficientnet_b0-64/f32", kind: "negative: symmetric padding") { fields in
+            try Self.set(&fields, "strided_padding", expecting: .string("correct_pad"), to: .string("symmetric"))
+        }
+    }
+
     /// Negative control: a Keras ConvNeXt built on its base without top, then GlobalAveragePooling2D and
     /// Dense, normalises before pooling; the same weights run in Keras's own top's order (pooling, then the
     /// LayerNorm, then the classifier) must miss the tolerance, so the order the converter reads from the

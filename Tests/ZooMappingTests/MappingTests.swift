@@ -191,6 +191,57 @@ struct MappingTests {
         #expect(checked == 78)
     }
 
+    /// Keras's EfficientNet B0-B7 normalise in the model: `Rescaling(1/255)`, `Normalization` (weights) and, built with
+    /// `weights="imagenet"`, `Rescaling(1/sqrt(ImageNet std))`. The converter turns that into the file's mean and std
+    /// on 0-1 pixels: from a full model's config as it stands, from a weights-only file by its values.
+    @Test("Keras EfficientNet: the input Normalization (and the Rescaling around it) becomes the file's preprocessing")
+    func kerasEfficientNetPreprocessing() throws {
+        let layers = try #require(try specs()["tf_keras"]?["EfficientNetB0"]?["layers"]?.arrayValue)
+        let (shapeOnly, layout) = kerasSpecLayout(layers, withClassNames: true)
+        let norm = try #require(layout.layers.first { $0.className == "Normalization" })
+        let imagenetMean: [Float] = [0.485, 0.456, 0.406], imagenetStd: [Float] = [0.229, 0.224, 0.225]
+        func mapped(mean: [Float], variance: [Float], config: JSONValue?) throws -> (mean: [Double], std: [Double], notes: [String]) {
+            let values = [norm.weights[0].tensor: mean, norm.weights[1].tensor: variance]
+            let records = shapeOnly.map { r in
+                guard let v = values[r.name] else { return r }
+                return TensorRecord(name: r.name, dtype: .f32, shape: [3]) { try Tensor(shape: [3], floats: v) }
+            }
+            var l = layout
+            l.modelConfig = config
+            let c = try Mapping.kerasMapping(records: records, layout: l, name: "efficientnet_b0")
+            #expect(c.report.isComplete, "\(c.report.lines.prefix(3))")
+            let pre = try #require(c.metadata.preprocessing)
+            return (pre["mean"]?.arrayValue?.compactMap(\.doubleValue) ?? [], pre["std"]?.arrayValue?.compactMap(\.doubleValue) ?? [], c.report.notes)
+        }
+        func close(_ a: [Double], _ b: [Double]) -> Bool { a.count == b.count && zip(a, b).allSatisfy { abs($0 - $1) < 1e-6 } }
+        let torchStd = imagenetStd.map(Double.init)
+        // Weights only, ImageNet's values (std stored as variance): a weights="imagenet" model, torchvision's arithmetic.
+        let a = try mapped(mean: imagenetMean, variance: imagenetStd, config: nil)
+        #expect(close(a.std, torchStd) && close(a.mean, imagenetMean.map(Double.init)), "\(a)")
+        // Weights only, other values (a Normalization adapted to the user's data): as stored, sqrt(variance).
+        let b = try mapped(mean: [0.5, 0.4, 0.3], variance: [0.04, 0.09, 0.16], config: nil)
+        #expect(close(b.std, [0.2, 0.3, 0.4]) && close(b.mean, [0.5, 0.4, 0.3]), "\(b)")
+        // A full model's config decides: without the Rescaling after the Normalization, ImageNet's values are divided
+        // by sqrt(std) only (what such a Keras model computes); with it, by std; an offset moves the mean.
+        func config(after: JSONValue?, offset: Double = 0) -> JSONValue {
+            var ls: [JSONValue] = [.object([("class_name", .string("InputLayer")), ("config", .object([]))]),
+                                   .object([("class_name", .string("Rescaling")), ("config", .object([("scale", .double(1.0 / 255)), ("offset", .double(offset))]))]),
+                                   .object([("class_name", .string("Normalization")), ("config", .object([("axis", .int(-1))]))])]
+            if let after { ls.append(.object([("class_name", .string("Rescaling")), ("config", .object([("scale", after), ("offset", .double(0))]))])) }
+            ls.append(.object([("class_name", .string("ZeroPadding2D")), ("config", .object([]))]))
+            ls.append(.object([("class_name", .string("Rescaling")), ("config", .object([("scale", .double(7))]))]))  // after the stem: not preprocessing
+            return .object([("class_name", .string("Functional")), ("config", .object([("layers", .array(ls))]))])
+        }
+        let bare = try mapped(mean: imagenetMean, variance: imagenetStd, config: config(after: nil))
+        #expect(close(bare.std, torchStd.map { $0.squareRoot() }), "\(bare)")
+        let fixed = try mapped(mean: imagenetMean, variance: imagenetStd, config: config(after: .array(torchStd.map { .double(1 / $0.squareRoot()) })))
+        #expect(close(fixed.std, torchStd), "\(fixed)")
+        let shifted = try mapped(mean: [0.5, 0.5, 0.5], variance: [1, 1, 1], config: config(after: .double(2), offset: 0.1))
+        #expect(close(shifted.mean, [0.4, 0.4, 0.4]) && close(shifted.std, [0.5, 0.5, 0.5]), "\(shifted)")
+        // A variance that is not a variance is a one-line error naming the layer.
+        #expect(throws: ZooError.self) { try mapped(mean: imagenetMean, variance: [-1, 0.2, 0.2], config: nil) }
+    }
+
     @Test("Keras full models with a custom GAP -> Dense(n) head on VGG16 and MobileNetV3 map to head.weight / head.bias")
     func kerasCustomHeads() throws {
         let s = try specs()
