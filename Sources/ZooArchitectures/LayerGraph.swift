@@ -108,6 +108,11 @@ public struct LayerGraph: Sendable, Equatable {
     /// Weights of an in-model Keras `Normalization` the zoo applies as preprocessing instead (Keras's
     /// EfficientNet: mean, variance and count, 2C + 1), which Keras's `count_params()` includes; 0 otherwise.
     public var kerasPreprocessingParameters = 0
+    /// Stochastic depth: for a residual `.add` node (by index), the probability that a training step drops its
+    /// second input (the residual branch) for a sample, scaling it by 1 / (1 - p) otherwise (torchvision's
+    /// `StochasticDepth(p, "row")`, Keras's `Dropout(p, noise_shape=(None, 1, 1, 1))`). The identity at
+    /// inference and in steps without a dropout seed; empty for families without it.
+    public var stochasticDepth: [Int: Double] = [:]
 
     /// Creates a graph.
     public init(nodes: [Node], inputChannels: Int = 3, taps: [FeatureTap], headStart: Int) {

@@ -178,8 +178,10 @@ public final class TrainingGraph: @unchecked Sendable {
     /// One forward and backward pass on `input` (NCHW float [N, C, H, W]) with integer class `labels`.
     /// With `BatchNormMode.train` the running statistics in `values` are updated, as torch's `train()` does.
     /// With a `dropoutSeed`, dropout layers zero each element with their probability p and scale the rest
-    /// by 1 / (1 - p) (torch's inverted dropout), the mask a function of the seed and the layer alone, so a
-    /// step is reproducible; without one they are the identity (what `zoo grad` checks).
+    /// by 1 / (1 - p) (torch's inverted dropout), and residual sums with stochastic depth
+    /// (`LayerGraph.stochasticDepth`) drop their branch per sample with their probability p and scale it by
+    /// 1 / (1 - p) otherwise (torchvision's `StochasticDepth(p, "row")`), each mask a function of the seed and
+    /// the node alone, so a step is reproducible; without a seed both are the identity (what `zoo grad` checks).
     public func step(input: Tensor, labels: [Int], loss: SoftmaxCrossEntropy, dropoutSeed: UInt64? = nil) throws -> Step {
         guard input.rank == 4, input.shape[1] == graph.inputChannels, input.dtype.isFloatingPoint else {
             throw ZooError(.badInput, "input must be float [N, \(graph.inputChannels), H, W], got \(input.dtype.name) \(input.shape)")
@@ -229,6 +231,8 @@ public final class TrainingGraph: @unchecked Sendable {
         var argmax: [Int: [Int32]] = [:]
         /// Dropout: the factor each element was multiplied by (0 or 1 / (1 - p)).
         var dropout: [Int: [Float]] = [:]
+        /// Stochastic depth: the factor each sample's residual branch was multiplied by (0 or 1 / (1 - p)).
+        var branch: [Int: [Float]] = [:]
         var geometry: [Int: WindowGeometry] = [:]
     }
 
@@ -364,7 +368,18 @@ public final class TrainingGraph: @unchecked Sendable {
                 guard s1 == s else { throw ZooError(.badInput, "adds \(s) and \(s1)", item: node.name) }
                 let a = value(0), b = value(1)
                 out = [Float](repeating: 0, count: s.count)
-                for j in 0..<s.count { out[j] = a[j] + b[j] }
+                if let seed = dropoutSeed, let p = graph.stochasticDepth[i], p > 0 {
+                    guard p < 1 else { throw ZooError(.badInput, "stochastic depth probability \(p) leaves nothing", item: node.name) }
+                    var rng = SplitMix64(state: seed ^ (UInt64(i) &* 0x9E37_79B9_7F4A_7C15) ^ 0x5D0C_4A57_1C0D_E9B1)
+                    let keep = Float(1 / (1 - p))
+                    // A sample keeps its branch when its uniform draw is at or above p.
+                    let factors = (0..<s.n).map { _ in rng.nextUnit() >= p ? keep : Float(0) }
+                    let per = s.c * s.plane
+                    for j in 0..<s.count { out[j] = a[j] + factors[j / per] * b[j] }
+                    f.branch[i] = factors
+                } else {
+                    for j in 0..<s.count { out[j] = a[j] + b[j] }
+                }
             case .scale:
                 let s1 = try shape(1)
                 guard s1.n == s.n, s1.c == s.c, s1.plane == 1 else { throw ZooError(.badInput, "scales \(s) by \(s1)", item: node.name) }
@@ -524,7 +539,14 @@ public final class TrainingGraph: @unchecked Sendable {
                 give(0, dx)
             case .add:
                 give(0, dy)
-                give(1, dy)
+                if let factors = f.branch[i] {
+                    let per = dy.count / max(1, factors.count)
+                    var db = dy
+                    for j in 0..<db.count { db[j] *= factors[j / per] }
+                    give(1, db)
+                } else {
+                    give(1, dy)
+                }
             case .scale:
                 let s = inShape(0), a = inValue(0), b = inValue(1)
                 if inputNeeds(0) {

@@ -29,7 +29,7 @@ public struct FineTuning: Sendable {
     public var batchNorm: BatchNormMode = .eval
     /// The backbone's rate relative to the head's.
     public var backboneScale = 0.1
-    /// Dropout during training (seeded per step from the recipe's seed); off gives the deterministic step
+    /// Dropout and stochastic depth during training (seeded per step from the recipe's seed); off gives the deterministic step
     /// frameworks are compared with.
     public var dropout = true
     /// torchvision's training augmentation (`RandomResizedCrop` to the base's input size with scale 0.08...1

@@ -67,6 +67,37 @@ struct ArchitecturesTests {
         #expect(checked == 28)
     }
 
+    /// Stochastic depth as torchvision builds it: the p of every block's `StochasticDepth` module (its residual sum
+    /// `features.S.B.add` in the zoo's graph), for every EfficientNet and ConvNeXt; none elsewhere.
+    @Test func torchvisionStochasticDepth() throws {
+        let specs = try loadSpecs()
+        var checked = 0
+        for c in torchvisionCases where c.key == c.name {
+            let ref = try #require(specs["torchvision"]?[c.key])
+            let g = try Architectures.preset(c.name, flavour: .torchvision).graph()
+            let ours = Dictionary(uniqueKeysWithValues: g.stochasticDepth.map { (g.nodes[$0.key].name, $0.value) })
+            guard let tv = ref["stochastic_depth"]?.objectValue else {
+                #expect(ours.isEmpty, "\(c.key): stochastic depth \(ours), torchvision has none")
+                continue
+            }
+            let adds = Set(g.nodes.filter { if case .add = $0.op { return true }; return false }.map(\.name))
+            var residual = 0
+            for (module, p) in tv {
+                let add = String(module.dropLast("stochastic_depth".count)) + "add"
+                // torchvision builds the module in every block; only blocks with a residual sum use it.
+                guard adds.contains(add) else { continue }
+                residual += 1
+                let want = try #require(p.doubleValue)
+                #expect(abs((ours[add] ?? 0) - want) <= 1e-12, "\(c.key) \(add): \(ours[add] ?? 0) vs torchvision \(want)")
+            }
+            #expect(residual > 0 && Set(ours.keys).isSubset(of: adds), "\(c.key)")
+            let modules = Set(tv.map(\.0))
+            #expect(ours.keys.allSatisfy { modules.contains(String($0.dropLast("add".count)) + "stochastic_depth") }, "\(c.key): \(ours.keys.sorted())")
+            checked += 1
+        }
+        #expect(checked == 15)
+    }
+
     @Test("GFLOPs within 1% (at the weight set's crop size) and parameters equal to torchvision's published figures, for every torchvision weight set")
     func publishedFigures() throws {
         let cat = try Catalogue.shared()

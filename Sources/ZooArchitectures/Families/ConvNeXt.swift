@@ -21,7 +21,9 @@ public struct ConvNeXtOptions: FamilyOptions {
 /// bias, LayerNorm over channels, a linear layer to 4x the channels at every position, GELU in its exact
 /// erf form, a linear layer back, the per-channel layer scale, the residual sum), with a LayerNorm and a
 /// 2x2 stride-2 convolution between stages; global average pooling, a LayerNorm and the linear classifier.
-/// Stochastic depth is the identity at inference and is not modelled (the zoo trains without it).
+/// Stochastic depth (`LayerGraph.stochasticDepth`): block b of B drops its residual branch with probability
+/// rate * b / (B - 1) in training, rate torchvision's `stochastic_depth_prob` (0.1 Tiny, 0.4 Small, 0.5 Base and
+/// Large; Keras's `drop_path_rate` defaults to 0, so the Keras flavour has none); the identity at inference.
 ///
 /// Keras's `ConvNeXtTiny`...`ConvNeXtXLarge` (`keras.applications.convnext`) build the same network
 /// (the depthwise convolution is a `Conv2D` grouped by channel, the pointwise ones `Dense` layers, the
@@ -45,13 +47,13 @@ public struct ConvNeXtFamily: ArchitectureFamily {
     /// `ConvNeXt`.
     public var title: String { "ConvNeXt" }
 
-    /// (name, dims, depths) of torchvision's four sizes and Keras's XLarge.
-    static let table: [(name: String, dims: [Int], depths: [Int])] = [
-        ("convnext_tiny", [96, 192, 384, 768], [3, 3, 9, 3]),
-        ("convnext_small", [96, 192, 384, 768], [3, 3, 27, 3]),
-        ("convnext_base", [128, 256, 512, 1024], [3, 3, 27, 3]),
-        ("convnext_large", [192, 384, 768, 1536], [3, 3, 27, 3]),
-        ("convnext_xlarge", [256, 512, 1024, 2048], [3, 3, 27, 3]),
+    /// (name, dims, depths, torchvision's stochastic depth rate) of torchvision's four sizes and Keras's XLarge.
+    static let table: [(name: String, dims: [Int], depths: [Int], stochasticDepth: Double)] = [
+        ("convnext_tiny", [96, 192, 384, 768], [3, 3, 9, 3], 0.1),
+        ("convnext_small", [96, 192, 384, 768], [3, 3, 27, 3], 0.4),
+        ("convnext_base", [128, 256, 512, 1024], [3, 3, 27, 3], 0.5),
+        ("convnext_large", [192, 384, 768, 1536], [3, 3, 27, 3], 0.5),
+        ("convnext_xlarge", [256, 512, 1024, 2048], [3, 3, 27, 3], 0),
     ]
 
     /// Catalogue names.
@@ -105,6 +107,11 @@ public struct ConvNeXtFamily: ArchitectureFamily {
         g.conv("features.0.0", 3, dims[0], k: 4, s: 4, pad: .symmetric(0), bias: true)
         g.add("features.0.1", .layerNorm(channels: dims[0], eps: eps))
         var reduction = 4
+        // torchvision's rate for this size (matched by its stage table), none in the Keras flavour.
+        let rate = c.flavour == .keras ? 0 : Self.table.first { $0.dims == o.dims && $0.depths == o.depths }?.stochasticDepth ?? 0
+        let totalBlocks = o.depths.reduce(0, +)
+        var blockIndex = 0
+        var sd: [Int: Double] = [:]
         for (si, depth) in o.depths.enumerated() {
             let dim = dims[si]
             if si > 0 {
@@ -123,22 +130,31 @@ public struct ConvNeXtFamily: ArchitectureFamily {
                 g.act("\(p).block.4", .gelu)
                 g.add("\(p).block.5", .pointwiseLinear(inFeatures: 4 * dim, outFeatures: dim, bias: true))
                 g.add(p, .layerScale(channels: dim))
-                // Stochastic depth is the identity at inference: the residual is a plain sum.
-                g.add("\(p).add", .add, inputs: [input, g.last])
+                // Stochastic depth is the identity at inference: the residual is a plain sum (the branch second).
+                let add = g.add("\(p).add", .add, inputs: [input, g.last])
+                if totalBlocks > 1 { sd[add] = rate * Double(blockIndex) / Double(totalBlocks - 1) }
+                blockIndex += 1
             }
             g.tap(stage, channels: dim, reduction: reduction)
         }
         let last = dims[3]
+        var graph: LayerGraph
         if c.flavour == .keras && (!c.includeTop || c.head == .linear) {
             // Keras's model without top: the head's LayerNorm over the last map (before any pooling).
             g.add("classifier.0", .layerNorm(channels: last, eps: eps))
-            if !c.includeTop { return g.graph(headStart: g.nodes.count) }
         }
-        if c.head == .linear { return g.linearHead(channels: last, classes: c.classes) }
-        let head = g.add("avgpool", .adaptiveAvgPool(height: 1, width: 1))
-        g.add("classifier.0", .layerNorm(channels: last, eps: eps))
-        g.add("classifier.1", .flatten)
-        g.add("classifier.2", .linear(inFeatures: last, outFeatures: c.classes, bias: true))
-        return g.graph(headStart: head)
+        if c.flavour == .keras && !c.includeTop {
+            graph = g.graph(headStart: g.nodes.count)
+        } else if c.head == .linear {
+            graph = g.linearHead(channels: last, classes: c.classes)
+        } else {
+            let head = g.add("avgpool", .adaptiveAvgPool(height: 1, width: 1))
+            g.add("classifier.0", .layerNorm(channels: last, eps: eps))
+            g.add("classifier.1", .flatten)
+            g.add("classifier.2", .linear(inFeatures: last, outFeatures: c.classes, bias: true))
+            graph = g.graph(headStart: head)
+        }
+        graph.stochasticDepth = sd.filter { $0.value > 0 }
+        return graph
     }
 }

@@ -54,8 +54,9 @@ public struct EfficientNetOptions: FractionalFamilyOptions, StridedPaddingOption
 /// a SiLU stem, stages of MBConv blocks (1x1 expansion, depthwise k x k, squeeze-and-excitation with
 /// SiLU and a sigmoid gate, 1x1 projection; V2's first stages are Fused-MBConv: one k x k convolution
 /// instead of expansion + depthwise, and no squeeze-and-excitation), a 1x1 SiLU head convolution,
-/// average pooling, dropout and a linear classifier. Stochastic depth is the identity at inference and
-/// is not modelled.
+/// average pooling, dropout and a linear classifier. Stochastic depth (`LayerGraph.stochasticDepth`): block b
+/// of B drops its residual branch with probability 0.2 * b / B in training (torchvision's
+/// `stochastic_depth_prob`, Keras's `drop_connect_rate`), the identity at inference.
 ///
 /// BatchNorm as torchvision builds it: eps 1e-5 and momentum 0.1 for B0-B4, `BatchNorm2d(eps=0.001,
 /// momentum=0.01)` for B5-B7, eps 1e-3 and momentum 0.1 for V2 (`batchNormMomentum(of:)`).
@@ -207,6 +208,9 @@ public struct EfficientNetFamily: ArchitectureFamily {
         func pad(_ k: Int, _ s: Int) -> LayerGraph.Padding { o.stridedPadding.padding(kernel: k, stride: s) }
         g.convBNAct("features.0", 3, first.cin, k: 3, s: 2, pad: pad(3, 2), eps: eps, act: .silu)
         var reduction = 2
+        var sd: [Int: Double] = [:]
+        let totalBlocks = stages.reduce(0) { $0 + $1.n }
+        var blockIndex = 0
         // (reduction, node, name, channels) of each `features.i` module's output.
         var modules: [(reduction: Int, node: Int, name: String, channels: Int)] = [(2, g.last, "features.0", first.cin)]
         for (i, st) in stages.enumerated() {
@@ -236,8 +240,11 @@ public struct EfficientNetFamily: ArchitectureFamily {
                     k += 1
                     g.convBNAct("\(p).\(k)", expanded, st.cout, k: 1, s: 1, pad: .symmetric(0), eps: eps, act: nil)
                 }
-                // Stochastic depth is the identity at inference: the residual is a plain sum.
-                if s == 1 && cin == st.cout { g.add("features.\(idx).\(b).add", .add, inputs: [input, g.last]) }
+                // Stochastic depth is the identity at inference: the residual is a plain sum (the branch second).
+                if s == 1 && cin == st.cout {
+                    sd[g.add("features.\(idx).\(b).add", .add, inputs: [input, g.last])] = 0.2 * Double(blockIndex) / Double(totalBlocks)
+                }
+                blockIndex += 1
                 reduction *= s
             }
             modules.append((reduction, g.last, "features.\(idx)", st.cout))
@@ -265,6 +272,7 @@ public struct EfficientNetFamily: ArchitectureFamily {
         // Keras's B0-B7 keep their input Normalization's mean, variance and count (one each per channel, one count);
         // the Keras mapping reads them into the file's preprocessing.
         if c.flavour == .keras && o.variant == .b { graph.kerasPreprocessingParameters = 2 * 3 + 1 }
+        graph.stochasticDepth = sd.filter { $0.value > 0 }
         return graph
     }
 }
