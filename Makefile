@@ -22,8 +22,9 @@ build: setup
 release: setup
 	swift build -c release
 
+# Two concurrent jobs (tools/fixtures/parallel.sh); `tools/fixtures/generate.sh NAME...` regenerates some.
 fixtures: setup
-	@tools/fixtures/generate.sh
+	@tools/fixtures/parallel.sh
 
 # zoo vs PyTorch vs ONNX Runtime, side by side (benchmarks/RESULTS.md).
 bench: release

@@ -9,7 +9,7 @@ import ZooTestSupport
 /// `--arch auto` tells them apart from the tensors alone (the B series differs only in width and depth), the
 /// wrong explicit name is refused, `zoo info` states each variant's facts, and a Keras file's in-model
 /// preprocessing becomes the converted file's. Logits and feature maps against torchvision and Keras:
-/// Tests/ParityTests (`parity_torch_arch`, `parity_keras_arch`); gradients: ZooTrainingTests.
+/// Tests/ParityTests (`parity_torch_arch`, `parity_keras_arch_efficientnet`); gradients: ZooTrainingTests.
 @Suite struct EfficientNetTests {
     static let names = (0...7).map { "efficientnet_b\($0)" } + ["efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l"]
     /// Keras's: the same and the V2 B series.
@@ -52,23 +52,23 @@ import ZooTestSupport
 
     /// Every Keras EfficientNet from its weight file alone (tf-keras .h5 and Keras 3 .weights.h5), and its
     /// preprocessing: the converted file's, applied to the pixels Keras was given, gives the tensor Keras's own
-    /// in-model preprocessing handed to the stem. B0-B7 hold a Normalization with a data set's statistics (the
+    /// in-model preprocessing handed to the stem (`parity_keras_arch_efficientnet`). B0-B7 hold a Normalization with a data set's statistics (the
     /// fixture's are random): ImageNet's mean and std instead must miss, so the file's values are what is used.
     @Test func kerasFilesAndTheirPreprocessing() throws {
-        let manifest = try TestSupport.fixture("parity_keras_arch/cases.json")
+        let manifest = try TestSupport.fixture("parity_keras_arch_efficientnet/cases.json")
         let doc = try JSONValue.parse(String(decoding: try Data(contentsOf: URL(fileURLWithPath: manifest)), as: UTF8.self))
         let rows = (doc["cases"]?.arrayValue ?? []).filter { $0["arch"]?.stringValue?.hasPrefix("efficientnet") == true }
         #expect(Set(rows.compactMap { $0["arch"]?.stringValue }) == Set(Self.kerasNames) && rows.count == Self.kerasNames.count)
         let dir = try TestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         func npy(_ name: String) throws -> (values: [Float], shape: [Int]) {
-            let path = try TestSupport.fixture("parity_keras_arch/\(name)")
+            let path = try TestSupport.fixture("parity_keras_arch_efficientnet/\(name)")
             let t = try MappedFile(path: path).withBytes { try NPY.read($0) }
             return (t.floats(), t.shape)
         }
         for row in rows {
             let name = try #require(row["arch"]?.stringValue)
-            let source = try TestSupport.fixture("parity_keras_arch/\(try #require(row["checkpoint"]?.stringValue))")
+            let source = try TestSupport.fixture("parity_keras_arch_efficientnet/\(try #require(row["checkpoint"]?.stringValue))")
             let out = dir.appendingPathComponent("\(name).safetensors").path
             let r = try TestSupport.zoo(["convert", source, "--arch", "auto", "-o", out, "--json", "--force"])
             #expect(r.status == 0, "\(name): \(r.stderr)")
