@@ -627,10 +627,10 @@ public enum Mapping {
         config.head = head
         let quirks = config.quirks
         // Keras's EfficientNet B0-B7 normalise their input in the model (the graph counts that layer's weights):
-        // its Normalization becomes the preprocessing.
+        // its Normalization (the file's first; a Keras 3 file orders layers by class) becomes the preprocessing.
         let expectsNormalization = try config.graph().kerasPreprocessingParameters > 0
         var inputNormalization: Src?
-        if expectsNormalization, let i = sources.firstIndex(where: { $0.kind == .normalization }), i == 0 {
+        if expectsNormalization, let i = sources.firstIndex(where: { $0.kind == .normalization }) {
             inputNormalization = sources.remove(at: i)
         }
         for src in sources where src.kind == .normalization {

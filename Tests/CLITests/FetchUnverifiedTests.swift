@@ -30,7 +30,7 @@ import ZooTestSupport
     }
 
     /// README's table of what "verify" means quotes these counts.
-    @Test("The catalogue: 76 of 181 weight sets, all Keras MobileNet v1/v2, publish no digest; 47 torchvision prefixes, 32 Keras MD5s, 26 Keras SHA-256s")
+    @Test("The catalogue: 76 of 181 weight sets, all Keras MobileNet v1/v2, publish no digest; 47 torchvision prefixes, 48 Keras MD5s, 10 Keras SHA-256s")
     func catalogueCounts() throws {
         let r = try TestSupport.zoo(["list", "--json"])
         #expect(r.status == 0, "\(r.stderr)")
@@ -50,8 +50,8 @@ import ZooTestSupport
                     #expect(w["sha256_prefix"]?.stringValue?.count == 8, "\(w)")
                     prefixes += 1
                 } else if let sha = w["sha256"]?.stringValue {
-                    // Keras's ConvNeXt and EfficientNet B0-B7 files: the whole SHA-256 Keras checks.
-                    #expect(sha.count == 64 && ["convnext", "efficientnet"].contains(family), "\(w)")
+                    // Keras's ConvNeXt files: the whole SHA-256 Keras checks.
+                    #expect(sha.count == 64 && family == "convnext", "\(w)")
                     sha256s += 1
                 } else {
                     #expect(w["md5"]?.stringValue?.count == 32, "\(w)")
@@ -60,7 +60,7 @@ import ZooTestSupport
             }
         }
         #expect(total == 181 && unverifiable == 76, "\(unverifiable) of \(total) weight sets without a digest")
-        #expect(prefixes == 47 && md5s == 32 && sha256s == 26, "\(prefixes) torchvision prefixes, \(md5s) Keras MD5s, \(sha256s) SHA-256s")
+        #expect(prefixes == 47 && md5s == 48 && sha256s == 10, "\(prefixes) torchvision prefixes, \(md5s) Keras MD5s, \(sha256s) SHA-256s")
     }
 
     @Test("zoo fetch refuses a weight set without a digest before downloading; --unverified fetches it and records its SHA-256")

@@ -30,8 +30,9 @@ struct CatalogueTests {
             // models by Tests/ParityTests (`features`: `zoo.feature_info` and the maps at each tap).
             // ConvNeXt's stride-4 stem leaves four (timm's feature_info for it).
             #expect(try e.config().graph().taps.count == (e.name.hasPrefix("convnext") ? 4 : 5), "\(e.name)")
-            // 224 px, but EfficientNet B1-B7 and V2: the crop of the architecture's default weights.
-            let crop = e.preprocessing?["crop"]?.arrayValue?.compactMap(\.intValue).first
+            // 224 px, but EfficientNet B1-B7 and V2: the crop of the architecture's default weights (Keras's input
+            // size, its resize, for the Keras-only V2 B series).
+            let crop = (e.preprocessing?["crop"]?.arrayValue ?? e.preprocessing?["resize"]?.arrayValue)?.compactMap(\.intValue).first
             #expect(e.inputSize == (e.name.hasPrefix("efficientnet") ? [crop ?? 0, crop ?? 0] : [224, 224]), "\(e.name)")
             #expect(e.preprocessing != nil, "\(e.name) has default preprocessing")
         }
@@ -45,7 +46,7 @@ struct CatalogueTests {
             try JSONValue.parse(String(decoding: try Data(contentsOf: dir.appendingPathComponent(file)), as: UTF8.self))
         }
         let recipes = try #require(try load("preprocessing.json")["recipes"]?.objectValue)
-        #expect(recipes.count == 25)
+        #expect(recipes.count == 39)
         let cat = try Catalogue.shared()
         var used: Set<String> = [], weightSets = 0
         for file in try FileManager.default.contentsOfDirectory(atPath: dir.path) where file.hasSuffix(".json") && file != "preprocessing.json" {
@@ -112,10 +113,20 @@ struct CatalogueTests {
         }
         let keras = all.filter { $0.1.source == "keras" }
         for (name, w) in keras {
-            #expect(w.url.hasPrefix("https://storage.googleapis.com/tensorflow/keras-applications/"), "\(name)")
+            // Keras's EfficientNet B0-B7 files sit in the older bucket path.
+            let bucket = name.hasPrefix("efficientnet_b") ? "https://storage.googleapis.com/keras-applications/efficientnetb"
+                : "https://storage.googleapis.com/tensorflow/keras-applications/"
+            #expect(w.url.hasPrefix(bucket), "\(name): \(w.url)")
             #expect(w.flavour == .keras)
             if name.hasPrefix("resnet") || name.hasPrefix("vgg") || name.hasPrefix("mobilenet_v3") {
                 #expect(w.md5?.count == 32, "\(name) \(w.tag) has Keras's MD5")
+            }
+            if name.hasPrefix("efficientnet") {
+                // Keras's EfficientNet files: the MD5s Keras checks; the in-model preprocessing is torch-style mean/std
+                // (V2 S/M/L's x / 128 - 1 as mean = std = 128/255).
+                #expect(w.md5?.count == 32 && w.sha256 == nil, "\(name) \(w.tag): Keras's MD5")
+                #expect(w.preprocessing["mode"]?.stringValue == "torch" && w.preprocessing["crop"] == .null)
+                continue
             }
             if name.hasPrefix("convnext") {
                 // Keras's ConvNeXt files: the SHA-256 Keras checks; its in-model Normalization is torch's mean/std.

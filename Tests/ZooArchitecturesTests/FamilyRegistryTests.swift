@@ -34,6 +34,7 @@ import ZooJSON
             "mobilenet_v3_large_075", "mobilenet_v3_large", "mobilenet_v3_small_075", "mobilenet_v3_small",
             "efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3", "efficientnet_b4", "efficientnet_b5",
             "efficientnet_b6", "efficientnet_b7", "efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l",
+            "efficientnet_v2_b0", "efficientnet_v2_b1", "efficientnet_v2_b2", "efficientnet_v2_b3",
             "convnext_tiny", "convnext_small", "convnext_base", "convnext_large", "convnext_xlarge",
         ])
         #expect(Family.allCases.map(\.rawValue) == ["resnet", "vgg", "mobilenet_v1", "mobilenet_v2", "mobilenet_v3", "efficientnet", "convnext"])

@@ -54,8 +54,11 @@ struct ListInfoCommandTests {
                 #expect(flavours == ["keras"], "\(name): \(flavours)")
                 let ref = try #require(keras[name]?["sizes"]?["224"]?["tf_keras"], "\(name): no Keras reference")
                 #expect(e["parameters"]?.intValue == ref["trainable_params"]?.intValue, "\(name): parameters")
+                // GFLOPs at the listed input size; the Keras counts are at 224 (infoKerasCounts checks the others there).
                 let macs = try #require(ref["macs"]?.intValue)
-                #expect(abs(gflops - Double(macs) / 1e9) <= 0.5e-4 + 1e-12, "\(name): \(gflops) GFLOPs vs Keras \(Double(macs) / 1e9)")
+                if size == [224, 224] {
+                    #expect(abs(gflops - Double(macs) / 1e9) <= 0.5e-4 + 1e-12, "\(name): \(gflops) GFLOPs vs Keras \(Double(macs) / 1e9)")
+                }
             }
             if flavours.contains("keras") {
                 for api in ["tf_keras", "keras"] {
@@ -101,7 +104,7 @@ struct ListInfoCommandTests {
                 checked += 1
             }
         }
-        #expect(checked == 46, "\(checked) (architecture, size) pairs")
+        #expect(checked == 47, "\(checked) (architecture, size) pairs: 39 at 224, 8 also at 160")
         // Negative control: torchvision's ResNet-50 (stride on the 3x3 conv) costs more than Keras's (stride on the first 1x1).
         let tv = try JSONValue.parse(try zooElsewhere(["info", "resnet50", "--flavour", "torchvision", "--json"]).stdout)
         let k = try #require(keras["resnet50"]?["sizes"]?["224"]?["tf_keras"]?["macs"]?.intValue)
