@@ -434,19 +434,7 @@ public enum Mapping {
     /// norm `<model>_head_layernorm`). Nil when the file cannot say (Keras 3 `.weights.h5`, auto-named layers).
     static func kerasNormHeadOrder(_ layout: SourceStructure) -> HeadKind? {
         if let mc = layout.modelConfig {
-            var classes: [String] = []
-            func walk(_ v: JSONValue, depth: Int) {
-                guard depth < 64 else { return }
-                switch v {
-                case .object(let members):
-                    for (k, m) in members {
-                        if k == "class_name", let c = m.stringValue { classes.append(c) } else { walk(m, depth: depth + 1) }
-                    }
-                case .array(let items): for m in items { walk(m, depth: depth + 1) }
-                default: break
-                }
-            }
-            walk(mc, depth: 0)
+            let classes = kerasConfigLayers(mc).map(\.cls)
             let pools: Set<String> = ["GlobalAveragePooling2D", "GlobalMaxPooling2D"]
             if let norm = classes.lastIndex(of: "LayerNormalization"), let pool = classes.lastIndex(where: pools.contains) {
                 return pool > norm ? .linear : .standard
@@ -455,6 +443,25 @@ public enum Mapping {
         let norms = layout.layers.filter { $0.className == "LayerNormalization" || $0.name.contains("layernorm") || $0.name.contains("layer_normalization") }
         if let last = norms.last?.name, last.hasSuffix("_head_layernorm") { return .standard }
         return nil
+    }
+
+    /// Every object with a `class_name` in a Keras model config, in document order (a container before what it
+    /// holds, so nested models' layers stand where the model uses them): its class, its `config` and the object.
+    /// Nesting deeper than 64 levels is not followed.
+    static func kerasConfigLayers(_ config: JSONValue) -> [(cls: String, config: JSONValue?, layer: JSONValue)] {
+        var layers: [(cls: String, config: JSONValue?, layer: JSONValue)] = []
+        func walk(_ v: JSONValue, depth: Int) {
+            guard depth < 64 else { return }
+            switch v {
+            case .object(let members):
+                if let c = v["class_name"]?.stringValue { layers.append((c, v["config"], v)) }
+                for (k, m) in members where k != "class_name" { walk(m, depth: depth + 1) }
+            case .array(let items): for m in items { walk(m, depth: depth + 1) }
+            default: break
+            }
+        }
+        walk(config, depth: 0)
+        return layers
     }
 
     /// ImageNet's per-channel standard deviation on 0-1 pixels (Keras's `IMAGENET_STDDEV_RGB`).
@@ -504,18 +511,7 @@ public enum Mapping {
     /// `tf.math.multiply` by a constant (a `TFOpLambda`, its factor in the node's arguments). Nil without a
     /// Normalization; an operation there that is neither is an error naming it.
     static func kerasRescalingAround(_ config: JSONValue) throws -> (before: Double, offset: Double, after: [Double])? {
-        var layers: [(cls: String, config: JSONValue?, layer: JSONValue)] = []
-        func walk(_ v: JSONValue, depth: Int) {
-            guard depth < 64 else { return }
-            switch v {
-            case .object(let members):
-                if let c = v["class_name"]?.stringValue { layers.append((c, v["config"], v)) }
-                for (k, m) in members where k != "class_name" { walk(m, depth: depth + 1) }
-            case .array(let items): for m in items { walk(m, depth: depth + 1) }
-            default: break
-            }
-        }
-        walk(config, depth: 0)
+        let layers = kerasConfigLayers(config)
         guard let norm = layers.firstIndex(where: { $0.cls == "Normalization" }) else { return nil }
         func scales(_ c: JSONValue?) -> [Double] {
             if let a = c?["scale"]?.arrayValue { return a.compactMap(\.doubleValue) }

@@ -61,11 +61,6 @@ import ZooTestSupport
         #expect(Set(rows.compactMap { $0["arch"]?.stringValue }) == Set(Self.kerasNames) && rows.count == Self.kerasNames.count)
         let dir = try TestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        func npy(_ name: String) throws -> (values: [Float], shape: [Int]) {
-            let path = try TestSupport.fixture("parity_keras_arch_efficientnet/\(name)")
-            let t = try MappedFile(path: path).withBytes { try NPY.read($0) }
-            return (t.floats(), t.shape)
-        }
         for row in rows {
             let name = try #require(row["arch"]?.stringValue)
             let source = try TestSupport.fixture("parity_keras_arch_efficientnet/\(try #require(row["checkpoint"]?.stringValue))")
@@ -75,27 +70,11 @@ import ZooTestSupport
             let converted = try JSONValue.parse(r.stdout)
             #expect(converted["architecture"]?.stringValue == name && converted["complete"]?.boolValue == true
                     && converted["flavour"]?.stringValue == "keras", "\(name): \(r.stdout.prefix(600))")
-            let info = try TestSupport.zoo(["inspect", out, "--json"])
-            let pre = try #require(try JSONValue.parse(info.stdout)["metadata"]?["zoo.preprocessing"], "\(name): \(info.stdout.prefix(400))")
-            let scale = try #require(pre["scale"]?.doubleValue)
-            let mean = pre["mean"]?.arrayValue?.compactMap(\.doubleValue) ?? []
-            let std = pre["std"]?.arrayValue?.compactMap(\.doubleValue) ?? []
-            #expect(pre["mode"]?.stringValue == "torch" && mean.count == 3 && std.count == 3, "\(name): \(pre)")
-            let raw = try npy(try #require(row["raw_input"]?.stringValue))
-            let given = try npy(try #require(row["input"]?.stringValue))
-            #expect(raw.shape == given.shape && raw.shape.count == 4 && raw.shape[1] == 3)
-            let plane = raw.shape[2] * raw.shape[3]
-            func error(_ mean: [Double], _ std: [Double]) -> Double {
-                var worst = 0.0, peak = 0.0
-                for (i, (x, y)) in zip(raw.values, given.values).enumerated() {
-                    let c = (i / plane) % 3
-                    worst = max(worst, abs((Double(x) * scale - mean[c]) / std[c] - Double(y)))
-                    peak = max(peak, abs(Double(y)))
-                }
-                return worst / peak
-            }
-            guard mean.count == 3, std.count == 3 else { continue }
-            #expect(error(mean, std) < 1e-5, "\(name): the file's preprocessing misses Keras's by \(error(mean, std))")
+            let pre = try Self.preprocessing(of: out)
+            let raw = try Self.npy("parity_keras_arch_efficientnet/\(try #require(row["raw_input"]?.stringValue))")
+            let given = try Self.npy("parity_keras_arch_efficientnet/\(try #require(row["input"]?.stringValue))")
+            let error = { (mean: [Double], std: [Double]) in Self.preprocessingError(raw: raw, given: given, scale: pre.scale, mean: mean, std: std) }
+            #expect(error(pre.mean, pre.std) < 1e-5, "\(name): the file's preprocessing misses Keras's by \(error(pre.mean, pre.std))")
             if name.hasPrefix("efficientnet_b") {
                 let imagenet = error([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
                 #expect(imagenet > 1e-2, "\(name): ImageNet's mean and std fit the fixture's random Normalization (\(imagenet))")
@@ -119,35 +98,47 @@ import ZooTestSupport
         let doc = try JSONValue.parse(r.stdout)
         #expect(doc["architecture"]?.stringValue == "efficientnet_b0" && doc["complete"]?.boolValue == true, "\(r.stdout.prefix(600))")
         #expect(r.stdout.contains("then rescaled by"), "\(r.stdout.prefix(1200))")
-        let info = try TestSupport.zoo(["inspect", out, "--json"])
-        let pre = try #require(try JSONValue.parse(info.stdout)["metadata"]?["zoo.preprocessing"])
-        let mean = pre["mean"]?.arrayValue?.compactMap(\.doubleValue) ?? []
-        let std = pre["std"]?.arrayValue?.compactMap(\.doubleValue) ?? []
-        let scale = try #require(pre["scale"]?.doubleValue)
-        try #require(mean.count == 3 && std.count == 3, "\(pre)")
-        func npy(_ file: String) throws -> Tensor {
-            try MappedFile(path: try TestSupport.fixture("keras_imagenet_style/\(file)")).withBytes { try NPY.read($0) }
-        }
-        let raw = try npy("\(name).raw.npy"), given = try npy("\(name).input.npy")
-        let plane = raw.shape[2] * raw.shape[3]
-        func error(_ std: [Double]) -> Double {
-            var worst = 0.0, peak = 0.0
-            for (i, (x, y)) in zip(raw.floats(), given.floats()).enumerated() {
-                let c = (i / plane) % 3
-                worst = max(worst, abs((Double(x) * scale - mean[c]) / std[c] - Double(y)))
-                peak = max(peak, abs(Double(y)))
-            }
-            return worst / peak
-        }
-        #expect(error(std) < 1e-5, "preprocessing misses Keras's by \(error(std))")
-        #expect(error(std.map { $0.squareRoot() }) > 1e-2, "the Normalization alone fits too")
+        let pre = try Self.preprocessing(of: out)
+        let raw = try Self.npy("keras_imagenet_style/\(name).raw.npy"), given = try Self.npy("keras_imagenet_style/\(name).input.npy")
+        let error = { (std: [Double]) in Self.preprocessingError(raw: raw, given: given, scale: pre.scale, mean: pre.mean, std: std) }
+        #expect(error(pre.std) < 1e-5, "preprocessing misses Keras's by \(error(pre.std))")
+        #expect(error(pre.std.map { $0.squareRoot() }) > 1e-2, "the Normalization alone fits too")
         let logits = dir.appendingPathComponent("logits.npy").path
         let run = try TestSupport.zoo(["run", out, "--input", try TestSupport.fixture("keras_imagenet_style/\(name).input.npy"), "-o", logits])
         #expect(run.status == 0, "\(run.stderr)")
         let got = try MappedFile(path: logits).withBytes { try NPY.read($0) }.floats()
-        let want = try npy("\(name).logits.npy").floats()
+        let want = try Self.npy("keras_imagenet_style/\(name).logits.npy").floats()
         let peak = want.map { abs(Double($0)) }.max() ?? 0
         let worst = zip(got, want).map { abs(Double($0) - Double($1)) }.max() ?? .infinity
         #expect(got.count == want.count && worst <= 1e-4 * peak, "logits: \(worst) of \(peak)")
+    }
+    /// A fixture's .npy file.
+    static func npy(_ fixture: String) throws -> Tensor {
+        try MappedFile(path: try TestSupport.fixture(fixture)).withBytes { try NPY.read($0) }
+    }
+
+    /// The `zoo.preprocessing` a converted file states (`zoo inspect --json`): scale, and mean and std per channel.
+    static func preprocessing(of file: String) throws -> (scale: Double, mean: [Double], std: [Double]) {
+        let info = try TestSupport.zoo(["inspect", file, "--json"])
+        let pre = try #require(try JSONValue.parse(info.stdout)["metadata"]?["zoo.preprocessing"], "\(file): \(info.stdout.prefix(400))")
+        let mean = pre["mean"]?.arrayValue?.compactMap(\.doubleValue) ?? []
+        let std = pre["std"]?.arrayValue?.compactMap(\.doubleValue) ?? []
+        #expect(pre["mode"]?.stringValue == "torch", "\(file): \(pre)")
+        try #require(mean.count == 3 && std.count == 3, "\(file): \(pre)")
+        return (try #require(pre["scale"]?.doubleValue), mean, std)
+    }
+
+    /// How far `(raw * scale - mean) / std` per channel (NCHW pixels) is from `given`, the tensor Keras handed its
+    /// stem: max abs difference over max |given|.
+    static func preprocessingError(raw: Tensor, given: Tensor, scale: Double, mean: [Double], std: [Double]) -> Double {
+        guard raw.shape == given.shape, raw.shape.count == 4, raw.shape[1] == 3 else { return .infinity }
+        let plane = raw.shape[2] * raw.shape[3]
+        var worst = 0.0, peak = 0.0
+        for (i, (x, y)) in zip(raw.floats(), given.floats()).enumerated() {
+            let c = (i / plane) % 3
+            worst = max(worst, abs((Double(x) * scale - mean[c]) / std[c] - Double(y)))
+            peak = max(peak, abs(Double(y)))
+        }
+        return worst / peak
     }
 }
