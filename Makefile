@@ -22,9 +22,9 @@ build: setup
 release: setup
 	swift build -c release
 
-# Two concurrent jobs (tools/fixtures/parallel.sh); `tools/fixtures/generate.sh NAME...` regenerates some.
+# Two concurrent jobs (ZOO_FIXTURES_JOBS); `tools/fixtures/generate.sh NAME...` regenerates some.
 fixtures: setup
-	@tools/fixtures/parallel.sh
+	@tools/fixtures/generate.sh
 
 # zoo vs PyTorch vs ONNX Runtime, side by side (benchmarks/RESULTS.md).
 bench: release
@@ -34,14 +34,14 @@ bench: release
 	$(ZOO_PYTHON) benchmarks/features.py
 	$(ZOO_PYTHON) benchmarks/families.py
 
-test: setup fixtures
-	swift build --build-tests
-	@mkdir -p .cache
-	swift test --skip-build $(SWIFT_TEST_FLAGS) 2>&1 | tee .cache/swift-test.log; exit $${PIPESTATUS[0]}
-	tools/run-example.sh
-	tools/fuzz.sh --smoke
-	@# The test runner's summary again, as the last line (the example and fuzz steps print after it).
-	@grep -E "Test run with [0-9]+ tests" .cache/swift-test.log | tail -1
+# The Debian libraries, then tools/test.sh: the Swift build runs while the Python environment installs and the
+# fixtures are written; then the tests (an optimised build: TEST_CONFIG=debug for a debug one), the examples and
+# the fuzz smoke pass.
+export TEST_CONFIG ?= release
+export SWIFT_TEST_FLAGS
+test:
+	@tools/setup.sh --no-venv
+	@tools/test.sh
 
 # libFuzzer over every reader (docs/security.md): FUZZ_SECONDS per target (default 600).
 FUZZ_SECONDS ?= 600
@@ -65,7 +65,8 @@ clean:
 # fixture set (heavy, cached), runs Tests/ParityTests with ZOO_PARITY=all in release mode, writes the table.
 PARITY_RESULTS := $(ROOT)/.cache/parity-results.jsonl
 parity: setup
-	ZOO_FIXTURES_ALL=1 tools/fixtures/generate.sh
+	@# One job: the full set builds every model at 224 px, two at once would hold two of the largest in memory.
+	ZOO_FIXTURES_ALL=1 ZOO_FIXTURES_JOBS=1 tools/fixtures/generate.sh
 	swift build -c release --build-tests
 	@mkdir -p .cache; rm -f $(PARITY_RESULTS)
 	ZOO_PARITY=all ZOO_PARITY_RESULTS=$(PARITY_RESULTS) swift test -c release --skip-build --filter "^ParityTests\." ; \

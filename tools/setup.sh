@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-time setup on a fresh Debian or Ubuntu machine: the C libraries (apt-get, only when
 # missing) and the Python reference environment (tools/setup-venv.sh).
-# Safe to run again: it does nothing when everything is present.
+# Safe to run again: it does nothing when everything is present. --no-python: the tool's libraries alone;
+# --no-venv: every Debian package, without creating the Python environment.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # Swift itself is not a Debian package: say so plainly instead of failing later in `swift build`.
@@ -37,6 +38,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-if [ "${1:-}" != "--no-python" ]; then
+# --no-venv: the Debian packages only, Python's included (tools/test.sh creates the environment itself,
+# beside the build).
+if [ "${1:-}" != "--no-python" ] && [ "${1:-}" != "--no-venv" ]; then
   "$here/setup-venv.sh"
 fi

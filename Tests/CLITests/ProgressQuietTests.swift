@@ -15,11 +15,12 @@ import ZooTestSupport
     static var hasScript: Bool { FileManager.default.isExecutableFile(atPath: "/usr/bin/script") }
 
     @Test(.enabled(if: hasScript)) func benchDrawsABarOnATerminalWithRateAndETA() throws {
-        let r = try Self.onTerminal(["bench", "mobilenet_v3_small", "--size", "64", "--iterations", "30", "--warmup", "1"])
+        // Long enough (about a second in a release build) for the bar to show its rate, which it does after 0.2 s.
+        let r = try Self.onTerminal(["bench", "mobilenet_v3_small", "--size", "224", "--iterations", "150", "--warmup", "1"])
         #expect(r.status == 0, "\(r.stdout)")
         #expect(r.stdout.contains("\r[#"), "no bar: \(r.stdout.prefix(300))")
         #expect(r.stdout.contains("passes/s"), "no rate: \(r.stdout.prefix(300))")
-        #expect(r.stdout.contains("100% 31 passes / 31 passes"))
+        #expect(r.stdout.contains("100% 151 passes / 151 passes"))
         #expect(r.stdout.contains("latency:"))
     }
 

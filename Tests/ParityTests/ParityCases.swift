@@ -265,6 +265,9 @@ enum Parity {
             ("round_trip", roundTrip.map { .string($0) } ?? .null),
             ("passed", .bool(passed)), ("note", .string(note)),
         ]).serialized() + "\n"
+        // Cases run concurrently: one append at a time.
+        recordLock.lock()
+        defer { recordLock.unlock() }
         if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
         if let h = FileHandle(forWritingAtPath: path) {
             h.seekToEndOfFile()
@@ -272,4 +275,7 @@ enum Parity {
             try? h.close()
         }
     }
+
+    /// Serialises `record`'s appends.
+    static let recordLock = NSLock()
 }

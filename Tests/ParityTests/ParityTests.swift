@@ -16,13 +16,15 @@ extension ParityCase: CustomTestStringConvertible {
 ///
 /// `make test` runs the subset: one small case per catalogue architecture and flavour (`parity_*_arch`: logits
 /// and all five feature taps), plus one larger architecture per family per source; `ZOO_PARITY=all`
-/// (`make parity`) adds the full set. Feature maps are compared globally and per channel (`MapParity`). Each case converts into its own temporary folder; cases run one at a time.
-@Suite(.serialized) struct ParityTests {
+/// (`make parity`) adds the full set. Feature maps are compared globally and per channel (`MapParity`). Each case
+/// converts into its own temporary folder. The cases of `logits` and `features` (the larger inputs) run one at a
+/// time; the small per-architecture cases run side by side, as the tests of other suites do.
+@Suite struct ParityTests {
     let tolerance = ParityCatalog.tolerance
 
     /// Classifier logits, every selected case (torchvision fp32/fp16/bf16, Keras legacy .h5, Keras 3
     /// .weights.h5, full-model .h5 with a custom head); every torchvision fp32 file also round-trips.
-    @Test(arguments: ParityCatalog.logitCases)
+    @Test(.serialized, arguments: ParityCatalog.logitCases)
     func logits(_ c: ParityCase) throws {
         if let e = c.loadError {
             Parity.record(c, kind: "logits", error: nil, passed: false, note: e)
@@ -47,7 +49,7 @@ extension ParityCase: CustomTestStringConvertible {
     /// (`MapParity`). Negative controls in the same test: the map of the module just before each tap (e.g.
     /// MobileNetV2's 320-channel `features.17`, timm's tap 4) must NOT match the zoo's tap, and a low-magnitude
     /// channel moved by less than the global tolerance must fail the per-channel check.
-    @Test(arguments: ParityCatalog.featureCases)
+    @Test(.serialized, arguments: ParityCatalog.featureCases)
     func features(_ c: ParityCase) throws {
         let dir = try TestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
