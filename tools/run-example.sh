@@ -10,17 +10,20 @@ fixtures=${ZOO_FIXTURES:-$root/.cache/fixtures}
 # The package is a path dependency: SwiftPM's cached build plan misses files added to it, so re-plan.
 # Both examples build into one scratch folder, so ModelZoo is compiled for them once.
 scratch=$root/.build/examples
+# Builds Examples/NAME; prints the path of its executable.
+build_example() {
+  (cd "$root/Examples/$1" && swift build -q --disable-build-manifest-caching --scratch-path "$scratch" >&2 &&
+    echo "$(swift build --show-bin-path --scratch-path "$scratch")/$1")
+}
 if [ "${1:-}" = --build-only ]; then
-  for e in BackboneDemo TransferDemo; do
-    (cd "$root/Examples/$e" && swift build -q --disable-build-manifest-caching --scratch-path "$scratch")
-  done
+  build_example BackboneDemo >/dev/null
+  build_example TransferDemo >/dev/null
   exit 0
 fi
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 zoo=${ZOO_BIN:-$(swift build --show-bin-path)/zoo}  # `make test` names its build
 "$zoo" convert "$fixtures/predict/mobilenet_v3_small.pth" --arch mobilenet_v3_small -o "$work/m.safetensors" >/dev/null
-(cd "$root/Examples/BackboneDemo" && swift build -q --disable-build-manifest-caching --scratch-path "$scratch")
-bin=$(cd "$root/Examples/BackboneDemo" && swift build --show-bin-path --scratch-path "$scratch")/BackboneDemo
+bin=$(build_example BackboneDemo)
 cp "$root/zoo/samples/sailboat.jpg" "$work/sailboat.jpg"
 # Counted with inotify: the demo opens the checkpoint once and the image once.
 py=${ZOO_PYTHON:-$root/.venv/bin/python}
@@ -33,8 +36,7 @@ grep -q "^features.12: \[1, 576, 7, 7\] (stride 32)$" "$work/out.txt" || { echo 
 head -5 "$work/out.txt" | tail -1 | grep -q "^$expected_top " || { echo "example: top-1 is not torchvision's ($expected_top)" >&2; exit 1; }
 echo "example: BackboneDemo ok"
 
-(cd "$root/Examples/TransferDemo" && swift build -q --disable-build-manifest-caching --scratch-path "$scratch")
-tbin=$(cd "$root/Examples/TransferDemo" && swift build --show-bin-path --scratch-path "$scratch")/TransferDemo
+tbin=$(build_example TransferDemo)
 "$zoo" convert "$fixtures/transfer/resnet18.pth" --arch resnet18 -o "$work/resnet18.safetensors" >/dev/null
 "$tbin" "$work/resnet18.safetensors" "$work/transfer" | tee "$work/transfer.txt"
 grep -q "^images: 36 training, 12 validation, classes \[\"blue\", \"green\", \"red\"\]$" "$work/transfer.txt" || { echo "example: TransferDemo did not read its images" >&2; exit 1; }
