@@ -201,22 +201,9 @@ enum Parity {
 
     /// torchvision -> native -> torchvision: the converted file loads into torchvision's model with
     /// `load_state_dict(strict=True)` and every tensor equals the source checkpoint's (name, dtype,
-    /// values). Returns "OK" or what differed.
+    /// values). Returns "OK" or what differed. One Python process answers every case (`TorchvisionWorker`).
     static func torchvisionRoundTrip(_ c: ParityCase, native: String) throws -> String {
-        let r = try TestSupport.python("""
-            import sys, torch, torchvision
-            from safetensors.torch import load_file
-            arch, native, source, classes = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-            sd = load_file(native)
-            src = torch.load(source, map_location="cpu", weights_only=True)
-            model = torchvision.models.get_model(arch, weights=None, num_classes=classes)
-            model.load_state_dict(sd, strict=True)
-            bad = [k for k, v in src.items() if k not in sd or sd[k].dtype != v.dtype or not torch.equal(sd[k], v)]
-            extra = sorted(set(sd) - set(src))
-            print("OK" if not bad and not extra else f"differ: {bad[:5]} extra: {extra[:5]}")
-            """, [c.arch, native, try c.path(c.checkpoint), String(c.classes)])
-        guard r.status == 0 else { return "python failed: \(r.stderr.split(separator: "\n").suffix(3).joined(separator: " | "))" }
-        return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        TorchvisionWorker.shared.roundTrip(arch: c.arch, native: native, source: try c.path(c.checkpoint), classes: c.classes)
     }
 
     /// `zoo run NATIVE --input x.npy --output y.npy [--threads T]`, then the relative error to the reference logits.

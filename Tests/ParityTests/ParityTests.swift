@@ -137,6 +137,26 @@ extension ParityCase: CustomTestStringConvertible {
         }
     }
 
+    /// Negative control of the round trip: a converted file with one byte of its last tensor changed must
+    /// not come back "OK", a file that is not there must fail with Python's error, and the one worker
+    /// process that answers both still answers the unchanged file "OK" after them.
+    @Test func roundTripCatchesAChangedTensor() throws {
+        let c = try ParityCatalog.subsetCase("torchvision/resnet18-224x224/f32")
+        let dir = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let native = try Parity.convert(c, into: dir)
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: native))
+        let last = try #require(bytes.indices.last)
+        bytes[last] ^= 0x40
+        let changed = dir.appendingPathComponent("changed.safetensors").path
+        try bytes.write(to: URL(fileURLWithPath: changed))
+        let differ = try Parity.torchvisionRoundTrip(c, native: changed)
+        #expect(differ.hasPrefix("differ: ["), "\(differ)")
+        let missing = try Parity.torchvisionRoundTrip(c, native: dir.appendingPathComponent("absent.safetensors").path)
+        #expect(missing.hasPrefix("python failed:"), "\(missing)")
+        #expect(try Parity.torchvisionRoundTrip(c, native: native) == "OK")
+    }
+
     /// Negative control: a Keras (v1) ResNet50 run with torchvision's v1.5 stride placement must miss
     /// the tolerance — while the file as converted meets it, in the same test.
     @Test func kerasResNetWithTorchvisionStrideFails() throws {
