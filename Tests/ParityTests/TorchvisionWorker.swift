@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import ZooJSON
 import ZooTestSupport
 
@@ -104,8 +107,12 @@ final class TorchvisionWorker: @unchecked Sendable {
                 pending.removeSubrange(pending.startIndex...newline)
                 return line
             }
-            guard let chunk = try replies.read(upToCount: 65536), !chunk.isEmpty else { return nil }
-            pending.append(chunk)
+            // One read(2) returns what the pipe holds (FileHandle.read(upToCount:) waits for the whole count).
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let n = chunk.withUnsafeMutableBytes { read(replies.fileDescriptor, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return nil }
+            pending.append(contentsOf: chunk[0..<n])
         }
     }
 
