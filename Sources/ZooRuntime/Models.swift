@@ -139,6 +139,41 @@ public struct Backbone: Sendable {
     public func features(_ input: Tensor) throws -> [Tensor] { try forward(input).maps }
 }
 
+/// The first nodes of a graph compiled for inference (BatchNorm folded, the fast kernels), returning one
+/// node's output: what a training step runs for the frozen part of a network whose BatchNorm layers use
+/// their running statistics (`TrainingGraph`), so that part costs what inference costs.
+public struct InferencePrefix: Sendable {
+    /// The graph.
+    public let graph: LayerGraph
+    /// The node whose output a call returns.
+    public let output: Int
+    /// Compute threads per call.
+    public var threads: Int
+    let engine: Engine
+
+    /// Compiles nodes `0 ... output` of `graph` with weights from `weights`.
+    /// Throws a usage error when `output` is not a node of the graph, and `ZooError.mismatch` naming a
+    /// missing or mis-shaped tensor.
+    public init(graph: LayerGraph, output: Int, weights: WeightLookup, threads: Int = defaultThreadCount,
+                backend: ConvolutionBackend = .processDefault) throws {
+        guard graph.nodes.indices.contains(output) else {
+            throw ZooError(.usage, "node \(output) is not in the graph (\(graph.nodes.count) nodes)")
+        }
+        KernelBackend.prepare()
+        self.graph = graph
+        self.output = output
+        self.threads = max(1, threads)
+        engine = try Engine.compile(graph, end: output + 1, materialized: [output], weights: weights, backend: backend)
+    }
+
+    /// The output node's value for a preprocessed batch [N, C, H, W]: NCHW for a map, [N, F] for a flat value.
+    public func callAsFunction(_ input: Tensor) throws -> Tensor {
+        let out = try engine.run(input, outputs: [engine.nodeValue[output]], threads: threads)
+        guard let first = out.first else { throw ZooError(.badInput, "the graph produced no output") }
+        return first
+    }
+}
+
 /// Embeddings for transfer learning: what the classifier's final linear layer reads, [N, D] per batch.
 ///
 /// For a graph that ends on a linear layer (every family's own head), that layer's input at inference

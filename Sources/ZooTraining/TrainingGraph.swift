@@ -49,6 +49,11 @@ public enum TrainableSet: Sendable, Equatable, CustomStringConvertible {
 /// (BatchNorm keeps its statistics). Frozen nodes compute no parameter gradients, and the backward pass
 /// stops at the first node after which nothing is trainable.
 ///
+/// With BatchNorm in eval mode, the frozen part before the first trained node (the backbone of a
+/// head-only or last-stages step) runs as inference does (`InferencePrefix`: BatchNorm folded, the fast
+/// kernels) when one value crosses from it into the trained part, and keeps nothing. Its numbers then
+/// differ from the unfused forward pass by float rounding only; `inferencePrefix: false` turns it off.
+///
 /// Single-threaded, NCHW, deterministic bit for bit. One step at a time: `step` and `update` change the
 /// parameters and running statistics and must not run concurrently on one instance.
 public final class TrainingGraph: @unchecked Sendable {
@@ -78,13 +83,23 @@ public final class TrainingGraph: @unchecked Sendable {
     let keepsOutput: [Bool]
     /// Per node: the last node that reads its output (itself when none does).
     let lastUse: [Int]
+    /// The frozen part compiled for inference (nodes up to `prefix.output`), when it is used.
+    private var prefix: InferencePrefix?
+    /// The first node the forward pass runs itself when `prefix` is used.
+    private let prefixEnd: Int
+    /// The prefix holds dropout or stochastic depth, so it is not used for a step with a dropout seed.
+    private let prefixIsRandom: Bool
+    /// True when the frozen part runs through `prefix` (BatchNorm in eval mode, one value crossing into the
+    /// trained part, and no parameter of that part changed by `update` since).
+    public var runsFrozenPartAsInference: Bool { prefix != nil }
 
     /// Loads the parameters `graph` needs from `weights` (any float dtype) and chooses the trainable set.
     /// `batchNormMomentum` is the family's (`ArchitectureConfig.batchNormMomentum`: torchvision's 0.1, or
     /// 0.01 for MobileNetV3). Throws a mismatch error naming a missing or mis-shaped tensor, or a usage error
-    /// for `last:N` with more stages than the graph has.
+    /// for `last:N` with more stages than the graph has. `inferencePrefix` lets the frozen part run as
+    /// inference where it can (see the type's description); false runs every node unfused.
     public init(graph: LayerGraph, weights: WeightLookup, trainable set: TrainableSet, batchNorm: BatchNormMode,
-                batchNormMomentum: Double = 0.1) throws {
+                batchNormMomentum: Double = 0.1, inferencePrefix: Bool = true) throws {
         guard batchNormMomentum >= 0, batchNormMomentum <= 1 else {
             throw ZooError(.usage, "BatchNorm momentum must be in [0, 1], got \(batchNormMomentum)")
         }
@@ -163,6 +178,23 @@ public final class TrainingGraph: @unchecked Sendable {
         needsGradient = needs
         keepsOutput = keep
         lastUse = last
+        // The frozen part: every node before the first that needs a gradient. It runs as inference when
+        // BatchNorm uses running statistics and exactly one of its values (not the input) is read after it.
+        var prefix: InferencePrefix? = nil, prefixEnd = 0, random = false
+        if inferencePrefix, batchNorm == .eval, let start = needs.firstIndex(of: true), start > 0 {
+            let crossing = Set(graph.nodes[start...].flatMap { $0.inputs.filter { $0 < start } })
+            if crossing.count == 1, let b = crossing.first, b >= 0 {
+                prefix = try InferencePrefix(graph: graph, output: b, weights: weights, threads: 1)
+                prefixEnd = start
+                random = graph.nodes[0..<start].enumerated().contains { i, node in
+                    if case let .dropout(p) = node.op, p > 0 { return true }
+                    return (graph.stochasticDepth[i] ?? 0) > 0
+                }
+            }
+        }
+        self.prefix = prefix
+        self.prefixEnd = prefixEnd
+        prefixIsRandom = random
     }
 
     /// What one step returns.
@@ -196,7 +228,7 @@ public final class TrainingGraph: @unchecked Sendable {
             throw ZooError(.badInput, "input element \(bad) is not finite (\(x[bad]))")
         }
         var fwd = try forward(x, Shape4(n: n, c: input.shape[1], h: input.shape[2], w: input.shape[3]),
-                              dropoutSeed: dropoutSeed)
+                              tensor: input, dropoutSeed: dropoutSeed)
         guard let lastShape = fwd.shapes.last, lastShape.h == 1, lastShape.w == 1 else {
             throw ZooError(.badInput, "the graph does not end in logits [N, classes]")
         }
@@ -208,10 +240,16 @@ public final class TrainingGraph: @unchecked Sendable {
     }
 
     /// Replaces parameter values (after an optimiser step); names must be known and counts equal.
+    /// A changed value of a frozen parameter stops the frozen part from running as inference (its
+    /// compiled weights would be stale); the step then runs every node unfused.
     public func update(_ newValues: [String: [Float]]) throws {
         for (name, v) in newValues {
             guard let old = values[name] else { throw ZooError(.mismatch, "no parameter \(name)") }
             guard old.count == v.count else { throw ZooError(.mismatch, "\(name) has \(old.count) values, got \(v.count)") }
+        }
+        if prefix != nil {
+            let trained = Set(trainable)
+            if newValues.contains(where: { !trained.contains($0.key) && values[$0.key] != $0.value }) { prefix = nil }
         }
         for (name, v) in newValues { values[name] = v }
     }
@@ -238,11 +276,30 @@ public final class TrainingGraph: @unchecked Sendable {
 
     private func param(_ name: String) -> [Float] { values[name] ?? [] }
 
-    private func forward(_ x: [Float], _ s0: Shape4, dropoutSeed: UInt64?) throws -> Forward {
+    private func forward(_ x: [Float], _ s0: Shape4, tensor: Tensor, dropoutSeed: UInt64?) throws -> Forward {
         var f = Forward(shapes: [], outputs: [], inputShape: s0, input: x)
         f.shapes.reserveCapacity(graph.nodes.count)
         f.outputs.reserveCapacity(graph.nodes.count)
-        for (i, node) in graph.nodes.enumerated() {
+        var start = 0
+        if var prefix, dropoutSeed == nil || !prefixIsRandom {
+            // The frozen part as inference: only its last value is kept; the other nodes before
+            // `prefixEnd` hold nothing (nothing after them reads them, and they need no gradient).
+            prefix.threads = threads
+            let t = try prefix(tensor)
+            let os: Shape4
+            switch t.rank {
+            case 4: os = Shape4(n: t.shape[0], c: t.shape[1], h: t.shape[2], w: t.shape[3])
+            case 2: os = Shape4(n: t.shape[0], c: t.shape[1], h: 1, w: 1)
+            default: throw ZooError(.badInput, "the frozen part returned a value of shape \(t.shape)", item: graph.nodes[prefix.output].name)
+            }
+            f.shapes = [Shape4](repeating: Shape4(n: 0, c: 0, h: 0, w: 0), count: prefixEnd)
+            f.outputs = [[Float]](repeating: [], count: prefixEnd)
+            f.shapes[prefix.output] = os
+            f.outputs[prefix.output] = t.floats()
+            start = prefixEnd
+        }
+        for i in start..<graph.nodes.count {
+            let node = graph.nodes[i]
             func shape(_ k: Int) throws -> Shape4 {
                 guard k < node.inputs.count else { throw ZooError(.badInput, "missing input", item: node.name) }
                 let j = node.inputs[k]
@@ -261,22 +318,22 @@ public final class TrainingGraph: @unchecked Sendable {
                 }
                 f.geometry[i] = g
                 os = Shape4(n: s.n, c: cout, h: g.outH, w: g.outW)
-                out = [Float](repeating: 0, count: os.count)
                 let c = TrainingOps.Conv(inC: cin, outC: cout, kh: k.0, kw: k.1, sh: st.0, sw: st.1, dh: dil.0, dw: dil.1, groups: groups, g: g)
                 let x = value(0), w = param(node.name + ".weight"), b = bias ? param(node.name + ".bias") : []
-                x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in b.withUnsafeBufferPointer { bp in
-                    out.withUnsafeMutableBufferPointer { op in
-                        guard let xb = xp.baseAddress, let wb = wp.baseAddress, let ob = op.baseAddress else { return }
+                // convForward writes every output element.
+                out = Self.filled(os.count) { ob in
+                    x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in b.withUnsafeBufferPointer { bp in
+                        guard let xb = xp.baseAddress, let wb = wp.baseAddress else { ob.update(repeating: 0, count: os.count); return }
                         TrainingOps.convForward(c, x: xb, n: s.n, w: wb, b: bias ? bp.baseAddress : nil, y: ob, threads: threads)
-                    }
-                } } }
+                    } } }
+                }
             case let .batchNorm(c, eps):
                 guard s.c == c else { throw ZooError(.badInput, "expects \(c) channels, gets \(s.c)", item: node.name) }
                 let x = value(0)
                 var mean: [Double], variance: [Double]
                 if batchNorm == .train {
                     (mean, variance) = x.withUnsafeBufferPointer { xp in
-                        xp.baseAddress.map { TrainingOps.channelStats($0, s) } ?? ([], [])
+                        xp.baseAddress.map { TrainingOps.channelStats($0, s, threads: threads) } ?? ([], [])
                     }
                     let m = Double(s.n * s.plane)
                     f.bnUnbiased[i] = variance.map { $0 * m / max(m - 1, 1) }
@@ -287,12 +344,14 @@ public final class TrainingGraph: @unchecked Sendable {
                 let invstd = variance.map { 1 / (max($0, 0) + eps).squareRoot() }
                 f.bnMean[i] = mean
                 f.bnInvstd[i] = invstd
-                out = [Float](repeating: 0, count: s.count)
                 let gamma = param(node.name + ".weight"), beta = param(node.name + ".bias")
-                x.withUnsafeBufferPointer { xp in out.withUnsafeMutableBufferPointer { op in
-                    guard let xb = xp.baseAddress, let ob = op.baseAddress else { return }
-                    TrainingOps.affine(xb, s, mean: mean, invstd: invstd, gamma: gamma, beta: beta, y: ob)
-                } }
+                // affine writes every output element.
+                out = Self.filled(s.count) { ob in
+                    x.withUnsafeBufferPointer { xp in
+                        guard let xb = xp.baseAddress else { ob.update(repeating: 0, count: s.count); return }
+                        TrainingOps.affine(xb, s, mean: mean, invstd: invstd, gamma: gamma, beta: beta, y: ob, threads: threads)
+                    }
+                }
             case let .layerNorm(c, eps):
                 guard s.c == c else { throw ZooError(.badInput, "expects \(c) channels, gets \(s.c)", item: node.name) }
                 let x = value(0), gamma = param(node.name + ".weight"), beta = param(node.name + ".bias")
@@ -315,7 +374,13 @@ public final class TrainingGraph: @unchecked Sendable {
             case .pointwiseLinear:
                 throw ZooError(.badInput, "pointwise linear layer not lowered", item: node.name)
             case let .activation(a):
-                out = value(0).map { TrainingOps.activate(a, $0) }
+                let x = value(0)
+                out = Self.filled(x.count) { y in
+                    x.withUnsafeBufferPointer { xp in
+                        guard let xb = xp.baseAddress else { return }
+                        TrainingOps.activateForward(a, x: xb, y: y, count: x.count, threads: threads)
+                    }
+                }
             case let .maxPool(k, st, pad, ceil):
                 guard let g = WindowGeometry(inH: s.h, inW: s.w, kernel: k, stride: st, padding: pad, ceilMode: ceil) else {
                     throw ZooError(.badInput, "input \(s.h)x\(s.w) is too small", item: node.name)
@@ -378,7 +443,10 @@ public final class TrainingGraph: @unchecked Sendable {
                     for j in 0..<s.count { out[j] = a[j] + factors[j / per] * b[j] }
                     f.branch[i] = factors
                 } else {
-                    for j in 0..<s.count { out[j] = a[j] + b[j] }
+                    a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in out.withUnsafeMutableBufferPointer { op in
+                        guard let ab = ap.baseAddress, let bb = bp.baseAddress, let ob = op.baseAddress else { return }
+                        TrainingOps.sum(ab, bb, y: ob, count: s.count, threads: threads)
+                    } } }
                 }
             case .scale:
                 let s1 = try shape(1)
@@ -443,7 +511,10 @@ public final class TrainingGraph: @unchecked Sendable {
                 let j = node.inputs[k]
                 guard j >= 0, needs[j] else { return }
                 if var g = grads.removeValue(forKey: j) {
-                    for t in 0..<g.count { g[t] += d[t] }
+                    g.withUnsafeMutableBufferPointer { gp in d.withUnsafeBufferPointer { dp in
+                        guard let gb = gp.baseAddress, let db = dp.baseAddress else { return }
+                        TrainingOps.accumulate(gb, db, count: min(gp.count, dp.count), threads: threads)
+                    } }
                     grads[j] = g
                 } else {
                     grads[j] = d
@@ -483,7 +554,8 @@ public final class TrainingGraph: @unchecked Sendable {
                     dx.withUnsafeMutableBufferPointer { dxp in dgamma.withUnsafeMutableBufferPointer { gp in dbeta.withUnsafeMutableBufferPointer { bp in
                         guard let xb = xp.baseAddress, let dyb = dyp.baseAddress else { return }
                         TrainingOps.batchNormBackward(xb, s, mean: mean, invstd: invstd, gamma: gamma, train: batchNorm == .train, dy: dyb,
-                                                      dx: dxp.isEmpty ? nil : dxp.baseAddress, dgamma: gp.baseAddress, dbeta: bp.baseAddress)
+                                                      dx: dxp.isEmpty ? nil : dxp.baseAddress, dgamma: gp.baseAddress, dbeta: bp.baseAddress,
+                                                      threads: threads)
                     } } }
                 } }
                 if train {
@@ -494,8 +566,12 @@ public final class TrainingGraph: @unchecked Sendable {
             case let .activation(a):
                 guard inputNeeds(0) else { continue }
                 let x = inValue(0), y = f.outputs[i]
-                var dx = dy
-                for t in 0..<dx.count { dx[t] *= TrainingOps.derivative(a, x: x[t], y: y[t]) }
+                let dx = Self.filled(dy.count) { dxb in
+                    x.withUnsafeBufferPointer { xp in y.withUnsafeBufferPointer { yp in dy.withUnsafeBufferPointer { dyp in
+                        guard let xb = xp.baseAddress, let yb = yp.baseAddress, let dyb = dyp.baseAddress else { return }
+                        TrainingOps.activateBackward(a, x: xb, y: yb, dy: dyb, dx: dxb, count: dy.count, threads: threads)
+                    } } }
+                }
                 give(0, dx)
             case .maxPool:
                 guard inputNeeds(0), let arg = f.argmax[i] else { continue }
@@ -630,6 +706,19 @@ public final class TrainingGraph: @unchecked Sendable {
             }
         }
         return out
+    }
+
+    /// An array of `count` floats written by `body` (zero-filled first only when `count` is 0 or the
+    /// buffer has no address); `body` must write every element.
+    static func filled(_ count: Int, _ body: (UnsafeMutablePointer<Float>) -> Void) -> [Float] {
+        [Float](unsafeUninitializedCapacity: count) { buf, initialized in
+            if let b = buf.baseAddress, count > 0 {
+                body(b)
+            } else {
+                for i in 0..<count { buf[i] = 0 }
+            }
+            initialized = count
+        }
     }
 
     /// The op as the training engine runs it: a pointwise linear layer is the 1x1 convolution it is

@@ -113,10 +113,131 @@ enum TrainingOps {
         }
     }
 
+    // MARK: depthwise convolution
+
+    /// A grouped convolution whose output channels each read one input channel (depthwise, with any
+    /// channel multiplier): run as direct loops over the planes instead of one tiny GEMM per channel.
+    static func isDepthwise(_ c: Conv) -> Bool { c.groups > 1 && c.inC == c.groups }
+
+    /// The output columns `ox` of a kernel column whose input column `ox * stride + offset` is inside
+    /// `0 ..< inW`.
+    static func validColumns(offset: Int, stride: Int, inW: Int, outW: Int) -> Range<Int> {
+        // ox >= ceil(-offset / stride) and ox <= floor((inW - 1 - offset) / stride)
+        let lo = offset >= 0 ? 0 : (-offset + stride - 1) / stride
+        let top = inW - 1 - offset
+        let hi = top < 0 ? 0 : min(outW, top / stride + 1)
+        return lo < hi ? lo..<hi : 0..<0
+    }
+
+    /// Forward of a depthwise convolution: y[n, oc] = b[oc] + sum over the window of w[oc] * x[n, oc / m]
+    /// (m output channels per input channel), taps summed in kernel order. Groups split over the tasks.
+    static func depthwiseForward(_ c: Conv, x: UnsafePointer<Float>, n: Int, w: UnsafePointer<Float>, b: UnsafePointer<Float>?,
+                                 y: UnsafeMutablePointer<Float>, threads: Int) {
+        let g = c.g, m = c.outC / c.groups, inPlane = g.inH * g.inW, outPlane = g.outH * g.outW, taps = c.kh * c.kw
+        let tasks = min(c.groups, Parallel.tasks(threads, work: n * c.outC * outPlane * taps, minimumPerTask: 1 << 16))
+        Parallel.run(tasks) { t in
+            for grp in Parallel.chunk(t, of: tasks, count: c.groups) {
+                for img in 0..<n {
+                    let xp = x + (img * c.inC + grp) * inPlane
+                    for oc in (grp * m)..<(grp * m + m) {
+                        let yp = y + (img * c.outC + oc) * outPlane
+                        yp.update(repeating: b?[oc] ?? 0, count: outPlane)
+                        let wp = w + oc * taps
+                        for ky in 0..<c.kh {
+                            for kx in 0..<c.kw {
+                                let wv = wp[ky * c.kw + kx]
+                                let off = kx * c.dw - g.padLeft
+                                let cols = validColumns(offset: off, stride: c.sw, inW: g.inW, outW: g.outW)
+                                guard !cols.isEmpty else { continue }
+                                for oy in 0..<g.outH {
+                                    let iy = oy * c.sh - g.padTop + ky * c.dh
+                                    guard iy >= 0, iy < g.inH else { continue }
+                                    let row = yp + oy * g.outW, src = xp + iy * g.inW + off
+                                    if c.sw == 1 {
+                                        for ox in cols { row[ox] += wv * src[ox] }
+                                    } else {
+                                        for ox in cols { row[ox] += wv * src[ox * c.sw] }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Backward of a depthwise convolution: `dx` accumulated into, `dw` and `db` overwritten (when given).
+    /// Each group's gradients come from one task, summed over the images in order (weight sums per row in
+    /// float, across rows and images in double), so the result does not depend on the thread count.
+    static func depthwiseBackward(_ c: Conv, x: UnsafePointer<Float>, n: Int, w: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+                                  dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?, db: UnsafeMutablePointer<Float>?,
+                                  threads: Int) {
+        let g = c.g, m = c.outC / c.groups, inPlane = g.inH * g.inW, outPlane = g.outH * g.outW, taps = c.kh * c.kw
+        let tasks = min(c.groups, Parallel.tasks(threads, work: n * c.outC * outPlane * taps, minimumPerTask: 1 << 16))
+        Parallel.run(tasks) { t in
+            var acc = [Double](repeating: 0, count: taps)
+            for grp in Parallel.chunk(t, of: tasks, count: c.groups) {
+                for oc in (grp * m)..<(grp * m + m) {
+                    if let db {
+                        var s = 0.0
+                        for img in 0..<n {
+                            let d = dy + (img * c.outC + oc) * outPlane
+                            for p in 0..<outPlane { s += Double(d[p]) }
+                        }
+                        db[oc] = Float(s)
+                    }
+                    for j in 0..<taps { acc[j] = 0 }
+                    let wp = w + oc * taps
+                    for img in 0..<n {
+                        let xp = x + (img * c.inC + grp) * inPlane
+                        let dyp = dy + (img * c.outC + oc) * outPlane
+                        let dxp = dx.map { $0 + (img * c.inC + grp) * inPlane }
+                        for ky in 0..<c.kh {
+                            for kx in 0..<c.kw {
+                                let tap = ky * c.kw + kx, wv = wp[tap]
+                                let off = kx * c.dw - g.padLeft
+                                let cols = validColumns(offset: off, stride: c.sw, inW: g.inW, outW: g.outW)
+                                guard !cols.isEmpty else { continue }
+                                var sum = 0.0
+                                for oy in 0..<g.outH {
+                                    let iy = oy * c.sh - g.padTop + ky * c.dh
+                                    guard iy >= 0, iy < g.inH else { continue }
+                                    let d = dyp + oy * g.outW, src = xp + iy * g.inW + off
+                                    if dw != nil {
+                                        var rowSum: Float = 0
+                                        if c.sw == 1 {
+                                            for ox in cols { rowSum += d[ox] * src[ox] }
+                                        } else {
+                                            for ox in cols { rowSum += d[ox] * src[ox * c.sw] }
+                                        }
+                                        sum += Double(rowSum)
+                                    }
+                                    if let dxp {
+                                        let dst = dxp + iy * g.inW + off
+                                        if c.sw == 1 {
+                                            for ox in cols { dst[ox] += wv * d[ox] }
+                                        } else {
+                                            for ox in cols { dst[ox * c.sw] += wv * d[ox] }
+                                        }
+                                    }
+                                }
+                                acc[tap] += sum
+                            }
+                        }
+                    }
+                    if let dw { for j in 0..<taps { dw[oc * taps + j] = Float(acc[j]) } }
+                }
+            }
+        }
+    }
+
     /// y[n, oc] = b[oc] + W_group[oc, :] . im2col(x[n], group): one GEMM per image and group, the batch split
-    /// over `threads` tasks (each image's result does not depend on the split).
+    /// over `threads` tasks (each image's result does not depend on the split). Depthwise convolutions
+    /// take `depthwiseForward`.
     static func convForward(_ c: Conv, x: UnsafePointer<Float>, n: Int, w: UnsafePointer<Float>, b: UnsafePointer<Float>?,
                             y: UnsafeMutablePointer<Float>, threads: Int) {
+        if isDepthwise(c) { return depthwiseForward(c, x: x, n: n, w: w, b: b, y: y, threads: threads) }
         let g = c.g, inPer = c.inC / c.groups, outPer = c.outC / c.groups
         let outPlane = g.outH * g.outW, k = inPer * c.kh * c.kw
         let pointwise = isPointwise(c)
@@ -146,6 +267,7 @@ enum TrainingOps {
     static func convBackward(_ c: Conv, x: UnsafePointer<Float>, n: Int, w: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                              dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?, db: UnsafeMutablePointer<Float>?,
                              threads: Int) {
+        if isDepthwise(c) { return depthwiseBackward(c, x: x, n: n, w: w, dy: dy, dx: dx, dw: dw, db: db, threads: threads) }
         let g = c.g, inPer = c.inC / c.groups, outPer = c.outC / c.groups
         let inPlane = g.inH * g.inW, outPlane = g.outH * g.outW, k = inPer * c.kh * c.kw
         if let db {
@@ -258,37 +380,66 @@ enum TrainingOps {
 
     // MARK: BatchNorm
 
-    /// Per-channel mean and biased variance over N, H, W (double precision).
-    static func channelStats(_ x: UnsafePointer<Float>, _ s: Shape4) -> (mean: [Double], variance: [Double]) {
+    /// Tasks for a per-channel loop over `s` (each channel's result comes from one task, in a fixed
+    /// order, so the split does not change a value).
+    static func channelTasks(_ s: Shape4, threads: Int) -> Int {
+        min(s.c, Parallel.tasks(threads, work: s.count, minimumPerTask: 1 << 15))
+    }
+
+    /// The sum of `term(i)` for i in 0..<count in double, over four interleaved accumulators (a fixed
+    /// order that depends on `count` alone; four independent chains instead of one).
+    @inline(__always)
+    static func sum4(_ count: Int, _ term: (Int) -> Double) -> Double {
+        var a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0
+        var i = 0
+        while i + 4 <= count {
+            a0 += term(i); a1 += term(i + 1); a2 += term(i + 2); a3 += term(i + 3)
+            i += 4
+        }
+        while i < count { a0 += term(i); i += 1 }
+        return (a0 + a1) + (a2 + a3)
+    }
+
+    /// Per-channel mean and biased variance over N, H, W (double precision); channels split over `threads`.
+    static func channelStats(_ x: UnsafePointer<Float>, _ s: Shape4, threads: Int = 1) -> (mean: [Double], variance: [Double]) {
         var mean = [Double](repeating: 0, count: s.c), variance = [Double](repeating: 0, count: s.c)
         let m = Double(s.n * s.plane)
-        for ch in 0..<s.c {
+        let tasks = channelTasks(s, threads: threads)
+        mean.withUnsafeMutableBufferPointer { meanp in variance.withUnsafeMutableBufferPointer { varp in
+        guard let mean = meanp.baseAddress, let variance = varp.baseAddress else { return }
+        Parallel.run(tasks) { t in
+        for ch in Parallel.chunk(t, of: tasks, count: s.c) {
             var sum = 0.0
             for img in 0..<s.n {
                 let p = x + (img * s.c + ch) * s.plane
-                for i in 0..<s.plane { sum += Double(p[i]) }
+                sum += sum4(s.plane) { Double(p[$0]) }
             }
             let mu = sum / m
             var sq = 0.0
             for img in 0..<s.n {
                 let p = x + (img * s.c + ch) * s.plane
-                for i in 0..<s.plane { let d = Double(p[i]) - mu; sq += d * d }
+                sq += sum4(s.plane) { let d = Double(p[$0]) - mu; return d * d }
             }
             mean[ch] = mu
             variance[ch] = sq / m
         }
+        }
+        } }
         return (mean, variance)
     }
 
     /// y = (x - mean) * invstd * gamma + beta, per channel.
     static func affine(_ x: UnsafePointer<Float>, _ s: Shape4, mean: [Double], invstd: [Double], gamma: [Float], beta: [Float],
-                       y: UnsafeMutablePointer<Float>) {
-        for ch in 0..<s.c {
-            let scale = Float(invstd[ch] * Double(gamma[ch]))
-            let shift = Float(Double(beta[ch]) - mean[ch] * invstd[ch] * Double(gamma[ch]))
-            for img in 0..<s.n {
-                let o = (img * s.c + ch) * s.plane
-                for i in 0..<s.plane { y[o + i] = x[o + i] * scale + shift }
+                       y: UnsafeMutablePointer<Float>, threads: Int = 1) {
+        let tasks = channelTasks(s, threads: threads)
+        Parallel.run(tasks) { t in
+            for ch in Parallel.chunk(t, of: tasks, count: s.c) {
+                let scale = Float(invstd[ch] * Double(gamma[ch]))
+                let shift = Float(Double(beta[ch]) - mean[ch] * invstd[ch] * Double(gamma[ch]))
+                for img in 0..<s.n {
+                    let o = (img * s.c + ch) * s.plane
+                    for i in 0..<s.plane { y[o + i] = x[o + i] * scale + shift }
+                }
             }
         }
     }
@@ -297,30 +448,37 @@ enum TrainingOps {
     /// variance too; with running statistics it is per-channel affine. `dx` is accumulated into.
     static func batchNormBackward(_ x: UnsafePointer<Float>, _ s: Shape4, mean: [Double], invstd: [Double], gamma: [Float],
                                   train: Bool, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?,
-                                  dgamma: UnsafeMutablePointer<Float>?, dbeta: UnsafeMutablePointer<Float>?) {
+                                  dgamma: UnsafeMutablePointer<Float>?, dbeta: UnsafeMutablePointer<Float>?, threads: Int = 1) {
         let m = Double(s.n * s.plane)
-        for ch in 0..<s.c {
-            var sumDy = 0.0, sumDyXhat = 0.0
-            for img in 0..<s.n {
-                let o = (img * s.c + ch) * s.plane
-                for i in 0..<s.plane {
-                    let d = Double(dy[o + i])
-                    sumDy += d
-                    sumDyXhat += d * (Double(x[o + i]) - mean[ch]) * invstd[ch]
+        let tasks = channelTasks(s, threads: threads)
+        Parallel.run(tasks) { t in
+            for ch in Parallel.chunk(t, of: tasks, count: s.c) {
+                // Sums in double: sum dy and sum dy * (x - mean); xhat = (x - mean) * invstd.
+                let mu = mean[ch]
+                var sumDy = 0.0, sumDyCentred = 0.0
+                for img in 0..<s.n {
+                    let o = (img * s.c + ch) * s.plane
+                    let d = dy + o, xp = x + o
+                    sumDy += sum4(s.plane) { Double(d[$0]) }
+                    sumDyCentred += sum4(s.plane) { Double(d[$0]) * (Double(xp[$0]) - mu) }
                 }
-            }
-            dgamma?[ch] = Float(sumDyXhat)
-            dbeta?[ch] = Float(sumDy)
-            guard let dx else { continue }
-            let k = Double(gamma[ch]) * invstd[ch]
-            for img in 0..<s.n {
-                let o = (img * s.c + ch) * s.plane
-                for i in 0..<s.plane {
-                    if train {
-                        let xhat = (Double(x[o + i]) - mean[ch]) * invstd[ch]
-                        dx[o + i] += Float(k * (Double(dy[o + i]) - sumDy / m - xhat * sumDyXhat / m))
-                    } else {
-                        dx[o + i] += Float(k * Double(dy[o + i]))
+                let sumDyXhat = sumDyCentred * invstd[ch]
+                dgamma?[ch] = Float(sumDyXhat)
+                dbeta?[ch] = Float(sumDy)
+                guard let dx else { continue }
+                let k = Double(gamma[ch]) * invstd[ch]
+                if train {
+                    // dx += k * (dy - sumDy / m - xhat * sumDyXhat / m) = a * dy - b - c * (x - mean)
+                    let a = Float(k), b = Float(k * sumDy / m), c = Float(k * sumDyXhat / m * invstd[ch]), muf = Float(mu)
+                    for img in 0..<s.n {
+                        let o = (img * s.c + ch) * s.plane
+                        for i in 0..<s.plane { dx[o + i] += a * dy[o + i] - b - c * (x[o + i] - muf) }
+                    }
+                } else {
+                    let a = Float(k)
+                    for img in 0..<s.n {
+                        let o = (img * s.c + ch) * s.plane
+                        for i in 0..<s.plane { dx[o + i] += a * dy[o + i] }
                     }
                 }
             }
@@ -382,6 +540,118 @@ enum TrainingOps {
         }
         dgamma = dg.map { Float($0) }
         dbeta = db.map { Float($0) }
+    }
+
+    // MARK: elementwise
+
+    /// Runs `body(range)` over `tasks` contiguous chunks of `0..<count` (elementwise work: any split gives
+    /// the same values).
+    static func elementwise(_ count: Int, threads: Int, _ body: (Range<Int>) -> Void) {
+        let tasks = Parallel.tasks(threads, work: count, minimumPerTask: 1 << 16)
+        Parallel.run(tasks) { t in
+            let r = Parallel.chunk(t, of: tasks, count: count, align: 16)
+            if !r.isEmpty { body(r) }
+        }
+    }
+
+    /// Eight floats at `p + i` (unaligned).
+    @inline(__always)
+    static func load8(_ p: UnsafePointer<Float>, _ i: Int) -> SIMD8<Float> {
+        UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self)
+    }
+
+    /// Stores eight floats at `p + i` (unaligned).
+    @inline(__always)
+    static func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>, _ i: Int) {
+        UnsafeMutableRawPointer(p + i).storeBytes(of: v, as: SIMD8<Float>.self)
+    }
+
+    /// min(max(v, 0), 6) lane by lane, with masks (the standard library's generic pointwise minimum and
+    /// maximum are not inlined). Equal to the scalar form for every non-NaN input (up to the sign of a zero).
+    @inline(__always)
+    static func clamp06(_ v: SIMD8<Float>) -> SIMD8<Float> {
+        v.replacing(with: 0, where: v .< 0).replacing(with: 6, where: v .> 6)
+    }
+
+    /// Runs `vector(i)` for every full group of eight in `r` and `scalar(i)` for the rest; the
+    /// two must compute the same function (the vector form is the scalar one lane by lane).
+    @inline(__always)
+    static func lanes(_ r: Range<Int>, _ vector: (Int) -> Void, _ scalar: (Int) -> Void) {
+        var i = r.lowerBound
+        while i + 8 <= r.upperBound { vector(i); i += 8 }
+        while i < r.upperBound { scalar(i); i += 1 }
+    }
+
+    /// y = activation(x) over `count` values; the activation is chosen once, outside the loop, and the
+    /// piecewise-linear ones run eight lanes at a time (the same operations as `activate`, lane by lane).
+    static func activateForward(_ a: Activation, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, count: Int, threads: Int) {
+        let three = SIMD8<Float>(repeating: 3), six = SIMD8<Float>(repeating: 6)
+        elementwise(count, threads: threads) { r in
+            switch a {
+            case .none:
+                (y + r.lowerBound).update(from: x + r.lowerBound, count: r.count)
+            case .relu:
+                lanes(r, { i in let v = load8(x, i); store8(v.replacing(with: 0, where: .!(v .> 0)), y, i) },
+                      { i in y[i] = activate(.relu, x[i]) })
+            case .relu6:
+                lanes(r, { i in store8(clamp06(load8(x, i)), y, i) },
+                      { i in y[i] = activate(.relu6, x[i]) })
+            case .hardSwish:
+                lanes(r, { i in let v = load8(x, i); store8(v * clamp06(v + three) / six, y, i) },
+                      { i in y[i] = activate(.hardSwish, x[i]) })
+            case .hardSigmoid:
+                lanes(r, { i in store8(clamp06(load8(x, i) + three) / six, y, i) },
+                      { i in y[i] = activate(.hardSigmoid, x[i]) })
+            default:
+                for i in r { y[i] = activate(a, x[i]) }
+            }
+        }
+    }
+
+    /// dx = dy * activation'(x) (output y) over `count` values, torch's conventions at the kinks; masks
+    /// instead of branches for the piecewise-linear ones.
+    static func activateBackward(_ a: Activation, x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+                                 dx: UnsafeMutablePointer<Float>, count: Int, threads: Int) {
+        let zero = SIMD8<Float>(repeating: 0)
+        elementwise(count, threads: threads) { r in
+            switch a {
+            case .none:
+                (dx + r.lowerBound).update(from: dy + r.lowerBound, count: r.count)
+            case .relu:
+                lanes(r, { i in store8(zero.replacing(with: load8(dy, i), where: load8(y, i) .> 0), dx, i) },
+                      { i in dx[i] = y[i] > 0 ? dy[i] : 0 })
+            case .relu6:
+                lanes(r, { i in let v = load8(x, i); store8(zero.replacing(with: load8(dy, i), where: (v .> 0) .& (v .< 6)), dx, i) },
+                      { i in let v = x[i]; dx[i] = v > 0 && v < 6 ? dy[i] : 0 })
+            case .hardSwish:
+                lanes(r, { i in
+                    let v = load8(x, i)
+                    let d = (v / 3 + 0.5).replacing(with: 0, where: v .< -3).replacing(with: 1, where: v .> 3)
+                    store8(load8(dy, i) * d, dx, i)
+                }, { i in let v = x[i]; dx[i] = dy[i] * (v < -3 ? 0 : (v <= 3 ? v / 3 + 0.5 : 1)) })
+            case .hardSigmoid:
+                lanes(r, { i in
+                    let v = load8(x, i)
+                    store8(zero.replacing(with: load8(dy, i) * (1 / 6), where: (v .> -3) .& (v .< 3)), dx, i)
+                }, { i in let v = x[i]; dx[i] = v > -3 && v < 3 ? dy[i] * (1 / 6) : 0 })
+            default:
+                for i in r { dx[i] = dy[i] * derivative(a, x: x[i], y: y[i]) }
+            }
+        }
+    }
+
+    /// dst += src over `count` values.
+    static func accumulate(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, count: Int, threads: Int) {
+        elementwise(count, threads: threads) { r in
+            lanes(r, { i in store8(load8(dst, i) + load8(src, i), dst, i) }, { i in dst[i] += src[i] })
+        }
+    }
+
+    /// y = a + b over `count` values.
+    static func sum(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, count: Int, threads: Int) {
+        elementwise(count, threads: threads) { r in
+            lanes(r, { i in store8(load8(a, i) + load8(b, i), y, i) }, { i in y[i] = a[i] + b[i] })
+        }
     }
 
     // MARK: activations

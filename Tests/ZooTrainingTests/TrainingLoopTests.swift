@@ -91,4 +91,45 @@ import ZooTraining
         #expect(throws: ZooError.self) { try graph.save(to: out, base: ckpt.checkpoint) }
         try graph.save(to: out, base: ckpt.checkpoint, overwrite: true)
     }
+
+    /// With BatchNorm in eval mode the frozen part runs as inference (folded, fused): the loss and every
+    /// gradient equal the unfused pass's up to float rounding, for a head-only and a last-stage step and
+    /// with 2 threads. Train mode, or a changed frozen parameter, runs every node unfused, and the changed
+    /// parameter changes the gradients (a stale compiled prefix would not).
+    @Test func frozenPartRunsAsInferenceWithTheSameNumbers() throws {
+        let loss = try SoftmaxCrossEntropy()
+        for (arch, set, frozen) in [("resnet18", TrainableSet.lastStages(1), "layer3.1.bn2.bias"),
+                                    ("mobilenet_v3_small", TrainableSet.head, "features.12.1.bias")] {
+            let (ckpt, x, y, dir) = try Self.load(arch)
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let fast = try TrainingGraph(graph: ckpt.graph, weights: ckpt.weights, trainable: set, batchNorm: .eval)
+            let plain = try TrainingGraph(graph: ckpt.graph, weights: ckpt.weights, trainable: set, batchNorm: .eval, inferencePrefix: false)
+            #expect(fast.runsFrozenPartAsInference && !plain.runsFrozenPartAsInference, "\(arch)")
+            fast.threads = 2
+            let a = try fast.step(input: x, labels: y, loss: loss), b = try plain.step(input: x, labels: y, loss: loss)
+            #expect(abs(a.loss - b.loss) <= 1e-5 * abs(b.loss), "\(arch): loss \(a.loss) vs \(b.loss)")
+            #expect(Set(a.gradients.keys) == Set(b.gradients.keys) && !a.gradients.isEmpty)
+            for (name, g) in b.gradients {
+                let ours = try #require(a.gradients[name])
+                let scale = g.map { abs($0) }.max() ?? 0
+                let worst = zip(ours, g).map { abs($0 - $1) }.max() ?? 0
+                #expect(worst <= 1e-4 * max(scale, 1e-12), "\(arch) \(name): \(worst) of \(scale)")
+            }
+            let trainMode = try TrainingGraph(graph: ckpt.graph, weights: ckpt.weights, trainable: set, batchNorm: .train)
+            #expect(!trainMode.runsFrozenPartAsInference)
+            // A frozen parameter changed through `update` retires the compiled prefix.
+            #expect(fast.values[frozen] != nil && !fast.trainable.contains(frozen))
+            try fast.update([frozen: (fast.values[frozen] ?? []).map { $0 + 0.5 }])
+            #expect(!fast.runsFrozenPartAsInference, "\(arch): \(frozen)")
+            // (The last frozen BatchNorm's shift: the fixtures' BatchNorm statistics normalise a scaled
+            // stem convolution away. The new head starts at zero, so the loss is log(classes) either way;
+            // the head's gradient reads the features.)
+            let c = try fast.step(input: x, labels: y, loss: loss)
+            let moved = b.gradients.map { name, g in
+                zip(c.gradients[name] ?? [], g).map { abs($0 - $1) }.max() ?? 0
+            }.max() ?? 0
+            let scale = b.gradients.values.map { g in g.map { abs($0) }.max() ?? 0 }.max() ?? 0
+            #expect(moved > 1e-2 * scale, "\(arch): shifting \(frozen) left the gradients as they were (\(moved) of \(scale))")
+        }
+    }
 }

@@ -55,7 +55,7 @@ extension Bench {
             try CLIOutput.printJSON(BenchResult(
                 median_ms: stats.median, p10_ms: stats.p10, p90_ms: stats.p90, images_per_s: Double(batch) / (stats.median / 1000),
                 threads: threads, batch: batch, size: size, iterations: iterations, load_ms: loadMs, cpu_ms_per_pass: cpuPerPass,
-                model: model, blas: KernelBackend.blasDescription, kernels: "ZooTraining (im2col + GEMM)", macs: macs,
+                model: model, blas: KernelBackend.blasDescription, kernels: engine.runsFrozenPartAsInference ? "ZooTraining (im2col + GEMM); frozen part: inference engine" : "ZooTraining (im2col + GEMM)", macs: macs,
                 gflops_per_s: Double(macs) * 2 / (stats.median / 1000) / 1e9, samples_ms: samples ? times : nil,
                 train: described, peak_rss_mb: rss), pretty: false)
         } else {
