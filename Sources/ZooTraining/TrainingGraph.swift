@@ -54,8 +54,8 @@ public enum TrainableSet: Sendable, Equatable, CustomStringConvertible {
 /// kernels) when one value crosses from it into the trained part, and keeps nothing. Its numbers then
 /// differ from the unfused forward pass by float rounding only; `inferencePrefix: false` turns it off.
 ///
-/// Single-threaded, NCHW, deterministic bit for bit. One step at a time: `step` and `update` change the
-/// parameters and running statistics and must not run concurrently on one instance.
+/// NCHW; a step is bit-for-bit reproducible for a given `threads` count. One step at a time: `step` and
+/// `update` change the parameters and running statistics and must not run concurrently on one instance.
 public final class TrainingGraph: @unchecked Sendable {
     /// The graph.
     public let graph: LayerGraph
