@@ -32,6 +32,7 @@ extension Bench {
             let random = try RandomWeights.make(for: graph)
             (weights, momentum, classes) = ({ random[$0] }, config.batchNormMomentum, config.classes)
         }
+        let reusesMemory = TrainingGraph.keepFreedMemoryForReuse()
         let engine = try TrainingGraph(graph: graph, weights: weights, trainable: set, batchNorm: mode, batchNormMomentum: momentum)
         engine.threads = threads
         let loadMs = Double(DispatchTime.now().uptimeNanoseconds - loadStart.uptimeNanoseconds) / 1e6
@@ -55,7 +56,7 @@ extension Bench {
             try CLIOutput.printJSON(BenchResult(
                 median_ms: stats.median, p10_ms: stats.p10, p90_ms: stats.p90, images_per_s: Double(batch) / (stats.median / 1000),
                 threads: threads, batch: batch, size: size, iterations: iterations, load_ms: loadMs, cpu_ms_per_pass: cpuPerPass,
-                model: model, blas: KernelBackend.blasDescription, kernels: engine.runsFrozenPartAsInference ? "ZooTraining (im2col + GEMM); frozen part: inference engine" : "ZooTraining (im2col + GEMM)", macs: macs,
+                model: model, blas: KernelBackend.blasDescription, kernels: "ZooTraining (im2col + GEMM)" + (engine.runsFrozenPartAsInference ? "; frozen part: inference engine" : "") + (reusesMemory ? "; freed memory kept for reuse" : ""), macs: macs,
                 gflops_per_s: Double(macs) * 2 / (stats.median / 1000) / 1e9, samples_ms: samples ? times : nil,
                 train: described, peak_rss_mb: rss), pretty: false)
         } else {

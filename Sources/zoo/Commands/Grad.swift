@@ -57,6 +57,7 @@ struct Grad: ParsableCommand {
         let classes: [Int]
         do { classes = try Grad.integers(y) } catch let e as ZooError { throw e.inFile(labels) }
         let ckpt = try LoadedCheckpoint(path: checkpoint)
+        TrainingGraph.keepFreedMemoryForReuse()
         let engine: TrainingGraph
         do {
             engine = try TrainingGraph(graph: ckpt.graph, weights: ckpt.weights, trainable: set, batchNorm: mode,

@@ -190,6 +190,7 @@ struct Train: ParsableCommand {
         TrainingInterrupt.install()
         do {
             if mode.value == .finetune {
+                TrainingGraph.keepFreedMemoryForReuse()
                 var run = FineTuning(base: base, recipe: recipe, threads: compute.threads)
                 run.trainable = try TrainableSet(parsing: trainable)
                 run.batchNorm = bn.value == .train ? .train : .eval
