@@ -708,15 +708,11 @@ public final class TrainingGraph: @unchecked Sendable {
         return out
     }
 
-    /// An array of `count` floats written by `body` (zero-filled first only when `count` is 0 or the
-    /// buffer has no address); `body` must write every element.
+    /// An array of `count` floats written by `body`, without a zero fill first; `body` must write every
+    /// element (it is not called when `count` is 0).
     static func filled(_ count: Int, _ body: (UnsafeMutablePointer<Float>) -> Void) -> [Float] {
         [Float](unsafeUninitializedCapacity: count) { buf, initialized in
-            if let b = buf.baseAddress, count > 0 {
-                body(b)
-            } else {
-                for i in 0..<count { buf[i] = 0 }
-            }
+            if count > 0, let b = buf.baseAddress { body(b) }
             initialized = count
         }
     }

@@ -113,6 +113,23 @@ enum TrainingOps {
         }
     }
 
+    /// A convolution's bias gradient: db[oc] = the sum of dy[n, oc] over the batch and the plane, in double,
+    /// images in order (channels split over the tasks, so the split does not change a value).
+    static func biasGradient(dy: UnsafePointer<Float>, n: Int, channels: Int, plane: Int, db: UnsafeMutablePointer<Float>,
+                             threads: Int) {
+        let tasks = Parallel.tasks(threads, work: n * channels * plane, minimumPerTask: 1 << 16)
+        Parallel.run(tasks) { t in
+            for oc in Parallel.chunk(t, of: tasks, count: channels) {
+                var s = 0.0
+                for img in 0..<n {
+                    let d = dy + (img * channels + oc) * plane
+                    for p in 0..<plane { s += Double(d[p]) }
+                }
+                db[oc] = Float(s)
+            }
+        }
+    }
+
     // MARK: depthwise convolution
 
     /// A grouped convolution whose output channels each read one input channel (depthwise, with any
@@ -174,19 +191,13 @@ enum TrainingOps {
                                   dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?, db: UnsafeMutablePointer<Float>?,
                                   threads: Int) {
         let g = c.g, m = c.outC / c.groups, inPlane = g.inH * g.inW, outPlane = g.outH * g.outW, taps = c.kh * c.kw
+        if let db { biasGradient(dy: dy, n: n, channels: c.outC, plane: outPlane, db: db, threads: threads) }
+        guard dw != nil || dx != nil else { return }
         let tasks = min(c.groups, Parallel.tasks(threads, work: n * c.outC * outPlane * taps, minimumPerTask: 1 << 16))
         Parallel.run(tasks) { t in
             var acc = [Double](repeating: 0, count: taps)
             for grp in Parallel.chunk(t, of: tasks, count: c.groups) {
                 for oc in (grp * m)..<(grp * m + m) {
-                    if let db {
-                        var s = 0.0
-                        for img in 0..<n {
-                            let d = dy + (img * c.outC + oc) * outPlane
-                            for p in 0..<outPlane { s += Double(d[p]) }
-                        }
-                        db[oc] = Float(s)
-                    }
                     for j in 0..<taps { acc[j] = 0 }
                     let wp = w + oc * taps
                     for img in 0..<n {
@@ -270,19 +281,7 @@ enum TrainingOps {
         if isDepthwise(c) { return depthwiseBackward(c, x: x, n: n, w: w, dy: dy, dx: dx, dw: dw, db: db, threads: threads) }
         let g = c.g, inPer = c.inC / c.groups, outPer = c.outC / c.groups
         let inPlane = g.inH * g.inW, outPlane = g.outH * g.outW, k = inPer * c.kh * c.kw
-        if let db {
-            let dbTasks = Parallel.tasks(threads, work: n * c.outC * outPlane, minimumPerTask: 1 << 16)
-            Parallel.run(dbTasks) { t in
-                for oc in Parallel.chunk(t, of: dbTasks, count: c.outC) {
-                    var s = 0.0
-                    for img in 0..<n {
-                        let d = dy + (img * c.outC + oc) * outPlane
-                        for p in 0..<outPlane { s += Double(d[p]) }
-                    }
-                    db[oc] = Float(s)
-                }
-            }
-        }
+        if let db { biasGradient(dy: dy, n: n, channels: c.outC, plane: outPlane, db: db, threads: threads) }
         guard dw != nil || dx != nil else { return }
         let pointwise = isPointwise(c)
         let tasks = min(n, Parallel.tasks(threads, work: n * c.outC * k * outPlane, minimumPerTask: 1 << 20))
@@ -406,24 +405,24 @@ enum TrainingOps {
         let m = Double(s.n * s.plane)
         let tasks = channelTasks(s, threads: threads)
         mean.withUnsafeMutableBufferPointer { meanp in variance.withUnsafeMutableBufferPointer { varp in
-        guard let mean = meanp.baseAddress, let variance = varp.baseAddress else { return }
-        Parallel.run(tasks) { t in
-        for ch in Parallel.chunk(t, of: tasks, count: s.c) {
-            var sum = 0.0
-            for img in 0..<s.n {
-                let p = x + (img * s.c + ch) * s.plane
-                sum += sum4(s.plane) { Double(p[$0]) }
+            guard let mean = meanp.baseAddress, let variance = varp.baseAddress else { return }
+            Parallel.run(tasks) { t in
+                for ch in Parallel.chunk(t, of: tasks, count: s.c) {
+                    var sum = 0.0
+                    for img in 0..<s.n {
+                        let p = x + (img * s.c + ch) * s.plane
+                        sum += sum4(s.plane) { Double(p[$0]) }
+                    }
+                    let mu = sum / m
+                    var sq = 0.0
+                    for img in 0..<s.n {
+                        let p = x + (img * s.c + ch) * s.plane
+                        sq += sum4(s.plane) { let d = Double(p[$0]) - mu; return d * d }
+                    }
+                    mean[ch] = mu
+                    variance[ch] = sq / m
+                }
             }
-            let mu = sum / m
-            var sq = 0.0
-            for img in 0..<s.n {
-                let p = x + (img * s.c + ch) * s.plane
-                sq += sum4(s.plane) { let d = Double(p[$0]) - mu; return d * d }
-            }
-            mean[ch] = mu
-            variance[ch] = sq / m
-        }
-        }
         } }
         return (mean, variance)
     }
