@@ -11,3 +11,7 @@ static const int zoo_dnnl_arg_scratchpad = DNNL_ARG_SCRATCHPAD;
 static const int zoo_dnnl_arg_from = DNNL_ARG_FROM;
 static const int zoo_dnnl_arg_to = DNNL_ARG_TO;
 static const int zoo_dnnl_arg_workspace = DNNL_ARG_WORKSPACE;
+static const int zoo_dnnl_arg_diff_src = DNNL_ARG_DIFF_SRC;
+static const int zoo_dnnl_arg_diff_dst = DNNL_ARG_DIFF_DST;
+static const int zoo_dnnl_arg_diff_weights = DNNL_ARG_DIFF_WEIGHTS;
+static const int zoo_dnnl_arg_diff_bias = DNNL_ARG_DIFF_BIAS;

@@ -74,6 +74,15 @@ public final class TrainingGraph: @unchecked Sendable {
     public var threads: Int = 1 {
         didSet { threads = max(1, threads) }
     }
+    /// What runs the convolutions other than depthwise: oneDNN's training primitives (every choice
+    /// but `own`, when oneDNN is available and has a kernel for the shape), else im2col + GEMM.
+    /// Depthwise convolutions always run as the engine's own direct loops.
+    public let convolutions: ConvolutionBackend
+    /// What runs the convolutions: `oneDNN 2.6.0 (avx2) + own depthwise`, or `im2col + GEMM + own depthwise`.
+    public var convolutionsDescription: String {
+        (convolutions.usesOneDNN && ConvolutionBackend.oneDNNAvailable ? ConvolutionBackend.automatic.description : "im2col + GEMM")
+            + ", own depthwise"
+    }
     /// Nodes whose parameters are trained.
     let trainableNodes: Set<Int>
     /// Per node: its output needs a gradient (it or something before it on its inputs is trainable).
@@ -99,7 +108,9 @@ public final class TrainingGraph: @unchecked Sendable {
     /// for `last:N` with more stages than the graph has. `inferencePrefix` lets the frozen part run as
     /// inference where it can (see the type's description); false runs every node unfused.
     public init(graph: LayerGraph, weights: WeightLookup, trainable set: TrainableSet, batchNorm: BatchNormMode,
-                batchNormMomentum: Double = 0.1, inferencePrefix: Bool = true) throws {
+                batchNormMomentum: Double = 0.1, inferencePrefix: Bool = true,
+                convolutions: ConvolutionBackend = .processDefault) throws {
+        self.convolutions = convolutions
         guard batchNormMomentum >= 0, batchNormMomentum <= 1 else {
             throw ZooError(.usage, "BatchNorm momentum must be in [0, 1], got \(batchNormMomentum)")
         }
@@ -184,7 +195,7 @@ public final class TrainingGraph: @unchecked Sendable {
         if inferencePrefix, batchNorm == .eval, let start = needs.firstIndex(of: true), start > 0 {
             let crossing = Set(graph.nodes[start...].flatMap { $0.inputs.filter { $0 < start } })
             if crossing.count == 1, let b = crossing.first, b >= 0 {
-                prefix = try InferencePrefix(graph: graph, output: b, weights: weights, threads: 1)
+                prefix = try InferencePrefix(graph: graph, output: b, weights: weights, threads: 1, backend: convolutions)
                 prefixEnd = start
                 random = graph.nodes[0..<start].enumerated().contains { i, node in
                     if case let .dropout(p) = node.op, p > 0 { return true }
@@ -318,7 +329,8 @@ public final class TrainingGraph: @unchecked Sendable {
                 }
                 f.geometry[i] = g
                 os = Shape4(n: s.n, c: cout, h: g.outH, w: g.outW)
-                let c = TrainingOps.Conv(inC: cin, outC: cout, kh: k.0, kw: k.1, sh: st.0, sw: st.1, dh: dil.0, dw: dil.1, groups: groups, g: g)
+                let c = TrainingOps.Conv(inC: cin, outC: cout, kh: k.0, kw: k.1, sh: st.0, sw: st.1, dh: dil.0, dw: dil.1, groups: groups, g: g,
+                                         backend: convolutions.usesOneDNN)
                 let x = value(0), w = param(node.name + ".weight"), b = bias ? param(node.name + ".bias") : []
                 // convForward writes every output element.
                 out = Self.filled(os.count) { ob in
@@ -526,7 +538,8 @@ public final class TrainingGraph: @unchecked Sendable {
             case let .conv2d(cin, cout, k, st, _, dil, groups, bias):
                 guard let g = f.geometry[i] else { continue }
                 let s = inShape(0)
-                let c = TrainingOps.Conv(inC: cin, outC: cout, kh: k.0, kw: k.1, sh: st.0, sw: st.1, dh: dil.0, dw: dil.1, groups: groups, g: g)
+                let c = TrainingOps.Conv(inC: cin, outC: cout, kh: k.0, kw: k.1, sh: st.0, sw: st.1, dh: dil.0, dw: dil.1, groups: groups, g: g,
+                                         backend: convolutions.usesOneDNN)
                 let x = inValue(0), w = param(node.name + ".weight")
                 var dx = inputNeeds(0) ? [Float](repeating: 0, count: s.count) : []
                 var dw = train ? [Float](repeating: 0, count: w.count) : []

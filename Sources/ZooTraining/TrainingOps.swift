@@ -25,6 +25,14 @@ enum TrainingOps {
     struct Conv {
         var inC: Int, outC: Int, kh: Int, kw: Int, sh: Int, sw: Int, dh: Int, dw: Int, groups: Int
         var g: WindowGeometry
+        /// Run through the convolution backend (`TrainingConvolution`, oneDNN) when it takes the shape.
+        var backend = false
+
+        /// The backend's description of this convolution on a batch of `n`.
+        func shape(batch n: Int, bias: Bool) -> TrainingConvolution.Shape {
+            TrainingConvolution.Shape(batch: n, inC: inC, outC: outC, groups: groups, kernel: (kh, kw), stride: (sh, sw),
+                                      dilation: (dh, dw), geometry: g, bias: bias)
+        }
     }
 
     /// Unfolds one image's channels `c0 ..< c0 + count` into `col` [count * kh * kw, outH * outW]
@@ -249,6 +257,7 @@ enum TrainingOps {
     static func convForward(_ c: Conv, x: UnsafePointer<Float>, n: Int, w: UnsafePointer<Float>, b: UnsafePointer<Float>?,
                             y: UnsafeMutablePointer<Float>, threads: Int) {
         if isDepthwise(c) { return depthwiseForward(c, x: x, n: n, w: w, b: b, y: y, threads: threads) }
+        if c.backend, TrainingConvolution.forward(c.shape(batch: n, bias: b != nil), x: x, w: w, b: b, y: y, threads: threads) { return }
         let g = c.g, inPer = c.inC / c.groups, outPer = c.outC / c.groups
         let outPlane = g.outH * g.outW, k = inPer * c.kh * c.kw
         let pointwise = isPointwise(c)
@@ -271,16 +280,22 @@ enum TrainingOps {
         }
     }
 
-    /// Gradients of a convolution: `dx` (accumulated into, when given), `dw` and `db` (overwritten, when
-    /// given). The batch is split over `threads` tasks; `dw` sums each task's images in order (GEMM with
-    /// beta 1) into its own partial sum, and the partial sums are added in task order, so the result is
+    /// Gradients of a convolution: `dx`, `dw` and `db`, each overwritten when given. Through the backend when it takes the shape; else the batch is split
+    /// over `threads` tasks, `dw` sums each task's images in order (GEMM with beta 1) into its own
+    /// partial sum, and the partial sums are added in task order. Either way the result is
     /// deterministic for a given thread count.
     static func convBackward(_ c: Conv, x: UnsafePointer<Float>, n: Int, w: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                              dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?, db: UnsafeMutablePointer<Float>?,
                              threads: Int) {
-        if isDepthwise(c) { return depthwiseBackward(c, x: x, n: n, w: w, dy: dy, dx: dx, dw: dw, db: db, threads: threads) }
         let g = c.g, inPer = c.inC / c.groups, outPer = c.outC / c.groups
         let inPlane = g.inH * g.inW, outPlane = g.outH * g.outW, k = inPer * c.kh * c.kw
+        if !isDepthwise(c), c.backend,
+           TrainingConvolution.backward(c.shape(batch: n, bias: db != nil), x: x, w: w, dy: dy, dx: dx, dw: dw, db: db, threads: threads) {
+            return
+        }
+        // The own kernels add into dx.
+        dx?.update(repeating: 0, count: n * c.inC * inPlane)
+        if isDepthwise(c) { return depthwiseBackward(c, x: x, n: n, w: w, dy: dy, dx: dx, dw: dw, db: db, threads: threads) }
         if let db { biasGradient(dy: dy, n: n, channels: c.outC, plane: outPlane, db: db, threads: threads) }
         guard dw != nil || dx != nil else { return }
         let pointwise = isPointwise(c)

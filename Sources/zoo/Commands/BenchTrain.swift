@@ -32,8 +32,12 @@ extension Bench {
             let random = try RandomWeights.make(for: graph)
             (weights, momentum, classes) = ({ random[$0] }, config.batchNormMomentum, config.classes)
         }
+        guard let backend = kernels.value else {
+            throw ZooError(.usage, "unknown --kernels \(kernels.text.escapingControlCharacters); use one of \(Choice<ConvolutionBackend>.allValueStrings.joined(separator: ", "))")
+        }
         let reusesMemory = TrainingGraph.keepFreedMemoryForReuse()
-        let engine = try TrainingGraph(graph: graph, weights: weights, trainable: set, batchNorm: mode, batchNormMomentum: momentum)
+        let engine = try TrainingGraph(graph: graph, weights: weights, trainable: set, batchNorm: mode, batchNormMomentum: momentum,
+                                       convolutions: backend)
         engine.threads = threads
         let loadMs = Double(DispatchTime.now().uptimeNanoseconds - loadStart.uptimeNanoseconds) / 1e6
         let input = try Bench.randomInput(batch: batch, channels: graph.inputChannels, size: size)
@@ -56,7 +60,7 @@ extension Bench {
             try CLIOutput.printJSON(BenchResult(
                 median_ms: stats.median, p10_ms: stats.p10, p90_ms: stats.p90, images_per_s: Double(batch) / (stats.median / 1000),
                 threads: threads, batch: batch, size: size, iterations: iterations, load_ms: loadMs, cpu_ms_per_pass: cpuPerPass,
-                model: model, blas: KernelBackend.blasDescription, kernels: "ZooTraining (im2col + GEMM)" + (engine.runsFrozenPartAsInference ? "; frozen part: inference engine" : "") + (reusesMemory ? "; freed memory kept for reuse" : ""), macs: macs,
+                model: model, blas: KernelBackend.blasDescription, kernels: "ZooTraining (convolutions: \(engine.convolutionsDescription))" + (engine.runsFrozenPartAsInference ? "; frozen part: inference engine" : "") + (reusesMemory ? "; freed memory kept for reuse" : ""), macs: macs,
                 gflops_per_s: Double(macs) * 2 / (stats.median / 1000) / 1e9, samples_ms: samples ? times : nil,
                 train: described, peak_rss_mb: rss), pretty: false)
         } else {
