@@ -274,9 +274,11 @@ final class DNNLTrainingPlan: @unchecked Sendable {
 /// backward data and backward weights on NCHW float32 buffers and [g,] O, I, H, W weights.
 ///
 /// Each call answers false when the backend cannot run the convolution (no oneDNN, or only its
-/// reference implementation for this shape); the caller then runs its own kernels. Primitives are
-/// created once per shape and thread count and cached for the process. Results are deterministic
-/// for a given thread count (oneDNN's CPU kernels split work by the thread count alone).
+/// reference implementation for this shape); the caller then runs its own kernels. The batch is split
+/// into `threads` contiguous chunks, each run by oneDNN on one thread of the package's own pool
+/// (`Parallel`), so no OpenMP team spins beside the engine's other parallel loops, and results are
+/// deterministic for a given thread count. Primitives are created once per chunk shape and cached for
+/// the process.
 public enum TrainingConvolution {
     /// One convolution on one input size and batch.
     public struct Shape: Hashable, Sendable {
@@ -302,6 +304,23 @@ public enum TrainingConvolution {
         }
     }
 
+    /// One success flag per task, written by that task only.
+    private final class Flags: @unchecked Sendable {
+        private let flags: UnsafeMutablePointer<Bool>
+        private let count: Int
+        init(_ n: Int) {
+            count = n
+            flags = .allocate(capacity: n)
+            flags.initialize(repeating: false, count: n)
+        }
+        deinit { flags.deallocate() }
+        subscript(t: Int) -> Bool {
+            get { flags[t] }
+            set { flags[t] = newValue }
+        }
+        var all: Bool { !(0..<count).contains { !flags[$0] } }
+    }
+
     #if canImport(CDNNL)
     private struct Key: Hashable { var shape: Shape, threads: Int }
     private static let lock = KernelLock()
@@ -318,13 +337,32 @@ public enum TrainingConvolution {
     }
     #endif
 
-    /// y = conv(x, w) + b, every element of `y` written; false (nothing written) when the backend
-    /// cannot run this convolution.
+    /// The batch split over `threads` tasks: chunk `t` and its shape.
+    private static func chunks(_ s: Shape, threads: Int) -> [(images: Range<Int>, shape: Shape)] {
+        let tasks = max(1, min(threads, s.batch))
+        return (0..<tasks).map { t in
+            let images = Parallel.chunk(t, of: tasks, count: s.batch)
+            var sub = s
+            sub.batch = images.count
+            return (images, sub)
+        }
+    }
+
+    /// y = conv(x, w) + b, every element of `y` written; false (then `y` may be partly written) when the
+    /// backend cannot run this convolution.
     public static func forward(_ s: Shape, x: UnsafePointer<Float>, w: UnsafePointer<Float>, b: UnsafePointer<Float>?,
                                y: UnsafeMutablePointer<Float>, threads: Int) -> Bool {
         #if canImport(CDNNL)
-        guard let p = plan(s, threads: threads) else { return false }
-        return p.forward(x: x, w: w, b: b, y: y, threads: threads)
+        let parts = chunks(s, threads: threads)
+        guard parts.allSatisfy({ plan($0.shape, threads: 1) != nil }) else { return false }
+        let inImage = s.inC * s.inH * s.inW, outImage = s.outC * s.outH * s.outW
+        let ok = Flags(parts.count)
+        Parallel.run(parts.count) { t in
+            let (images, sub) = parts[t]
+            guard !images.isEmpty, let p = plan(sub, threads: 1) else { return }
+            ok[t] = p.forward(x: x + images.lowerBound * inImage, w: w, b: b, y: y + images.lowerBound * outImage, threads: 1)
+        }
+        return ok.all
         #else
         return false
         #endif
@@ -332,23 +370,57 @@ public enum TrainingConvolution {
 
     /// The gradients of a convolution, each overwritten when given: `dx` (input), `dw` (weights),
     /// `db` (bias; only for a shape with a bias). False when the backend cannot run this convolution
-    /// (then the caller computes all three itself: some may have been written).
+    /// (then the caller computes all three itself: some may have been written). The weight and bias
+    /// gradients of the batch's chunks are added in chunk order.
     public static func backward(_ s: Shape, x: UnsafePointer<Float>, w: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                                 dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?, db: UnsafeMutablePointer<Float>?,
                                 threads: Int) -> Bool {
         #if canImport(CDNNL)
-        guard db == nil || s.bias, let p = plan(s, threads: threads) else { return false }
-        return p.backward(x: x, w: w, dy: dy, dx: dx, dw: dw, db: db, threads: threads)
+        guard db == nil || s.bias else { return false }
+        let parts = chunks(s, threads: threads)
+        guard parts.allSatisfy({ plan($0.shape, threads: 1) != nil }) else { return false }
+        let inImage = s.inC * s.inH * s.inW, outImage = s.outC * s.outH * s.outW
+        let wCount = s.outC * (s.inC / s.groups) * s.kh * s.kw
+        // Chunk t > 0 writes its weight and bias gradients into partial[t - 1], added to chunk 0's in order.
+        let stride = (dw != nil ? wCount : 0) + (db != nil ? s.outC : 0)
+        let extra = parts.count > 1 && stride > 0 ? UnsafeMutablePointer<Float>.allocate(capacity: (parts.count - 1) * stride) : nil
+        defer { extra?.deallocate() }
+        let ok = Flags(parts.count)
+        Parallel.run(parts.count) { t in
+            let (images, sub) = parts[t]
+            guard !images.isEmpty, let p = plan(sub, threads: 1) else { return }
+            let partial = t == 0 ? nil : extra.map { $0 + (t - 1) * stride }
+            let dwT = dw.map { d in partial ?? d }
+            let dbT = db.map { d in partial.map { $0 + (dw != nil ? wCount : 0) } ?? d }
+            ok[t] = p.backward(x: x + images.lowerBound * inImage, w: w, dy: dy + images.lowerBound * outImage,
+                               dx: dx.map { $0 + images.lowerBound * inImage }, dw: dwT, db: dbT, threads: 1)
+        }
+        guard ok.all else { return false }
+        if let extra {
+            /// Adds the chunks' partial sums at `offset` of each partial block into `into`, in chunk order.
+            func add(into: UnsafeMutablePointer<Float>, count: Int, offset: Int) {
+                let tasks = Parallel.tasks(threads, work: count * (parts.count - 1), minimumPerTask: 1 << 16)
+                Parallel.run(tasks) { a in
+                    for t in 1..<parts.count {
+                        let p = extra + (t - 1) * stride + offset
+                        for j in Parallel.chunk(a, of: tasks, count: count) { into[j] += p[j] }
+                    }
+                }
+            }
+            if let dw { add(into: dw, count: wCount, offset: 0) }
+            if let db { add(into: db, count: s.outC, offset: dw != nil ? wCount : 0) }
+        }
+        return true
         #else
         return false
         #endif
     }
 
-    /// The oneDNN implementations chosen for a shape (forward / backward data / backward weights), nil
-    /// when the backend cannot run it.
+    /// The oneDNN implementations chosen for a shape (forward / backward data / backward weights) on the
+    /// first chunk of its batch split over `threads`, nil when the backend cannot run it.
     public static func implementations(_ s: Shape, threads: Int) -> String? {
         #if canImport(CDNNL)
-        return plan(s, threads: threads)?.implementations
+        return chunks(s, threads: threads).first.flatMap { plan($0.shape, threads: 1)?.implementations }
         #else
         return nil
         #endif
