@@ -9,7 +9,7 @@ import ZooTraining
 /// `zoo grad` against the frameworks' autograd: torchvision resnet18, resnet50, resnext50_32x4d,
 /// wide_resnet50_2, vgg11_bn, vgg16, mobilenet_v2, mobilenet_v3_small and _large, efficientnet_b0 and _v2_s against torch
 /// (tools/fixtures/gen_grad.py, 48 px), convnext_tiny (64 px: LayerNorm, GELU, pointwise linear layers, layer scale), and the Keras flavour
-/// (tf-keras MobileNet, ResNet50 with its conv biases, MobileNetV2 and MobileNetV3Small, 64 px) against TensorFlow's `GradientTape`
+/// (tf-keras MobileNet, ResNet50 with its conv biases, MobileNetV2, MobileNetV3Small and MobileNetV3Large, 64 px) against TensorFlow's `GradientTape`
 /// (gen_grad_keras.py); 10 classes, realistic BatchNorm statistics, batch 4. Each file is converted with
 /// `zoo convert`, then the loss, every trainable parameter's gradient and (BatchNorm in train mode) the
 /// updated running statistics are compared tensor by tensor. Negative controls: the other BatchNorm mode,
@@ -20,7 +20,7 @@ import ZooTraining
                         "convnext_tiny"]
     /// Keras-flavour cases: fixture name and architecture.
     static let kerasCases = [("mobilenet_v1_keras", "mobilenet_v1"), ("resnet50_keras", "resnet50"), ("mobilenet_v2_keras", "mobilenet_v2"),
-                             ("mobilenet_v3_small_keras", "mobilenet_v3_small")]
+                             ("mobilenet_v3_small_keras", "mobilenet_v3_small"), ("mobilenet_v3_large_keras", "mobilenet_v3_large")]
     /// Relative tolerance per tensor: max |ours - reference| / max |reference|.
     static let tolerance = 1e-4
     /// The relative L2 error (||ours - reference|| / ||reference||) a tensor moved by a kink flip may have.
