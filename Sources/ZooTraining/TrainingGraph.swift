@@ -404,7 +404,7 @@ public final class TrainingGraph: @unchecked Sendable {
                 let x = value(0)
                 x.withUnsafeBufferPointer { xp in out.withUnsafeMutableBufferPointer { op in arg.withUnsafeMutableBufferPointer { ap in
                     guard let xb = xp.baseAddress, let ob = op.baseAddress, let ab = ap.baseAddress else { return }
-                    TrainingOps.maxPool(xb, s, g: g, k: k, st: st, y: ob, argmax: ab)
+                    TrainingOps.maxPool(xb, s, g: g, k: k, st: st, y: ob, argmax: ab, threads: threads)
                 } } }
                 f.argmax[i] = arg
             case let .avgPool(k, st, pad, include):
@@ -413,31 +413,20 @@ public final class TrainingGraph: @unchecked Sendable {
                 }
                 f.geometry[i] = g
                 os = Shape4(n: s.n, c: s.c, h: g.outH, w: g.outW)
-                out = [Float](repeating: 0, count: os.count)
                 let x = value(0)
-                for nc in 0..<(s.n * s.c) {
-                    for oy in 0..<g.outH {
-                        for ox in 0..<g.outW {
-                            let win = TrainingOps.avgWindow(s, g: g, k: k, st: st, includePad: include, oy: oy, ox: ox)
-                            var sum: Float = 0
-                            for y in win.y0..<max(win.y0, win.y1) { for xx in win.x0..<max(win.x0, win.x1) { sum += x[nc * s.plane + y * s.w + xx] } }
-                            out[nc * os.plane + oy * g.outW + ox] = sum / win.divisor
-                        }
+                out = Self.filled(os.count) { ob in
+                    x.withUnsafeBufferPointer { xp in
+                        guard let xb = xp.baseAddress else { ob.update(repeating: 0, count: os.count); return }
+                        TrainingOps.avgPool(xb, s, g: g, k: k, st: st, includePad: include, y: ob, threads: threads)
                     }
                 }
             case let .adaptiveAvgPool(oh, ow):
                 os = Shape4(n: s.n, c: s.c, h: oh, w: ow)
-                out = [Float](repeating: 0, count: os.count)
                 let x = value(0)
-                for nc in 0..<(s.n * s.c) {
-                    for oy in 0..<oh {
-                        let (y0, y1) = TrainingOps.adaptiveRange(oy, oh, s.h)
-                        for ox in 0..<ow {
-                            let (x0, x1) = TrainingOps.adaptiveRange(ox, ow, s.w)
-                            var sum: Float = 0
-                            for y in y0..<y1 { for xx in x0..<x1 { sum += x[nc * s.plane + y * s.w + xx] } }
-                            out[nc * os.plane + oy * ow + ox] = sum / Float((y1 - y0) * (x1 - x0))
-                        }
+                out = Self.filled(os.count) { ob in
+                    x.withUnsafeBufferPointer { xp in
+                        guard let xb = xp.baseAddress else { ob.update(repeating: 0, count: os.count); return }
+                        TrainingOps.adaptiveAvgPool(xb, s, oh: oh, ow: ow, y: ob, threads: threads)
                     }
                 }
             case .add:
@@ -589,40 +578,30 @@ public final class TrainingGraph: @unchecked Sendable {
             case .maxPool:
                 guard inputNeeds(0), let arg = f.argmax[i] else { continue }
                 let s = inShape(0)
-                var dx = [Float](repeating: 0, count: s.count)
-                for nc in 0..<(s.n * s.c) {
-                    for p in 0..<os.plane {
-                        let a = Int(arg[nc * os.plane + p])
-                        if a >= 0 { dx[nc * s.plane + a] += dy[nc * os.plane + p] }
-                    }
+                let dx = Self.filled(s.count) { dxb in
+                    arg.withUnsafeBufferPointer { ap in dy.withUnsafeBufferPointer { dyp in
+                        guard let ab = ap.baseAddress, let dyb = dyp.baseAddress else { dxb.update(repeating: 0, count: s.count); return }
+                        TrainingOps.maxPoolBackward(s, outPlane: os.plane, argmax: ab, dy: dyb, dx: dxb, threads: threads)
+                    } }
                 }
                 give(0, dx)
             case let .avgPool(k, st, _, include):
                 guard inputNeeds(0), let g = f.geometry[i] else { continue }
                 let s = inShape(0)
-                var dx = [Float](repeating: 0, count: s.count)
-                for nc in 0..<(s.n * s.c) {
-                    for oy in 0..<g.outH {
-                        for ox in 0..<g.outW {
-                            let win = TrainingOps.avgWindow(s, g: g, k: k, st: st, includePad: include, oy: oy, ox: ox)
-                            let d = dy[nc * os.plane + oy * g.outW + ox] / win.divisor
-                            for y in win.y0..<max(win.y0, win.y1) { for xx in win.x0..<max(win.x0, win.x1) { dx[nc * s.plane + y * s.w + xx] += d } }
-                        }
+                let dx = Self.filled(s.count) { dxb in
+                    dy.withUnsafeBufferPointer { dyp in
+                        guard let dyb = dyp.baseAddress else { dxb.update(repeating: 0, count: s.count); return }
+                        TrainingOps.avgPoolBackward(s, g: g, k: k, st: st, includePad: include, dy: dyb, dx: dxb, threads: threads)
                     }
                 }
                 give(0, dx)
             case let .adaptiveAvgPool(oh, ow):
                 guard inputNeeds(0) else { continue }
                 let s = inShape(0)
-                var dx = [Float](repeating: 0, count: s.count)
-                for nc in 0..<(s.n * s.c) {
-                    for oy in 0..<oh {
-                        let (y0, y1) = TrainingOps.adaptiveRange(oy, oh, s.h)
-                        for ox in 0..<ow {
-                            let (x0, x1) = TrainingOps.adaptiveRange(ox, ow, s.w)
-                            let d = dy[nc * os.plane + oy * ow + ox] / Float((y1 - y0) * (x1 - x0))
-                            for y in y0..<y1 { for xx in x0..<x1 { dx[nc * s.plane + y * s.w + xx] += d } }
-                        }
+                let dx = Self.filled(s.count) { dxb in
+                    dy.withUnsafeBufferPointer { dyp in
+                        guard let dyb = dyp.baseAddress else { dxb.update(repeating: 0, count: s.count); return }
+                        TrainingOps.adaptiveAvgPoolBackward(s, oh: oh, ow: ow, dy: dyb, dx: dxb, threads: threads)
                     }
                 }
                 give(0, dx)

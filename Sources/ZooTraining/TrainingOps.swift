@@ -706,9 +706,10 @@ enum TrainingOps {
 
     /// Max pooling; `argmax` receives the input index (within the plane) each output took, -1 for none.
     static func maxPool(_ x: UnsafePointer<Float>, _ s: Shape4, g: WindowGeometry, k: (Int, Int), st: (Int, Int),
-                        y: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>) {
+                        y: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>, threads: Int = 1) {
         let outPlane = g.outH * g.outW
-        for nc in 0..<(s.n * s.c) {
+        overPlanes(s.n * s.c, work: s.n * s.c * outPlane * k.0 * k.1, threads: threads) { planes in
+        for nc in planes {
             let xp = x + nc * s.plane
             for oy in 0..<g.outH {
                 for ox in 0..<g.outW {
@@ -725,6 +726,105 @@ enum TrainingOps {
                     }
                     y[nc * outPlane + oy * g.outW + ox] = best
                     argmax[nc * outPlane + oy * g.outW + ox] = at
+                }
+            }
+        }
+        }
+    }
+
+    /// Runs `body(planes)` over contiguous chunks of `0..<count` planes (N x C), split over the threads
+    /// when `work` is large enough. Each plane's values come from one task, so any split gives the same.
+    static func overPlanes(_ count: Int, work: Int, threads: Int, _ body: (Range<Int>) -> Void) {
+        let tasks = min(count, Parallel.tasks(threads, work: work, minimumPerTask: 1 << 16))
+        Parallel.run(tasks) { t in
+            let r = Parallel.chunk(t, of: tasks, count: count)
+            if !r.isEmpty { body(r) }
+        }
+    }
+
+    /// The backward of `maxPool`: each output's gradient goes to the input its window took (`argmax`,
+    /// an offset in the plane; -1 for none), added in output order. `dx` is overwritten.
+    static func maxPoolBackward(_ s: Shape4, outPlane: Int, argmax: UnsafePointer<Int32>, dy: UnsafePointer<Float>,
+                                dx: UnsafeMutablePointer<Float>, threads: Int) {
+        overPlanes(s.n * s.c, work: s.n * s.c * (s.plane + outPlane), threads: threads) { planes in
+            for nc in planes {
+                let d = dx + nc * s.plane, a = argmax + nc * outPlane, g = dy + nc * outPlane
+                d.update(repeating: 0, count: s.plane)
+                for p in 0..<outPlane where a[p] >= 0 { d[Int(a[p])] += g[p] }
+            }
+        }
+    }
+
+    /// Average pooling (torch's windows and divisors, `avgWindow`), planes split over the threads.
+    static func avgPool(_ x: UnsafePointer<Float>, _ s: Shape4, g: WindowGeometry, k: (Int, Int), st: (Int, Int), includePad: Bool,
+                        y: UnsafeMutablePointer<Float>, threads: Int) {
+        let outPlane = g.outH * g.outW
+        overPlanes(s.n * s.c, work: s.n * s.c * outPlane * k.0 * k.1, threads: threads) { planes in
+            for nc in planes {
+                let xp = x + nc * s.plane
+                for oy in 0..<g.outH {
+                    for ox in 0..<g.outW {
+                        let win = avgWindow(s, g: g, k: k, st: st, includePad: includePad, oy: oy, ox: ox)
+                        var sum: Float = 0
+                        for yy in win.y0..<max(win.y0, win.y1) { for xx in win.x0..<max(win.x0, win.x1) { sum += xp[yy * s.w + xx] } }
+                        y[nc * outPlane + oy * g.outW + ox] = sum / win.divisor
+                    }
+                }
+            }
+        }
+    }
+
+    /// The backward of `avgPool`; `dx` is overwritten.
+    static func avgPoolBackward(_ s: Shape4, g: WindowGeometry, k: (Int, Int), st: (Int, Int), includePad: Bool, dy: UnsafePointer<Float>,
+                                dx: UnsafeMutablePointer<Float>, threads: Int) {
+        let outPlane = g.outH * g.outW
+        overPlanes(s.n * s.c, work: s.n * s.c * outPlane * k.0 * k.1, threads: threads) { planes in
+            for nc in planes {
+                let d = dx + nc * s.plane
+                d.update(repeating: 0, count: s.plane)
+                for oy in 0..<g.outH {
+                    for ox in 0..<g.outW {
+                        let win = avgWindow(s, g: g, k: k, st: st, includePad: includePad, oy: oy, ox: ox)
+                        let v = dy[nc * outPlane + oy * g.outW + ox] / win.divisor
+                        for yy in win.y0..<max(win.y0, win.y1) { for xx in win.x0..<max(win.x0, win.x1) { d[yy * s.w + xx] += v } }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adaptive average pooling to `oh` x `ow` (torch's bins, `adaptiveRange`), planes split over the threads.
+    static func adaptiveAvgPool(_ x: UnsafePointer<Float>, _ s: Shape4, oh: Int, ow: Int, y: UnsafeMutablePointer<Float>, threads: Int) {
+        overPlanes(s.n * s.c, work: s.count, threads: threads) { planes in
+            for nc in planes {
+                let xp = x + nc * s.plane
+                for oy in 0..<oh {
+                    let (y0, y1) = adaptiveRange(oy, oh, s.h)
+                    for ox in 0..<ow {
+                        let (x0, x1) = adaptiveRange(ox, ow, s.w)
+                        var sum: Float = 0
+                        for yy in y0..<y1 { for xx in x0..<x1 { sum += xp[yy * s.w + xx] } }
+                        y[nc * oh * ow + oy * ow + ox] = sum / Float((y1 - y0) * (x1 - x0))
+                    }
+                }
+            }
+        }
+    }
+
+    /// The backward of `adaptiveAvgPool`; `dx` is overwritten.
+    static func adaptiveAvgPoolBackward(_ s: Shape4, oh: Int, ow: Int, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>,
+                                        threads: Int) {
+        overPlanes(s.n * s.c, work: s.count, threads: threads) { planes in
+            for nc in planes {
+                let d = dx + nc * s.plane
+                d.update(repeating: 0, count: s.plane)
+                for oy in 0..<oh {
+                    let (y0, y1) = adaptiveRange(oy, oh, s.h)
+                    for ox in 0..<ow {
+                        let (x0, x1) = adaptiveRange(ox, ow, s.w)
+                        let v = dy[nc * oh * ow + oy * ow + ox] / Float((y1 - y0) * (x1 - x0))
+                        for yy in y0..<y1 { for xx in x0..<x1 { d[yy * s.w + xx] += v } }
+                    }
                 }
             }
         }
