@@ -1,5 +1,5 @@
 // oneDNN 2.x through its C API (Debian libdnnl-dev 2.6). Linux only, and only the 2.x API: oneDNN 3.0
-// removed the operation descriptors this glue uses (ZooKernels/OneDNN.swift is the one file to port).
+// removed the operation descriptors this glue uses (ZooKernels/OneDNN.swift and OneDNNTraining.swift are the files to port).
 #include <oneapi/dnnl/dnnl.h>
 
 // The execution-argument indices are chained macros; named constants import into Swift reliably.

@@ -1,5 +1,6 @@
-// The oneDNN backend: every call into oneDNN lives in this file (oneDNN 3.x removed the 2.x
-// operation descriptors used here; a port touches only this file). Linux only (module CDNNL).
+// The oneDNN backend of inference: every call into oneDNN lives in this file and OneDNNTraining.swift
+// (the training passes); oneDNN 3.x removed the 2.x operation descriptors used here, so a port touches
+// those two files. Linux only (module CDNNL).
 #if canImport(CDNNL)
 import CDNNL
 #if canImport(Glibc)

@@ -5,12 +5,13 @@ import Glibc
 import Darwin
 #endif
 
-// Forward and backward of every op the zoo's graphs use, on NCHW float32 buffers: convolutions as
-// im2col + GEMM through ZooKernels' BLAS door (one thread per call), everything else as loops over
-// unsafe buffer pointers; sums that feed a bias, BatchNorm or pooled gradient accumulate in double
-// precision. Convolutions and linear layers split the batch over the graph's threads (`Parallel`,
-// partitions fixed by the thread count, partial weight gradients added in task order), so a step is
-// deterministic for a given thread count. (oneDNN's backward primitives are the planned fast path.)
+// Forward and backward of every op the zoo's graphs use, on NCHW float32 buffers: convolutions through
+// the backend's training primitives (ZooKernels' `TrainingConvolution`, oneDNN) when it takes them, else
+// as im2col + GEMM through ZooKernels' BLAS door (one thread per call); depthwise convolutions and
+// everything else as loops over unsafe buffer pointers; sums that feed a bias, BatchNorm or pooled
+// gradient accumulate in double precision. Convolutions and linear layers split the batch over the
+// graph's threads (`Parallel`, partitions fixed by the thread count, partial weight gradients added in
+// task order), so a step is deterministic for a given thread count.
 
 /// A 4-D activation shape (N, C, H, W); a flat [N, F] value has H = W = 1 and C = F.
 struct Shape4: Hashable, Sendable {
