@@ -78,7 +78,7 @@ public final class TrainingGraph: @unchecked Sendable {
     /// but `own`, when oneDNN is available and has a kernel for the shape), else im2col + GEMM.
     /// Depthwise convolutions always run as the engine's own direct loops.
     public let convolutions: ConvolutionBackend
-    /// What runs the convolutions: `oneDNN 2.6.0 (avx2) + own depthwise`, or `im2col + GEMM + own depthwise`.
+    /// What runs the convolutions: `oneDNN 2.6.3 (avx2), own depthwise`, or `im2col + GEMM, own depthwise`.
     public var convolutionsDescription: String {
         (convolutions.usesOneDNN && ConvolutionBackend.oneDNNAvailable ? ConvolutionBackend.automatic.description : "im2col + GEMM")
             + ", own depthwise"
