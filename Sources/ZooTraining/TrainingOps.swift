@@ -710,26 +710,26 @@ enum TrainingOps {
                         y: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>, threads: Int = 1) {
         let outPlane = g.outH * g.outW
         overPlanes(s.n * s.c, work: s.n * s.c * outPlane * k.0 * k.1, threads: threads) { planes in
-        for nc in planes {
-            let xp = x + nc * s.plane
-            for oy in 0..<g.outH {
-                for ox in 0..<g.outW {
-                    var best = -Float.infinity, at: Int32 = -1
-                    for ky in 0..<k.0 {
-                        let iy = oy * st.0 - g.padTop + ky
-                        guard iy >= 0, iy < s.h else { continue }
-                        for kx in 0..<k.1 {
-                            let ix = ox * st.1 - g.padLeft + kx
-                            guard ix >= 0, ix < s.w else { continue }
-                            let v = xp[iy * s.w + ix]
-                            if v > best || v.isNaN || at < 0 { best = v; at = Int32(iy * s.w + ix) }
+            for nc in planes {
+                let xp = x + nc * s.plane
+                for oy in 0..<g.outH {
+                    for ox in 0..<g.outW {
+                        var best = -Float.infinity, at: Int32 = -1
+                        for ky in 0..<k.0 {
+                            let iy = oy * st.0 - g.padTop + ky
+                            guard iy >= 0, iy < s.h else { continue }
+                            for kx in 0..<k.1 {
+                                let ix = ox * st.1 - g.padLeft + kx
+                                guard ix >= 0, ix < s.w else { continue }
+                                let v = xp[iy * s.w + ix]
+                                if v > best || v.isNaN || at < 0 { best = v; at = Int32(iy * s.w + ix) }
+                            }
                         }
+                        y[nc * outPlane + oy * g.outW + ox] = best
+                        argmax[nc * outPlane + oy * g.outW + ox] = at
                     }
-                    y[nc * outPlane + oy * g.outW + ox] = best
-                    argmax[nc * outPlane + oy * g.outW + ox] = at
                 }
             }
-        }
         }
     }
 
