@@ -202,4 +202,18 @@ public enum Elementwise {
             }
         }
     }
+
+    /// A channel-blocked [n, c/block, h, w, block] buffer (channels padded to the block) -> NCHW [n, c, h, w].
+    public static func blockedToNCHW(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>,
+                                     batch: Int, channels c: Int, height h: Int, width w: Int, block: Int) {
+        let hw = h * w, padded = (c + block - 1) / block * block
+        for n in 0..<batch {
+            let src = x + n * padded * hw, dst = out + n * c * hw
+            for ch in 0..<c {
+                let s = src + (ch / block) * hw * block + ch % block
+                let d = dst + ch * hw
+                for p in 0..<hw { d[p] = s[p * block] }
+            }
+        }
+    }
 }

@@ -13,18 +13,42 @@ public enum ActivationLayout: Sendable, Hashable {
     case blocked8
     /// [N, C/16, H, W, 16]: the same for AVX-512.
     case blocked16
+    /// [N, C, H, W]: the network's input as given, for a first convolution with few input channels
+    /// (oneDNN's fast kernels read it planar and write blocked).
+    case nchw
 
     /// Floats a [n, c, h, w] value takes in this layout.
     public func count(n: Int, h: Int, w: Int, c: Int) -> Int {
         switch self {
-        case .nhwc: return n * h * w * c
+        case .nhwc, .nchw: return n * h * w * c
         case .blocked8: return n * h * w * ((c + 7) / 8 * 8)
         case .blocked16: return n * h * w * ((c + 15) / 16 * 16)
         }
     }
 
+    /// Channels per block of the blocked layouts (1 for the others).
+    public var block: Int {
+        switch self {
+        case .blocked8: return 8
+        case .blocked16: return 16
+        case .nhwc, .nchw: return 1
+        }
+    }
+
     /// True for the channel-blocked layouts.
-    public var isBlocked: Bool { self != .nhwc }
+    public var isBlocked: Bool { self == .blocked8 || self == .blocked16 }
+
+    /// The images and channels of an NHWC value with the same memory as a [n, c, h, w] value in this
+    /// layout: a blocked [n, c/b, h, w, b] value is n x c/b images of b channels (what a per-channel
+    /// kernel such as pooling needs; the padding channels are computed too).
+    public func pooledAsNHWC(n: Int, c: Int) -> (images: Int, channels: Int) {
+        switch self {
+        case .nhwc: return (n, c)
+        case .nchw: return (n * c, 1)
+        case .blocked8: return (n * ((c + 7) / 8), 8)
+        case .blocked16: return (n * ((c + 15) / 16), 16)
+        }
+    }
 }
 
 /// The layouts of a convolution's input and output (a residual is in the output's layout).
@@ -165,7 +189,9 @@ public final class Conv2D: @unchecked Sendable {
         bias = .allocate(capacity: d.outChannels)
         if let b, let bp = b.baseAddress { bias.initialize(from: bp, count: d.outChannels) } else { bias.initialize(repeating: 0, count: d.outChannels) }
         #if canImport(CDNNL)
-        dnnl = backend.usesOneDNN ? DNNLConvolution(w, activation: activation) : nil
+        let whole = backend.usesOneDNN ? DNNLConvolution(w, activation: activation) : nil
+        dnnl = whole
+        dnnlSplit = backend.usesOneDNN && whole == nil ? DNNLSplitConvolution(w, activation: activation) : nil
         #endif
     }
 
@@ -174,6 +200,8 @@ public final class Conv2D: @unchecked Sendable {
     #if canImport(CDNNL)
     /// The oneDNN path of this convolution (nil when oneDNN is off or cannot take it).
     let dnnl: DNNLConvolution?
+    /// The oneDNN path of a convolution with a reduction too long for one primitive, in parts (blocked layouts).
+    let dnnlSplit: DNNLSplitConvolution?
     #endif
 
     /// The backend that runs this convolution for a batch, input size and thread count: `oneDNN:<implementation>`
@@ -183,6 +211,9 @@ public final class Conv2D: @unchecked Sendable {
         if let e = dnnlEntry(batch: batch, g, threads: threads, residual: residual, layouts: layouts) {
             return "oneDNN:" + e.implementation
         }
+        if let es = dnnlSplitEntries(batch: batch, g, threads: threads, residual: residual, layouts: layouts), let e = es.first {
+            return "oneDNN:" + e.implementation + " in \(es.count) parts"
+        }
         #endif
         return "own"
     }
@@ -190,7 +221,7 @@ public final class Conv2D: @unchecked Sendable {
     /// True when a backend may run this convolution on other layouts than NHWC (oneDNN is on).
     public var acceptsBlockedLayouts: Bool {
         #if canImport(CDNNL)
-        return dnnl != nil
+        return dnnl != nil || dnnlSplit != nil
         #else
         return false
         #endif
@@ -201,6 +232,12 @@ public final class Conv2D: @unchecked Sendable {
         guard let dn = dnnl else { return nil }
         return dn.entry(.init(batch: batch, h: g.inH, w: g.inW, threads: threads, residual: residual,
                               input: layouts.input, output: layouts.output), geometry: g)
+    }
+
+    func dnnlSplitEntries(batch: Int, _ g: WindowGeometry, threads: Int, residual: Bool, layouts: ConvLayouts) -> [DNNLConvolution.Entry]? {
+        guard let sp = dnnlSplit else { return nil }
+        return sp.entries(.init(batch: batch, h: g.inH, w: g.inW, threads: threads, residual: residual,
+                                input: layouts.input, output: layouts.output), geometry: g)
     }
     #endif
 
@@ -258,6 +295,9 @@ public final class Conv2D: @unchecked Sendable {
         if let e = dnnlEntry(batch: batch, g, threads: threads, residual: residual, layouts: layouts) {
             return max(layouts == .nhwc ? plan(batch: batch, g, threads: threads).scratch : 0, (e.totalScratchBytes + 3) / 4)
         }
+        if let es = dnnlSplitEntries(batch: batch, g, threads: threads, residual: residual, layouts: layouts) {
+            return (DNNLSplitConvolution.scratchBytes(es) + 3) / 4
+        }
         #endif
         return layouts == .nhwc ? plan(batch: batch, g, threads: threads).scratch : nil
     }
@@ -279,6 +319,11 @@ public final class Conv2D: @unchecked Sendable {
                       threads: threads) {
                 return
             }
+        }
+        if let sp = dnnlSplit, let es = dnnlSplitEntries(batch: batch, g, threads: threads, residual: residual != nil, layouts: layouts),
+           sp.run(es, batch: batch, geometry: g, layout: layouts.output, input: input, output: output, residual: residual, bias: bias,
+                  scratch: scratch.map(UnsafeMutableRawPointer.init), threads: threads) {
+            return
         }
         #endif
         // ZooKernels' own kernels read NHWC and the packed copy, refilled here if a backend released it.

@@ -197,9 +197,14 @@ final class DNNLConvolution: @unchecked Sendable {
     static let maxReduction = 2304
 
     let runtime: DNNLRuntime
+    /// The convolution this object runs: the whole one, or one part of a split one (`DNNLSplitConvolution`),
+    /// whose input channels are `channels` of the whole.
     let descriptor: ConvDescriptor
+    /// The whole convolution's input channels this one reads (all of them unless it is a part).
+    let channels: Range<Int>
     let activation: Activation
-    /// The packed weights (ZooKernels' layout): the source of the first reorder, then released.
+    /// The packed weights (ZooKernels' layout, of the whole convolution): the source of the first reorder,
+    /// then released.
     private let source: PackedConvWeights
     private let lock = KernelLock()
     private var entries: [Key: Entry?] = [:]
@@ -209,30 +214,53 @@ final class DNNLConvolution: @unchecked Sendable {
     /// Prepares the convolution: asks oneDNN for its preferred weight layout (on a probe input),
     /// reorders the weights into it and releases the pages of ZooKernels' packed copy. nil when
     /// oneDNN is off or cannot take this convolution.
-    init?(_ w: PackedConvWeights, activation: Activation) {
+    convenience init?(_ w: PackedConvWeights, activation: Activation) {
+        self.init(w, activation: activation, part: nil)
+        let first = reordered.first
+        let runtime = runtime
+        guard var packedMD = sourceWeightsMD() else { return nil }
+        w.releasePages { dst in
+            guard let first else { return false }
+            return runtime.reorder(&first.md, first.buffer, &packedMD, UnsafeMutableRawPointer(dst))
+        }
+    }
+
+    /// The convolution over input channels `part` of `w`'s (all when nil), without releasing `w`'s pages.
+    init?(_ w: PackedConvWeights, activation: Activation, part: Range<Int>?) {
         guard let rt = DNNLRuntime.shared else { return nil }
-        // Long reductions stay on ZooKernels' own kernels, whose GEMM sums in blocks: oneDNN's direct kernels
-        // accumulate all (in/groups) x kh x kw products of an output in one register, and beyond 2304 terms
-        // (VGG's and ResNet's 512-channel 3x3 layers, 4608) that float32 round-off broke the per-channel
-        // parity check (vgg16 at 64 px: 1.31e-4 against 1e-4; 6.4e-5 with this limit).
-        guard w.descriptor.inChannels / max(w.descriptor.groups, 1) * w.descriptor.kernelH * w.descriptor.kernelW
-                <= DNNLConvolution.maxReduction else { return nil }
+        var d = w.descriptor
+        if let part {
+            guard d.groups == 1, !w.depthwise, part.lowerBound >= 0, part.upperBound <= d.inChannels, !part.isEmpty else { return nil }
+            d.inChannels = part.count
+        }
+        // Long reductions stay on ZooKernels' own kernels, whose GEMM sums in blocks, or are split into parts
+        // (`DNNLSplitConvolution`): oneDNN's direct kernels accumulate all (in/groups) x kh x kw products of
+        // an output in one register, and beyond 2304 terms (VGG's and ResNet's 512-channel 3x3 layers, 4608)
+        // that float32 round-off broke the per-channel parity check (vgg16 at 64 px: 1.31e-4 against 1e-4;
+        // 6.4e-5 with this limit).
+        guard d.inChannels / max(d.groups, 1) * d.kernelH * d.kernelW <= DNNLConvolution.maxReduction else { return nil }
         runtime = rt
-        descriptor = w.descriptor
+        descriptor = d
+        channels = part ?? 0..<w.descriptor.inChannels
         self.activation = activation
         source = w
-        let d = w.descriptor
         let probe = max(16, (d.kernelH - 1) * d.dilationH + 1, (d.kernelW - 1) * d.dilationW + 1)
         guard let g = d.geometry(inH: probe, inW: probe),
               let pd = primitiveDescriptor(Key(batch: 1, h: probe, w: probe, threads: 1, residual: false), g) else { return nil }
         defer { dnnl_primitive_desc_destroy(pd) }
-        guard let wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), let first = weights(wmd),
-              var packedMD = sourceWeightsMD() else { return nil }
-        let runtime = rt
-        w.releasePages { dst in
-            runtime.reorder(&first.md, first.buffer, &packedMD, UnsafeMutableRawPointer(dst))
-        }
+        guard let wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), weights(wmd) != nil else { return nil }
     }
+
+    /// Writes this convolution's weights back into ZooKernels' packed copy of the whole convolution at
+    /// `packed` (the refill of released pages); false on failure.
+    func restoreSource(into packed: UnsafeMutablePointer<Float>) -> Bool {
+        guard let first = reordered.first, var packedMD = sourceWeightsMD() else { return false }
+        return runtime.reorder(&first.md, first.buffer, &packedMD, UnsafeMutableRawPointer(packed + sourceOffset))
+    }
+
+    /// Where this convolution's weights start in the packed copy of the whole ([kh, kw, in, out]: a part's
+    /// input channels are rows of it).
+    private var sourceOffset: Int { channels.lowerBound * descriptor.outChannels }
 
     /// The primitive for `key`, created on first use; nil when oneDNN offers only its reference
     /// implementation (or none) for this case: then the caller runs its own kernel.
@@ -264,7 +292,8 @@ final class DNNLConvolution: @unchecked Sendable {
             let c = d.outChannels
             strides = [1, Int64(c * taps), Int64(c * taps), Int64(d.kernelW * c), Int64(c)]
         } else {
-            let g = d.groups, cinG = d.inChannels / g, coutG = d.outChannels / g
+            // A part's rows are strided by the whole convolution's input channels.
+            let g = d.groups, cinG = source.descriptor.inChannels / g, coutG = d.outChannels / g
             let kw = Int64(cinG * coutG), kh = Int64(d.kernelW * cinG * coutG)
             strides = g == 1 ? [1, Int64(coutG), kh, kw] : [Int64(taps * cinG * coutG), 1, Int64(coutG), kh, kw]
         }
@@ -282,7 +311,7 @@ final class DNNLConvolution: @unchecked Sendable {
         if let first = reordered.first {
             ok = runtime.reorder(&first.md, first.buffer, want, buffer)
         } else if var packedMD = sourceWeightsMD(), source.ensureResident() {
-            ok = runtime.reorder(&packedMD, source.packed, want, buffer)
+            ok = runtime.reorder(&packedMD, source.packed + sourceOffset, want, buffer)
         }
         var memory: dnnl_memory_t?
         guard ok, dnnl_memory_create(&memory, want, runtime.engine, buffer) == dnnl_success, let memory else {
@@ -417,6 +446,7 @@ final class DNNLConvolution: @unchecked Sendable {
     static func tag(_ l: ActivationLayout) -> dnnl_format_tag_t {
         switch l {
         case .nhwc: return dnnl_nhwc
+        case .nchw: return dnnl_nchw
         case .blocked8: return dnnl_nChw8c
         case .blocked16: return dnnl_nChw16c
         }
@@ -464,8 +494,8 @@ final class DNNLConvolution: @unchecked Sendable {
         }
         var y = UnsafeMutableRawPointer(output)
         if e.outputReorder != nil, let base { y = base + e.outputOffset }
-        if let residual {
-            // oneDNN's `sum` post-op adds what the destination holds.
+        if let residual, UnsafeRawPointer(residual) != UnsafeRawPointer(y) {
+            // oneDNN's `sum` post-op adds what the destination holds (a residual at the output itself is there).
             if let r = e.residualReorder {
                 guard r.run(engine, stream, from: residual, to: y) else { return false }
             } else {
@@ -487,6 +517,84 @@ final class DNNLConvolution: @unchecked Sendable {
             guard r.run(engine, stream, from: y, to: output) else { return false }
         }
         return dnnl_stream_wait(stream) == dnnl_success
+    }
+}
+
+/// A convolution whose reduction is too long for one oneDNN primitive (`DNNLConvolution.maxReduction`: 512-channel
+/// 3x3 layers of VGG and ResNet), run as parts over consecutive input channels, each a oneDNN convolution adding
+/// into the output (`sum` post-op): the first with the bias and the residual, the last with the activation. The
+/// output sums the parts in a fixed order, so results stay reproducible. Blocked layouts only (a part's input is
+/// then whole channel blocks of the input, found by an offset), one image at a time.
+final class DNNLSplitConvolution: @unchecked Sendable {
+    let descriptor: ConvDescriptor
+    /// The parts, in the order they add into the output.
+    let parts: [DNNLConvolution]
+    /// The bias of every part but the first.
+    private let zeros: UnsafeMutablePointer<Float>
+
+    /// Splits `w` into parts of whole 16-channel blocks (a block of either blocked layout starts at each part),
+    /// as even as possible; nil when it needs no split, cannot be split (groups) or a part is refused.
+    /// Releases the pages of `w` (the parts refill them if the own kernels are ever needed).
+    init?(_ w: PackedConvWeights, activation: Activation) {
+        let d = w.descriptor
+        let taps = d.kernelH * d.kernelW
+        guard d.groups == 1, !w.depthwise, d.inChannels * taps > DNNLConvolution.maxReduction else { return nil }
+        let blocks = (d.inChannels + 15) / 16, perPart = DNNLConvolution.maxReduction / (taps * 16)
+        guard perPart >= 1 else { return nil }
+        let count = (blocks + perPart - 1) / perPart
+        var parts: [DNNLConvolution] = []
+        for i in 0..<count {
+            let lo = i * blocks / count * 16, hi = min((i + 1) * blocks / count * 16, d.inChannels)
+            guard let p = DNNLConvolution(w, activation: i == count - 1 ? activation : .none, part: lo..<hi) else { return nil }
+            parts.append(p)
+        }
+        descriptor = d
+        self.parts = parts
+        zeros = .allocate(capacity: d.outChannels)
+        zeros.initialize(repeating: 0, count: d.outChannels)
+        w.releasePages { dst in parts.allSatisfy { $0.restoreSource(into: dst) } }
+    }
+
+    deinit { zeros.deallocate() }
+
+    /// The parts' primitives for one image of `key`; nil unless input and output are in one blocked layout
+    /// and oneDNN runs every part there without reorders.
+    func entries(_ key: DNNLConvolution.Key, geometry g: WindowGeometry) -> [DNNLConvolution.Entry]? {
+        guard key.input.isBlocked, key.output == key.input else { return nil }
+        var result: [DNNLConvolution.Entry] = []
+        for (i, p) in parts.enumerated() {
+            var k = key
+            k.batch = 1
+            k.residual = i > 0 || key.residual
+            guard let e = p.entry(k, geometry: g), e.inputReorder == nil, e.outputReorder == nil else { return nil }
+            result.append(e)
+        }
+        return result
+    }
+
+    /// Bytes of scratch `run` needs (the parts run one after another).
+    static func scratchBytes(_ entries: [DNNLConvolution.Entry]) -> Int {
+        entries.map(\.totalScratchBytes).max() ?? 0
+    }
+
+    /// Runs the parts image by image; false when a oneDNN call fails.
+    func run(_ entries: [DNNLConvolution.Entry], batch: Int, geometry g: WindowGeometry, layout: ActivationLayout,
+             input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>?,
+             bias: UnsafeMutablePointer<Float>, scratch: UnsafeMutableRawPointer?, threads: Int) -> Bool {
+        guard entries.count == parts.count else { return false }
+        let inImage = layout.count(n: 1, h: g.inH, w: g.inW, c: descriptor.inChannels)
+        let outImage = layout.count(n: 1, h: g.outH, w: g.outW, c: descriptor.outChannels)
+        for b in 0..<batch {
+            let x = input + b * inImage, y = output + b * outImage
+            for (i, (p, e)) in zip(parts, entries).enumerated() {
+                // Whole channel blocks: channel c0 (a multiple of the block) starts c0 x H x W floats in.
+                let part = x + p.channels.lowerBound * g.inH * g.inW
+                let r: UnsafePointer<Float>? = i == 0 ? residual.map { $0 + b * outImage } : UnsafePointer(y)
+                guard p.run(e, input: part, output: y, residual: r, bias: i == 0 ? bias : zeros, scratch: scratch,
+                            threads: threads) else { return false }
+            }
+        }
+        return true
     }
 }
 #endif

@@ -22,6 +22,8 @@ struct ExecutionPlan {
     /// Each convolution's input and output layouts (nil for other steps). Values flowing only from a
     /// convolution into convolutions stay in oneDNN's blocked layout; all others are NHWC.
     var convLayouts: [ConvLayouts?]
+    /// Each value's layout (blocked values come from convolutions or from poolings of blocked values).
+    var layouts: [ActivationLayout]
 }
 
 extension Engine {
@@ -140,12 +142,24 @@ extension Engine {
             }
             guard shapes[s].h > 0, shapes[s].w > 0 else { throw tooSmall(s, x) }
         }
-        // Layouts: a convolution's output is blocked when every reader is a convolution that takes
-        // blocked layouts and it is not an output; a residual and the output it is added into share one.
+        // Layouts: a value is blocked when it comes from a convolution that takes blocked layouts, or from a
+        // pooling of a blocked value (pooling is per channel: it runs on the blocks as they are), every reader
+        // takes it blocked (convolutions, poolings whose output is blocked, and flatten, which writes NCHW order
+        // from either layout) and it is not an output; a residual and the output it is added into share one layout.
         var layout = [ActivationLayout](repeating: .nhwc, count: steps.count)
         var convLayouts = [ConvLayouts?](repeating: nil, count: steps.count)
         func blockedConv(_ s: Int) -> Bool {
             if case let .conv(c) = steps[s].kind { return c.acceptsBlockedLayouts }
+            return false
+        }
+        func windowPool(_ s: Int) -> Bool {
+            switch steps[s].kind {
+            case .maxPool, .avgPool, .adaptiveAvgPool: return true
+            default: return false
+            }
+        }
+        func flatten(_ s: Int) -> Bool {
+            if case .flatten = steps[s].kind { return true }
             return false
         }
         // A convolution oneDNN cannot run on blocked layouts keeps NHWC; the layouts are then chosen again.
@@ -159,19 +173,40 @@ extension Engine {
                 var readers = [[Int]](repeating: [], count: steps.count)
                 for s in run { for v in steps[s].inputs { readers[v].append(s) } }
                 let outputs = Set(key.outputs)
-                for s in run where candidate(s) && !outputs.contains(s) && !readers[s].isEmpty && readers[s].allSatisfy(candidate) {
-                    layout[s] = ConvolutionBackend.blockedLayout
+                // Every possible blocked value, then removed until the rules hold.
+                var isBlocked = [Bool](repeating: false, count: steps.count)
+                for s in run where (candidate(s) || windowPool(s)) && !outputs.contains(s) && !readers[s].isEmpty {
+                    isBlocked[s] = true
                 }
                 var changed = true
                 while changed {
                     changed = false
-                    for s in run where blockedConv(s) && steps[s].inputs.count == 2 {
-                        let r = steps[s].inputs[1]
-                        if layout[s] != layout[r] {
-                            layout[s] = .nhwc
-                            layout[r] = .nhwc
+                    for s in run where isBlocked[s] {
+                        let readersTake = readers[s].allSatisfy { r in candidate(r) || (windowPool(r) && isBlocked[r]) || flatten(r) }
+                        let sourceFits = !windowPool(s) || isBlocked[steps[s].inputs[0]]
+                        if !readersTake || !sourceFits {
+                            isBlocked[s] = false
                             changed = true
                         }
+                    }
+                    for s in run where blockedConv(s) && steps[s].inputs.count == 2 {
+                        let r = steps[s].inputs[1]
+                        if isBlocked[s] != isBlocked[r] {
+                            isBlocked[s] = false
+                            isBlocked[r] = false
+                            changed = true
+                        }
+                    }
+                }
+                for s in run where isBlocked[s] { layout[s] = ConvolutionBackend.blockedLayout }
+                // The input stays planar (NCHW, as given) when its readers are first convolutions writing
+                // blocked: oneDNN's fast kernels for a few input channels read planar, not NHWC.
+                for s in run where steps[s].inputs.isEmpty && !outputs.contains(s) && !readers[s].isEmpty {
+                    if readers[s].allSatisfy({ r in
+                        guard case let .conv(c) = steps[r].kind, isBlocked[r], steps[r].inputs[0] == s else { return false }
+                        return c.descriptor.inChannels < 8
+                    }) {
+                        layout[s] = .nchw
                     }
                 }
             }
@@ -224,7 +259,7 @@ extension Engine {
         let scratchOffset = total
         total += (scratch + 15) & ~15
         return ExecutionPlan(shapes: shapes, geometry: geometry, offsets: offsets, run: run, scratchOffset: scratchOffset,
-                      arenaFloats: max(total, 16), convLayouts: convLayouts)
+                      arenaFloats: max(total, 16), convLayouts: convLayouts, layouts: layout)
     }
 
     // MARK: arenas
@@ -391,7 +426,11 @@ extension Engine {
             let xs = step.inputs.isEmpty ? shape : l.shapes[step.inputs[0]]
             switch step.kind {
             case .input:
-                Elementwise.nchwToNHWC(x, into: out, batch: shape.n, channels: shape.c, height: shape.h, width: shape.w)
+                if l.layouts[s] == .nchw {
+                    out.update(from: x, count: shape.count)
+                } else {
+                    Elementwise.nchwToNHWC(x, into: out, batch: shape.n, channels: shape.c, height: shape.h, width: shape.w)
+                }
             case let .conv(conv):
                 let residual: UnsafePointer<Float>? = step.inputs.count == 2 ? UnsafePointer(arena + l.offsets[step.inputs[1]]) : nil
                 if let g = l.geometry[s] {
@@ -401,16 +440,20 @@ extension Engine {
             case let .linear(lin):
                 lin.run(input: x, batch: shape.n, output: out, threads: threads)
             case let .maxPool(k, st, _, _):
+                // A blocked [N, C/b, H, W, b] value is an NHWC one of N x C/b images with b channels.
+                let (images, channels) = l.layouts[s].pooledAsNHWC(n: shape.n, c: shape.c)
                 if let g = l.geometry[s] {
-                    Pooling.max(x, into: out, batch: shape.n, channels: shape.c, geometry: g, kernel: k, stride: st, threads: threads)
+                    Pooling.max(x, into: out, batch: images, channels: channels, geometry: g, kernel: k, stride: st, threads: threads)
                 }
             case let .avgPool(k, st, _, _, include):
+                let (images, channels) = l.layouts[s].pooledAsNHWC(n: shape.n, c: shape.c)
                 if let g = l.geometry[s] {
-                    Pooling.average(x, into: out, batch: shape.n, channels: shape.c, geometry: g, kernel: k, stride: st,
+                    Pooling.average(x, into: out, batch: images, channels: channels, geometry: g, kernel: k, stride: st,
                                     countIncludePad: include, threads: threads)
                 }
             case let .adaptiveAvgPool(oh, ow):
-                Pooling.adaptiveAverage(x, into: out, batch: shape.n, channels: shape.c, inH: xs.h, inW: xs.w, outH: oh, outW: ow,
+                let (images, channels) = l.layouts[s].pooledAsNHWC(n: shape.n, c: shape.c)
+                Pooling.adaptiveAverage(x, into: out, batch: images, channels: channels, inH: xs.h, inW: xs.w, outH: oh, outW: ow,
                                         threads: threads)
             case let .add(act):
                 Elementwise.add(x, UnsafePointer(arena + l.offsets[step.inputs[1]]), into: out, count: shape.count, act, threads: threads)
@@ -437,7 +480,12 @@ extension Engine {
                 out.update(from: x, count: shape.count)
                 Elementwise.activate(out, count: shape.count, act, threads: threads)
             case .flatten:
-                Elementwise.nhwcToNCHW(x, into: out, batch: shape.n, channels: xs.c, height: xs.h, width: xs.w)
+                let from = l.layouts[step.inputs[0]]
+                if from.isBlocked {
+                    Elementwise.blockedToNCHW(x, into: out, batch: shape.n, channels: xs.c, height: xs.h, width: xs.w, block: from.block)
+                } else {
+                    Elementwise.nhwcToNCHW(x, into: out, batch: shape.n, channels: xs.c, height: xs.h, width: xs.w)
+                }
             }
         }
     }

@@ -164,7 +164,7 @@ import ZooTestSupport
     @Test func gridCoversWhatTheKernelsDo() throws {
         let grid = try Grid()
         var kinds: [String: Int] = [:], acts = Set<String>(), pads = Set<String>()
-        var depthwise = 0, grouped = 0, dilated = 0, stride2Odd = 0, ceil = 0, excl = 0
+        var depthwise = 0, grouped = 0, dilated = 0, stride2Odd = 0, ceil = 0, excl = 0, long = 0
         for name in grid.names {
             let s = try grid.spec(name)
             kinds[s["kind"] ?? "", default: 0] += 1
@@ -180,12 +180,14 @@ import ZooTestSupport
             if g > 1 && g == x.shape[3] { depthwise += 1 } else if g > 1 { grouped += 1 }
             if s["dh"] != "1" { dilated += 1 }
             if s["sh"] == "2", x.shape[1] % 2 == 1 { stride2Odd += 1 }
+            if x.shape[3] / g * (try Self.int(s, "kh")) * (try Self.int(s, "kw")) > 2304 { long += 1 }
         }
         #expect(kinds["conv", default: 0] >= 60 && kinds["max", default: 0] >= 5 && kinds["avg", default: 0] >= 6)
         #expect(kinds["adaptive", default: 0] >= 5 && kinds["act", default: 0] == Activation.allCases.count)
         #expect(acts.count == Activation.allCases.count, "fused activations covered: \(acts.sorted())")
         #expect(pads == ["same", "valid", "explicit"])
         #expect(depthwise >= 6 && grouped >= 3 && dilated >= 4 && stride2Odd >= 8 && ceil >= 5 && excl >= 2)
+        #expect(long >= 2, "reductions longer than one oneDNN primitive takes: \(long)")
     }
 
     /// Every backend against torch: ZooKernels' own kernels, and oneDNN with NHWC and with blocked
@@ -195,7 +197,7 @@ import ZooTestSupport
     func convolutionsMatchTorch(backend: ConvolutionBackend) throws {
         if backend.usesOneDNN && !ConvolutionBackend.oneDNNAvailable { return }
         let grid = try Grid()
-        var checked = 0, controls = 0, onOneDNN = 0, refused = 0
+        var checked = 0, controls = 0, onOneDNN = 0, refused = 0, inParts = 0
         for name in grid.names {
             let s = try grid.spec(name)
             guard s["kind"] == "conv" else { continue }
@@ -223,6 +225,7 @@ import ZooTestSupport
                 continue
             }
             if ran.hasPrefix("oneDNN") { onOneDNN += 1 }
+            if ran.hasSuffix(" parts") { inParts += 1 }
             #expect(Self.relError(first, expected) < Self.tolerance, "\(name) \(backend) threads 1 (\(ran)): relative error \(Self.relError(first, expected))")
             for threads in [2, 4] {
                 let got = try #require(Self.run(right, input: x, n: n, h: h, w: w, residual: residual, threads: threads, backend: backend), "\(name)")
@@ -273,6 +276,8 @@ import ZooTestSupport
         #expect(checked + refused >= 60 && controls >= 2 * checked, "\(backend): \(checked) cases, \(controls) controls, \(refused) refused")
         if backend == .oneDNNBlocked {
             #expect(checked >= 20 && onOneDNN == checked, "blocked: \(checked) cases ran, \(onOneDNN) on oneDNN")
+            // The long reductions (more than 2304 terms) ran as oneDNN convolutions in parts.
+            #expect(inParts >= 2, "blocked: \(inParts) cases ran in parts")
         } else if backend.usesOneDNN {
             #expect(onOneDNN * 4 >= checked * 3, "\(backend): only \(onOneDNN) of \(checked) cases ran on oneDNN")
         } else {
