@@ -19,10 +19,10 @@ struct ExecutionPlan {
     var run: [Int]
     var scratchOffset: Int
     var arenaFloats: Int
-    /// Each convolution's input and output layouts (nil for other steps). Values flowing only from a
-    /// convolution into convolutions stay in oneDNN's blocked layout; all others are NHWC.
+    /// Each convolution's input and output layouts (nil for other steps).
     var convLayouts: [ConvLayouts?]
-    /// Each value's layout (blocked values come from convolutions or from poolings of blocked values).
+    /// Each value's layout: blocked from convolutions (and poolings of blocked values) into readers that take
+    /// it, planar for an input read only by first convolutions writing blocked, NHWC otherwise (`makePlan`).
     var layouts: [ActivationLayout]
 }
 
@@ -152,7 +152,7 @@ extension Engine {
             if case let .conv(c) = steps[s].kind { return c.acceptsBlockedLayouts }
             return false
         }
-        func windowPool(_ s: Int) -> Bool {
+        func pooling(_ s: Int) -> Bool {
             switch steps[s].kind {
             case .maxPool, .avgPool, .adaptiveAvgPool: return true
             default: return false
@@ -175,15 +175,15 @@ extension Engine {
                 let outputs = Set(key.outputs)
                 // Every possible blocked value, then removed until the rules hold.
                 var isBlocked = [Bool](repeating: false, count: steps.count)
-                for s in run where (candidate(s) || windowPool(s)) && !outputs.contains(s) && !readers[s].isEmpty {
+                for s in run where (candidate(s) || pooling(s)) && !outputs.contains(s) && !readers[s].isEmpty {
                     isBlocked[s] = true
                 }
                 var changed = true
                 while changed {
                     changed = false
                     for s in run where isBlocked[s] {
-                        let readersTake = readers[s].allSatisfy { r in candidate(r) || (windowPool(r) && isBlocked[r]) || flatten(r) }
-                        let sourceFits = !windowPool(s) || isBlocked[steps[s].inputs[0]]
+                        let readersTake = readers[s].allSatisfy { r in candidate(r) || (pooling(r) && isBlocked[r]) || flatten(r) }
+                        let sourceFits = !pooling(s) || isBlocked[steps[s].inputs[0]]
                         if !readersTake || !sourceFits {
                             isBlocked[s] = false
                             changed = true

@@ -8,7 +8,7 @@ import ZooTestSupport
 /// stage's depth), in torchvision's names and in Keras's layer order, a Keras base without top is
 /// recognised as one, the wrong explicit name is refused, and `zoo info` states each size's facts and
 /// its four taps. Logits, feature maps and the strict round trip into torchvision: Tests/ParityTests
-/// (`parity_torch_arch`, `parity_keras_arch`, and `parity_keras`'s two custom heads); gradients:
+/// (`parity_torch_arch`, `parity_keras_arch_convnext`, and `parity_keras`'s two custom heads); gradients:
 /// ZooTrainingTests (convnext_tiny).
 @Suite struct ConvNeXtTests {
     static let names = ["convnext_tiny", "convnext_small", "convnext_base", "convnext_large"]
@@ -53,7 +53,7 @@ import ZooTestSupport
 
     /// Every Keras size from its weight file alone (tf-keras legacy .h5 and Keras 3 .weights.h5 alternate).
     @Test func autoRecognisesEveryKerasSize() throws {
-        let manifest = try TestSupport.fixture("parity_keras_arch/cases.json")
+        let manifest = try TestSupport.fixture("parity_keras_arch_convnext/cases.json")
         let doc = try JSONValue.parse(String(decoding: try Data(contentsOf: URL(fileURLWithPath: manifest)), as: UTF8.self))
         let rows = (doc["cases"]?.arrayValue ?? []).filter { $0["arch"]?.stringValue?.hasPrefix("convnext") == true }
         #expect(rows.compactMap { $0["arch"]?.stringValue } == Self.kerasNames)
@@ -61,7 +61,7 @@ import ZooTestSupport
         defer { try? FileManager.default.removeItem(at: dir) }
         for row in rows {
             let name = try #require(row["arch"]?.stringValue)
-            let source = try TestSupport.fixture("parity_keras_arch/\(try #require(row["checkpoint"]?.stringValue))")
+            let source = try TestSupport.fixture("parity_keras_arch_convnext/\(try #require(row["checkpoint"]?.stringValue))")
             let out = dir.appendingPathComponent("\(name).safetensors").path
             let r = try TestSupport.zoo(["convert", source, "--arch", "auto", "-o", out, "--json", "--force"])
             #expect(r.status == 0, "\(name): \(r.stderr)")

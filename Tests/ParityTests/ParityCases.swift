@@ -77,7 +77,8 @@ struct ParityCase: Sendable, CustomStringConvertible {
 /// Which cases run: the `make test` subset by default, everything with `ZOO_PARITY=all`.
 enum ParityCatalog {
     /// `parity_*_arch`: one small case (logits and all five feature taps) per catalogue architecture and flavour.
-    static let subsetGroups = ["parity_torch", "parity_keras", "parity_torch_arch", "parity_keras_arch", "parity_keras_arch_efficientnet"]
+    static let subsetGroups = ["parity_torch", "parity_keras", "parity_torch_arch", "parity_keras_arch", "parity_keras_arch_convnext",
+                                "parity_keras_arch_efficientnet"]
     static let fullGroups = ["parity_torch_full", "parity_keras_full"]
     /// The parity tolerance: max |ours - ref| / max |ref|.
     static let tolerance = 1e-4
