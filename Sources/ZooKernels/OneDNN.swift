@@ -216,13 +216,8 @@ final class DNNLConvolution: @unchecked Sendable {
     /// oneDNN is off or cannot take this convolution.
     convenience init?(_ w: PackedConvWeights, activation: Activation) {
         self.init(w, activation: activation, part: nil)
-        let first = reordered.first
-        let runtime = runtime
-        guard var packedMD = sourceWeightsMD() else { return nil }
-        w.releasePages { dst in
-            guard let first else { return false }
-            return runtime.reorder(&first.md, first.buffer, &packedMD, UnsafeMutableRawPointer(dst))
-        }
+        guard let restore = sourceRestorer() else { return nil }
+        w.releasePages(restore: restore)
     }
 
     /// The convolution over input channels `part` of `w`'s (all when nil), without releasing `w`'s pages.
@@ -251,11 +246,13 @@ final class DNNLConvolution: @unchecked Sendable {
         guard let wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), weights(wmd) != nil else { return nil }
     }
 
-    /// Writes this convolution's weights back into ZooKernels' packed copy of the whole convolution at
-    /// `packed` (the refill of released pages); false on failure.
-    func restoreSource(into packed: UnsafeMutablePointer<Float>) -> Bool {
-        guard let first = reordered.first, var packedMD = sourceWeightsMD() else { return false }
-        return runtime.reorder(&first.md, first.buffer, &packedMD, UnsafeMutableRawPointer(packed + sourceOffset))
+    /// What writes this convolution's weights back into ZooKernels' packed copy of the whole convolution (the
+    /// refill of released pages; false on failure). It holds the reordered weights, not this object: the packed
+    /// copy keeps it, and this object keeps the packed copy.
+    func sourceRestorer() -> ((UnsafeMutablePointer<Float>) -> Bool)? {
+        guard let first = reordered.first, var packedMD = sourceWeightsMD() else { return nil }
+        let runtime = runtime, offset = sourceOffset
+        return { packed in runtime.reorder(&first.md, first.buffer, &packedMD, UnsafeMutableRawPointer(packed + offset)) }
     }
 
     /// Where this convolution's weights start in the packed copy of the whole ([kh, kw, in, out]: a part's
@@ -543,16 +540,19 @@ final class DNNLSplitConvolution: @unchecked Sendable {
         guard perPart >= 1 else { return nil }
         let count = (blocks + perPart - 1) / perPart
         var parts: [DNNLConvolution] = []
+        var restorers: [(UnsafeMutablePointer<Float>) -> Bool] = []
         for i in 0..<count {
             let lo = i * blocks / count * 16, hi = min((i + 1) * blocks / count * 16, d.inChannels)
-            guard let p = DNNLConvolution(w, activation: i == count - 1 ? activation : .none, part: lo..<hi) else { return nil }
+            guard let p = DNNLConvolution(w, activation: i == count - 1 ? activation : .none, part: lo..<hi),
+                  let r = p.sourceRestorer() else { return nil }
             parts.append(p)
+            restorers.append(r)
         }
         descriptor = d
         self.parts = parts
         zeros = .allocate(capacity: d.outChannels)
         zeros.initialize(repeating: 0, count: d.outChannels)
-        w.releasePages { dst in parts.allSatisfy { $0.restoreSource(into: dst) } }
+        w.releasePages { dst in restorers.allSatisfy { $0(dst) } }
     }
 
     deinit { zeros.deallocate() }
