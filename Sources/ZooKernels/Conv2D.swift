@@ -19,11 +19,7 @@ public enum ActivationLayout: Sendable, Hashable {
 
     /// Floats a [n, c, h, w] value takes in this layout.
     public func count(n: Int, h: Int, w: Int, c: Int) -> Int {
-        switch self {
-        case .nhwc, .nchw: return n * h * w * c
-        case .blocked8: return n * h * w * ((c + 7) / 8 * 8)
-        case .blocked16: return n * h * w * ((c + 15) / 16 * 16)
-        }
+        n * h * w * ((c + block - 1) / block * block)
     }
 
     /// Channels per block of the blocked layouts (1 for the others).
@@ -45,8 +41,7 @@ public enum ActivationLayout: Sendable, Hashable {
         switch self {
         case .nhwc: return (n, c)
         case .nchw: return (n * c, 1)
-        case .blocked8: return (n * ((c + 7) / 8), 8)
-        case .blocked16: return (n * ((c + 15) / 16), 16)
+        case .blocked8, .blocked16: return (n * ((c + block - 1) / block), block)
         }
     }
 }
@@ -228,16 +223,16 @@ public final class Conv2D: @unchecked Sendable {
     }
 
     #if canImport(CDNNL)
+    private func dnnlKey(batch: Int, _ g: WindowGeometry, threads: Int, residual: Bool, layouts: ConvLayouts) -> DNNLConvolution.Key {
+        .init(batch: batch, h: g.inH, w: g.inW, threads: threads, residual: residual, input: layouts.input, output: layouts.output)
+    }
+
     func dnnlEntry(batch: Int, _ g: WindowGeometry, threads: Int, residual: Bool, layouts: ConvLayouts) -> DNNLConvolution.Entry? {
-        guard let dn = dnnl else { return nil }
-        return dn.entry(.init(batch: batch, h: g.inH, w: g.inW, threads: threads, residual: residual,
-                              input: layouts.input, output: layouts.output), geometry: g)
+        dnnl?.entry(dnnlKey(batch: batch, g, threads: threads, residual: residual, layouts: layouts), geometry: g)
     }
 
     func dnnlSplitEntries(batch: Int, _ g: WindowGeometry, threads: Int, residual: Bool, layouts: ConvLayouts) -> [DNNLConvolution.Entry]? {
-        guard let sp = dnnlSplit else { return nil }
-        return sp.entries(.init(batch: batch, h: g.inH, w: g.inW, threads: threads, residual: residual,
-                                input: layouts.input, output: layouts.output), geometry: g)
+        dnnlSplit?.entries(dnnlKey(batch: batch, g, threads: threads, residual: residual, layouts: layouts), geometry: g)
     }
     #endif
 

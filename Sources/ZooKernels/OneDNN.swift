@@ -466,8 +466,9 @@ final class DNNLConvolution: @unchecked Sendable {
         }
     }
 
-    /// Runs the convolution (`residual`, in the output's layout, is added before the activation);
-    /// false when a oneDNN call fails. `scratch` holds `totalScratchBytes` (allocated here when nil).
+    /// Runs the convolution (`residual`, in the output's layout, is added before the activation; nil with an
+    /// entry made for a residual and without an output reorder: what `output` holds is added); false when a
+    /// oneDNN call fails. `scratch` holds `totalScratchBytes` (allocated here when nil).
     func run(_ e: Entry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>?,
              bias: UnsafeMutablePointer<Float>, scratch: UnsafeMutableRawPointer?, threads: Int) -> Bool {
         let engine = runtime.engine
@@ -491,8 +492,8 @@ final class DNNLConvolution: @unchecked Sendable {
         }
         var y = UnsafeMutableRawPointer(output)
         if e.outputReorder != nil, let base { y = base + e.outputOffset }
-        if let residual, UnsafeRawPointer(residual) != UnsafeRawPointer(y) {
-            // oneDNN's `sum` post-op adds what the destination holds (a residual at the output itself is there).
+        if let residual {
+            // oneDNN's `sum` post-op adds what the destination holds.
             if let r = e.residualReorder {
                 guard r.run(engine, stream, from: residual, to: y) else { return false }
             } else {
@@ -589,7 +590,8 @@ final class DNNLSplitConvolution: @unchecked Sendable {
             for (i, (p, e)) in zip(parts, entries).enumerated() {
                 // Whole channel blocks: channel c0 (a multiple of the block) starts c0 x H x W floats in.
                 let part = x + p.channels.lowerBound * g.inH * g.inW
-                let r: UnsafePointer<Float>? = i == 0 ? residual.map { $0 + b * outImage } : UnsafePointer(y)
+                // Later parts add into what the output holds (their entries are made for a residual).
+                let r = i == 0 ? residual.map { $0 + b * outImage } : nil
                 guard p.run(e, input: part, output: y, residual: r, bias: i == 0 ? bias : zeros, scratch: scratch,
                             threads: threads) else { return false }
             }
