@@ -61,6 +61,11 @@ public struct ConvLayouts: Sendable, Hashable {
 /// Convolution weights packed for the kernels, once, at load: [kh*kw, C] for depthwise, else per
 /// group [kh, kw, in/groups, out/groups] (the GEMM's B). A BatchNorm that follows the convolution is
 /// folded in with `scaleOutputChannels` before the weights are handed to a `Conv2D`.
+///
+/// Made with `init(_:deferring:owner:)`, the weights stay in PyTorch's layout until something needs
+/// the packed copy: a convolution oneDNN runs copies them straight into its own layout, folding the
+/// scales in on the way, and the packed copy is never filled (unless ZooKernels' kernels are needed
+/// after all). That spares `zoo predict` a second pass over every weight at load.
 public final class PackedConvWeights: @unchecked Sendable {
     /// The convolution.
     public let descriptor: ConvDescriptor
@@ -71,6 +76,9 @@ public final class PackedConvWeights: @unchecked Sendable {
     private let lock = KernelLock()
     /// Set while the pages of `packed` are released: refills `packed` from the backend's copy.
     private var restore: ((UnsafeMutablePointer<Float>) -> Bool)?
+    /// Set while the weights are not packed yet: PyTorch's layout, kept alive by `owner`, and the output-channel
+    /// scales still to apply, in order.
+    private var deferred: (weight: UnsafePointer<Float>, owner: AnyObject?, scales: [[Float]])?
 
     /// Packs `weight` (PyTorch layout [out, in/groups, kh, kw], row-major); nil when the descriptor is
     /// invalid or the count is wrong.
@@ -78,11 +86,27 @@ public final class PackedConvWeights: @unchecked Sendable {
         guard d.isValid, weight.count == d.weightCount, let w = weight.baseAddress else { return nil }
         descriptor = d
         depthwise = d.isDepthwise
-        let taps = d.kernelH * d.kernelW
         byteCount = max(d.weightCount, 1) * MemoryLayout<Float>.stride
-        packed = UnsafeMutableRawPointer.allocate(byteCount: byteCount, alignment: Int(KernelLock.pageSize))
-            .bindMemory(to: Float.self, capacity: max(d.weightCount, 1))
-        if depthwise {
+        packed = WeightMemory.allocate(byteCount: byteCount).bindMemory(to: Float.self, capacity: max(d.weightCount, 1))
+        PackedConvWeights.pack(w, d, into: packed)
+    }
+
+    /// Keeps `weight` (PyTorch layout, alive as long as `owner` is) and packs it only when the packed copy is
+    /// first needed; nil when the descriptor is invalid or the count is wrong.
+    public init?(_ d: ConvDescriptor, deferring weight: UnsafeBufferPointer<Float>, owner: AnyObject?) {
+        guard d.isValid, weight.count == d.weightCount, let w = weight.baseAddress else { return nil }
+        descriptor = d
+        depthwise = d.isDepthwise
+        byteCount = max(d.weightCount, 1) * MemoryLayout<Float>.stride
+        packed = WeightMemory.allocate(byteCount: byteCount).bindMemory(to: Float.self, capacity: max(d.weightCount, 1))
+        deferred = (w, owner, [])
+    }
+
+    deinit { UnsafeMutableRawPointer(packed).deallocate() }
+
+    private static func pack(_ w: UnsafePointer<Float>, _ d: ConvDescriptor, into packed: UnsafeMutablePointer<Float>) {
+        let taps = d.kernelH * d.kernelW
+        if d.isDepthwise {
             let c = d.outChannels
             for t in 0..<taps { for ch in 0..<c { (packed + t * c + ch).initialize(to: w[ch * taps + t]) } }
         } else {
@@ -101,23 +125,30 @@ public final class PackedConvWeights: @unchecked Sendable {
         }
     }
 
-    deinit { UnsafeMutableRawPointer(packed).deallocate() }
-
     /// Hands the pages of the packed copy back to the system while a backend (oneDNN) holds the
     /// weights in its own layout; `restore` refills them, once, if ZooKernels' own kernels are ever
-    /// needed after all (`ensureResident`). Keeps one copy of the weights in memory, not two.
+    /// needed after all (`ensureResident`). Keeps one copy of the weights in memory, not two. Drops
+    /// deferred weights (the backend's copy has them).
     func releasePages(restore: @escaping (UnsafeMutablePointer<Float>) -> Bool) {
         lock.locked {
             guard self.restore == nil else { return }
             self.restore = restore
+            deferred = nil
             _ = madvise(UnsafeMutableRawPointer(packed), byteCount / Int(KernelLock.pageSize) * Int(KernelLock.pageSize), MADV_DONTNEED)
         }
     }
 
-    /// Makes sure `packed` holds the weights (refilling released pages); false when the refill failed.
+    /// Makes sure `packed` holds the weights (packing deferred ones, refilling released pages); false when
+    /// the refill failed.
     @discardableResult
     func ensureResident() -> Bool {
         lock.locked {
+            if let (w, _, scales) = deferred {
+                PackedConvWeights.pack(w, descriptor, into: packed)
+                for s in scales { scalePacked(s) }
+                deferred = nil
+                return true
+            }
             guard let r = restore else { return true }
             guard r(packed) else { return false }
             restore = nil
@@ -125,11 +156,30 @@ public final class PackedConvWeights: @unchecked Sendable {
         }
     }
 
+    /// Runs `body` on the deferred weights (PyTorch layout) and their pending output-channel scales, with
+    /// the lock held; nil when the weights are packed (or released) already.
+    func withDeferredWeights<T>(_ body: (UnsafePointer<Float>, [[Float]]) -> T) -> T? {
+        lock.locked {
+            guard let (w, _, scales) = deferred else { return nil }
+            return body(w, scales)
+        }
+    }
+
     /// Multiplies every weight of output channel `c` by `scale[c]` (BatchNorm folding).
     public func scaleOutputChannels(_ scale: [Float]) {
+        guard scale.count == descriptor.outChannels else { return }
+        let wasDeferred: Bool = lock.locked {
+            guard deferred != nil else { return false }
+            deferred?.scales.append(scale)
+            return true
+        }
+        if wasDeferred { return }
         ensureResident()
+        scalePacked(scale)
+    }
+
+    private func scalePacked(_ scale: [Float]) {
         let d = descriptor
-        guard scale.count == d.outChannels else { return }
         let taps = d.kernelH * d.kernelW
         if depthwise {
             for t in 0..<taps { for c in 0..<d.outChannels { packed[t * d.outChannels + c] *= scale[c] } }
@@ -187,6 +237,9 @@ public final class Conv2D: @unchecked Sendable {
         let whole = backend.usesOneDNN ? DNNLConvolution(w, activation: activation) : nil
         dnnl = whole
         dnnlSplit = backend.usesOneDNN && whole == nil ? DNNLSplitConvolution(w, activation: activation) : nil
+        if whole == nil && dnnlSplit == nil { w.ensureResident() }
+        #else
+        w.ensureResident()
         #endif
     }
 

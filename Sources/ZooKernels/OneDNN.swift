@@ -126,6 +126,133 @@ extension DNNLRuntime {
     }
 }
 
+/// Weights copied into a blocked oneDNN layout by plain loops, without a oneDNN reorder primitive.
+///
+/// oneDNN 2.6's reorder from ZooKernels' packed layout ([kh, kw, in, out], `cdba`) into its blocked weight
+/// layouts (`ABcd8b8a`, `Acdb8a`, depthwise `Abcde8a`) is a JIT kernel made per shape, and it ran at
+/// 1-6 ms per ResNet-50 convolution: most of what oneDNN added to `zoo predict`'s start-up. Every layout
+/// these convolutions ask for has its innermost block along a dimension the packed copy holds contiguously
+/// (output channels, or groups for depthwise), so the copy moves runs of whole blocks. An exact copy: the
+/// same numbers as the reorder.
+enum DNNLBlockedCopy {
+    /// Copies the weights at `source` (logical dims of `md`: [O, I, kh, kw], or [G, O/G, I/G, kh, kw];
+    /// element strides `sourceStrides`) into `destination` (`dnnl_memory_desc_get_size(md)` bytes) in `md`'s
+    /// blocked layout, padding with zeros, multiplying each weight by `scales[k][its output channel]` for
+    /// each k in turn (as `PackedConvWeights.scaleOutputChannels` would have). False, with nothing promised
+    /// about `destination`, when `md` is not a blocked layout this copy knows.
+    static func copy(_ source: UnsafePointer<Float>, strides sourceStrides: [Int], scales: [[Float]] = [],
+                     into destination: UnsafeMutablePointer<Float>, md: dnnl_memory_desc_t, threads: Int) -> Bool {
+        let n = Int(md.ndims)
+        guard n >= 1, n <= 6, sourceStrides.count == n, md.format_kind == dnnl_blocked, md.data_type == dnnl_f32,
+              md.offset0 == 0, md.extra.flags == 0 else { return false }
+        let b = md.format_desc.blocking
+        let nblks = Int(b.inner_nblks)
+        let dims = withUnsafeBytes(of: md.dims) { Array($0.bindMemory(to: Int64.self).prefix(n)).map(Int.init) }
+        let padded = withUnsafeBytes(of: md.padded_dims) { Array($0.bindMemory(to: Int64.self).prefix(n)).map(Int.init) }
+        let outer = withUnsafeBytes(of: b.strides) { Array($0.bindMemory(to: Int64.self).prefix(n)).map(Int.init) }
+        let blks = withUnsafeBytes(of: b.inner_blks) { Array($0.bindMemory(to: Int64.self).prefix(nblks)).map(Int.init) }
+        let idxs = withUnsafeBytes(of: b.inner_idxs) { Array($0.bindMemory(to: Int64.self).prefix(nblks)).map(Int.init) }
+        guard nblks >= 1, blks.allSatisfy({ $0 > 0 }), idxs.allSatisfy({ (0..<n).contains($0) }),
+              dims.allSatisfy({ $0 > 0 }), zip(dims, padded).allSatisfy({ $0 <= $1 }) else { return false }
+        // The innermost block runs along `v` (stride 1 in the destination): runs of up to `vb` elements.
+        let v = idxs[nblks - 1], vb = blks[nblks - 1]
+        // The output channel of an element: x0 ([O, ...]) or x0 * O/G + x1 ([G, O/G, ...]); its step along v.
+        guard n == 4 || n == 5 || scales.isEmpty else { return false }
+        let channels = n == 5 ? dims[0] * dims[1] : dims[0]
+        guard scales.allSatisfy({ $0.count == channels }) else { return false }
+        let channelStep = v == 0 ? (n == 5 ? dims[1] : 1) : (v == 1 && n == 5 ? 1 : 0)
+        // offset(x) = sum over d of table[d][x_d]: the outer-block term plus every inner block's term of dim d.
+        var tables: [[Int]] = []
+        for d in 0..<n {
+            let blockProduct = zip(blks, idxs).filter { $0.1 == d }.reduce(1) { $0 * $1.0 }
+            guard padded[d] % blockProduct == 0 else { return false }
+            var t = [Int](repeating: 0, count: dims[d])
+            for x in 0..<dims[d] {
+                var off = (x / blockProduct) * outer[d]
+                var innerStride = 1, below = 1
+                for k in stride(from: nblks - 1, through: 0, by: -1) {
+                    if idxs[k] == d {
+                        off += ((x / below) % blks[k]) * innerStride
+                        below *= blks[k]
+                    }
+                    innerStride *= blks[k]
+                }
+                t[x] = off
+            }
+            tables.append(t)
+        }
+        let total = dnnl_memory_desc_get_size([md]) / MemoryLayout<Float>.stride
+        guard total >= padded.reduce(1, *) else { return false }
+        if padded != dims || total != padded.reduce(1, *) { destination.initialize(repeating: 0, count: total) }
+        // Rows: every index but v's, and v in runs of vb. When the source holds v contiguously (the packed
+        // copy), v's runs change fastest: the rows read the source in order. Otherwise (PyTorch's layout, v
+        // strided by a whole output channel) they change slowest: the vb rows of a run read vb source rows
+        // each in order, not one element of each of thousands of pages.
+        let runs = (dims[v] + vb - 1) / vb
+        let others = (0..<n).filter { $0 != v }
+        let rows = others.reduce(runs) { $0 * dims[$1] }
+        let order = sourceStrides[v] == 1 ? others + [v] : [v] + others
+        // One flat table: dims, source strides, table starts, the iteration order (slowest first), then the tables.
+        var flat = dims + sourceStrides
+        var acc = 4 * n
+        for d in 0..<n { flat.append(acc); acc += dims[d] }
+        flat += order
+        for t in tables { flat += t }
+        let scaleCount = scales.count
+        let allScales = scales.flatMap { $0 }
+        let tasks = Parallel.tasks(threads, work: rows * vb, minimumPerTask: 65_536)
+        flat.withUnsafeBufferPointer { buffer in
+            allScales.withUnsafeBufferPointer { scaleBuffer in
+                guard let meta = buffer.baseAddress else { return }
+                let scale = scaleBuffer.baseAddress
+                Parallel.run(tasks) { t in
+                    let range = Parallel.chunk(t, of: tasks, count: rows)
+                    guard !range.isEmpty else { return }
+                    withUnsafeTemporaryAllocation(of: Int.self, capacity: n) { xs in
+                        guard let x = xs.baseAddress else { return }
+                        let dim = meta, strides = meta + n, start = meta + 2 * n, order = meta + 3 * n
+                        let sv = strides[v]
+                        // The odometer at the first row (v counts in runs of vb).
+                        x.initialize(repeating: 0, count: n)
+                        var r = range.lowerBound
+                        for k in stride(from: n - 1, through: 0, by: -1) {
+                            let d = order[k]
+                            let extent = d == v ? runs : dim[d]
+                            x[d] = (r % extent) * (d == v ? vb : 1)
+                            r /= extent
+                        }
+                        for _ in range {
+                            var src = 0, dst = 0
+                            for d in 0..<n { src += x[d] * strides[d]; dst += meta[start[d] + x[d]] }
+                            let count = Swift.min(vb, dim[v] - x[v])
+                            let from = source + src, to = destination + dst
+                            if let scale, scaleCount > 0 {
+                                let c0 = n == 5 ? x[0] * dim[1] + x[1] : x[0]
+                                for j in 0..<count {
+                                    var value = from[j * sv]
+                                    for k in 0..<scaleCount { value *= scale[k * channels + c0 + j * channelStep] }
+                                    to[j] = value
+                                }
+                            } else if sv == 1 {
+                                to.update(from: from, count: count)
+                            } else {
+                                for j in 0..<count { to[j] = from[j * sv] }
+                            }
+                            for k in stride(from: n - 1, through: 0, by: -1) {
+                                let d = order[k]
+                                x[d] += d == v ? vb : 1
+                                if x[d] < dim[d] { break }
+                                x[d] = 0
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return true
+    }
+}
+
 /// One convolution through oneDNN: NHWC source and destination (the runtime's layout), weights
 /// reordered once, at load, into the layout oneDNN's implementation prefers, bias, residual (`sum`)
 /// and activation fused as post-ops. Primitives are created once per (batch, input size, threads,
@@ -280,22 +407,36 @@ final class DNNLConvolution: @unchecked Sendable {
     /// The memory descriptor of ZooKernels' packed weights: depthwise [kh, kw, C], else per group
     /// [kh, kw, in/g, out/g].
     private func sourceWeightsMD() -> dnnl_memory_desc_t? {
-        let d = descriptor
         var md = dnnl_memory_desc_t()
         var dims = weightDims()
+        var strides = sourceStrides().map(Int64.init)
+        guard dnnl_memory_desc_init_by_strides(&md, Int32(dims.count), &dims, dnnl_f32, &strides) == dnnl_success else { return nil }
+        return md
+    }
+
+    /// The element strides of PyTorch's weight layout ([O, I/G, kh, kw] of the whole convolution) for the dims
+    /// of `weightDims()`.
+    private func torchStrides() -> [Int] {
+        let d = descriptor, whole = source.descriptor
+        let taps = d.kernelH * d.kernelW, g = d.groups, cinG = whole.inChannels / g, coutG = d.outChannels / g
+        return g == 1 ? [cinG * taps, taps, d.kernelW, 1] : [coutG * cinG * taps, cinG * taps, taps, d.kernelW, 1]
+    }
+
+    /// The element strides of ZooKernels' packed weights for the dims of `weightDims()`.
+    private func sourceStrides() -> [Int] {
+        let d = descriptor
         let taps = d.kernelH * d.kernelW
-        var strides: [Int64]
+        let strides: [Int]
         if source.depthwise {
             let c = d.outChannels
-            strides = [1, Int64(c * taps), Int64(c * taps), Int64(d.kernelW * c), Int64(c)]
+            strides = [1, c * taps, c * taps, d.kernelW * c, c]
         } else {
             // A part's rows are strided by the whole convolution's input channels.
             let g = d.groups, cinG = source.descriptor.inChannels / g, coutG = d.outChannels / g
-            let kw = Int64(cinG * coutG), kh = Int64(d.kernelW * cinG * coutG)
-            strides = g == 1 ? [1, Int64(coutG), kh, kw] : [Int64(taps * cinG * coutG), 1, Int64(coutG), kh, kw]
+            let kw = cinG * coutG, kh = d.kernelW * cinG * coutG
+            strides = g == 1 ? [1, coutG, kh, kw] : [taps * cinG * coutG, 1, coutG, kh, kw]
         }
-        guard dnnl_memory_desc_init_by_strides(&md, Int32(dims.count), &dims, dnnl_f32, &strides) == dnnl_success else { return nil }
-        return md
+        return strides
     }
 
     /// Weights in the layout `want`: reordered the first time a layout is asked for, from the first
@@ -303,12 +444,22 @@ final class DNNLConvolution: @unchecked Sendable {
     private func weights(_ want: UnsafePointer<dnnl_memory_desc_t>) -> DNNLWeights? {
         for r in reordered where dnnl_memory_desc_equal(&r.md, want) != 0 { return r }
         let bytes = dnnl_memory_desc_get_size(want)
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 64), alignment: 64)
+        let buffer = WeightMemory.allocate(byteCount: max(bytes, 64))
         var ok = false
         if let first = reordered.first {
             ok = runtime.reorder(&first.md, first.buffer, want, buffer)
-        } else if var packedMD = sourceWeightsMD(), source.ensureResident() {
-            ok = runtime.reorder(&packedMD, source.packed + sourceOffset, want, buffer)
+        } else if let copied = source.withDeferredWeights({ w, scales in
+            // Straight from PyTorch's layout (the packed copy was never filled).
+            DNNLBlockedCopy.copy(w + channels.lowerBound * descriptor.kernelH * descriptor.kernelW, strides: torchStrides(),
+                                 scales: scales, into: buffer.bindMemory(to: Float.self, capacity: max(bytes, 64) / 4),
+                                 md: want.pointee, threads: DNNLRuntime.cores)
+        }), copied {
+            ok = true
+        } else if source.ensureResident() {
+            let from = UnsafePointer(source.packed + sourceOffset)
+            ok = DNNLBlockedCopy.copy(from, strides: sourceStrides(), into: buffer.bindMemory(to: Float.self, capacity: max(bytes, 64) / 4),
+                                      md: want.pointee, threads: DNNLRuntime.cores)
+            if !ok, var packedMD = sourceWeightsMD() { ok = runtime.reorder(&packedMD, from, want, buffer) }
         }
         var memory: dnnl_memory_t?
         guard ok, dnnl_memory_create(&memory, want, runtime.engine, buffer) == dnnl_success, let memory else {

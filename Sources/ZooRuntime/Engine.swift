@@ -67,6 +67,8 @@ struct ValueShape: Hashable {
 /// Compile-time record of a convolution still open for fusion.
 struct PendingConv {
     var weights: PackedConvWeights
+    /// The weight tensor the packed weights defer to (its mapped pages are dropped once the kernel is built).
+    var source: Tensor
     var bias: [Float]?
     var activation: Activation = .none
     var hasResidual = false
@@ -193,7 +195,7 @@ final class Engine: @unchecked Sendable {
                 let b = hasBias ? try param("\(name).bias", [cout]).floats() : nil
                 guard let packed = Engine.pack(d, w) else { throw ZooError(.badInput, "cannot pack convolution \(node.op)", item: name) }
                 addStep(.input, [value(node.inputs[0])], node: i, flat: false)
-                pendingConv[steps.count - 1] = PendingConv(weights: packed, bias: b)
+                pendingConv[steps.count - 1] = PendingConv(weights: packed, source: w, bias: b)
             case let .batchNorm(channels, eps):
                 try needInputs(1)
                 let gamma = try param("\(name).weight", [channels]).floats()
@@ -272,7 +274,7 @@ final class Engine: @unchecked Sendable {
                 let b = hasBias ? try param("\(name).bias", [cout]).floats() : nil
                 guard let packed = Engine.pack(d, w) else { throw ZooError(.badInput, "cannot pack \(node.op)", item: name) }
                 addStep(.input, [value(node.inputs[0])], node: i, flat: false)
-                pendingConv[steps.count - 1] = PendingConv(weights: packed, bias: b)
+                pendingConv[steps.count - 1] = PendingConv(weights: packed, source: w, bias: b)
             case let .layerNorm(channels, eps):
                 try needInputs(1)
                 guard channels > 0, eps >= 0 else { throw ZooError(.badInput, "invalid LayerNorm \(node.op)", item: name) }
@@ -334,6 +336,8 @@ final class Engine: @unchecked Sendable {
                 Conv2D(conv.weights, bias: $0, activation: conv.activation, backend: backend)
             } } ?? Conv2D(conv.weights, bias: nil, activation: conv.activation, backend: backend)
             guard let kernel else { throw ZooError(.badInput, "cannot build convolution \(conv.weights.descriptor)", item: steps[s].name) }
+            // The kernel holds the weights in its own layout now (packed, or oneDNN's).
+            Engine.releasePages(conv.source)
             steps[s].kind = .conv(kernel)
         }
         for (s, lin) in pendingLinear {
@@ -356,19 +360,20 @@ final class Engine: @unchecked Sendable {
                       nodeNames: nodes.map(\.name), backend: backend)
     }
 
-    /// Packs a convolution weight straight from the tensor (widening a non-F32 dtype through a
-    /// temporary), then lets the kernel drop the mapped source pages: the packed copy is the only one kept.
+    /// Convolution weights over the tensor (widened to F32 first when it is not), packed when first needed:
+    /// by the kernel built from them (`Conv2D`), which copies them straight into oneDNN's layout or packs them
+    /// for ZooKernels' own kernels. The caller drops the tensor's mapped pages once that kernel exists.
     static func pack(_ d: ConvDescriptor, _ t: Tensor) -> PackedConvWeights? {
-        let packed: PackedConvWeights?
-        if t.dtype == .f32, t.withUnsafeBytes({ Int(bitPattern: $0.baseAddress) % 4 == 0 }) {
-            packed = t.withUnsafeBytes { raw in
-                PackedConvWeights(d, weight: UnsafeBufferPointer(start: raw.baseAddress?.assumingMemoryBound(to: Float.self), count: t.elementCount))
-            }
-        } else {
-            packed = t.floats().withUnsafeBufferPointer { PackedConvWeights(d, weight: $0) }
+        var t = t
+        if t.dtype != .f32 || t.withUnsafeBytes({ Int(bitPattern: $0.baseAddress) % 4 != 0 }) {
+            guard let widened = try? Tensor(shape: t.shape, floats: t.floats()) else { return nil }
+            t = widened
         }
-        releasePages(t)
-        return packed
+        let owner = TensorOwner(t)
+        return t.withUnsafeBytes { raw in
+            PackedConvWeights(d, deferring: UnsafeBufferPointer(start: raw.baseAddress?.assumingMemoryBound(to: Float.self), count: t.elementCount),
+                              owner: owner)
+        }
     }
 
     /// Tells the kernel the mapped pages wholly inside `t` are no longer needed (they are clean
