@@ -131,9 +131,9 @@ extension DNNLRuntime {
 /// oneDNN 2.6's reorder from ZooKernels' packed layout ([kh, kw, in, out], `cdba`) into its blocked weight
 /// layouts (`ABcd8b8a`, `Acdb8a`, depthwise `Abcde8a`) is a JIT kernel made per shape, and it ran at
 /// 1-6 ms per ResNet-50 convolution: most of what oneDNN added to `zoo predict`'s start-up. Every layout
-/// these convolutions ask for has its innermost block along a dimension the packed copy holds contiguously
-/// (output channels, or groups for depthwise), so the copy moves runs of whole blocks. An exact copy: the
-/// same numbers as the reorder.
+/// these convolutions ask for has its innermost block along one dimension (output channels, or groups for
+/// depthwise), so the copy moves runs of up to one block, read contiguously from the packed copy or gathered
+/// from PyTorch's layout. An exact copy: the same numbers as the reorder (and as packing then scaling).
 enum DNNLBlockedCopy {
     /// Copies the weights at `source` (logical dims of `md`: [O, I, kh, kw], or [G, O/G, I/G, kh, kw];
     /// element strides `sourceStrides`) into `destination` (`dnnl_memory_desc_get_size(md)` bytes) in `md`'s
@@ -339,7 +339,8 @@ final class DNNLConvolution: @unchecked Sendable {
     private var reordered: [DNNLWeights] = []
 
     /// Prepares the convolution: asks oneDNN for its preferred weight layout (on a probe input),
-    /// reorders the weights into it and releases the pages of ZooKernels' packed copy. nil when
+    /// copies the weights into it (from PyTorch's layout while they are deferred, else from the packed copy) and
+    /// releases the pages of ZooKernels' packed copy. nil when
     /// oneDNN is off or cannot take this convolution.
     convenience init?(_ w: PackedConvWeights, activation: Activation) {
         self.init(w, activation: activation, part: nil)
