@@ -254,7 +254,7 @@ enum DNNLBlockedCopy {
 }
 
 /// One convolution through oneDNN: NHWC source and destination (the runtime's layout), weights
-/// reordered once, at load, into the layout oneDNN's implementation prefers, bias, residual (`sum`)
+/// copied once, at load, into the layout oneDNN's implementation prefers, bias, residual (`sum`)
 /// and activation fused as post-ops. Primitives are created once per (batch, input size, threads,
 /// residual) and cached; the scratchpad is the caller's (user scratchpad mode), so concurrent calls
 /// share nothing but the read-only weights.
