@@ -82,13 +82,9 @@ public final class PackedConvWeights: @unchecked Sendable {
 
     /// Packs `weight` (PyTorch layout [out, in/groups, kh, kw], row-major); nil when the descriptor is
     /// invalid or the count is wrong.
-    public init?(_ d: ConvDescriptor, weight: UnsafeBufferPointer<Float>) {
-        guard d.isValid, weight.count == d.weightCount, let w = weight.baseAddress else { return nil }
-        descriptor = d
-        depthwise = d.isDepthwise
-        byteCount = max(d.weightCount, 1) * MemoryLayout<Float>.stride
-        packed = WeightMemory.allocate(byteCount: byteCount).bindMemory(to: Float.self, capacity: max(d.weightCount, 1))
-        PackedConvWeights.pack(w, d, into: packed)
+    public convenience init?(_ d: ConvDescriptor, weight: UnsafeBufferPointer<Float>) {
+        self.init(d, deferring: weight, owner: nil)
+        ensureResident()
     }
 
     /// Keeps `weight` (PyTorch layout, alive as long as `owner` is) and packs it only when the packed copy is

@@ -1,35 +1,11 @@
 /// Pooling kernels over NHWC buffers, vectorised over channels.
 public enum Pooling {
     /// Max pooling (padding never wins: it behaves as -infinity). Windows with no valid input give -infinity.
+    /// The window is read straight from the input (8 channels at a time, then one by one), no table of
+    /// pointers per output pixel: a blocked value is images of 8 channels, so that table cost more than the
+    /// comparisons.
     public static func max(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, batch: Int, channels c: Int,
                            geometry g: WindowGeometry, kernel: (Int, Int), stride: (Int, Int), threads: Int) {
-        if c % 8 == 0 {
-            maxVectorised(x, into: out, batch: batch, channels: c, geometry: g, kernel: kernel, stride: stride, threads: threads)
-            return
-        }
-        window(x, into: out, batch: batch, channels: c, geometry: g, kernel: kernel, stride: stride, threads: threads) { o, ptrs, _, _ in
-            var ch = 0
-            let ninf = -Float.infinity
-            while ch + 8 <= c {
-                var m = SIMD8<Float>(repeating: ninf)
-                for p in ptrs { m = vmax(m, load8(p + ch)) }
-                store8(m, o + ch)
-                ch += 8
-            }
-            while ch < c {
-                var m = ninf
-                for p in ptrs { let v = p[ch]; if v > m || v.isNaN { m = v } }
-                o[ch] = m
-                ch += 1
-            }
-        }
-    }
-
-    /// Max pooling when the channels are a multiple of 8 (every blocked value: images of 8 channels): the
-    /// window read straight from the input, no table of pointers per output pixel. The same comparisons in
-    /// the same order as the general path.
-    static func maxVectorised(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, batch: Int, channels c: Int,
-                              geometry g: WindowGeometry, kernel: (Int, Int), stride: (Int, Int), threads: Int) {
         let rows = batch * g.outH
         let kh = kernel.0, kw = kernel.1
         let tasks = Parallel.tasks(threads, work: rows * g.outW * c * kh * kw, minimumPerTask: 65_536)
@@ -43,17 +19,25 @@ public enum Pooling {
                     let xs = ox * stride.1 - g.padLeft
                     let x0 = Swift.max(xs, 0), x1 = Swift.min(xs + kw, g.inW)
                     let o = out + (row * g.outW + ox) * c
+                    let rowsOfWindow = y1 > y0 && x1 > x0 ? y0..<y1 : 0..<0
                     var ch = 0
-                    while ch < c {
+                    while ch + 8 <= c {
                         var m = SIMD8<Float>(repeating: -.infinity)
-                        if y1 > y0 && x1 > x0 {
-                            for iy in y0..<y1 {
-                                let line = src + iy * g.inW * c + ch
-                                for ix in x0..<x1 { m = vmax(m, load8(line + ix * c)) }
-                            }
+                        for iy in rowsOfWindow {
+                            let line = src + iy * g.inW * c + ch
+                            for ix in x0..<x1 { m = vmax(m, load8(line + ix * c)) }
                         }
                         store8(m, o + ch)
                         ch += 8
+                    }
+                    while ch < c {
+                        var m = -Float.infinity
+                        for iy in rowsOfWindow {
+                            let line = src + iy * g.inW * c + ch
+                            for ix in x0..<x1 { let v = line[ix * c]; if v > m || v.isNaN { m = v } }
+                        }
+                        o[ch] = m
+                        ch += 1
                     }
                 }
             }

@@ -341,10 +341,7 @@ final class Engine: @unchecked Sendable {
             steps[s].kind = .conv(kernel)
         }
         for (s, lin) in pendingLinear {
-            var t = lin.weight
-            if t.dtype != .f32 || t.withUnsafeBytes({ Int(bitPattern: $0.baseAddress) % 4 != 0 }) {
-                t = try Tensor(shape: t.shape, floats: t.floats())
-            }
+            let t = try Engine.alignedF32(lin.weight)
             let owner = TensorOwner(t)
             let kernel: Linear? = t.withUnsafeBytes { raw in
                 guard let base = raw.baseAddress else { return nil }
@@ -360,15 +357,17 @@ final class Engine: @unchecked Sendable {
                       nodeNames: nodes.map(\.name), backend: backend)
     }
 
+    /// `t` itself when it is F32 at an aligned address (the kernels read it in place), else a widened copy.
+    static func alignedF32(_ t: Tensor) throws -> Tensor {
+        if t.dtype == .f32, t.withUnsafeBytes({ Int(bitPattern: $0.baseAddress) % 4 == 0 }) { return t }
+        return try Tensor(shape: t.shape, floats: t.floats())
+    }
+
     /// Convolution weights over the tensor (widened to F32 first when it is not), packed when first needed:
     /// by the kernel built from them (`Conv2D`), which copies them straight into oneDNN's layout or packs them
     /// for ZooKernels' own kernels. The caller drops the tensor's mapped pages once that kernel exists.
     static func pack(_ d: ConvDescriptor, _ t: Tensor) -> PackedConvWeights? {
-        var t = t
-        if t.dtype != .f32 || t.withUnsafeBytes({ Int(bitPattern: $0.baseAddress) % 4 != 0 }) {
-            guard let widened = try? Tensor(shape: t.shape, floats: t.floats()) else { return nil }
-            t = widened
-        }
+        guard let t = try? alignedF32(t) else { return nil }
         let owner = TensorOwner(t)
         return t.withUnsafeBytes { raw in
             PackedConvWeights(d, deferring: UnsafeBufferPointer(start: raw.baseAddress?.assumingMemoryBound(to: Float.self), count: t.elementCount),
